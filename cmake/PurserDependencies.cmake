@@ -1,0 +1,16 @@
+# Every dependency comes from a Debian 12 package (scripts/setup installs them).
+# How each is found is recorded in ../shared/PLATFORM.md.
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+find_package(RocksDB CONFIG REQUIRED)
+find_package(CapnProto CONFIG REQUIRED)
+find_package(OpenSSL REQUIRED)
+find_package(Boost 1.74 CONFIG REQUIRED)
+find_package(simdjson CONFIG REQUIRED)
+pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
+if(PURSER_BUILD_TESTS)
+  find_package(GTest CONFIG REQUIRED)
+endif()
+if(PURSER_BUILD_BENCH)
+  find_package(benchmark CONFIG REQUIRED)
+endif()

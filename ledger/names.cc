@@ -1,0 +1,108 @@
+// Names of request and event types, for logs, metrics and exports.
+#include <type_traits>
+
+#include "ledger/commands.h"
+#include "ledger/events.h"
+
+namespace purser {
+
+namespace {
+
+template <typename T>
+constexpr const char* RequestName() {
+  if constexpr (std::is_same_v<T, cmd::OpenAccount>) return "open_account";
+  else if constexpr (std::is_same_v<T, cmd::SetCaps>) return "set_caps";
+  else if constexpr (std::is_same_v<T, cmd::Freeze>) return "freeze";
+  else if constexpr (std::is_same_v<T, cmd::Unfreeze>) return "unfreeze";
+  else if constexpr (std::is_same_v<T, cmd::Deposit>) return "deposit";
+  else if constexpr (std::is_same_v<T, cmd::Reserve>) return "reserve";
+  else if constexpr (std::is_same_v<T, cmd::Settle>) return "settle";
+  else if constexpr (std::is_same_v<T, cmd::Void>) return "void";
+  else if constexpr (std::is_same_v<T, cmd::Extend>) return "extend";
+  else if constexpr (std::is_same_v<T, cmd::RecordUsage>) return "usage";
+  else if constexpr (std::is_same_v<T, cmd::Refund>) return "refund";
+  else if constexpr (std::is_same_v<T, cmd::RecordRevenue>) return "revenue";
+  else if constexpr (std::is_same_v<T, cmd::Adjust>) return "adjustment";
+  else if constexpr (std::is_same_v<T, cmd::SetPrice>) return "set_price";
+  else if constexpr (std::is_same_v<T, cmd::SetBaseline>) return "set_baseline";
+  else if constexpr (std::is_same_v<T, cmd::IssueKey>) return "issue_key";
+  else if constexpr (std::is_same_v<T, cmd::RevokeKey>) return "revoke_key";
+  else if constexpr (std::is_same_v<T, cmd::RegisterWebhook>) return "register_webhook";
+  else if constexpr (std::is_same_v<T, cmd::RemoveWebhook>) return "remove_webhook";
+  else if constexpr (std::is_same_v<T, cmd::IngestDailyReport>) return "daily_report";
+  else if constexpr (std::is_same_v<T, cmd::ExpireDue>) return "expire";
+  else if constexpr (std::is_same_v<T, cmd::CountRejections>) return "count_rejections";
+  else if constexpr (std::is_same_v<T, query::Authenticate>) return "authenticate";
+  else if constexpr (std::is_same_v<T, query::GetAccount>) return "get_account";
+  else if constexpr (std::is_same_v<T, query::ListAccounts>) return "list_accounts";
+  else if constexpr (std::is_same_v<T, query::GetBalance>) return "get_balance";
+  else if constexpr (std::is_same_v<T, query::GetReservation>) return "get_reservation";
+  else if constexpr (std::is_same_v<T, query::ListReservations>) return "list_reservations";
+  else if constexpr (std::is_same_v<T, query::GetSpend>) return "get_spend";
+  else if constexpr (std::is_same_v<T, query::ListAlerts>) return "list_alerts";
+  else if constexpr (std::is_same_v<T, query::ListPrices>) return "list_prices";
+  else if constexpr (std::is_same_v<T, query::EstimateCost>) return "estimate";
+  else if constexpr (std::is_same_v<T, query::ListKeys>) return "list_keys";
+  else if constexpr (std::is_same_v<T, query::ListWebhooks>) return "list_webhooks";
+  else if constexpr (std::is_same_v<T, query::GetPnl>) return "get_pnl";
+  else if constexpr (std::is_same_v<T, query::GetChainHead>) return "chain_head";
+  else if constexpr (std::is_same_v<T, query::GetDigest>) return "digest";
+  else static_assert(sizeof(T) == 0, "name every request type");
+}
+
+template <typename T>
+constexpr const char* EventName() {
+  if constexpr (std::is_same_v<T, event::AccountOpened>) return "AccountOpened";
+  else if constexpr (std::is_same_v<T, event::AccountFrozen>) return "AccountFrozen";
+  else if constexpr (std::is_same_v<T, event::AccountUnfrozen>) return "AccountUnfrozen";
+  else if constexpr (std::is_same_v<T, event::CapsSet>) return "CapsSet";
+  else if constexpr (std::is_same_v<T, event::Deposited>) return "Deposited";
+  else if constexpr (std::is_same_v<T, event::Reserved>) return "Reserved";
+  else if constexpr (std::is_same_v<T, event::Settled>) return "Settled";
+  else if constexpr (std::is_same_v<T, event::Voided>) return "Voided";
+  else if constexpr (std::is_same_v<T, event::Expired>) return "Expired";
+  else if constexpr (std::is_same_v<T, event::Extended>) return "Extended";
+  else if constexpr (std::is_same_v<T, event::Refunded>) return "Refunded";
+  else if constexpr (std::is_same_v<T, event::UsageCharged>) return "UsageCharged";
+  else if constexpr (std::is_same_v<T, event::RevenueRecorded>) return "RevenueRecorded";
+  else if constexpr (std::is_same_v<T, event::PriceSet>) return "PriceSet";
+  else if constexpr (std::is_same_v<T, event::BaselineSet>) return "BaselineSet";
+  else if constexpr (std::is_same_v<T, event::AlertRaised>) return "AlertRaised";
+  else if constexpr (std::is_same_v<T, event::Adjusted>) return "Adjusted";
+  else if constexpr (std::is_same_v<T, event::RejectionsCounted>) return "RejectionsCounted";
+  else if constexpr (std::is_same_v<T, event::ApiKeyIssued>) return "ApiKeyIssued";
+  else if constexpr (std::is_same_v<T, event::ApiKeyRevoked>) return "ApiKeyRevoked";
+  else if constexpr (std::is_same_v<T, event::WebhookRegistered>) return "WebhookRegistered";
+  else if constexpr (std::is_same_v<T, event::WebhookRemoved>) return "WebhookRemoved";
+  else if constexpr (std::is_same_v<T, event::DailyReportIngested>) return "DailyReportIngested";
+  else static_assert(sizeof(T) == 0, "name every event type");
+}
+
+template <typename T>
+constexpr bool IsCommandType() {
+  return !std::is_same_v<T, query::Authenticate> && !std::is_same_v<T, query::GetAccount> &&
+         !std::is_same_v<T, query::ListAccounts> && !std::is_same_v<T, query::GetBalance> &&
+         !std::is_same_v<T, query::GetReservation> &&
+         !std::is_same_v<T, query::ListReservations> && !std::is_same_v<T, query::GetSpend> &&
+         !std::is_same_v<T, query::ListAlerts> && !std::is_same_v<T, query::ListPrices> &&
+         !std::is_same_v<T, query::EstimateCost> && !std::is_same_v<T, query::ListKeys> &&
+         !std::is_same_v<T, query::ListWebhooks> && !std::is_same_v<T, query::GetPnl> &&
+         !std::is_same_v<T, query::GetChainHead> && !std::is_same_v<T, query::GetDigest>;
+}
+
+}  // namespace
+
+const char* RequestTypeName(const RequestBody& body) {
+  return std::visit([](const auto& b) { return RequestName<std::decay_t<decltype(b)>>(); }, body);
+}
+
+bool IsCommand(const RequestBody& body) {
+  return std::visit([](const auto& b) { return IsCommandType<std::decay_t<decltype(b)>>(); },
+                    body);
+}
+
+const char* EventTypeName(const EventBody& body) {
+  return std::visit([](const auto& b) { return EventName<std::decay_t<decltype(b)>>(); }, body);
+}
+
+}  // namespace purser

@@ -1,0 +1,342 @@
+// The ledger's state: every account, wallet, cap, reservation, id-index entry,
+// price and projection, as derived from the log.
+//
+// State is plain data. It changes only through Apply(), a pure function of
+// the state and one event that both the live service and replay/ call, so a
+// replay reproduces the live state bit for bit. Decisions (admission checks,
+// costs) live in ledger/machine.h and read State without changing it.
+//
+// Thread-safety: none. One thread (the sequencer's) owns a State.
+#pragma once
+
+#include <bitset>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "ledger/events.h"
+#include "ledger/types.h"
+
+namespace purser {
+
+using AccountIndex = uint32_t;
+inline constexpr AccountIndex kNoAccount = UINT32_MAX;
+
+// Transparent string hashing so maps keyed by std::string take string_view.
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view text) const;
+};
+template <typename V>
+using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+
+// Interns dimension strings (models, actions, tag values ...) as small ids.
+// Id 0 is the empty string. Ids depend only on the order strings are first
+// seen, which replay reproduces; canonical output uses the strings.
+class Interner {
+ public:
+  Interner();
+  uint32_t Intern(std::string_view text);
+  // The id of `text`, or nullopt when it was never interned.
+  std::optional<uint32_t> Find(std::string_view text) const;
+  const std::string& Get(uint32_t id) const { return *strings_[id]; }
+  size_t size() const { return strings_.size(); }
+
+ private:
+  std::vector<std::unique_ptr<std::string>> strings_;
+  std::unordered_map<std::string_view, uint32_t, StringHash, std::equal_to<>> ids_;
+};
+
+// Totals of one spend row (one dimension value on one day of one account).
+struct SpendTotals {
+  int64_t cost_micros = 0;
+  int64_t calls = 0;
+  int64_t input_tokens = 0;
+  int64_t output_tokens = 0;
+  int64_t cached_input_tokens = 0;
+  int64_t cache_write_tokens = 0;
+  int64_t reasoning_tokens = 0;
+  bool operator==(const SpendTotals&) const = default;
+};
+
+// What a row of a DayBook is keyed by: (dimension << 32) | interned value.
+enum class Dimension : uint8_t {
+  kTotal = 0,      // value 0: all spend of the day
+  kModel = 1,
+  kAction = 2,
+  kWaste = 3,
+  kRevenue = 4,    // cost_micros holds revenue, calls counts records
+  kRejection = 5,  // value = ResultCode number, calls holds the count
+  kOutcome = 6,    // value = Outcome number
+  kTagBase = 16,   // kTagBase + slot of an indexed tag key on the root
+};
+inline uint64_t RowKey(Dimension dimension, uint32_t value) {
+  return uint64_t{static_cast<uint8_t>(dimension)} << 32 | value;
+}
+inline uint64_t TagRowKey(size_t slot, uint32_t value) {
+  return uint64_t{static_cast<uint8_t>(Dimension::kTagBase) + slot} << 32 | value;
+}
+inline Dimension RowDimension(uint64_t key) { return static_cast<Dimension>(key >> 32); }
+inline uint32_t RowValue(uint64_t key) { return static_cast<uint32_t>(key); }
+
+// An account's own spend on one UTC day, by dimension.
+using DayBook = std::unordered_map<uint64_t, SpendTotals>;
+
+// Threshold alerts already raised in one window instance.
+struct ThresholdArm {
+  int64_t instance = -1;      // day / month index the mask belongs to
+  std::bitset<128> fired;     // bit p = the p% threshold was raised
+  bool operator==(const ThresholdArm&) const = default;
+};
+
+struct Account {
+  std::string id;
+  std::string name;
+  AccountIndex parent = kNoAccount;
+  AccountIndex root = kNoAccount;
+  AccountIndex funding = kNoAccount;  // nearest wallet on the path, itself included
+  uint8_t depth = 0;                  // 0 for a root
+  AccountKind kind = AccountKind::kOrg;
+  bool wallet = false;
+  bool frozen = false;
+  Caps caps;
+
+  // Wallet (when `wallet`).
+  int64_t balance_micros = 0;
+  int64_t wallet_held_micros = 0;  // holds of the pending reservations it funds
+  // Flows of the conservation law: balance = deposits + adjustments + refunds - charges.
+  int64_t deposited_micros = 0;
+  int64_t adjusted_micros = 0;
+  int64_t refunded_micros = 0;
+  int64_t charged_micros = 0;
+
+  // Subtree aggregates: this account and everything below it.
+  int64_t held_micros = 0;
+  int64_t inflight = 0;
+  int64_t spend_day = -1;     // the day spent_day_micros belongs to
+  int64_t spent_day_micros = 0;
+  int64_t spend_month = -1;   // the month spent_month_micros belongs to
+  int64_t spent_month_micros = 0;
+  int64_t spent_total_micros = 0;
+  // This account's own pending reservations.
+  int64_t own_held_micros = 0;
+  int64_t own_inflight = 0;
+
+  int64_t revenue_total_micros = 0;  // own revenue, lifetime
+  int64_t baseline_micros_per_hour = 0;
+  int64_t baseline_multiplier_bp = 0;
+
+  ThresholdArm arms[3];          // daily, monthly, lifetime
+  int64_t overrun_alert_hour = -1;
+  size_t overrun_alert_index = 0;  // index in State::alerts of this hour's overrun alert
+
+  std::vector<AccountIndex> children;
+  std::vector<std::string> indexed_tag_keys;  // roots only
+  std::vector<std::unordered_set<uint32_t>> tag_values_seen;  // roots only, per indexed key
+  std::map<int64_t, DayBook> days;  // own spend per UTC day
+  uint64_t request_hash = 0;        // of the AccountOpened, for idempotent creates
+
+  int64_t SpentDay(int64_t day) const { return spend_day == day ? spent_day_micros : 0; }
+  int64_t SpentMonth(int64_t month) const {
+    return spend_month == month ? spent_month_micros : 0;
+  }
+};
+
+// What a settle, usage or expiry charge took, so that a refund or a late
+// settle can reverse exactly the rows it added to.
+struct ChargeRecord {
+  AccountIndex account = kNoAccount;
+  int64_t charged_micros = 0;
+  int64_t refunded_micros = 0;
+  int64_t day = 0;
+  std::vector<uint64_t> row_keys;  // DayBook rows besides the total row
+};
+
+struct Reservation {
+  std::string id;
+  AccountIndex account = kNoAccount;
+  AccountIndex funding = kNoAccount;
+  ReservationStatus status = ReservationStatus::kPending;
+  int64_t amount_micros = 0;
+  int64_t created_us = 0;
+  int64_t expires_us = 0;
+  int64_t original_expires_us = 0;
+  int64_t ttl_s = 0;
+  int64_t headroom_after_micros = 0;
+  uint64_t request_hash = 0;
+  uint32_t run_id = 0;  // interned
+  uint32_t action = 0;  // interned
+  Tags tags;
+  // After the reservation stopped being pending.
+  uint64_t settle_hash = 0;
+  int64_t cost_micros = 0;
+  int64_t released_micros = 0;
+  int64_t overrun_micros = 0;
+  bool late = false;
+  bool expiry_charged = false;
+  ChargeRecord charge;
+};
+
+struct UsageRecord {
+  uint64_t request_hash = 0;
+  int64_t cost_micros = 0;
+  int64_t overrun_micros = 0;
+  ChargeRecord charge;
+};
+
+// An id-index entry of a create with no richer record: its payload hash and
+// the figure its reply repeats.
+struct IdEntry {
+  uint64_t request_hash = 0;
+  int64_t value = 0;  // deposit/adjustment: balance after; refund: amount
+};
+
+struct ApiKey {
+  std::string key_id;
+  AccountIndex account = kNoAccount;  // kNoAccount = global
+  Role role = Role::kReader;
+  std::string label;
+  Sha256Digest secret_sha256{};
+  bool revoked = false;
+  int64_t valid_until_us = INT64_MAX;  // a rotated key works until then
+  int64_t created_us = 0;
+  std::string request_id;
+  uint64_t request_hash = 0;
+};
+
+struct Webhook {
+  std::string webhook_id;
+  std::string url;
+  std::vector<std::string> events;
+  AccountIndex account = kNoAccount;
+  bool removed = false;
+  int64_t created_us = 0;
+  std::string actor;
+  uint64_t request_hash = 0;
+};
+
+struct Alert {
+  uint64_t id = 0;
+  AccountIndex account = kNoAccount;
+  AlertType type = AlertType::kBudgetThreshold;
+  std::string severity;
+  uint8_t threshold_pct = 0;
+  CapWindow window = CapWindow::kNone;
+  int64_t window_instance = 0;
+  int64_t limit_micros = 0;
+  int64_t value_micros = 0;
+  std::string message;
+  int64_t created_us = 0;
+  int64_t count = 1;  // overruns aggregated into it
+};
+
+struct DailyReport {
+  uint64_t sequence = 0;  // of the event that holds it
+  event::DailyReportIngested report;
+};
+
+struct PriceVersion {
+  uint64_t version = 0;
+  int64_t since_us = 0;
+  PriceRates rates;
+};
+
+class State {
+ public:
+  State();
+  State(const State&) = delete;
+  State& operator=(const State&) = delete;
+
+  // Applies one event. Pure: the result depends only on the state and the
+  // event. Events must come in sequence order without gaps.
+  void Apply(const Event& event);
+
+  AccountIndex FindAccount(std::string_view id) const;
+  const Account& account(AccountIndex index) const { return accounts[index]; }
+  // True when `account` is `ancestor` or below it.
+  bool IsInSubtree(AccountIndex account, AccountIndex ancestor) const;
+  // The current rates of a model, or nullptr when it has no price.
+  const PriceRates* CurrentRates(std::string_view model) const;
+
+  uint64_t last_sequence = 0;
+  int64_t last_timestamp_us = 0;
+  uint64_t price_version = 0;
+
+  std::vector<Account> accounts;  // by AccountIndex, in opening order
+  StringMap<AccountIndex> account_ids;
+  std::vector<AccountIndex> roots;
+  Interner strings;
+
+  StringMap<Reservation> reservations;
+  std::set<std::pair<int64_t, std::string>> expiry_queue;  // (expires_us, id) of pending ones
+  StringMap<UsageRecord> usages;
+  StringMap<IdEntry> deposits;
+  StringMap<IdEntry> refunds;
+  StringMap<IdEntry> revenues;
+  StringMap<IdEntry> adjustments;
+
+  StringMap<std::vector<PriceVersion>> prices;  // by model, oldest first
+
+  StringMap<ApiKey> keys;
+  std::map<Sha256Digest, std::string> keys_by_hash;
+  StringMap<std::string> key_requests;  // Idempotency-Key -> key id
+
+  StringMap<Webhook> webhooks;
+  StringMap<std::string> webhook_requests;
+
+  std::vector<Alert> alerts;  // in event order
+
+  std::map<std::pair<std::string, int64_t>, DailyReport> daily_reports;  // (account, day)
+  StringMap<uint64_t> daily_report_ids;  // report id -> request hash
+
+  uint64_t events_applied = 0;
+
+ private:
+  void ApplyBody(const Event& event, const event::AccountOpened& e);
+  void ApplyBody(const Event& event, const event::AccountFrozen& e);
+  void ApplyBody(const Event& event, const event::AccountUnfrozen& e);
+  void ApplyBody(const Event& event, const event::CapsSet& e);
+  void ApplyBody(const Event& event, const event::Deposited& e);
+  void ApplyBody(const Event& event, const event::Reserved& e);
+  void ApplyBody(const Event& event, const event::Settled& e);
+  void ApplyBody(const Event& event, const event::Voided& e);
+  void ApplyBody(const Event& event, const event::Expired& e);
+  void ApplyBody(const Event& event, const event::Extended& e);
+  void ApplyBody(const Event& event, const event::Refunded& e);
+  void ApplyBody(const Event& event, const event::UsageCharged& e);
+  void ApplyBody(const Event& event, const event::RevenueRecorded& e);
+  void ApplyBody(const Event& event, const event::PriceSet& e);
+  void ApplyBody(const Event& event, const event::BaselineSet& e);
+  void ApplyBody(const Event& event, const event::AlertRaised& e);
+  void ApplyBody(const Event& event, const event::Adjusted& e);
+  void ApplyBody(const Event& event, const event::RejectionsCounted& e);
+  void ApplyBody(const Event& event, const event::ApiKeyIssued& e);
+  void ApplyBody(const Event& event, const event::ApiKeyRevoked& e);
+  void ApplyBody(const Event& event, const event::WebhookRegistered& e);
+  void ApplyBody(const Event& event, const event::WebhookRemoved& e);
+  void ApplyBody(const Event& event, const event::DailyReportIngested& e);
+
+  AccountIndex MustFindAccount(std::string_view id) const;
+  Reservation& MustFindReservation(std::string_view id);
+  // Changes the holds of a pending reservation on its path and wallet by
+  // `sign` (+1 take, -1 release).
+  void ChangeHold(const Reservation& reservation, int sign);
+  // Records spend and returns what a refund would need to reverse it.
+  ChargeRecord RecordSpend(AccountIndex account, int64_t cost_micros, int64_t timestamp_us,
+                           const Dimensions& dimensions, const TokenCounts& tokens,
+                           int64_t overrun_micros);
+  // Reverses `amount_micros` of a charge: wallet, windows still current,
+  // lifetime and dimension rows.
+  enum class Reversal { kRefund, kExpiryCharge };
+  void ReverseSpend(ChargeRecord* charge, int64_t amount_micros, Reversal reversal);
+  void AggregateOverrun(AccountIndex account, int64_t overrun_micros, int64_t timestamp_us);
+};
+
+}  // namespace purser
