@@ -473,7 +473,9 @@ void State::ApplyBody(const Event& event, const event::WebhookRegistered& e) {
   hook.account = e.account.empty() ? kNoAccount : MustFindAccount(e.account);
   hook.created_us = event.timestamp_us;
   hook.actor = event.actor;
+  hook.request_id = e.request_id;
   hook.request_hash = e.request_hash;
+  hook.secret_sha256 = e.secret_sha256;
   if (!e.request_id.empty()) webhook_requests[e.request_id] = e.webhook_id;
 }
 

@@ -219,7 +219,9 @@ struct Webhook {
   bool removed = false;
   int64_t created_us = 0;
   std::string actor;
+  std::string request_id;
   uint64_t request_hash = 0;
+  Sha256Digest secret_sha256{};
 };
 
 struct Alert {

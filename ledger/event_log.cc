@@ -1,0 +1,310 @@
+#include "ledger/event_log.h"
+
+#include <rocksdb/convenience.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/utilities/checkpoint.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "ledger/event_codec.h"
+
+namespace purser {
+
+namespace {
+
+constexpr char kFormatKey[] = "format";
+constexpr char kFormatValue[] = "purser-log-1";
+constexpr char kCheckpointHeadKey[] = "head";
+constexpr size_t kCheckpointChunkBytes = 4 << 20;
+
+Status FromRocks(const rocksdb::Status& status, std::string_view what) {
+  if (status.ok()) return Status::Ok();
+  return Status::Error(std::string(what) + ": " + status.ToString());
+}
+
+rocksdb::Slice Slice(std::string_view text) { return rocksdb::Slice(text.data(), text.size()); }
+
+bool Supports(rocksdb::CompressionType type) {
+  auto supported = rocksdb::GetSupportedCompressions();
+  return std::find(supported.begin(), supported.end(), type) != supported.end();
+}
+
+rocksdb::ColumnFamilyOptions EventsOptions(const EventLogOptions& options) {
+  rocksdb::ColumnFamilyOptions cf;
+  cf.write_buffer_size = options.write_buffer_bytes;
+  cf.max_write_buffer_number = 4;
+  cf.target_file_size_base = 64 << 20;
+  cf.max_bytes_for_level_base = 256 << 20;
+  // Keys only grow; level compaction merely moves files down. Compress cheaply
+  // in upper levels and well at the bottom, where events spend their life.
+  cf.compression = Supports(rocksdb::kLZ4Compression) ? rocksdb::kLZ4Compression
+                                                      : rocksdb::kSnappyCompression;
+  if (Supports(rocksdb::kZSTD)) cf.bottommost_compression = rocksdb::kZSTD;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_size = 16 << 10;
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return cf;
+}
+
+rocksdb::ColumnFamilyOptions IdsOptions() {
+  rocksdb::ColumnFamilyOptions cf;
+  cf.write_buffer_size = 32 << 20;
+  cf.compression = Supports(rocksdb::kLZ4Compression) ? rocksdb::kLZ4Compression
+                                                      : rocksdb::kSnappyCompression;
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return cf;
+}
+
+std::string ChunkKey(uint32_t index) {
+  std::string key = "chunk";
+  for (int i = 3; i >= 0; --i) key.push_back(static_cast<char>(index >> (8 * i)));
+  return key;
+}
+
+}  // namespace
+
+LogBatch::LogBatch() : batch_(std::make_unique<rocksdb::WriteBatch>()) {}
+LogBatch::~LogBatch() = default;
+LogBatch::LogBatch(LogBatch&&) noexcept = default;
+LogBatch& LogBatch::operator=(LogBatch&&) noexcept = default;
+size_t LogBatch::bytes() const { return batch_->GetDataSize(); }
+
+Result<std::unique_ptr<EventLog>> EventLog::Open(const EventLogOptions& options) {
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = !options.read_only;
+  db_options.create_missing_column_families = !options.read_only;
+  db_options.max_background_jobs = 2;
+  db_options.bytes_per_sync = 1 << 20;
+  db_options.keep_log_file_num = 4;
+  db_options.max_total_wal_size = 512 << 20;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
+      {"events", EventsOptions(options)},
+      {"ids", IdsOptions()},
+      {"checkpoint", rocksdb::ColumnFamilyOptions()},
+  };
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status status =
+      options.read_only
+          ? rocksdb::DB::OpenForReadOnly(db_options, options.path, families, &handles, &raw)
+          : rocksdb::DB::Open(db_options, options.path, families, &handles, &raw);
+  if (!status.ok()) return FromRocks(status, "opening " + options.path);
+  std::unique_ptr<EventLog> log(new EventLog());
+  log->db_.reset(raw);
+  log->default_ = handles[0];
+  log->events_ = handles[1];
+  log->ids_ = handles[2];
+  log->checkpoint_ = handles[3];
+  log->read_only_ = options.read_only;
+  if (Status recovered = log->Recover(); !recovered.ok()) return recovered;
+  return log;
+}
+
+EventLog::~EventLog() {
+  if (db_ == nullptr) return;
+  for (auto* handle : {events_, ids_, checkpoint_}) {
+    if (handle != nullptr) db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+  }
+  db_->DestroyColumnFamilyHandle(default_).PermitUncheckedError();
+  db_->Close().PermitUncheckedError();
+}
+
+Status EventLog::Recover() {
+  std::string format;
+  rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), default_, kFormatKey, &format);
+  if (status.IsNotFound()) {
+    if (read_only_) return Status::Error("not a Purser log (no format marker)");
+    rocksdb::WriteOptions write;
+    write.sync = true;
+    status = db_->Put(write, default_, kFormatKey, kFormatValue);
+    if (!status.ok()) return FromRocks(status, "writing the format marker");
+  } else if (!status.ok()) {
+    return FromRocks(status, "reading the format marker");
+  } else if (format != kFormatValue) {
+    return Status::Error("unknown log format " + format);
+  }
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), events_));
+  it->SeekToLast();
+  if (!it->Valid()) return FromRocks(it->status(), "reading the last event");
+  last_sequence_ = SequenceFromKey(std::string_view(it->key().data(), it->key().size()));
+  RecordView view;
+  Status decoded = DecodeRecord(last_sequence_, std::string_view(it->value().data(), it->value().size()), &view);
+  if (!decoded.ok()) return decoded;
+  last_link_ = view.link;
+  return Status::Ok();
+}
+
+void EventLog::Append(const Event& event, std::string_view payload, LogBatch* batch) {
+  PURSER_ASSERT(event.sequence == last_sequence_ + 1);
+  Sha256Digest link;
+  std::string record = EncodeRecord(event.sequence, last_link_, payload, &link);
+  std::string key = SequenceKey(event.sequence);
+  batch->batch_->Put(events_, Slice(key), Slice(record)).PermitUncheckedError();
+  char kind;
+  std::string id;
+  if (IdIndexEntry(event.body, &kind, &id)) {
+    std::string id_key(1, kind);
+    id_key += id;
+    batch->batch_->Put(ids_, Slice(id_key), Slice(key)).PermitUncheckedError();
+  }
+  ++batch->records_;
+  last_sequence_ = event.sequence;
+  last_link_ = link;
+}
+
+Status EventLog::Write(LogBatch* batch, bool sync) {
+  rocksdb::WriteOptions options;
+  options.sync = sync;
+  options.disableWAL = false;
+  return FromRocks(db_->Write(options, batch->batch_.get()), "writing the log");
+}
+
+void EventLog::AddCheckpoint(uint64_t sequence, const Sha256Digest& link, std::string_view state,
+                             LogBatch* batch) {
+  rocksdb::WriteBatch* b = batch->batch_.get();
+  // Replace every chunk of the previous checkpoint atomically.
+  b->DeleteRange(checkpoint_, "chunk", "chunl").PermitUncheckedError();
+  uint32_t chunks = 0;
+  for (size_t offset = 0; offset < state.size(); offset += kCheckpointChunkBytes) {
+    b->Put(checkpoint_, ChunkKey(chunks++), Slice(state.substr(offset, kCheckpointChunkBytes)))
+        .PermitUncheckedError();
+  }
+  std::string head = SequenceKey(sequence);
+  head.append(reinterpret_cast<const char*>(link.data()), link.size());
+  head += SequenceKey(state.size());
+  head += SequenceKey(chunks);
+  b->Put(checkpoint_, kCheckpointHeadKey, head).PermitUncheckedError();
+  ++batch->extra_;
+}
+
+Status EventLog::ReadCheckpoint(uint64_t* sequence, Sha256Digest* link, std::string* state) {
+  *sequence = 0;
+  std::string head;
+  rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), checkpoint_, kCheckpointHeadKey, &head);
+  if (status.IsNotFound()) return Status::Ok();
+  if (!status.ok()) return FromRocks(status, "reading the checkpoint head");
+  if (head.size() != 8 + 32 + 8 + 8) return Status::Error("checkpoint head is malformed");
+  uint64_t checkpoint_sequence = SequenceFromKey(head.substr(0, 8));
+  std::memcpy(link->data(), head.data() + 8, 32);
+  uint64_t size = SequenceFromKey(head.substr(40, 8));
+  uint64_t chunks = SequenceFromKey(head.substr(48, 8));
+  state->clear();
+  state->reserve(size);
+  for (uint32_t i = 0; i < chunks; ++i) {
+    std::string chunk;
+    status = db_->Get(rocksdb::ReadOptions(), checkpoint_, ChunkKey(i), &chunk);
+    if (!status.ok()) return FromRocks(status, "reading checkpoint chunk " + std::to_string(i));
+    *state += chunk;
+  }
+  if (state->size() != size) return Status::Error("checkpoint is truncated");
+  *sequence = checkpoint_sequence;
+  return Status::Ok();
+}
+
+Status EventLog::ReadRecord(uint64_t sequence, std::string* record) {
+  return FromRocks(db_->Get(rocksdb::ReadOptions(), events_, SequenceKey(sequence), record),
+                   "reading event " + std::to_string(sequence));
+}
+
+uint64_t EventLog::FindId(char kind, std::string_view id) {
+  std::string key(1, kind);
+  key += id;
+  std::string value;
+  if (!db_->Get(rocksdb::ReadOptions(), ids_, key, &value).ok()) return 0;
+  return SequenceFromKey(value);
+}
+
+EventLog::Iterator::~Iterator() = default;
+bool EventLog::Iterator::Valid() const { return it_->Valid(); }
+void EventLog::Iterator::Next() { it_->Next(); }
+uint64_t EventLog::Iterator::sequence() const {
+  return SequenceFromKey(std::string_view(it_->key().data(), it_->key().size()));
+}
+std::string_view EventLog::Iterator::record() const {
+  return std::string_view(it_->value().data(), it_->value().size());
+}
+Status EventLog::Iterator::status() const { return FromRocks(it_->status(), "iterating the log"); }
+
+std::unique_ptr<EventLog::Iterator> EventLog::NewIterator(uint64_t from_sequence) {
+  rocksdb::ReadOptions options;
+  options.readahead_size = 2 << 20;
+  options.fill_cache = false;
+  auto iterator = std::unique_ptr<Iterator>(new Iterator());
+  iterator->it_.reset(db_->NewIterator(options, events_));
+  iterator->it_->Seek(SequenceKey(from_sequence));
+  return iterator;
+}
+
+Status EventLog::CreateCheckpointCopy(const std::string& directory) {
+  rocksdb::Checkpoint* raw = nullptr;
+  rocksdb::Status status = rocksdb::Checkpoint::Create(db_.get(), &raw);
+  if (!status.ok()) return FromRocks(status, "creating a checkpoint object");
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  // log_size_for_flush = 0: flush the memtables so the copy needs no WAL replay.
+  return FromRocks(checkpoint->CreateCheckpoint(directory, 0), "checkpoint to " + directory);
+}
+
+uint64_t EventLog::EventsBytesOnDisk() {
+  uint64_t bytes = 0;
+  db_->GetIntProperty(events_, "rocksdb.total-sst-files-size", &bytes);
+  return bytes;
+}
+
+Status EventLog::CompactEvents() {
+  rocksdb::CompactRangeOptions options;
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  return FromRocks(db_->CompactRange(options, events_, nullptr, nullptr), "compacting events");
+}
+
+Status EventLog::FlushAll() {
+  rocksdb::FlushOptions options;
+  options.wait = true;
+  return FromRocks(db_->Flush(options, {default_, events_, ids_, checkpoint_}), "flushing");
+}
+
+std::string EventLog::Property(const std::string& name) {
+  std::string value;
+  db_->GetProperty(events_, name, &value);
+  return value;
+}
+
+namespace {
+
+struct IdIndexVisitor {
+  char* kind;
+  std::string* id;
+  bool Set(char k, const std::string& value) {
+    *kind = k;
+    *id = value;
+    return true;
+  }
+  bool operator()(const event::AccountOpened& e) { return Set('a', e.account); }
+  bool operator()(const event::Deposited& e) { return Set('d', e.deposit_id); }
+  bool operator()(const event::Reserved& e) { return Set('r', e.reservation_id); }
+  bool operator()(const event::UsageCharged& e) { return Set('u', e.usage_id); }
+  bool operator()(const event::Refunded& e) { return Set('f', e.refund_id); }
+  bool operator()(const event::RevenueRecorded& e) { return Set('v', e.revenue_id); }
+  bool operator()(const event::Adjusted& e) { return Set('j', e.adjustment_id); }
+  bool operator()(const event::ApiKeyIssued& e) { return Set('k', e.key_id); }
+  bool operator()(const event::WebhookRegistered& e) { return Set('w', e.webhook_id); }
+  bool operator()(const event::DailyReportIngested& e) { return Set('p', e.report_id); }
+  template <typename T>
+  bool operator()(const T&) {
+    return false;
+  }
+};
+
+}  // namespace
+
+bool IdIndexEntry(const EventBody& body, char* kind, std::string* id) {
+  return std::visit(IdIndexVisitor{kind, id}, body);
+}
+
+}  // namespace purser

@@ -1,0 +1,142 @@
+// The event log on RocksDB.
+//
+// Column families (docs/FORMAT.md):
+//   default     metadata: "format" -> "purser-log-1"
+//   events      8-byte big-endian sequence -> record (ledger/event_codec.h)
+//   ids         kind byte + client id -> 8-byte big-endian sequence of the
+//               event that established the id (the idempotency index)
+//   checkpoint  "head" -> projection checkpoint header; "chunk" + 4-byte
+//               big-endian index -> serialized state (ledger/snapshot.h)
+//
+// A group commit's events and id-index entries go into one WriteBatch,
+// written with sync = true: nothing is acknowledged before it is durable.
+//
+// Thread-safety: Write() is called by one writer thread; readers
+// (iterators, Get) may run concurrently, as RocksDB allows.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "ledger/events.h"
+#include "ledger/status.h"
+#include "ledger/types.h"
+
+namespace rocksdb {
+class ColumnFamilyHandle;
+class DB;
+class Iterator;
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace purser {
+
+struct EventLogOptions {
+  std::string path;
+  // Open an existing log only (replay tools, audits). Default: false.
+  bool read_only = false;
+  // Memtable size of the events column family. Default: 64 MiB.
+  size_t write_buffer_bytes = 64 << 20;
+};
+
+// A batch of records and index entries for one group commit.
+class LogBatch {
+ public:
+  LogBatch();
+  ~LogBatch();
+  LogBatch(LogBatch&&) noexcept;
+  LogBatch& operator=(LogBatch&&) noexcept;
+
+  bool empty() const { return records_ == 0 && extra_ == 0; }
+  size_t records() const { return records_; }
+  size_t bytes() const;
+  rocksdb::WriteBatch* batch() { return batch_.get(); }
+
+ private:
+  friend class EventLog;
+  std::unique_ptr<rocksdb::WriteBatch> batch_;
+  size_t records_ = 0;
+  size_t extra_ = 0;
+};
+
+class EventLog {
+ public:
+  static Result<std::unique_ptr<EventLog>> Open(const EventLogOptions& options);
+  ~EventLog();
+  EventLog(const EventLog&) = delete;
+  EventLog& operator=(const EventLog&) = delete;
+
+  // The last sequence in the log (0 when empty) and its chain link, as found
+  // at Open and advanced by Append().
+  uint64_t last_sequence() const { return last_sequence_; }
+  const Sha256Digest& last_link() const { return last_link_; }
+
+  // Encodes `event` (whose sequence must be last_sequence() + 1) into
+  // `batch`, with its id-index entry, and advances the in-memory head.
+  // `payload` is the event's encoding (ledger/event_codec.h).
+  void Append(const Event& event, std::string_view payload, LogBatch* batch);
+
+  // Writes a batch. `sync` = fsync the WAL before returning.
+  Status Write(LogBatch* batch, bool sync);
+
+  // Projection checkpoint: replaces the stored one in one atomic batch.
+  void AddCheckpoint(uint64_t sequence, const Sha256Digest& link, std::string_view state,
+                     LogBatch* batch);
+  // The stored checkpoint; *sequence = 0 when there is none.
+  Status ReadCheckpoint(uint64_t* sequence, Sha256Digest* link, std::string* state);
+
+  // Reads the record of one event and its link.
+  Status ReadRecord(uint64_t sequence, std::string* record);
+
+  // The sequence that established `id` of `kind`, or 0.
+  uint64_t FindId(char kind, std::string_view id);
+
+  // Iterates records from `from_sequence` (inclusive) in order.
+  class Iterator {
+   public:
+    ~Iterator();
+    bool Valid() const;
+    void Next();
+    uint64_t sequence() const;
+    std::string_view record() const;
+    Status status() const;
+
+   private:
+    friend class EventLog;
+    std::unique_ptr<rocksdb::Iterator> it_;
+  };
+  std::unique_ptr<Iterator> NewIterator(uint64_t from_sequence);
+
+  // A consistent copy of the database in `directory` (RocksDB Checkpoint).
+  Status CreateCheckpointCopy(const std::string& directory);
+  // Size of the events column family's SST files and its live keys.
+  uint64_t EventsBytesOnDisk();
+  Status CompactEvents();
+  Status FlushAll();
+  std::string Property(const std::string& name);
+
+  rocksdb::DB* db() { return db_.get(); }
+
+ private:
+  EventLog() = default;
+  Status Recover();
+
+  std::unique_ptr<rocksdb::DB> db_;
+  rocksdb::ColumnFamilyHandle* default_ = nullptr;
+  rocksdb::ColumnFamilyHandle* events_ = nullptr;
+  rocksdb::ColumnFamilyHandle* ids_ = nullptr;
+  rocksdb::ColumnFamilyHandle* checkpoint_ = nullptr;
+  uint64_t last_sequence_ = 0;
+  Sha256Digest last_link_{};
+  bool read_only_ = false;
+};
+
+// The id-index entry of an event, if it establishes a client id:
+// kind byte ('a' account, 'd' deposit, 'r' reservation, 'u' usage, 'f'
+// refund, 'v' revenue, 'j' adjustment, 'k' key, 'w' webhook, 'p' daily
+// report) and the id. Returns false when the event has none.
+bool IdIndexEntry(const EventBody& body, char* kind, std::string* id);
+
+}  // namespace purser

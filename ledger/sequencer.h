@@ -1,0 +1,179 @@
+// The single-writer sequencer with group commit.
+//
+// One thread (the sequencer's) owns the State and the Machine. Producers on
+// any thread Submit() requests into a bounded queue. The sequencer takes
+// everything waiting (up to a limit), stamps it with one timestamp, expires
+// due reservations, executes each request through the machine, encodes the
+// events into one RocksDB WriteBatch and hands the batch to the log thread.
+// The log thread writes it with sync = true and only then completes the
+// requests of that batch (in order). While one batch is being synced the
+// sequencer already executes the next, so the disk and the CPU overlap; a
+// later batch is never acknowledged before an earlier one, and a failed write
+// stops everything (fail-stop): no request of that batch or a later one is
+// acknowledged, and no further request is accepted.
+//
+// Queries travel the same path, so an answer reflects every command answered
+// before it was sent (read-your-writes) and only state that is durable by the
+// time the answer is delivered.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ledger/commands.h"
+#include "ledger/event_codec.h"
+#include "ledger/event_log.h"
+#include "ledger/histogram.h"
+#include "ledger/machine.h"
+#include "ledger/state.h"
+#include "ledger/status.h"
+
+namespace purser {
+
+struct SequencerOptions {
+  // The RocksDB directory. Required.
+  std::string data_dir;
+  // Commands waiting in the queue before Submit() answers "unavailable".
+  // Default: 262,144.
+  size_t queue_commands_max = 1 << 18;
+  // Commands executed in one group commit. Default: 16,384.
+  size_t group_commands_max = 1 << 14;
+  // Batches executed but not yet synced. Default: 2.
+  size_t pipeline_depth = 2;
+  // A projection checkpoint is written after this many events. Default: 5,000,000.
+  uint64_t checkpoint_every_events = 5'000'000;
+  // Write the default price table on the first start of an empty log. Default: true.
+  bool write_default_prices = true;
+  // Service time source (microseconds since the epoch). Default: the wall clock.
+  std::function<int64_t()> clock;
+  // Called once, on the log thread, when a write fails; the sequencer has
+  // stopped. Default: none.
+  std::function<void(const Status&)> on_fatal_error;
+};
+
+// Completes a submission: one reply per request, in order. Runs on the log
+// thread after the batch holding the submission's events is durable; keep it
+// short (hand the replies to another thread).
+using Completion = std::function<void(std::vector<Reply>&&)>;
+
+// Receives every event once it is durable, in order, on the log thread.
+using EventObserver = std::function<void(const std::vector<Event>&)>;
+
+struct SequencerStats {
+  uint64_t events_total = 0;
+  uint64_t group_commits = 0;
+  uint64_t commands_total = 0;
+  uint64_t last_sequence = 0;
+  size_t queued_commands = 0;
+  size_t pending_reservations = 0;
+};
+
+class Sequencer {
+ public:
+  // Opens (or creates) the log, loads the last projection checkpoint,
+  // re-applies the log tail through State::Apply while checking checksums,
+  // the hash chain and continuity, then starts the threads.
+  static Result<std::unique_ptr<Sequencer>> Open(SequencerOptions options);
+  ~Sequencer();
+  Sequencer(const Sequencer&) = delete;
+  Sequencer& operator=(const Sequencer&) = delete;
+
+  // Thread-safe. Enqueues `requests` (at most kBatchCommandsMax). Returns
+  // false, without enqueuing, when the queue is full or the sequencer stopped;
+  // `done` is then never called.
+  bool Submit(std::vector<Request> requests, Completion done);
+
+  // Blocking conveniences for tools and tests. A full queue or a stopped
+  // sequencer answers kUnavailable.
+  Reply Call(Request request);
+  std::vector<Reply> CallBatch(std::vector<Request> requests);
+
+  // Registers an observer before traffic starts (not thread-safe with Submit).
+  void AddObserver(EventObserver observer);
+
+  // Stops accepting, executes and syncs everything queued, writes a
+  // projection checkpoint and joins the threads. Idempotent.
+  void Stop();
+
+  bool failed() const { return failed_.load(); }
+  SequencerStats stats() const;
+  // Latencies of synced log writes and sizes of group commits.
+  const Histogram& fsync_histogram() const { return fsync_us_; }
+  const Histogram& group_size_histogram() const { return group_size_; }
+  // How many events recovery re-applied after the checkpoint.
+  uint64_t recovered_tail_events() const { return recovered_tail_events_; }
+  EventLog* log() { return log_.get(); }
+
+ private:
+  struct Submission {
+    std::vector<Request> requests;
+    std::vector<Reply> replies;
+    Completion done;
+  };
+  struct Batch {
+    LogBatch log_batch;
+    std::vector<Submission> submissions;
+    std::vector<Event> events;
+  };
+
+  explicit Sequencer(SequencerOptions options);
+  Status Recover();
+  Status WriteDefaultPrices();
+  void SequencerLoop();
+  void LogLoop();
+  // Executes one group commit from `submissions` (may be empty: maintenance).
+  void RunGroup(std::vector<Submission> submissions, bool final_checkpoint);
+  void Execute(const Request& request, std::vector<Event>* events, LogBatch* log_batch,
+               Reply* reply);
+  void AppendEvents(std::vector<Event>* events, size_t from, LogBatch* log_batch);
+  int64_t Now();
+  int64_t NextWakeUs(int64_t now_us) const;
+  void FailAll(const Status& status);
+
+  SequencerOptions options_;
+  std::unique_ptr<EventLog> log_;
+  State state_;
+  Machine machine_{&state_};
+  EventEncoder encoder_;
+  std::string payload_;
+  int64_t group_now_us_ = 0;  // the timestamp of the group being executed
+  uint64_t events_since_checkpoint_ = 0;
+  uint64_t recovered_tail_events_ = 0;
+  std::vector<EventObserver> observers_;
+
+  // Producer queue.
+  mutable std::mutex queue_mutex_;
+  std::condition_variable queue_cv_;
+  std::vector<Submission> queue_;
+  size_t queued_commands_ = 0;
+  bool stopping_ = false;
+
+  // Sequencer -> log thread.
+  std::mutex pipeline_mutex_;
+  std::condition_variable pipeline_cv_;
+  std::deque<Batch> pipeline_;
+  bool pipeline_closed_ = false;
+
+  std::atomic<bool> failed_{false};
+  std::atomic<uint64_t> events_total_{0};
+  std::atomic<uint64_t> group_commits_{0};
+  std::atomic<uint64_t> commands_total_{0};
+  std::atomic<uint64_t> durable_sequence_{0};
+  std::atomic<size_t> pending_reservations_{0};
+  Histogram fsync_us_;
+  Histogram group_size_;
+
+  std::thread sequencer_thread_;
+  std::thread log_thread_;
+  std::once_flag stop_once_;
+};
+
+}  // namespace purser

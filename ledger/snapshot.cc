@@ -1,0 +1,712 @@
+#include "ledger/snapshot.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "ledger/clock.h"
+#include "ledger/crypto.h"
+
+namespace purser {
+
+namespace {
+
+// Little-endian fixed-width fields and length-prefixed strings. Simple and
+// unambiguous: the digest is over these bytes, so every field has one encoding.
+class Writer {
+ public:
+  explicit Writer(std::string* out) : out_(out) {}
+  void U64(uint64_t value) { out_->append(reinterpret_cast<const char*>(&value), 8); }
+  void I64(int64_t value) { U64(static_cast<uint64_t>(value)); }
+  void U8(uint8_t value) { out_->push_back(static_cast<char>(value)); }
+  void Bool(bool value) { U8(value ? 1 : 0); }
+  void Str(std::string_view text) {
+    U64(text.size());
+    out_->append(text);
+  }
+  void Digest(const Sha256Digest& digest) {
+    out_->append(reinterpret_cast<const char*>(digest.data()), digest.size());
+  }
+
+ private:
+  std::string* out_;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  bool ok() const { return ok_; }
+  bool done() const { return ok_ && pos_ == in_.size(); }
+  uint64_t U64() {
+    if (!Need(8)) return 0;
+    uint64_t value;
+    std::memcpy(&value, in_.data() + pos_, 8);
+    pos_ += 8;
+    return value;
+  }
+  int64_t I64() { return static_cast<int64_t>(U64()); }
+  uint8_t U8() { return Need(1) ? static_cast<uint8_t>(in_[pos_++]) : 0; }
+  bool Bool() { return U8() != 0; }
+  std::string Str() {
+    uint64_t size = U64();
+    if (!Need(size)) return {};
+    std::string text(in_.substr(pos_, size));
+    pos_ += size;
+    return text;
+  }
+  Sha256Digest Digest() {
+    Sha256Digest digest{};
+    if (Need(32)) {
+      std::memcpy(digest.data(), in_.data() + pos_, 32);
+      pos_ += 32;
+    }
+    return digest;
+  }
+  // A count of items that each take at least one byte: bounded by what is left.
+  uint64_t Count() {
+    uint64_t count = U64();
+    if (count > in_.size() - std::min(pos_, in_.size())) ok_ = false;
+    return ok_ ? count : 0;
+  }
+
+ private:
+  bool Need(uint64_t bytes) {
+    if (!ok_ || bytes > in_.size() - pos_) ok_ = false;
+    return ok_;
+  }
+  std::string_view in_;
+  size_t pos_ = 0;
+  bool ok_ = true;
+};
+
+bool IsStringDimension(Dimension dimension) {
+  return dimension == Dimension::kModel || dimension == Dimension::kAction ||
+         dimension == Dimension::kWaste ||
+         static_cast<uint8_t>(dimension) >= static_cast<uint8_t>(Dimension::kTagBase);
+}
+
+// ---- shared value types ------------------------------------------------------
+
+void Write(Writer& w, const Tags& tags) {
+  w.U64(tags.size());
+  for (const Tag& tag : tags) {
+    w.Str(tag.key);
+    w.Str(tag.value);
+  }
+}
+void Read(Reader& r, Tags* tags) {
+  uint64_t count = r.Count();
+  for (uint64_t i = 0; i < count && r.ok(); ++i) {
+    Tag tag;
+    tag.key = r.Str();
+    tag.value = r.Str();
+    tags->push_back(std::move(tag));
+  }
+}
+
+void Write(Writer& w, const Caps& caps) {
+  w.I64(caps.daily_limit_micros);
+  w.I64(caps.monthly_limit_micros);
+  w.I64(caps.hard_limit_micros);
+  w.I64(caps.max_inflight);
+  w.I64(caps.reservation_ttl_s);
+  w.U64(caps.alert_thresholds_pct.size());
+  for (uint8_t pct : caps.alert_thresholds_pct) w.U8(pct);
+  w.U8(static_cast<uint8_t>(caps.on_expiry));
+  w.U8(static_cast<uint8_t>(caps.runaway_action));
+  w.Str(caps.time_zone);
+}
+void Read(Reader& r, Caps* caps) {
+  caps->daily_limit_micros = r.I64();
+  caps->monthly_limit_micros = r.I64();
+  caps->hard_limit_micros = r.I64();
+  caps->max_inflight = r.I64();
+  caps->reservation_ttl_s = r.I64();
+  caps->alert_thresholds_pct.clear();
+  uint64_t count = r.Count();
+  for (uint64_t i = 0; i < count; ++i) caps->alert_thresholds_pct.push_back(r.U8());
+  caps->on_expiry = static_cast<OnExpiry>(r.U8());
+  caps->runaway_action = static_cast<RunawayAction>(r.U8());
+  caps->time_zone = r.Str();
+}
+
+void Write(Writer& w, const SpendTotals& t) {
+  w.I64(t.cost_micros);
+  w.I64(t.calls);
+  w.I64(t.input_tokens);
+  w.I64(t.output_tokens);
+  w.I64(t.cached_input_tokens);
+  w.I64(t.cache_write_tokens);
+  w.I64(t.reasoning_tokens);
+}
+void Read(Reader& r, SpendTotals* t) {
+  t->cost_micros = r.I64();
+  t->calls = r.I64();
+  t->input_tokens = r.I64();
+  t->output_tokens = r.I64();
+  t->cached_input_tokens = r.I64();
+  t->cache_write_tokens = r.I64();
+  t->reasoning_tokens = r.I64();
+}
+
+// A DayBook row key with its interned value resolved to a string.
+void WriteRowKey(Writer& w, const State& state, uint64_t key) {
+  Dimension dimension = RowDimension(key);
+  w.U8(static_cast<uint8_t>(dimension));
+  if (IsStringDimension(dimension)) {
+    w.Str(state.strings.Get(RowValue(key)));
+  } else {
+    w.U64(RowValue(key));
+  }
+}
+uint64_t ReadRowKey(Reader& r, State* state) {
+  auto dimension = static_cast<Dimension>(r.U8());
+  uint32_t value = IsStringDimension(dimension) ? state->strings.Intern(r.Str())
+                                                : static_cast<uint32_t>(r.U64());
+  return RowKey(dimension, 0) | value;
+}
+
+// Sort key of a row in canonical order: (dimension, value string or number).
+std::pair<uint8_t, std::string> RowSortKey(const State& state, uint64_t key) {
+  Dimension dimension = RowDimension(key);
+  if (IsStringDimension(dimension)) {
+    return {static_cast<uint8_t>(dimension), state.strings.Get(RowValue(key))};
+  }
+  std::string number(8, '\0');
+  for (int i = 0; i < 8; ++i) number[i] = static_cast<char>(uint64_t{RowValue(key)} >> (56 - 8 * i));
+  return {static_cast<uint8_t>(dimension), number};
+}
+
+void Write(Writer& w, const State& state, const ChargeRecord& charge) {
+  w.Str(charge.account == kNoAccount ? "" : state.account(charge.account).id);
+  w.I64(charge.charged_micros);
+  w.I64(charge.refunded_micros);
+  w.I64(charge.day);
+  w.U64(charge.row_keys.size());
+  for (uint64_t key : charge.row_keys) WriteRowKey(w, state, key);
+}
+void Read(Reader& r, State* state, ChargeRecord* charge) {
+  std::string account = r.Str();
+  charge->account = account.empty() ? kNoAccount : state->FindAccount(account);
+  charge->charged_micros = r.I64();
+  charge->refunded_micros = r.I64();
+  charge->day = r.I64();
+  uint64_t count = r.Count();
+  for (uint64_t i = 0; i < count && r.ok(); ++i) charge->row_keys.push_back(ReadRowKey(r, state));
+}
+
+template <typename Map>
+std::vector<const typename Map::value_type*> Sorted(const Map& map) {
+  std::vector<const typename Map::value_type*> items;
+  items.reserve(map.size());
+  for (const auto& item : map) items.push_back(&item);
+  std::sort(items.begin(), items.end(), [](auto* a, auto* b) { return a->first < b->first; });
+  return items;
+}
+
+// ---- accounts ------------------------------------------------------------------
+
+void WriteAccount(Writer& w, const State& state, const Account& a) {
+  w.Str(a.id);
+  w.Str(a.name);
+  w.Str(a.parent == kNoAccount ? "" : state.account(a.parent).id);
+  w.U8(static_cast<uint8_t>(a.kind));
+  w.Bool(a.wallet);
+  w.Bool(a.frozen);
+  Write(w, a.caps);
+  for (int64_t value : {a.balance_micros, a.wallet_held_micros, a.deposited_micros,
+                        a.adjusted_micros, a.refunded_micros, a.charged_micros, a.held_micros,
+                        a.inflight, a.spend_day, a.spent_day_micros, a.spend_month,
+                        a.spent_month_micros, a.spent_total_micros, a.own_held_micros,
+                        a.own_inflight, a.revenue_total_micros, a.baseline_micros_per_hour,
+                        a.baseline_multiplier_bp, a.overrun_alert_hour}) {
+    w.I64(value);
+  }
+  w.U64(a.overrun_alert_index);
+  for (const ThresholdArm& arm : a.arms) {
+    w.I64(arm.instance);
+    w.Str(arm.fired.to_string());
+  }
+  w.U64(a.request_hash);
+  w.U64(a.indexed_tag_keys.size());
+  for (size_t slot = 0; slot < a.indexed_tag_keys.size(); ++slot) {
+    w.Str(a.indexed_tag_keys[slot]);
+    std::vector<std::string> seen;
+    for (uint32_t id : a.tag_values_seen[slot]) seen.push_back(state.strings.Get(id));
+    std::sort(seen.begin(), seen.end());
+    w.U64(seen.size());
+    for (const std::string& value : seen) w.Str(value);
+  }
+  w.U64(a.days.size());
+  for (const auto& [day, book] : a.days) {
+    w.I64(day);
+    std::vector<std::pair<std::pair<uint8_t, std::string>, const DayBook::value_type*>> rows;
+    rows.reserve(book.size());
+    for (const auto& row : book) rows.push_back({RowSortKey(state, row.first), &row});
+    std::sort(rows.begin(), rows.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+    w.U64(rows.size());
+    for (const auto& [sort_key, row] : rows) {
+      WriteRowKey(w, state, row->first);
+      Write(w, row->second);
+    }
+  }
+}
+
+// Reads an account; its parent link is resolved after all accounts are read.
+void ReadAccount(Reader& r, State* state, Account* a, std::string* parent) {
+  a->id = r.Str();
+  a->name = r.Str();
+  *parent = r.Str();
+  a->kind = static_cast<AccountKind>(r.U8());
+  a->wallet = r.Bool();
+  a->frozen = r.Bool();
+  Read(r, &a->caps);
+  for (int64_t* value : {&a->balance_micros, &a->wallet_held_micros, &a->deposited_micros,
+                         &a->adjusted_micros, &a->refunded_micros, &a->charged_micros,
+                         &a->held_micros, &a->inflight, &a->spend_day, &a->spent_day_micros,
+                         &a->spend_month, &a->spent_month_micros, &a->spent_total_micros,
+                         &a->own_held_micros, &a->own_inflight, &a->revenue_total_micros,
+                         &a->baseline_micros_per_hour, &a->baseline_multiplier_bp,
+                         &a->overrun_alert_hour}) {
+    *value = r.I64();
+  }
+  a->overrun_alert_index = r.U64();
+  for (ThresholdArm& arm : a->arms) {
+    arm.instance = r.I64();
+    std::string bits = r.Str();
+    if (bits.size() != arm.fired.size()) return;  // leaves the reader short: caught below
+    arm.fired = std::bitset<128>(bits);
+  }
+  a->request_hash = r.U64();
+  uint64_t keys = r.Count();
+  for (uint64_t slot = 0; slot < keys && r.ok(); ++slot) {
+    a->indexed_tag_keys.push_back(r.Str());
+    std::unordered_set<uint32_t>& seen = a->tag_values_seen.emplace_back();
+    uint64_t count = r.Count();
+    for (uint64_t i = 0; i < count && r.ok(); ++i) seen.insert(state->strings.Intern(r.Str()));
+  }
+  uint64_t days = r.Count();
+  for (uint64_t d = 0; d < days && r.ok(); ++d) {
+    DayBook& book = a->days[r.I64()];
+    uint64_t rows = r.Count();
+    for (uint64_t i = 0; i < rows && r.ok(); ++i) {
+      uint64_t key = ReadRowKey(r, state);
+      Read(r, &book[key]);
+    }
+  }
+}
+
+// ---- reservations and id entries --------------------------------------------------
+
+void WriteReservation(Writer& w, const State& state, const Reservation& x) {
+  w.Str(x.id);
+  w.Str(state.account(x.account).id);
+  w.Str(x.funding == kNoAccount ? "" : state.account(x.funding).id);
+  w.U8(static_cast<uint8_t>(x.status));
+  for (int64_t value : {x.amount_micros, x.created_us, x.expires_us, x.original_expires_us,
+                        x.ttl_s, x.headroom_after_micros, x.cost_micros, x.released_micros,
+                        x.overrun_micros}) {
+    w.I64(value);
+  }
+  w.U64(x.request_hash);
+  w.U64(x.settle_hash);
+  w.Str(state.strings.Get(x.run_id));
+  w.Str(state.strings.Get(x.action));
+  Write(w, x.tags);
+  w.Bool(x.late);
+  w.Bool(x.expiry_charged);
+  Write(w, state, x.charge);
+}
+
+void ReadReservation(Reader& r, State* state, Reservation* x) {
+  x->id = r.Str();
+  x->account = state->FindAccount(r.Str());
+  std::string funding = r.Str();
+  x->funding = funding.empty() ? kNoAccount : state->FindAccount(funding);
+  x->status = static_cast<ReservationStatus>(r.U8());
+  for (int64_t* value : {&x->amount_micros, &x->created_us, &x->expires_us,
+                         &x->original_expires_us, &x->ttl_s, &x->headroom_after_micros,
+                         &x->cost_micros, &x->released_micros, &x->overrun_micros}) {
+    *value = r.I64();
+  }
+  x->request_hash = r.U64();
+  x->settle_hash = r.U64();
+  x->run_id = state->strings.Intern(r.Str());
+  x->action = state->strings.Intern(r.Str());
+  Read(r, &x->tags);
+  x->late = r.Bool();
+  x->expiry_charged = r.Bool();
+  Read(r, state, &x->charge);
+}
+
+void WriteIds(Writer& w, const StringMap<IdEntry>& ids) {
+  w.U64(ids.size());
+  for (const auto* item : Sorted(ids)) {
+    w.Str(item->first);
+    w.U64(item->second.request_hash);
+    w.I64(item->second.value);
+  }
+}
+
+void ReadIds(Reader& r, StringMap<IdEntry>* ids) {
+  uint64_t count = r.Count();
+  for (uint64_t i = 0; i < count && r.ok(); ++i) {
+    std::string id = r.Str();
+    IdEntry entry;
+    entry.request_hash = r.U64();
+    entry.value = r.I64();
+    ids->emplace(std::move(id), entry);
+  }
+}
+
+// ---- keys, webhooks, alerts, reports ------------------------------------------------
+
+void WriteKeys(Writer& w, const State& state) {
+  w.U64(state.keys.size());
+  for (const auto* item : Sorted(state.keys)) {
+    const ApiKey& k = item->second;
+    w.Str(k.key_id);
+    w.Str(k.account == kNoAccount ? "" : state.account(k.account).id);
+    w.U8(static_cast<uint8_t>(k.role));
+    w.Str(k.label);
+    w.Digest(k.secret_sha256);
+    w.Bool(k.revoked);
+    w.I64(k.valid_until_us);
+    w.I64(k.created_us);
+    w.Str(k.request_id);
+    w.U64(k.request_hash);
+  }
+}
+
+void ReadKeys(Reader& r, State* state) {
+  uint64_t count = r.Count();
+  for (uint64_t i = 0; i < count && r.ok(); ++i) {
+    ApiKey k;
+    k.key_id = r.Str();
+    std::string account = r.Str();
+    k.account = account.empty() ? kNoAccount : state->FindAccount(account);
+    k.role = static_cast<Role>(r.U8());
+    k.label = r.Str();
+    k.secret_sha256 = r.Digest();
+    k.revoked = r.Bool();
+    k.valid_until_us = r.I64();
+    k.created_us = r.I64();
+    k.request_id = r.Str();
+    k.request_hash = r.U64();
+    state->keys_by_hash[k.secret_sha256] = k.key_id;
+    if (!k.request_id.empty()) state->key_requests[k.request_id] = k.key_id;
+    std::string id = k.key_id;
+    state->keys.emplace(std::move(id), std::move(k));
+  }
+}
+
+void WriteWebhooks(Writer& w, const State& state) {
+  w.U64(state.webhooks.size());
+  for (const auto* item : Sorted(state.webhooks)) {
+    const Webhook& h = item->second;
+    w.Str(h.webhook_id);
+    w.Str(h.url);
+    w.U64(h.events.size());
+    for (const std::string& kind : h.events) w.Str(kind);
+    w.Str(h.account == kNoAccount ? "" : state.account(h.account).id);
+    w.Bool(h.removed);
+    w.I64(h.created_us);
+    w.Str(h.actor);
+    w.Str(h.request_id);
+    w.U64(h.request_hash);
+    w.Digest(h.secret_sha256);
+  }
+}
+
+void ReadWebhooks(Reader& r, State* state) {
+  uint64_t count = r.Count();
+  for (uint64_t i = 0; i < count && r.ok(); ++i) {
+    Webhook h;
+    h.webhook_id = r.Str();
+    h.url = r.Str();
+    uint64_t kinds = r.Count();
+    for (uint64_t k = 0; k < kinds && r.ok(); ++k) h.events.push_back(r.Str());
+    std::string account = r.Str();
+    h.account = account.empty() ? kNoAccount : state->FindAccount(account);
+    h.removed = r.Bool();
+    h.created_us = r.I64();
+    h.actor = r.Str();
+    h.request_id = r.Str();
+    h.request_hash = r.U64();
+    h.secret_sha256 = r.Digest();
+    if (!h.request_id.empty()) state->webhook_requests[h.request_id] = h.webhook_id;
+    std::string id = h.webhook_id;
+    state->webhooks.emplace(std::move(id), std::move(h));
+  }
+}
+
+void WriteAlerts(Writer& w, const State& state) {
+  w.U64(state.alerts.size());
+  for (const Alert& a : state.alerts) {
+    w.U64(a.id);
+    w.Str(state.account(a.account).id);
+    w.U8(static_cast<uint8_t>(a.type));
+    w.Str(a.severity);
+    w.U8(a.threshold_pct);
+    w.U8(static_cast<uint8_t>(a.window));
+    for (int64_t value : {a.window_instance, a.limit_micros, a.value_micros, a.created_us,
+                          a.count}) {
+      w.I64(value);
+    }
+    w.Str(a.message);
+  }
+}
+
+void ReadAlerts(Reader& r, State* state) {
+  uint64_t count = r.Count();
+  for (uint64_t i = 0; i < count && r.ok(); ++i) {
+    Alert& a = state->alerts.emplace_back();
+    a.id = r.U64();
+    a.account = state->FindAccount(r.Str());
+    a.type = static_cast<AlertType>(r.U8());
+    a.severity = r.Str();
+    a.threshold_pct = r.U8();
+    a.window = static_cast<CapWindow>(r.U8());
+    for (int64_t* value : {&a.window_instance, &a.limit_micros, &a.value_micros, &a.created_us,
+                           &a.count}) {
+      *value = r.I64();
+    }
+    a.message = r.Str();
+  }
+}
+
+void WriteAmounts(Writer& w, const std::vector<event::NamedAmount>& amounts) {
+  w.U64(amounts.size());
+  for (const auto& entry : amounts) {
+    w.Str(entry.name);
+    w.I64(entry.amount_micros);
+  }
+}
+
+void ReadAmounts(Reader& r, std::vector<event::NamedAmount>* amounts) {
+  uint64_t count = r.Count();
+  for (uint64_t i = 0; i < count && r.ok(); ++i) {
+    event::NamedAmount entry;
+    entry.name = r.Str();
+    entry.amount_micros = r.I64();
+    amounts->push_back(std::move(entry));
+  }
+}
+
+void WriteReports(Writer& w, const State& state) {
+  w.U64(state.daily_reports.size());
+  for (const auto& [key, stored] : state.daily_reports) {
+    const event::DailyReportIngested& d = stored.report;
+    w.U64(stored.sequence);
+    w.Str(d.report_id);
+    w.Str(d.account);
+    w.Str(d.date);
+    for (int64_t value : {d.total_tokens, d.total_cost_micros, d.total_requests,
+                          d.efficiency_score_millionths}) {
+      w.I64(value);
+    }
+    WriteAmounts(w, d.cost_by_model);
+    WriteAmounts(w, d.cost_by_action);
+    WriteAmounts(w, d.waste_categories);
+    w.U64(d.request_hash);
+    w.Str(d.metadata_json);
+  }
+  w.U64(state.daily_report_ids.size());
+  for (const auto* item : Sorted(state.daily_report_ids)) {
+    w.Str(item->first);
+    w.U64(item->second);
+  }
+}
+
+Status ReadReports(Reader& r, State* state) {
+  uint64_t count = r.Count();
+  for (uint64_t i = 0; i < count && r.ok(); ++i) {
+    DailyReport stored;
+    event::DailyReportIngested& d = stored.report;
+    stored.sequence = r.U64();
+    d.report_id = r.Str();
+    d.account = r.Str();
+    d.date = r.Str();
+    for (int64_t* value : {&d.total_tokens, &d.total_cost_micros, &d.total_requests,
+                           &d.efficiency_score_millionths}) {
+      *value = r.I64();
+    }
+    ReadAmounts(r, &d.cost_by_model);
+    ReadAmounts(r, &d.cost_by_action);
+    ReadAmounts(r, &d.waste_categories);
+    d.request_hash = r.U64();
+    d.metadata_json = r.Str();
+    std::optional<int64_t> day = ParseDate(d.date);
+    if (!day) return Status::Error("checkpoint holds a daily report with a bad date");
+    state->daily_reports[{d.account, *day}] = std::move(stored);
+  }
+  uint64_t ids = r.Count();
+  for (uint64_t i = 0; i < ids && r.ok(); ++i) {
+    std::string id = r.Str();
+    state->daily_report_ids[id] = r.U64();
+  }
+  return Status::Ok();
+}
+
+void WriteState(Writer& w, const State& state) {
+  w.Str(kSnapshotMagic);
+  w.U64(state.last_sequence);
+  w.I64(state.last_timestamp_us);
+  w.U64(state.price_version);
+
+  std::vector<const Account*> accounts;
+  for (const Account& a : state.accounts) accounts.push_back(&a);
+  std::sort(accounts.begin(), accounts.end(),
+            [](const Account* a, const Account* b) { return a->id < b->id; });
+  w.U64(accounts.size());
+  for (const Account* a : accounts) WriteAccount(w, state, *a);
+
+  w.U64(state.reservations.size());
+  for (const auto* item : Sorted(state.reservations)) WriteReservation(w, state, item->second);
+
+  w.U64(state.usages.size());
+  for (const auto* item : Sorted(state.usages)) {
+    w.Str(item->first);
+    w.U64(item->second.request_hash);
+    w.I64(item->second.cost_micros);
+    w.I64(item->second.overrun_micros);
+    Write(w, state, item->second.charge);
+  }
+  WriteIds(w, state.deposits);
+  WriteIds(w, state.refunds);
+  WriteIds(w, state.revenues);
+  WriteIds(w, state.adjustments);
+
+  w.U64(state.prices.size());
+  for (const auto* item : Sorted(state.prices)) {
+    w.Str(item->first);
+    w.U64(item->second.size());
+    for (const PriceVersion& v : item->second) {
+      w.U64(v.version);
+      w.I64(v.since_us);
+      for (int64_t rate : {v.rates.input_per_mtok, v.rates.output_per_mtok,
+                           v.rates.cached_input_per_mtok, v.rates.cache_write_per_mtok,
+                           v.rates.reasoning_per_mtok}) {
+        w.I64(rate);
+      }
+    }
+  }
+  WriteKeys(w, state);
+  WriteWebhooks(w, state);
+  WriteAlerts(w, state);
+  WriteReports(w, state);
+}
+
+Status ReadAccounts(Reader& r, State* state) {
+  uint64_t count = r.Count();
+  std::vector<std::string> parents;
+  for (uint64_t i = 0; i < count && r.ok(); ++i) {
+    Account& account = state->accounts.emplace_back();
+    ReadAccount(r, state, &account, &parents.emplace_back());
+    state->account_ids.emplace(account.id, static_cast<AccountIndex>(i));
+  }
+  if (!r.ok()) return Status::Error("checkpoint accounts are truncated");
+  // Link parents, then derive depth, root and funding top-down.
+  for (AccountIndex i = 0; i < state->accounts.size(); ++i) {
+    if (parents[i].empty()) {
+      state->roots.push_back(i);
+      continue;
+    }
+    AccountIndex parent = state->FindAccount(parents[i]);
+    if (parent == kNoAccount) return Status::Error("checkpoint account without its parent");
+    state->accounts[i].parent = parent;
+    state->accounts[parent].children.push_back(i);
+  }
+  std::vector<AccountIndex> order = state->roots;
+  for (size_t k = 0; k < order.size(); ++k) {
+    AccountIndex i = order[k];
+    Account& a = state->accounts[i];
+    if (a.parent == kNoAccount) {
+      a.root = i;
+      a.depth = 0;
+      a.funding = a.wallet ? i : kNoAccount;
+    } else {
+      const Account& parent = state->accounts[a.parent];
+      a.root = parent.root;
+      a.depth = static_cast<uint8_t>(parent.depth + 1);
+      a.funding = a.wallet ? i : parent.funding;
+    }
+    order.insert(order.end(), a.children.begin(), a.children.end());
+  }
+  if (order.size() != state->accounts.size()) return Status::Error("checkpoint tree has a cycle");
+  return Status::Ok();
+}
+
+Status ReadState(Reader& r, State* state) {
+  if (r.Str() != kSnapshotMagic) return Status::Error("not a Purser state checkpoint");
+  state->last_sequence = r.U64();
+  state->events_applied = state->last_sequence;
+  state->last_timestamp_us = r.I64();
+  state->price_version = r.U64();
+  if (Status status = ReadAccounts(r, state); !status.ok()) return status;
+
+  uint64_t count = r.Count();
+  for (uint64_t i = 0; i < count && r.ok(); ++i) {
+    Reservation x;
+    ReadReservation(r, state, &x);
+    if (x.account == kNoAccount) return Status::Error("checkpoint reservation without account");
+    if (x.status == ReservationStatus::kPending) state->expiry_queue.emplace(x.expires_us, x.id);
+    std::string id = x.id;
+    state->reservations.emplace(std::move(id), std::move(x));
+  }
+  count = r.Count();
+  for (uint64_t i = 0; i < count && r.ok(); ++i) {
+    std::string id = r.Str();
+    UsageRecord usage;
+    usage.request_hash = r.U64();
+    usage.cost_micros = r.I64();
+    usage.overrun_micros = r.I64();
+    Read(r, state, &usage.charge);
+    state->usages.emplace(std::move(id), std::move(usage));
+  }
+  ReadIds(r, &state->deposits);
+  ReadIds(r, &state->refunds);
+  ReadIds(r, &state->revenues);
+  ReadIds(r, &state->adjustments);
+
+  count = r.Count();
+  for (uint64_t i = 0; i < count && r.ok(); ++i) {
+    std::vector<PriceVersion>& versions = state->prices[r.Str()];
+    uint64_t n = r.Count();
+    for (uint64_t k = 0; k < n && r.ok(); ++k) {
+      PriceVersion v;
+      v.version = r.U64();
+      v.since_us = r.I64();
+      for (int64_t* rate : {&v.rates.input_per_mtok, &v.rates.output_per_mtok,
+                            &v.rates.cached_input_per_mtok, &v.rates.cache_write_per_mtok,
+                            &v.rates.reasoning_per_mtok}) {
+        *rate = r.I64();
+      }
+      versions.push_back(v);
+    }
+  }
+  ReadKeys(r, state);
+  ReadWebhooks(r, state);
+  ReadAlerts(r, state);
+  if (Status status = ReadReports(r, state); !status.ok()) return status;
+  if (!r.done()) return Status::Error("checkpoint is truncated or has trailing bytes");
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string SerializeState(const State& state) {
+  std::string out;
+  Writer writer(&out);
+  WriteState(writer, state);
+  return out;
+}
+
+Sha256Digest StateDigest(const State& state) { return Sha256(SerializeState(state)); }
+
+Status DeserializeState(std::string_view bytes, State* state) {
+  PURSER_ASSERT(state->last_sequence == 0 && state->accounts.empty());
+  Reader reader(bytes);
+  return ReadState(reader, state);
+}
+
+}  // namespace purser
