@@ -1,0 +1,378 @@
+#include "replay/replay.h"
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <unordered_map>
+
+#include "ledger/clock.h"
+#include "ledger/crypto.h"
+#include "ledger/event_codec.h"
+#include "ledger/event_json.h"
+#include "ledger/event_log.h"
+#include "ledger/flags.h"
+#include "ledger/money.h"
+#include "ledger/recovery.h"
+#include "ledger/snapshot.h"
+#include "ledger/state.h"
+
+namespace purser {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+Result<std::unique_ptr<EventLog>> OpenReadOnly(const std::string& dir) {
+  if (!std::filesystem::exists(dir)) return Status::Error("no database at " + dir);
+  EventLogOptions options;
+  options.path = dir;
+  options.read_only = true;
+  return EventLog::Open(options);
+}
+
+// Prints "<verb>: N events (R/s)" lines while a long run goes on.
+std::function<void(uint64_t)> ProgressPrinter(std::ostream* out, const char* verb) {
+  if (out == nullptr) return nullptr;
+  auto start = Clock::now();
+  return [out, verb, start](uint64_t sequence) {
+    double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    *out << verb << ": " << sequence << " events ("
+         << static_cast<uint64_t>(static_cast<double>(sequence) / std::max(seconds, 1e-9))
+         << "/s)\n";
+    out->flush();
+  };
+}
+
+// The flows of every wallet, summed from the events alone (not from State),
+// for the conservation law: balance = deposits + adjustments + refunds - charges.
+class ConservationCheck {
+ public:
+  void Observe(const Event& event) { std::visit(*this, event.body); }
+
+  void operator()(const event::AccountOpened& e) {
+    std::string funding = e.wallet ? e.account : (e.parent.empty() ? "" : funding_[e.parent]);
+    funding_[e.account] = funding;
+  }
+  void operator()(const event::Deposited& e) { flow_[e.account] += e.amount_micros; }
+  void operator()(const event::Adjusted& e) { flow_[e.account] += e.amount_micros; }
+  void operator()(const event::Reserved& e) { reservation_account_[e.reservation_id] = e.account; }
+  void operator()(const event::Settled& e) {
+    Charge(e.account, e.cost_micros - e.expiry_charge_reversed_micros);
+  }
+  void operator()(const event::UsageCharged& e) {
+    usage_account_[e.usage_id] = e.account;
+    Charge(e.account, e.cost_micros);
+  }
+  void operator()(const event::Expired& e) {
+    Charge(reservation_account_[e.reservation_id], e.charged_micros);
+  }
+  void operator()(const event::Refunded& e) {
+    const std::string& account = e.target_kind == ChargeKind::kUsage
+                                     ? usage_account_[e.target_id]
+                                     : reservation_account_[e.target_id];
+    Charge(account, -e.amount_micros);
+  }
+  template <typename T>
+  void operator()(const T&) {}
+
+  // Compares the summed flows with the balances the state holds.
+  Status Check(const State& state, uint64_t* wallets) const {
+    for (const Account& account : state.accounts) {
+      if (!account.wallet) continue;
+      ++*wallets;
+      auto it = flow_.find(account.id);
+      __int128 expected = it == flow_.end() ? 0 : it->second;
+      if (expected != account.balance_micros) {
+        return Status::Error("conservation law broken for wallet " + account.id + ": balance " +
+                             std::to_string(account.balance_micros) + " micros, events sum to " +
+                             std::to_string(static_cast<int64_t>(expected)));
+      }
+    }
+    return Status::Ok();
+  }
+
+ private:
+  void Charge(const std::string& account, int64_t amount) {
+    auto it = funding_.find(account);
+    if (it == funding_.end() || it->second.empty()) return;  // no wallet pays
+    flow_[it->second] -= amount;
+  }
+
+  std::unordered_map<std::string, std::string> funding_;
+  std::unordered_map<std::string, std::string> reservation_account_;
+  std::unordered_map<std::string, std::string> usage_account_;
+  std::unordered_map<std::string, __int128> flow_;
+};
+
+Status CheckCheckpoint(EventLog* log, State* state, Sha256Digest* link, ReplayOptions options,
+                       ConservationCheck* conservation, bool* checked) {
+  uint64_t checkpoint_sequence = 0;
+  Sha256Digest checkpoint_link;
+  std::string bytes;
+  if (Status status = log->ReadCheckpoint(&checkpoint_sequence, &checkpoint_link, &bytes);
+      !status.ok()) {
+    return status;
+  }
+  if (checkpoint_sequence == 0) return Status::Ok();
+  options.until_sequence = checkpoint_sequence;
+  options.on_event = [conservation](const Event& e, std::string_view) { conservation->Observe(e); };
+  if (Status status = ReplayLog(log, state, link, options); !status.ok()) return status;
+  if (state->last_sequence != checkpoint_sequence || *link != checkpoint_link) {
+    return Status::Error("the projection checkpoint at " + std::to_string(checkpoint_sequence) +
+                         " does not match the log");
+  }
+  if (Sha256(bytes) != StateDigest(*state)) {
+    return Status::Error("the projection checkpoint at " + std::to_string(checkpoint_sequence) +
+                         " differs from a rebuild of the log");
+  }
+  *checked = true;
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status Verify(const VerifyOptions& options, VerifyReport* report) {
+  Result<std::unique_ptr<EventLog>> log = OpenReadOnly(options.data_dir);
+  if (!log.ok()) return log.status();
+  State state;
+  Sha256Digest link{};
+  ConservationCheck conservation;
+  ReplayOptions replay;
+  replay.progress = ProgressPrinter(options.progress, "verify");
+  Status status = CheckCheckpoint(log->get(), &state, &link, replay, &conservation,
+                                  &report->checkpoint_checked);
+  if (status.ok()) {
+    replay.on_event = [&](const Event& e, std::string_view) { conservation.Observe(e); };
+    status = ReplayLog(log->get(), &state, &link, replay);
+  }
+  report->events = state.last_sequence;
+  report->last_sequence = state.last_sequence;
+  report->head = link;
+  if (!status.ok()) {
+    report->bad_sequence = state.last_sequence + 1;
+    return status;
+  }
+  if (Status law = conservation.Check(state, &report->wallets_checked); !law.ok()) return law;
+  if (options.expect_sequence) {
+    if (state.last_sequence < *options.expect_sequence) {
+      return Status::Error("the log ends at " + std::to_string(state.last_sequence) +
+                           " before the expected head " + std::to_string(*options.expect_sequence) +
+                           ": it was truncated");
+    }
+    std::string record;
+    RecordView view;
+    if (Status read = (*log)->ReadRecord(*options.expect_sequence, &record); !read.ok()) return read;
+    if (Status decoded = DecodeRecord(*options.expect_sequence, record, &view); !decoded.ok()) {
+      return decoded;
+    }
+    if (options.expect_hash && view.link != *options.expect_hash) {
+      report->bad_sequence = *options.expect_sequence;
+      return Status::Error("the chain link at " + std::to_string(*options.expect_sequence) +
+                           " is " + HexEncode(view.link) + ", not the expected head");
+    }
+  }
+  return Status::Ok();
+}
+
+Status Rebuild(const RebuildOptions& options, RebuildReport* report) {
+  auto start = Clock::now();
+  Result<std::unique_ptr<EventLog>> source = OpenReadOnly(options.data_dir);
+  if (!source.ok()) return source.status();
+  std::unique_ptr<EventLog> out;
+  if (!options.out_dir.empty()) {
+    if (std::filesystem::exists(options.out_dir) && !std::filesystem::is_empty(options.out_dir)) {
+      return Status::Error(options.out_dir + " exists and is not empty");
+    }
+    EventLogOptions out_options;
+    out_options.path = options.out_dir;
+    Result<std::unique_ptr<EventLog>> opened = EventLog::Open(out_options);
+    if (!opened.ok()) return opened.status();
+    out = std::move(*opened);
+  }
+  State state;
+  Sha256Digest link{};
+  ReplayOptions replay;
+  replay.until_sequence = options.until_sequence;
+  replay.until_time_us = options.until_time_us;
+  replay.progress = ProgressPrinter(options.progress, "rebuild");
+  LogBatch batch;
+  Status write_status;
+  if (out) {
+    replay.on_event = [&](const Event& event, std::string_view record) {
+      RecordView view;
+      if (!DecodeRecord(event.sequence, record, &view).ok()) return;  // checked before the call
+      out->Append(event, view.payload, &batch);
+      if (batch.records() >= 10'000 && write_status.ok()) {
+        write_status = out->Write(&batch, /*sync=*/false);
+        batch = LogBatch();
+      }
+    };
+  }
+  if (Status status = ReplayLog(source->get(), &state, &link, replay); !status.ok()) return status;
+  if (!write_status.ok()) return write_status;
+  if (out) {
+    out->AddCheckpoint(state.last_sequence, link, SerializeState(state), &batch);
+    if (Status status = out->Write(&batch, /*sync=*/true); !status.ok()) return status;
+    if (Status status = out->FlushAll(); !status.ok()) return status;
+  }
+  report->sequence = state.last_sequence;
+  report->events = state.events_applied;
+  report->digest = StateDigest(state);
+  report->seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return Status::Ok();
+}
+
+Status Export(const ExportOptions& options, std::ostream& out, uint64_t* exported) {
+  Result<std::unique_ptr<EventLog>> log = OpenReadOnly(options.data_dir);
+  if (!log.ok()) return log.status();
+  // Which accounts are in the requested subtree, and which account each
+  // reservation and usage belongs to, learned while reading.
+  std::unordered_map<std::string, bool> in_scope;
+  std::unordered_map<std::string, std::string> owner;  // reservation/usage id -> account
+  auto scoped = [&](const std::string& account) {
+    if (options.account.empty()) return true;
+    auto it = in_scope.find(account);
+    return it != in_scope.end() && it->second;
+  };
+  State state;
+  Sha256Digest link{};
+  ReplayOptions replay;
+  replay.apply = false;
+  *exported = 0;
+  JsonWriter writer;
+  replay.on_event = [&](const Event& event, std::string_view) {
+    std::string account = EventAccount(event.body);
+    if (const auto* opened = std::get_if<event::AccountOpened>(&event.body)) {
+      in_scope[opened->account] =
+          opened->account == options.account || (!opened->parent.empty() && scoped(opened->parent));
+    } else if (const auto* reserved = std::get_if<event::Reserved>(&event.body)) {
+      owner["r/" + reserved->reservation_id] = reserved->account;
+    } else if (const auto* usage = std::get_if<event::UsageCharged>(&event.body)) {
+      owner["u/" + usage->usage_id] = usage->account;
+    }
+    if (account.empty()) {
+      if (const auto* e = std::get_if<event::Voided>(&event.body)) account = owner["r/" + e->reservation_id];
+      if (const auto* e = std::get_if<event::Expired>(&event.body)) account = owner["r/" + e->reservation_id];
+      if (const auto* e = std::get_if<event::Extended>(&event.body)) account = owner["r/" + e->reservation_id];
+      if (const auto* e = std::get_if<event::Refunded>(&event.body)) {
+        account = owner[(e->target_kind == ChargeKind::kUsage ? "u/" : "r/") + e->target_id];
+      }
+    }
+    if (event.timestamp_us < options.from_us || event.timestamp_us > options.to_us) return;
+    if (!options.account.empty() && (account.empty() || !scoped(account))) return;
+    writer.Clear();
+    WriteEventJson(event, &writer);
+    out << writer.str() << '\n';
+    ++*exported;
+  };
+  return ReplayLog(log->get(), &state, &link, replay);
+}
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: purser-replay <command> [flags]\n"
+    "  verify  --data-dir D [--expect-head SEQ:HASH]\n"
+    "      checksums, hash chain, continuity, conservation law, checkpoint;\n"
+    "      names the first bad event and exits 1 when anything is wrong\n"
+    "  rebuild --data-dir D [--out D2] [--until-seq N | --until-time T]\n"
+    "      rebuilds every projection from the log; prints `seq N` and `digest HEX`\n"
+    "  export  --data-dir D [--account A] [--from T] [--to T]\n"
+    "      JSON lines, one event each (T: RFC 3339 or YYYY-MM-DD)\n";
+
+int Fail(const std::string& message) {
+  std::cerr << "purser-replay: " << message << '\n';
+  return 1;
+}
+
+int RunVerify(Flags& flags) {
+  VerifyOptions options;
+  options.data_dir = flags.Get("data-dir");
+  options.progress = &std::cerr;
+  if (flags.Has("expect-head")) {
+    std::string head = flags.Get("expect-head");
+    size_t colon = head.find(':');
+    std::optional<int64_t> sequence = ParseInt64(head.substr(0, colon));
+    Sha256Digest hash;
+    if (colon == std::string::npos || !sequence || !HexDecode(head.substr(colon + 1), &hash)) {
+      return Fail("--expect-head must be SEQ:HASH (64 hex digits)");
+    }
+    options.expect_sequence = static_cast<uint64_t>(*sequence);
+    options.expect_hash = hash;
+  }
+  VerifyReport report;
+  Status status = Verify(options, &report);
+  if (!status.ok()) {
+    if (report.bad_sequence != 0) std::cout << "first bad event: " << report.bad_sequence << '\n';
+    std::cout << "FAILED: " << status.message() << '\n';
+    return 1;
+  }
+  std::cout << "ok: " << report.events << " events, head " << report.last_sequence << ':'
+            << HexEncode(report.head) << ", " << report.wallets_checked << " wallets balanced"
+            << (report.checkpoint_checked ? ", checkpoint matches" : "") << '\n';
+  return 0;
+}
+
+int RunRebuild(Flags& flags) {
+  RebuildOptions options;
+  options.data_dir = flags.Get("data-dir");
+  options.out_dir = flags.Get("out");
+  options.progress = &std::cerr;
+  if (auto until = flags.GetInt("until-seq")) options.until_sequence = static_cast<uint64_t>(*until);
+  if (flags.Has("until-time")) {
+    std::optional<int64_t> time = ParseTimestamp(flags.Get("until-time"));
+    if (!time) return Fail("--until-time must be RFC 3339 UTC or YYYY-MM-DD");
+    options.until_time_us = *time;
+  }
+  if (!flags.error().empty()) return Fail(flags.error());
+  RebuildReport report;
+  if (Status status = Rebuild(options, &report); !status.ok()) return Fail(status.message());
+  std::cout << "seq " << report.sequence << '\n' << "digest " << HexEncode(report.digest) << '\n';
+  std::cerr << "rebuild: " << report.events << " events in " << report.seconds << " s\n";
+  return 0;
+}
+
+int RunExport(Flags& flags) {
+  ExportOptions options;
+  options.data_dir = flags.Get("data-dir");
+  options.account = flags.Get("account");
+  for (auto [name, target] : {std::pair{"from", &options.from_us}, {"to", &options.to_us}}) {
+    if (!flags.Has(name)) continue;
+    std::optional<int64_t> time = ParseTimestamp(flags.Get(name));
+    if (!time) return Fail(std::string("--") + name + " must be RFC 3339 UTC or YYYY-MM-DD");
+    *target = *time;
+  }
+  // A bare date as --to means the whole day.
+  if (flags.Has("to") && flags.Get("to").size() == 10) options.to_us += kMicrosPerDay - 1;
+  uint64_t exported = 0;
+  if (Status status = Export(options, std::cout, &exported); !status.ok()) {
+    return Fail(status.message());
+  }
+  std::cerr << "export: " << exported << " events\n";
+  return 0;
+}
+
+}  // namespace
+
+int ReplayMain(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  std::string command = argv[1];
+  Flags flags(argc, argv, 2);
+  static const std::vector<std::string> kKnown = {"data-dir", "expect-head", "out", "until-seq",
+                                                  "until-time", "account", "from", "to"};
+  if (!flags.error().empty()) return Fail(flags.error());
+  if (auto unknown = flags.Unknown(kKnown); !unknown.empty()) {
+    return Fail("unknown flag --" + unknown.front());
+  }
+  if (!flags.Has("data-dir")) return Fail("--data-dir is required");
+  if (command == "verify") return RunVerify(flags);
+  if (command == "rebuild") return RunRebuild(flags);
+  if (command == "export") return RunExport(flags);
+  std::cerr << kUsage;
+  return 2;
+}
+
+}  // namespace purser

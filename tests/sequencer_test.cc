@@ -1,0 +1,171 @@
+// The sequencer with the real RocksDB log: durability, recovery, group
+// commit under concurrency, expiry and rejection counting by the service.
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "ledger/limits.h"
+#include "replay/replay.h"
+#include "tests/test_util.h"
+
+namespace purser::testing {
+namespace {
+
+TEST(Sequencer, AcknowledgedCommandsSurviveARestart) {
+  TempDir dir;
+  Sha256Digest before;
+  {
+    auto sequencer = OpenSequencer(dir.path());
+    OpenTree(*sequencer, 2, 10'000'000);
+    ASSERT_TRUE(Call(*sequencer, ReserveCommand("r1", "agent-0", 1'000'000)).ok());
+    ASSERT_TRUE(Call(*sequencer, SettleCommand("r1", 250'000)).ok());
+    ASSERT_TRUE(Call(*sequencer, ReserveCommand("r2", "agent-1", 500'000)).ok());
+    before = LiveDigest(*sequencer);
+  }
+  auto reopened = OpenSequencer(dir.path());
+  EXPECT_EQ(LiveDigest(*reopened), before);
+  Reply balance = Call(*reopened, query::GetBalance{"agent-1"});
+  ASSERT_TRUE(balance.ok());
+  EXPECT_EQ(std::get<BalanceView>(balance.body).balance_micros, 9'750'000);
+  EXPECT_EQ(std::get<BalanceView>(balance.body).held_micros, 500'000);
+  EXPECT_EQ(reopened->recovered_tail_events(), 0u) << "a clean stop leaves a checkpoint";
+}
+
+TEST(Sequencer, PeriodicCheckpointsRecoverTheSameStateAsARebuild) {
+  TempDir dir;
+  Sha256Digest live;
+  uint64_t last = 0;
+  {
+    auto sequencer = OpenSequencer(dir.path(), nullptr, /*checkpoint_every_events=*/40);
+    OpenTree(*sequencer, 3, 100'000'000);
+    for (int i = 0; i < 60; ++i) {
+      ASSERT_TRUE(Call(*sequencer, ReserveCommand("r" + std::to_string(i), "agent-1", 1'000)).ok());
+    }
+    live = LiveDigest(*sequencer, &last);
+  }
+  // (Recovery of a tail after the last checkpoint is covered by the crash
+  // tests, which kill the process before any final checkpoint.)
+  auto reopened = OpenSequencer(dir.path());
+  EXPECT_EQ(LiveDigest(*reopened), live);
+  RebuildReport rebuilt;
+  reopened->Stop();
+  reopened.reset();
+  ASSERT_TRUE(Rebuild(RebuildOptions{dir.path(), "", UINT64_MAX, INT64_MAX, nullptr}, &rebuilt).ok());
+  EXPECT_EQ(rebuilt.sequence, last);
+  EXPECT_EQ(rebuilt.digest, live);
+}
+
+TEST(Sequencer, ManyThreadsAgainstOneCapNeverOverspend) {
+  TempDir dir;
+  auto sequencer = OpenSequencer(dir.path());
+  OpenTree(*sequencer, 8, 1'000'000'000);
+  CapsPatch cap;
+  cap.daily_limit_micros = Patch<int64_t>::Set(10'000'000);  // admits exactly 100 x 100k
+  ASSERT_TRUE(Call(*sequencer, cmd::SetCaps{"team", cap}).ok());
+  std::atomic<int> admitted{0};
+  std::atomic<int> refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) {
+        std::string id = "r-" + std::to_string(t) + "-" + std::to_string(i);
+        Reply reply = Call(*sequencer, ReserveCommand(id, "agent-" + std::to_string(t), 100'000));
+        if (reply.ok()) {
+          ++admitted;
+          // Settle half at cost, so spend and holds both count.
+          if (i % 2 == 0) {
+            EXPECT_TRUE(Call(*sequencer, SettleCommand(id, 100'000)).ok());
+          }
+        } else {
+          EXPECT_EQ(reply.code, ResultCode::kDailyCapExceeded);
+          ++refused;
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(admitted.load(), 100);
+  EXPECT_EQ(refused.load(), 300);
+  Reply team = Call(*sequencer, query::GetBalance{"team"});
+  const auto& view = std::get<BalanceView>(team.body);
+  EXPECT_EQ(view.spent_today_micros + view.held_micros - 0, 10'000'000)
+      << "spent + held equals the cap exactly";
+}
+
+TEST(Sequencer, ConcurrentBatchesAreAnsweredInOrderWithOneReplyEach) {
+  TempDir dir;
+  auto sequencer = OpenSequencer(dir.path());
+  OpenTree(*sequencer, 1, 1'000'000'000);
+  std::vector<Request> batch;
+  for (int i = 0; i < 1000; ++i) {
+    batch.push_back(Request{Credentials::System(), ReserveCommand("b" + std::to_string(i), "agent-0", 1)});
+  }
+  batch.push_back(Request{Credentials::System(), ReserveCommand("b0", "agent-0", 2)});  // conflict
+  std::vector<Reply> replies = sequencer->CallBatch(std::move(batch));
+  ASSERT_EQ(replies.size(), 1001u);
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(replies[i].ok());
+    EXPECT_EQ(std::get<ReserveResult>(replies[i].body).reservation_id, "b" + std::to_string(i));
+  }
+  EXPECT_EQ(replies[1000].code, ResultCode::kIdempotencyConflict);
+  std::vector<Request> too_many(kBatchCommandsMax + 1,
+                                Request{Credentials::System(), query::ListPrices{}});
+  EXPECT_FALSE(sequencer->Submit(std::move(too_many), [](std::vector<Reply>&&) {}));
+}
+
+TEST(Sequencer, TheIdleTimerExpiresReservationsWithinASecond) {
+  TempDir dir;
+  FakeClock clock;
+  auto sequencer = OpenSequencer(dir.path(), clock.Function());
+  OpenTree(*sequencer, 1, 10'000'000);
+  ASSERT_TRUE(Call(*sequencer, ReserveCommand("r1", "agent-0", 1'000, 5)).ok());
+  clock.Advance(6);
+  ReservationStatus status = ReservationStatus::kPending;
+  for (int i = 0; i < 40 && status == ReservationStatus::kPending; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    Reply reply = Call(*sequencer, query::GetReservation{"r1"});
+    status = std::get<ReservationView>(reply.body).status;
+  }
+  EXPECT_EQ(status, ReservationStatus::kExpired);
+}
+
+TEST(Sequencer, RejectionsAreAppendedOnceAMinuteAsCounts) {
+  TempDir dir;
+  FakeClock clock;
+  {
+    auto sequencer = OpenSequencer(dir.path(), clock.Function());
+    OpenTree(*sequencer, 1, 1'000);
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_EQ(Call(*sequencer, ReserveCommand("x" + std::to_string(i), "agent-0", 5'000)).code,
+                ResultCode::kInsufficientFunds);
+    }
+    clock.Advance(61);
+    ASSERT_TRUE(Call(*sequencer, query::ListPrices{}).ok());  // any group commit flushes
+  }
+  std::stringstream out;
+  uint64_t exported = 0;
+  ASSERT_TRUE(Export(ExportOptions{dir.path(), "", INT64_MIN, INT64_MAX}, out, &exported).ok());
+  std::string log = out.str();
+  size_t at = log.find("\"type\":\"RejectionsCounted\"");
+  ASSERT_NE(at, std::string::npos) << log;
+  EXPECT_NE(log.find("\"count\":3", at), std::string::npos);
+  EXPECT_EQ(log.find("RejectionsCounted", at + 10), std::string::npos) << "one event per minute";
+}
+
+TEST(Sequencer, StartingAgainAppendsNoEventOfItsOwn) {
+  TempDir dir;
+  uint64_t sequence = 0;
+  {
+    auto sequencer = OpenSequencer(dir.path());
+    OpenTree(*sequencer, 1, 1'000);
+    LiveDigest(*sequencer, &sequence);
+  }
+  auto reopened = OpenSequencer(dir.path());
+  uint64_t again = 0;
+  LiveDigest(*reopened, &again);
+  EXPECT_EQ(again, sequence);
+}
+
+}  // namespace
+}  // namespace purser::testing
