@@ -1,0 +1,115 @@
+// Golden vectors of the on-disk format (docs/FORMAT.md). If one of these
+// fails, the bytes Purser writes changed: that breaks every existing log.
+// Change the format only on purpose, with a new record version.
+
+#include <gtest/gtest.h>
+
+#include "ledger/crypto.h"
+#include "ledger/event_codec.h"
+
+namespace purser {
+namespace {
+
+// A fixed log of one event of several kinds.
+std::vector<Event> GoldenEvents() {
+  std::vector<Event> events;
+  auto add = [&](EventBody body, uint64_t price_version = 0) {
+    Event event;
+    event.sequence = events.size() + 1;
+    event.timestamp_us = 1'795'428'000'000'000 + static_cast<int64_t>(events.size());
+    event.actor = events.size() % 2 == 0 ? "system" : "k_0123456789ab";
+    event.price_version = price_version;
+    event.body = std::move(body);
+    events.push_back(std::move(event));
+  };
+  add(event::PriceSet{"gpt-4o", PriceRates{2'500'000, 10'000'000, 1'250'000, -1, -1}, 1});
+  add(event::AccountOpened{"org", "", AccountKind::kOrg, "Org", true, {"env"}, 42});
+  Caps caps;
+  caps.daily_limit_micros = 10'000'000;
+  add(event::CapsSet{"org", caps});
+  add(event::Deposited{"d1", "org", 50'000'000, "wire", 7});
+  event::Reserved reserved;
+  reserved.reservation_id = "r1";
+  reserved.account = "org";
+  reserved.funding_account = "org";
+  reserved.amount_micros = 1'000'000;
+  reserved.expires_at_us = 1'795'428'300'000'000;
+  reserved.ttl_s = 300;
+  reserved.run_id = "run";
+  reserved.tags = {{"env", "prod"}};
+  reserved.request_hash = 99;
+  add(reserved);
+  event::Settled settled;
+  settled.reservation_id = "r1";
+  settled.account = "org";
+  settled.cost_micros = 7'500;
+  settled.released_micros = 992'500;
+  settled.dimensions.model = "gpt-4o";
+  settled.dimensions.outcome = Outcome::kSuccess;
+  settled.tokens = TokenCounts{1'000, 500, 0, 0, 0};
+  add(settled, 1);
+  add(event::AlertRaised{7, "org", AlertType::kBudgetThreshold, "info", 50, CapWindow::kDaily,
+                         20'780, 10'000'000, 5'000'000, "half"});
+  return events;
+}
+
+TEST(FormatGolden, TheFirstRecordHasTheseExactBytes) {
+  std::vector<Event> events = GoldenEvents();
+  std::string payload;
+  EventEncoder().Encode(events[0], &payload);
+  Sha256Digest link;
+  std::string record = EncodeRecord(1, Sha256Digest{}, payload, &link);
+  EXPECT_EQ(HexEncode(reinterpret_cast<const uint8_t*>(record.data()), record.size()),
+            
+            "abf9d9f4b5f950df"  // checksum: XXH3-64, seed 1, little-endian
+            "01"                // version
+            "e45805627c3c290f3abfd870c1967b7e92e278f4b20f97b944f67242b7a74326"  // link
+            "101150040201017ee828a8ee60060000010d11053a510401023f73797374656d010111053a"
+            "1104053f6770742d346f07a0252607809698ff2fedecffffffffff000001"  // packed payload
+  );
+}
+
+TEST(FormatGolden, ChecksumsAndChainOfASmallLogAreStable) {
+  EventEncoder encoder;
+  Sha256Digest link{};
+  std::string all;
+  std::string checksums;
+  for (const Event& event : GoldenEvents()) {
+    std::string payload;
+    encoder.Encode(event, &payload);
+    std::string record = EncodeRecord(event.sequence, link, payload, &link);
+    checksums += HexEncode(reinterpret_cast<const uint8_t*>(record.data()), 8) + " ";
+    all += record;
+    // Each record decodes back to the same event.
+    RecordView view;
+    ASSERT_TRUE(DecodeRecord(event.sequence, record, &view).ok());
+    Event decoded;
+    ASSERT_TRUE(DecodePayload(view.payload, &decoded).ok());
+    std::string again;
+    encoder.Encode(decoded, &again);
+    EXPECT_EQ(again, payload) << "round trip of event " << event.sequence;
+  }
+  EXPECT_EQ(checksums, 
+            "abf9d9f4b5f950df 008f653275a60871 c895cae9c263e60d 51b0bac025fb6aa1 "
+            "2828159de4276809 f5e52613492d4dcb 10bfafb57d001a72 ");
+  EXPECT_EQ(HexEncode(link), "08b165b4d8cf10cd4de67cae0ff92f3791c0da2988a9c031288cd432fddde430");
+  EXPECT_EQ(HexEncode(Sha256(all)), "5c3addda4520c48bb161eaa8a4a45da0314cd9a6e8191e05f91b219fbb72b330");
+}
+
+TEST(FormatGolden, SequenceKeysAreBigEndian) {
+  EXPECT_EQ(SequenceKey(1), std::string("\0\0\0\0\0\0\0\1", 8));
+  EXPECT_EQ(SequenceKey(0x0102030405060708), "\x01\x02\x03\x04\x05\x06\x07\x08");
+  EXPECT_EQ(SequenceFromKey(SequenceKey(123'456'789)), 123'456'789u);
+  EXPECT_LT(SequenceKey(255), SequenceKey(256)) << "keys sort in sequence order";
+}
+
+TEST(FormatGolden, DecodingGarbageIsAnErrorNotACrash) {
+  Event event;
+  EXPECT_FALSE(DecodePayload("", &event).ok());
+  EXPECT_FALSE(DecodePayload(std::string(100, '\xff'), &event).ok());
+  RecordView view;
+  EXPECT_FALSE(DecodeRecord(1, "short", &view).ok());
+}
+
+}  // namespace
+}  // namespace purser
