@@ -244,12 +244,12 @@ Reply Machine::Handler::Do(const cmd::Reserve& c) {
     hasher.Add(c.estimate->model).Add(c.estimate->input_tokens).Add(c.estimate->max_output_tokens);
   }
   uint64_t hash = hasher.Add(c.ttl_s).Add(c.run_id).Add(c.action).Add(tags).Finish();
-  if (auto it = state_.reservations.find(c.reservation_id); it != state_.reservations.end()) {
-    if (it->second.request_hash != hash) {
+  if (const Reservation* existing = state_.FindReservation(c.reservation_id)) {
+    if (existing->request_hash != hash) {
       return Reply::Error(ResultCode::kIdempotencyConflict,
                           "reservation " + c.reservation_id + " exists with a different payload");
     }
-    return ReserveReply(it->second, false);
+    return ReserveReply(*existing, false);
   }
 
   int64_t amount = c.amount_micros.value_or(0);
@@ -297,7 +297,7 @@ Reply Machine::Handler::Do(const cmd::Reserve& c) {
   e.request_hash = hash;
   uint64_t price_version = c.estimate ? state_.price_version : 0;
   Emit(std::move(e), price_version);
-  return ReserveReply(state_.reservations.find(c.reservation_id)->second, true);
+  return ReserveReply(*state_.FindReservation(c.reservation_id), true);
 }
 
 Reply Machine::Handler::SettleReply(const Reservation& r, bool created) const {
@@ -312,11 +312,11 @@ Reply Machine::Handler::Do(const cmd::Settle& c) {
   if (c.waste) PURSER_CHECK_INPUT(CheckDimension("waste", *c.waste, false));
   Tags tags = c.tags;
   PURSER_CHECK_INPUT(CheckAndSortTags(&tags));
-  auto it = state_.reservations.find(c.reservation_id);
-  if (it == state_.reservations.end()) {
+  Reservation* found = state_.FindReservation(c.reservation_id);
+  if (found == nullptr) {
     return Reply::Error(ResultCode::kNotFound, "reservation " + c.reservation_id + " not found");
   }
-  Reservation& r = it->second;
+  Reservation& r = *found;
   if (!Allowed(r.account, Access::kWrite)) {
     return Reply::Error(ResultCode::kPermissionDenied, "the reservation is outside this key's scope");
   }
@@ -370,18 +370,18 @@ Reply Machine::Handler::Do(const cmd::Settle& c) {
   int64_t overrun = e.overrun_micros;
   Emit(std::move(e), price_version);
   RaiseSpendAlerts(account, overrun);
-  return SettleReply(state_.reservations.find(c.reservation_id)->second, true);
+  return SettleReply(*state_.FindReservation(c.reservation_id), true);
 }
 
 Reply Machine::Handler::Do(const cmd::Void& c) {
   PURSER_RETURN_IF(RequireRole(Role::kWriter));
   PURSER_CHECK_INPUT(CheckClientId("reservation_id", c.reservation_id));
   PURSER_CHECK_INPUT(CheckText("reason", c.reason, kTextBytesMax));
-  auto it = state_.reservations.find(c.reservation_id);
-  if (it == state_.reservations.end()) {
+  const Reservation* found = state_.FindReservation(c.reservation_id);
+  if (found == nullptr) {
     return Reply::Error(ResultCode::kNotFound, "reservation " + c.reservation_id + " not found");
   }
-  const Reservation& r = it->second;
+  const Reservation& r = *found;
   if (!Allowed(r.account, Access::kWrite)) {
     return Reply::Error(ResultCode::kPermissionDenied, "the reservation is outside this key's scope");
   }
@@ -400,11 +400,11 @@ Reply Machine::Handler::Do(const cmd::Extend& c) {
   PURSER_RETURN_IF(RequireRole(Role::kWriter));
   PURSER_CHECK_INPUT(CheckClientId("reservation_id", c.reservation_id));
   if (c.ttl_s < 1 || c.ttl_s > kMaxReservationTtlS) return Invalid("ttl_s is out of range");
-  auto it = state_.reservations.find(c.reservation_id);
-  if (it == state_.reservations.end()) {
+  const Reservation* found = state_.FindReservation(c.reservation_id);
+  if (found == nullptr) {
     return Reply::Error(ResultCode::kNotFound, "reservation " + c.reservation_id + " not found");
   }
-  const Reservation& r = it->second;
+  const Reservation& r = *found;
   if (!Allowed(r.account, Access::kWrite)) {
     return Reply::Error(ResultCode::kPermissionDenied, "the reservation is outside this key's scope");
   }
@@ -816,8 +816,8 @@ Reply Machine::Handler::Do(const cmd::ExpireDue&) {
   }
   int64_t expired = 0;
   while (!state_.expiry_queue.empty() && state_.expiry_queue.begin()->first <= now_us_) {
-    std::string id = state_.expiry_queue.begin()->second;
-    const Reservation& r = state_.reservations.at(id);
+    const Reservation& r = *state_.expiry_queue.begin()->second;
+    std::string id = r.id;
     AccountIndex account = r.account;
     int64_t amount = r.amount_micros;
     bool charge = EffectiveOnExpiry(account) == OnExpiry::kCharge && amount > 0;

@@ -166,9 +166,8 @@ Reply Machine::Handler::Do(const query::ListReservations& q) {
   std::vector<const Reservation*> found;
   if (q.status == ReservationStatus::kPending) {
     // Pending reservations are indexed by the expiry queue.
-    for (const auto& [expires, id] : state_.expiry_queue) {
-      const Reservation& r = state_.reservations.at(id);
-      if (state_.IsInSubtree(r.account, index)) found.push_back(&r);
+    for (const auto& [expires, r] : state_.expiry_queue) {
+      if (state_.IsInSubtree(r->account, index)) found.push_back(r);
     }
   } else {
     // Finished reservations have no per-account index yet: this walks the

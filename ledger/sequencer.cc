@@ -1,5 +1,7 @@
 #include "ledger/sequencer.h"
 
+#include <pthread.h>
+
 #include <chrono>
 #include <cstdio>
 #include <future>
@@ -32,8 +34,14 @@ Result<std::unique_ptr<Sequencer>> Sequencer::Open(SequencerOptions options) {
   if (!log.ok()) return log.status();
   sequencer->log_ = std::move(*log);
   if (Status status = sequencer->Recover(); !status.ok()) return status;
-  sequencer->log_thread_ = std::thread([s = sequencer.get()] { s->LogLoop(); });
-  sequencer->sequencer_thread_ = std::thread([s = sequencer.get()] { s->SequencerLoop(); });
+  sequencer->log_thread_ = std::thread([s = sequencer.get()] {
+    pthread_setname_np(pthread_self(), "purser-log");
+    s->LogLoop();
+  });
+  sequencer->sequencer_thread_ = std::thread([s = sequencer.get()] {
+    pthread_setname_np(pthread_self(), "purser-seq");
+    s->SequencerLoop();
+  });
   if (sequencer->log_->last_sequence() == 0 && sequencer->options_.write_default_prices) {
     if (Status status = sequencer->WriteDefaultPrices(); !status.ok()) return status;
   }
@@ -167,21 +175,11 @@ void Sequencer::SequencerLoop() {
   pipeline_cv_.notify_all();
 }
 
-void Sequencer::AppendEvents(std::vector<Event>* events, size_t from, LogBatch* log_batch) {
-  for (size_t i = from; i < events->size(); ++i) {
-    encoder_.Encode((*events)[i], &payload_);
-    log_->Append((*events)[i], payload_, log_batch);
-  }
-}
-
-void Sequencer::Execute(const Request& request, std::vector<Event>* events, LogBatch* log_batch,
-                        Reply* reply) {
-  size_t before = events->size();
-  *reply = machine_.Execute(request, group_now_us_, events);
-  AppendEvents(events, before, log_batch);
+void Sequencer::Execute(const Request& request, Batch* batch, Reply* reply) {
+  *reply = machine_.Execute(request, group_now_us_, &batch->events);
   if (!reply->ok()) return;
   if (std::holds_alternative<query::GetChainHead>(request.body)) {
-    reply->body = ChainHead{log_->last_sequence(), log_->last_link()};
+    batch->chain_heads.emplace_back(reply, state_.last_sequence);
   } else if (std::holds_alternative<query::GetDigest>(request.body)) {
     reply->body = DigestView{state_.last_sequence, StateDigest(state_)};
   }
@@ -193,37 +191,32 @@ void Sequencer::RunGroup(std::vector<Submission> submissions, bool final_checkpo
   // Prepare: one timestamp for the whole group, never earlier than the last.
   const int64_t now = Now();
   group_now_us_ = now;
+  Reply ignored;
   if (!state_.expiry_queue.empty() && state_.expiry_queue.begin()->first <= now) {
-    Reply ignored;
-    Execute(Request{Credentials::System(), cmd::ExpireDue{}}, &batch.events, &batch.log_batch,
-            &ignored);
+    Execute(Request{Credentials::System(), cmd::ExpireDue{}}, &batch, &ignored);
   }
   if (machine_.HasRejectionCounts()) {
     int64_t before = final_checkpoint ? INT64_MAX : MinuteOf(now);
     if (auto counts = machine_.TakeRejectionCounts(before)) {
-      Reply ignored;
-      Execute(Request{Credentials::System(), std::move(*counts)}, &batch.events, &batch.log_batch,
-              &ignored);
+      Execute(Request{Credentials::System(), std::move(*counts)}, &batch, &ignored);
     }
   }
   size_t commands = 0;
   for (Submission& submission : batch.submissions) {
     submission.replies.resize(submission.requests.size());
     for (size_t i = 0; i < submission.requests.size(); ++i) {
-      Execute(submission.requests[i], &batch.events, &batch.log_batch, &submission.replies[i]);
+      Execute(submission.requests[i], &batch, &submission.replies[i]);
     }
     commands += submission.requests.size();
     submission.requests.clear();  // free memory before the sync
   }
   events_since_checkpoint_ += batch.events.size();
-  bool checkpoint = events_since_checkpoint_ >= options_.checkpoint_every_events ||
-                    (final_checkpoint && events_since_checkpoint_ > 0);
-  if (checkpoint) {
-    log_->AddCheckpoint(state_.last_sequence, log_->last_link(), SerializeState(state_),
-                        &batch.log_batch);
+  if (events_since_checkpoint_ >= options_.checkpoint_every_events ||
+      (final_checkpoint && events_since_checkpoint_ > 0)) {
+    batch.checkpoint = SerializeState(state_);
     events_since_checkpoint_ = 0;
   }
-  if (batch.submissions.empty() && batch.log_batch.empty()) return;
+  if (batch.submissions.empty() && batch.events.empty() && !batch.checkpoint) return;
   commands_total_.fetch_add(commands, std::memory_order_relaxed);
   pending_reservations_.store(state_.expiry_queue.size(), std::memory_order_relaxed);
   if (commands > 0) group_size_.Record(commands);
@@ -232,6 +225,26 @@ void Sequencer::RunGroup(std::vector<Submission> submissions, bool final_checkpo
   pipeline_.push_back(std::move(batch));
   lock.unlock();
   pipeline_cv_.notify_all();
+}
+
+void Sequencer::EncodeBatch(Batch* batch, LogBatch* log_batch) {
+  auto head = batch->chain_heads.begin();
+  auto answer_heads = [&](uint64_t up_to) {
+    for (; head != batch->chain_heads.end() && head->second <= up_to; ++head) {
+      head->first->body = ChainHead{log_->last_sequence(), log_->last_link()};
+    }
+  };
+  answer_heads(log_->last_sequence());
+  for (const Event& event : batch->events) {
+    encoder_.Encode(event, &payload_);
+    log_->Append(event, payload_, log_batch);
+    answer_heads(event.sequence);
+  }
+  answer_heads(UINT64_MAX);
+  if (batch->checkpoint) {
+    log_->AddCheckpoint(log_->last_sequence(), log_->last_link(), *batch->checkpoint, log_batch);
+    batch->checkpoint.reset();
+  }
 }
 
 void Sequencer::LogLoop() {
@@ -245,9 +258,11 @@ void Sequencer::LogLoop() {
       pipeline_.pop_front();
     }
     pipeline_cv_.notify_all();
-    if (!failed_.load() && !batch.log_batch.empty()) {
+    LogBatch log_batch;
+    if (!failed_.load()) EncodeBatch(&batch, &log_batch);
+    if (!failed_.load() && !log_batch.empty()) {
       auto start = std::chrono::steady_clock::now();
-      Status status = log_->Write(&batch.log_batch, /*sync=*/true);
+      Status status = log_->Write(&log_batch, /*sync=*/true);
       auto elapsed = std::chrono::steady_clock::now() - start;
       fsync_us_.Record(static_cast<uint64_t>(
           std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count()));

@@ -24,6 +24,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -119,9 +120,13 @@ class Sequencer {
     Completion done;
   };
   struct Batch {
-    LogBatch log_batch;
     std::vector<Submission> submissions;
     std::vector<Event> events;
+    // Chain-head queries answered by the log thread, which computes links:
+    // the reply to fill and the sequence it asks about.
+    std::vector<std::pair<Reply*, uint64_t>> chain_heads;
+    // A projection checkpoint of the state after the batch's last event.
+    std::optional<std::string> checkpoint;
   };
 
   explicit Sequencer(SequencerOptions options);
@@ -131,9 +136,10 @@ class Sequencer {
   void LogLoop();
   // Executes one group commit from `submissions` (may be empty: maintenance).
   void RunGroup(std::vector<Submission> submissions, bool final_checkpoint);
-  void Execute(const Request& request, std::vector<Event>* events, LogBatch* log_batch,
-               Reply* reply);
-  void AppendEvents(std::vector<Event>* events, size_t from, LogBatch* log_batch);
+  void Execute(const Request& request, Batch* batch, Reply* reply);
+  // Log thread: encodes the batch's events into records (checksums, chain
+  // links) and answers its chain-head queries.
+  void EncodeBatch(Batch* batch, LogBatch* log_batch);
   int64_t Now();
   int64_t NextWakeUs(int64_t now_us) const;
   void FailAll(const Status& status);
@@ -142,8 +148,8 @@ class Sequencer {
   std::unique_ptr<EventLog> log_;
   State state_;
   Machine machine_{&state_};
-  EventEncoder encoder_;
-  std::string payload_;
+  EventEncoder encoder_;  // log thread only
+  std::string payload_;   // log thread only
   int64_t group_now_us_ = 0;  // the timestamp of the group being executed
   uint64_t events_since_checkpoint_ = 0;
   uint64_t recovered_tail_events_ = 0;

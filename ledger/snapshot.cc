@@ -649,9 +649,13 @@ Status ReadState(Reader& r, State* state) {
     Reservation x;
     ReadReservation(r, state, &x);
     if (x.account == kNoAccount) return Status::Error("checkpoint reservation without account");
-    if (x.status == ReservationStatus::kPending) state->expiry_queue.emplace(x.expires_us, x.id);
     std::string id = x.id;
-    state->reservations.emplace(std::move(id), std::move(x));
+    auto [it, inserted] = state->reservations.emplace(std::move(id), std::move(x));
+    if (!inserted) return Status::Error("checkpoint repeats a reservation");
+    const Reservation& stored = it->second;
+    if (stored.status == ReservationStatus::kPending) {
+      state->expiry_queue.emplace(stored.expires_us, &stored);
+    }
   }
   count = r.Count();
   for (uint64_t i = 0; i < count && r.ok(); ++i) {

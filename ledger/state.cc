@@ -34,7 +34,7 @@ void AddTotals(SpendTotals* row, int64_t cost_micros, int64_t calls, const Token
 
 }  // namespace
 
-size_t StringHash::operator()(std::string_view text) const {
+size_t StringViewHash::operator()(std::string_view text) const {
   return static_cast<size_t>(XXH3_64bits(text.data(), text.size()));
 }
 
@@ -58,8 +58,30 @@ std::optional<uint32_t> Interner::Find(std::string_view text) const {
 State::State() = default;
 
 AccountIndex State::FindAccount(std::string_view id) const {
+  if (last_account_ < accounts.size() && accounts[last_account_].id == id) return last_account_;
   auto it = account_ids.find(id);
-  return it == account_ids.end() ? kNoAccount : it->second;
+  if (it == account_ids.end()) return kNoAccount;
+  last_account_ = it->second;
+  return it->second;
+}
+
+const Reservation* State::FindReservation(std::string_view id) const {
+  if (last_reservation_ != nullptr && last_reservation_->id == id) return last_reservation_;
+  auto it = reservations.find(id);
+  if (it == reservations.end()) return nullptr;
+  last_reservation_ = &it->second;
+  return last_reservation_;
+}
+
+Reservation* State::FindReservation(std::string_view id) {
+  return const_cast<Reservation*>(std::as_const(*this).FindReservation(id));
+}
+
+DayBook& State::BookOf(Account& account, int64_t day) {
+  if (!account.days.empty() && account.days.rbegin()->first == day) {
+    return account.days.rbegin()->second;
+  }
+  return account.days[day];
 }
 
 AccountIndex State::MustFindAccount(std::string_view id) const {
@@ -69,9 +91,9 @@ AccountIndex State::MustFindAccount(std::string_view id) const {
 }
 
 Reservation& State::MustFindReservation(std::string_view id) {
-  auto it = reservations.find(id);
-  PURSER_ASSERT(it != reservations.end());
-  return it->second;
+  Reservation* reservation = FindReservation(id);
+  PURSER_ASSERT(reservation != nullptr);
+  return *reservation;
 }
 
 bool State::IsInSubtree(AccountIndex account, AccountIndex ancestor) const {
@@ -166,7 +188,14 @@ void State::ApplyBody(const Event& event, const event::Reserved& e) {
   Reservation& r = it->second;
   r.id = e.reservation_id;
   r.account = MustFindAccount(e.account);
-  r.funding = e.funding_account.empty() ? kNoAccount : MustFindAccount(e.funding_account);
+  AccountIndex funding = accounts[r.account].funding;
+  if (e.funding_account.empty()) {
+    r.funding = kNoAccount;
+  } else if (funding != kNoAccount && accounts[funding].id == e.funding_account) {
+    r.funding = funding;  // the usual case, without a lookup
+  } else {
+    r.funding = MustFindAccount(e.funding_account);
+  }
   r.amount_micros = e.amount_micros;
   r.created_us = event.timestamp_us;
   r.expires_us = e.expires_at_us;
@@ -178,7 +207,7 @@ void State::ApplyBody(const Event& event, const event::Reserved& e) {
   r.action = strings.Intern(e.action);
   r.tags = e.tags;
   ChangeHold(r, +1);
-  expiry_queue.emplace(r.expires_us, r.id);
+  expiry_queue.emplace(r.expires_us, &r);
 }
 
 ChargeRecord State::RecordSpend(AccountIndex account_index, int64_t cost_micros,
@@ -237,7 +266,7 @@ ChargeRecord State::RecordSpend(AccountIndex account_index, int64_t cost_micros,
     add_row(TagRowKey(slot, value));
   }
 
-  DayBook& book = account.days[day];
+  DayBook& book = BookOf(account, day);
   AddTotals(&book[RowKey(Dimension::kTotal, 0)], cost_micros, 1, tokens);
   for (uint64_t key : charge.row_keys) AddTotals(&book[key], cost_micros, 1, tokens);
   AggregateOverrun(account_index, overrun_micros, timestamp_us);
@@ -293,7 +322,7 @@ void State::ApplyBody(const Event& event, const event::Settled& e) {
   if (r.status == ReservationStatus::kPending) {
     PURSER_ASSERT(!e.late);
     ChangeHold(r, -1);
-    expiry_queue.erase({r.expires_us, r.id});
+    expiry_queue.erase({r.expires_us, &r});
   } else {
     PURSER_ASSERT(r.status == ReservationStatus::kExpired && e.late);
     if (r.expiry_charged) {
@@ -317,7 +346,7 @@ void State::ApplyBody(const Event&, const event::Voided& e) {
   Reservation& r = MustFindReservation(e.reservation_id);
   PURSER_ASSERT(r.status == ReservationStatus::kPending);
   ChangeHold(r, -1);
-  expiry_queue.erase({r.expires_us, r.id});
+  expiry_queue.erase({r.expires_us, &r});
   r.status = ReservationStatus::kVoided;
   r.released_micros = e.released_micros;
 }
@@ -326,7 +355,7 @@ void State::ApplyBody(const Event& event, const event::Expired& e) {
   Reservation& r = MustFindReservation(e.reservation_id);
   PURSER_ASSERT(r.status == ReservationStatus::kPending);
   ChangeHold(r, -1);
-  expiry_queue.erase({r.expires_us, r.id});
+  expiry_queue.erase({r.expires_us, &r});
   r.status = ReservationStatus::kExpired;
   r.released_micros = e.released_micros;
   if (e.charged_micros > 0) {
@@ -344,10 +373,10 @@ void State::ApplyBody(const Event& event, const event::Expired& e) {
 void State::ApplyBody(const Event&, const event::Extended& e) {
   Reservation& r = MustFindReservation(e.reservation_id);
   PURSER_ASSERT(r.status == ReservationStatus::kPending);
-  expiry_queue.erase({r.expires_us, r.id});
+  expiry_queue.erase({r.expires_us, &r});
   r.expires_us = e.expires_at_us;
   r.ttl_s = e.ttl_s;
-  expiry_queue.emplace(r.expires_us, r.id);
+  expiry_queue.emplace(r.expires_us, &r);
 }
 
 void State::ApplyBody(const Event&, const event::Refunded& e) {
@@ -377,7 +406,7 @@ void State::ApplyBody(const Event& event, const event::UsageCharged& e) {
 void State::ApplyBody(const Event& event, const event::RevenueRecorded& e) {
   Account& account = accounts[MustFindAccount(e.account)];
   account.revenue_total_micros = Add(account.revenue_total_micros, e.amount_micros);
-  AddTotals(&account.days[DayOf(event.timestamp_us)][RowKey(Dimension::kRevenue, 0)],
+  AddTotals(&BookOf(account, DayOf(event.timestamp_us))[RowKey(Dimension::kRevenue, 0)],
             e.amount_micros, 1, TokenCounts{});
   revenues.emplace(e.revenue_id, IdEntry{e.request_hash, e.amount_micros});
 }

@@ -17,9 +17,11 @@
 #include <set>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <unordered_set>
 #include <vector>
+
+#include <absl/container/flat_hash_map.h>
+#include <absl/container/node_hash_map.h>
 
 #include "ledger/events.h"
 #include "ledger/types.h"
@@ -29,13 +31,24 @@ namespace purser {
 using AccountIndex = uint32_t;
 inline constexpr AccountIndex kNoAccount = UINT32_MAX;
 
-// Transparent string hashing so maps keyed by std::string take string_view.
-struct StringHash {
+// Maps keyed by std::string that are looked up with string_view (abseil's
+// open-addressing tables: far fewer cache misses than std::unordered_map on
+// the hot path). Values of a StringMap move when it grows; StableStringMap
+// keeps every value at one address for as long as it exists.
+// (Debian's abseil has its own string_view, so the functors take
+// std::string_view themselves.)
+struct StringViewHash {
   using is_transparent = void;
   size_t operator()(std::string_view text) const;
 };
+struct StringViewEq {
+  using is_transparent = void;
+  bool operator()(std::string_view a, std::string_view b) const { return a == b; }
+};
 template <typename V>
-using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+using StringMap = absl::flat_hash_map<std::string, V, StringViewHash, StringViewEq>;
+template <typename V>
+using StableStringMap = absl::node_hash_map<std::string, V, StringViewHash, StringViewEq>;
 
 // Interns dimension strings (models, actions, tag values ...) as small ids.
 // Id 0 is the empty string. Ids depend only on the order strings are first
@@ -51,7 +64,7 @@ class Interner {
 
  private:
   std::vector<std::unique_ptr<std::string>> strings_;
-  std::unordered_map<std::string_view, uint32_t, StringHash, std::equal_to<>> ids_;
+  absl::flat_hash_map<std::string_view, uint32_t, StringViewHash, StringViewEq> ids_;
 };
 
 // Totals of one spend row (one dimension value on one day of one account).
@@ -87,7 +100,7 @@ inline Dimension RowDimension(uint64_t key) { return static_cast<Dimension>(key 
 inline uint32_t RowValue(uint64_t key) { return static_cast<uint32_t>(key); }
 
 // An account's own spend on one UTC day, by dimension.
-using DayBook = std::unordered_map<uint64_t, SpendTotals>;
+using DayBook = absl::flat_hash_map<uint64_t, SpendTotals>;
 
 // Threshold alerts already raised in one window instance.
 struct ThresholdArm {
@@ -184,6 +197,15 @@ struct Reservation {
   ChargeRecord charge;
 };
 
+// Pending reservations in expiry order: (expires_at, id).
+struct ExpiryOrder {
+  bool operator()(const std::pair<int64_t, const Reservation*>& a,
+                  const std::pair<int64_t, const Reservation*>& b) const {
+    return a.first != b.first ? a.first < b.first : a.second->id < b.second->id;
+  }
+};
+using ExpiryQueue = std::set<std::pair<int64_t, const Reservation*>, ExpiryOrder>;
+
 struct UsageRecord {
   uint64_t request_hash = 0;
   int64_t cost_micros = 0;
@@ -260,7 +282,11 @@ class State {
   // event. Events must come in sequence order without gaps.
   void Apply(const Event& event);
 
+  // kNoAccount when there is no such account.
   AccountIndex FindAccount(std::string_view id) const;
+  // nullptr when there is no such reservation.
+  Reservation* FindReservation(std::string_view id);
+  const Reservation* FindReservation(std::string_view id) const;
   const Account& account(AccountIndex index) const { return accounts[index]; }
   // True when `account` is `ancestor` or below it.
   bool IsInSubtree(AccountIndex account, AccountIndex ancestor) const;
@@ -276,9 +302,9 @@ class State {
   std::vector<AccountIndex> roots;
   Interner strings;
 
-  StringMap<Reservation> reservations;
-  std::set<std::pair<int64_t, std::string>> expiry_queue;  // (expires_us, id) of pending ones
-  StringMap<UsageRecord> usages;
+  StableStringMap<Reservation> reservations;
+  ExpiryQueue expiry_queue;  // the pending reservations
+  StableStringMap<UsageRecord> usages;
   StringMap<IdEntry> deposits;
   StringMap<IdEntry> refunds;
   StringMap<IdEntry> revenues;
@@ -301,6 +327,11 @@ class State {
   uint64_t events_applied = 0;
 
  private:
+  // One-entry caches: a command looks up its account and reservation while
+  // deciding, and Apply() looks them up again by id right after.
+  mutable AccountIndex last_account_ = kNoAccount;
+  mutable const Reservation* last_reservation_ = nullptr;
+
   void ApplyBody(const Event& event, const event::AccountOpened& e);
   void ApplyBody(const Event& event, const event::AccountFrozen& e);
   void ApplyBody(const Event& event, const event::AccountUnfrozen& e);
@@ -327,6 +358,7 @@ class State {
 
   AccountIndex MustFindAccount(std::string_view id) const;
   Reservation& MustFindReservation(std::string_view id);
+  DayBook& BookOf(Account& account, int64_t day);
   // Changes the holds of a pending reservation on its path and wallet by
   // `sign` (+1 take, -1 release).
   void ChangeHold(const Reservation& reservation, int sign);

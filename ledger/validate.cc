@@ -164,4 +164,14 @@ RequestHasher& RequestHasher::Add(const std::vector<std::string>& texts) {
 
 uint64_t RequestHasher::Finish() const { return XXH3_64bits(buffer_.data(), buffer_.size()); }
 
+RequestHasher::RequestHasher() : buffer_(std::move(Scratch())) { buffer_.clear(); }
+
+RequestHasher::~RequestHasher() { Scratch() = std::move(buffer_); }
+
+std::string& RequestHasher::Scratch() {
+  // One reused buffer per thread: hashing a request allocates nothing.
+  thread_local std::string scratch;
+  return scratch;
+}
+
 }  // namespace purser

@@ -34,6 +34,11 @@ std::string CheckAndSortTags(Tags* tags);
 // so that ("ab","c") and ("a","bc") differ.
 class RequestHasher {
  public:
+  RequestHasher();
+  ~RequestHasher();
+  RequestHasher(const RequestHasher&) = delete;
+  RequestHasher& operator=(const RequestHasher&) = delete;
+
   RequestHasher& Add(std::string_view text);
   RequestHasher& Add(int64_t value);
   RequestHasher& Add(const Tags& tags);
@@ -42,6 +47,7 @@ class RequestHasher {
   uint64_t Finish() const;
 
  private:
+  static std::string& Scratch();
   std::string buffer_;
 };
 

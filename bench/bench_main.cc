@@ -1,0 +1,62 @@
+#include "bench/bench_main.h"
+
+#include <iostream>
+#include <string>
+
+#include "bench/inproc_load.h"
+#include "ledger/flags.h"
+
+namespace purser::bench {
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: purser-bench <command> [flags]\n"
+    "  inproc   --data-dir D [--agents N] [--producers P] [--window W] [--seconds S]\n"
+    "           [--hot-fraction F] [--rate R] [--no-compact]\n"
+    "      durable reserve -> settle pairs through the in-process sequencer\n"
+    "  accounts [--count N]\n"
+    "      resident memory per account with caps set (state machine only)\n";
+
+int Fail(const std::string& message) {
+  std::cerr << "purser-bench: " << message << '\n';
+  return 2;
+}
+
+int RunInprocCommand(Flags& flags) {
+  InprocOptions options;
+  options.data_dir = flags.Get("data-dir", "./bench-data");
+  options.agents = static_cast<int>(flags.GetInt("agents").value_or(options.agents));
+  options.producers = static_cast<int>(flags.GetInt("producers").value_or(options.producers));
+  options.window = static_cast<int>(flags.GetInt("window").value_or(options.window));
+  options.seconds = static_cast<double>(flags.GetInt("seconds").value_or(60));
+  options.rate = flags.GetInt("rate").value_or(0);
+  options.hot_fraction = std::stod(flags.Get("hot-fraction", "0"));
+  options.compact = !flags.Has("no-compact");
+  options.progress = &std::cerr;
+  if (!flags.error().empty()) return Fail(flags.error());
+  if (options.agents < 1 || options.producers < 1 || options.window < 64) {
+    return Fail("--agents and --producers must be positive, --window at least 64");
+  }
+  InprocReport report;
+  if (int code = RunInproc(options, &report); code != 0) return code;
+  PrintInprocReport(options, report, std::cout);
+  return 0;
+}
+
+}  // namespace
+
+int BenchMain(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  std::string command = argv[1];
+  Flags flags(argc, argv, 2, {"no-compact"});
+  if (command == "inproc") return RunInprocCommand(flags);
+  if (command == "accounts") return RunAccountsMemory(flags);
+  std::cerr << kUsage;
+  return 2;
+}
+
+}  // namespace purser::bench

@@ -1,0 +1,48 @@
+// In-process load through the real sequencer and RocksDB log: the figure
+// the RPC and HTTP edges can at best approach.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+
+#include "ledger/flags.h"
+
+namespace purser::bench {
+
+struct InprocOptions {
+  std::string data_dir;          // a fresh directory (removed first)
+  int agents = 10'000;           // org -> team (100 agents each) -> agent
+  int producers = 2;             // threads generating reserve -> settle pairs
+  int window = 1'024;            // pairs in flight per producer (closed loop)
+  double seconds = 60;
+  double hot_fraction = 0;       // share of pairs on agent-0
+  int64_t rate = 0;              // open loop: reserves per second in total (0 = closed loop)
+  bool compact = true;           // compact at the end and report bytes per event
+  std::ostream* progress = nullptr;
+};
+
+struct InprocReport {
+  double seconds = 0;
+  uint64_t pairs = 0;            // reserve admitted and settled
+  uint64_t refused = 0;          // reserves refused by an admission check
+  uint64_t events = 0;
+  double pairs_per_second = 0;
+  uint64_t reserve_p50_us = 0, reserve_p99_us = 0, reserve_p999_us = 0;
+  uint64_t fsync_p50_us = 0, fsync_p99_us = 0;
+  double group_commit_mean = 0;
+  uint64_t bytes_on_disk = 0;
+  double bytes_per_event = 0;
+  uint64_t rss_bytes = 0;
+};
+
+int RunInproc(const InprocOptions& options, InprocReport* report);
+void PrintInprocReport(const InprocOptions& options, const InprocReport& report, std::ostream& out);
+
+// `purser-bench accounts`: resident memory per account (bench/accounts_memory.cc).
+int RunAccountsMemory(Flags& flags);
+
+// Resident memory of this process, in bytes (from /proc/self/statm).
+uint64_t ResidentBytes();
+
+}  // namespace purser::bench
