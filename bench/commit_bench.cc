@@ -137,6 +137,32 @@ void BM_EncodeSettledRecord(benchmark::State& bench) {
 }
 BENCHMARK(BM_EncodeSettledRecord);
 
+void BM_EncodeSettledPayloadOnly(benchmark::State& bench) {
+  World world;
+  world.machine.Execute(world.ReserveRequest(1), kNowUs, &world.events);
+  world.machine.Execute(world.SettleRequest(1), kNowUs, &world.events);
+  const Event& settled = world.events.back();
+  EventEncoder encoder;
+  std::string payload;
+  for (auto _ : bench) {
+    encoder.Encode(settled, &payload);
+    benchmark::DoNotOptimize(payload);
+  }
+  bench.SetItemsProcessed(bench.iterations());
+}
+BENCHMARK(BM_EncodeSettledPayloadOnly);
+
+void BM_ChainLink(benchmark::State& bench) {
+  std::string payload(155, 'x');
+  Sha256Digest link{};
+  for (auto _ : bench) {
+    link = ChainLink(link, 12345, payload);
+    benchmark::DoNotOptimize(link);
+  }
+  bench.SetItemsProcessed(bench.iterations());
+}
+BENCHMARK(BM_ChainLink);
+
 }  // namespace
 }  // namespace purser
 

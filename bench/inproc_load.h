@@ -31,6 +31,10 @@ struct InprocReport {
   uint64_t reserve_p50_us = 0, reserve_p99_us = 0, reserve_p999_us = 0;
   uint64_t fsync_p50_us = 0, fsync_p99_us = 0;
   double group_commit_mean = 0;
+  uint64_t group_commits = 0;
+  double execute_us_mean = 0;   // sequencer thread, per group
+  double encode_us_mean = 0;    // log thread, per group
+  double write_us_mean = 0;     // log thread, per group (RocksDB write + fsync)
   uint64_t bytes_on_disk = 0;
   double bytes_per_event = 0;
   uint64_t rss_bytes = 0;

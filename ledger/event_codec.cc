@@ -3,7 +3,7 @@
 #include <capnp/message.h>
 #include <capnp/serialize-packed.h>
 #include <kj/io.h>
-#include <openssl/sha.h>
+#include <openssl/evp.h>
 #include <xxhash.h>
 
 #include <cstring>
@@ -614,26 +614,48 @@ Status DecodePayload(std::string_view payload, Event* event) {
 }
 
 Sha256Digest ChainLink(const Sha256Digest& previous, uint64_t sequence, std::string_view payload) {
-  // One-shot SHA-256 over previous || key || payload, assembled in a reused buffer.
-  thread_local std::string buffer;
-  buffer.assign(reinterpret_cast<const char*>(previous.data()), previous.size());
-  buffer += SequenceKey(sequence);
-  buffer.append(payload);
+  // A digest context and algorithm fetched once per thread: OpenSSL 3's
+  // one-shot SHA256() looks the algorithm up on every call, which costs more
+  // than hashing a small event.
+  struct Context {
+    EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Context() {
+      EVP_MD_CTX_free(ctx);
+      EVP_MD_free(md);
+    }
+  };
+  thread_local Context context;
+  std::string key = SequenceKey(sequence);
   Sha256Digest link;
-  SHA256(reinterpret_cast<const unsigned char*>(buffer.data()), buffer.size(), link.data());
+  unsigned int length = 0;
+  PURSER_ASSERT(EVP_DigestInit_ex2(context.ctx, context.md, nullptr) == 1);
+  EVP_DigestUpdate(context.ctx, previous.data(), previous.size());
+  EVP_DigestUpdate(context.ctx, key.data(), key.size());
+  EVP_DigestUpdate(context.ctx, payload.data(), payload.size());
+  PURSER_ASSERT(EVP_DigestFinal_ex(context.ctx, link.data(), &length) == 1 && length == 32);
   return link;
+}
+
+void AppendRecord(uint64_t sequence, const Sha256Digest& previous_link, std::string_view payload,
+                  Sha256Digest* link, std::string* out) {
+  *link = ChainLink(previous_link, sequence, payload);
+  size_t at = out->size();
+  out->resize(at + kRecordHeaderBytes + payload.size());
+  char* record = out->data() + at;
+  record[kRecordVersionOffset] = static_cast<char>(kRecordVersion);
+  std::memcpy(record + kRecordLinkOffset, link->data(), link->size());
+  std::memcpy(record + kRecordHeaderBytes, payload.data(), payload.size());
+  std::string_view view(record, kRecordHeaderBytes + payload.size());
+  StoreLittleEndian64(RecordChecksum(sequence, view), record + kRecordChecksumOffset);
+  // Pair assertion: the record about to be written verifies as it will be read.
+  PURSER_ASSERT(LoadLittleEndian64(record) == RecordChecksum(sequence, view));
 }
 
 std::string EncodeRecord(uint64_t sequence, const Sha256Digest& previous_link,
                          std::string_view payload, Sha256Digest* link) {
-  *link = ChainLink(previous_link, sequence, payload);
-  std::string record(kRecordHeaderBytes + payload.size(), '\0');
-  record[kRecordVersionOffset] = static_cast<char>(kRecordVersion);
-  std::memcpy(record.data() + kRecordLinkOffset, link->data(), link->size());
-  std::memcpy(record.data() + kRecordHeaderBytes, payload.data(), payload.size());
-  StoreLittleEndian64(RecordChecksum(sequence, record), record.data() + kRecordChecksumOffset);
-  // Pair assertion: the record about to be written verifies as it will be read.
-  PURSER_ASSERT(LoadLittleEndian64(record.data()) == RecordChecksum(sequence, record));
+  std::string record;
+  AppendRecord(sequence, previous_link, payload, link, &record);
   return record;
 }
 

@@ -70,6 +70,10 @@ struct RecordView {
   std::string_view payload;
 };
 
+// The same, appending the record to *out (no allocation in the hot path).
+void AppendRecord(uint64_t sequence, const Sha256Digest& previous_link, std::string_view payload,
+                  Sha256Digest* link, std::string* out);
+
 // Checks a record's checksum and version and splits it. Corruption is an error.
 Status DecodeRecord(uint64_t sequence, std::string_view record, RecordView* view);
 

@@ -73,7 +73,7 @@ LogBatch::LogBatch() : batch_(std::make_unique<rocksdb::WriteBatch>()) {}
 LogBatch::~LogBatch() = default;
 LogBatch::LogBatch(LogBatch&&) noexcept = default;
 LogBatch& LogBatch::operator=(LogBatch&&) noexcept = default;
-size_t LogBatch::bytes() const { return batch_->GetDataSize(); }
+size_t LogBatch::bytes() const { return batch_->GetDataSize() + segment_.size(); }
 
 Result<std::unique_ptr<EventLog>> EventLog::Open(const EventLogOptions& options) {
   rocksdb::DBOptions db_options;
@@ -130,36 +130,54 @@ Status EventLog::Recover() {
   } else if (format != kFormatValue) {
     return Status::Error("unknown log format " + format);
   }
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), events_));
-  it->SeekToLast();
-  if (!it->Valid()) return FromRocks(it->status(), "reading the last event");
-  last_sequence_ = SequenceFromKey(std::string_view(it->key().data(), it->key().size()));
+  std::unique_ptr<rocksdb::Iterator> last(db_->NewIterator(rocksdb::ReadOptions(), events_));
+  last->SeekToLast();
+  if (!last->Valid()) return FromRocks(last->status(), "reading the last event");
+  // The head is the last record of the last segment.
+  auto it = NewIterator(SequenceFromKey(std::string_view(last->key().data(), last->key().size())));
+  if (!it->Valid()) return Status::Error("the last segment of the log is empty");
+  std::string_view record;
+  uint64_t sequence = 0;
+  for (; it->Valid(); it->Next()) {
+    sequence = it->sequence();
+    record = it->record();
+  }
   RecordView view;
-  Status decoded = DecodeRecord(last_sequence_, std::string_view(it->value().data(), it->value().size()), &view);
-  if (!decoded.ok()) return decoded;
+  if (Status decoded = DecodeRecord(sequence, record, &view); !decoded.ok()) return decoded;
+  last_sequence_ = sequence;
   last_link_ = view.link;
-  return Status::Ok();
+  return it->status();
 }
 
 void EventLog::Append(const Event& event, std::string_view payload, LogBatch* batch) {
   PURSER_ASSERT(event.sequence == last_sequence_ + 1);
-  Sha256Digest link;
-  std::string record = EncodeRecord(event.sequence, last_link_, payload, &link);
-  std::string key = SequenceKey(event.sequence);
-  batch->batch_->Put(events_, Slice(key), Slice(record)).PermitUncheckedError();
+  if (batch->records_ == 0) batch->segment_first_ = event.sequence;
+  // Reserve the length prefix, append the record, then fill the prefix in.
+  size_t at = batch->segment_.size();
+  batch->segment_.append(4, '\0');
+  AppendRecord(event.sequence, last_link_, payload, &last_link_, &batch->segment_);
+  auto length = static_cast<uint32_t>(batch->segment_.size() - at - 4);
+  for (int i = 0; i < 4; ++i) batch->segment_[at + i] = static_cast<char>(length >> (8 * i));
   char kind;
   std::string id;
   if (IdIndexEntry(event.body, &kind, &id)) {
     std::string id_key(1, kind);
     id_key += id;
-    batch->batch_->Put(ids_, Slice(id_key), Slice(key)).PermitUncheckedError();
+    batch->batch_->Put(ids_, Slice(id_key), Slice(SequenceKey(event.sequence)))
+        .PermitUncheckedError();
   }
   ++batch->records_;
   last_sequence_ = event.sequence;
-  last_link_ = link;
 }
 
 Status EventLog::Write(LogBatch* batch, bool sync) {
+  if (batch->records_ > 0) {
+    batch->batch_->Put(events_, Slice(SequenceKey(batch->segment_first_)), Slice(batch->segment_))
+        .PermitUncheckedError();
+    batch->records_ = 0;
+    ++batch->extra_;
+    batch->segment_.clear();
+  }
   rocksdb::WriteOptions options;
   options.sync = sync;
   options.disableWAL = false;
@@ -209,8 +227,13 @@ Status EventLog::ReadCheckpoint(uint64_t* sequence, Sha256Digest* link, std::str
 }
 
 Status EventLog::ReadRecord(uint64_t sequence, std::string* record) {
-  return FromRocks(db_->Get(rocksdb::ReadOptions(), events_, SequenceKey(sequence), record),
-                   "reading event " + std::to_string(sequence));
+  auto it = NewIterator(sequence);
+  if (!it->status().ok()) return it->status();
+  if (!it->Valid() || it->sequence() != sequence) {
+    return Status::Error("event " + std::to_string(sequence) + " is not in the log");
+  }
+  record->assign(it->record());
+  return Status::Ok();
 }
 
 uint64_t EventLog::FindId(char kind, std::string_view id) {
@@ -222,14 +245,43 @@ uint64_t EventLog::FindId(char kind, std::string_view id) {
 }
 
 EventLog::Iterator::~Iterator() = default;
-bool EventLog::Iterator::Valid() const { return it_->Valid(); }
-void EventLog::Iterator::Next() { it_->Next(); }
-uint64_t EventLog::Iterator::sequence() const {
-  return SequenceFromKey(std::string_view(it_->key().data(), it_->key().size()));
+
+void EventLog::Iterator::LoadSegment() {
+  while (it_->Valid() && it_->value().size() == 0) it_->Next();
+  if (!it_->Valid()) {
+    valid_ = false;
+    return;
+  }
+  sequence_ = SequenceFromKey(std::string_view(it_->key().data(), it_->key().size()));
+  segment_ = std::string_view(it_->value().data(), it_->value().size());
+  ParseRecord();
 }
-std::string_view EventLog::Iterator::record() const {
-  return std::string_view(it_->value().data(), it_->value().size());
+
+void EventLog::Iterator::ParseRecord() {
+  valid_ = true;
+  if (segment_.size() < 4) {
+    record_ = segment_;
+    segment_ = {};
+    return;
+  }
+  uint32_t length = 0;
+  for (int i = 0; i < 4; ++i) length |= uint32_t{static_cast<uint8_t>(segment_[i])} << (8 * i);
+  segment_.remove_prefix(4);
+  if (length > segment_.size()) length = static_cast<uint32_t>(segment_.size());
+  record_ = segment_.substr(0, length);
+  segment_.remove_prefix(length);
 }
+
+void EventLog::Iterator::Next() {
+  if (!segment_.empty()) {
+    ++sequence_;
+    ParseRecord();
+    return;
+  }
+  it_->Next();
+  LoadSegment();
+}
+
 Status EventLog::Iterator::status() const { return FromRocks(it_->status(), "iterating the log"); }
 
 std::unique_ptr<EventLog::Iterator> EventLog::NewIterator(uint64_t from_sequence) {
@@ -238,7 +290,11 @@ std::unique_ptr<EventLog::Iterator> EventLog::NewIterator(uint64_t from_sequence
   options.fill_cache = false;
   auto iterator = std::unique_ptr<Iterator>(new Iterator());
   iterator->it_.reset(db_->NewIterator(options, events_));
-  iterator->it_->Seek(SequenceKey(from_sequence));
+  // The segment holding `from_sequence` starts at or before it.
+  iterator->it_->SeekForPrev(SequenceKey(from_sequence));
+  if (!iterator->it_->Valid()) iterator->it_->SeekToFirst();
+  iterator->LoadSegment();
+  while (iterator->Valid() && iterator->sequence() < from_sequence) iterator->Next();
   return iterator;
 }
 

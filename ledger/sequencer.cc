@@ -17,6 +17,12 @@ namespace purser {
 
 namespace {
 
+uint64_t MicrosSince(std::chrono::steady_clock::time_point start) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::steady_clock::now() - start)
+                                   .count());
+}
+
 // The idle timer: expiry runs within this long of a reservation falling due.
 constexpr int64_t kIdleWakeUs = 250'000;
 
@@ -186,6 +192,7 @@ void Sequencer::Execute(const Request& request, Batch* batch, Reply* reply) {
 }
 
 void Sequencer::RunGroup(std::vector<Submission> submissions, bool final_checkpoint) {
+  auto started = std::chrono::steady_clock::now();
   Batch batch;
   batch.submissions = std::move(submissions);
   // Prepare: one timestamp for the whole group, never earlier than the last.
@@ -220,6 +227,7 @@ void Sequencer::RunGroup(std::vector<Submission> submissions, bool final_checkpo
   commands_total_.fetch_add(commands, std::memory_order_relaxed);
   pending_reservations_.store(state_.expiry_queue.size(), std::memory_order_relaxed);
   if (commands > 0) group_size_.Record(commands);
+  execute_us_.Record(MicrosSince(started));
   std::unique_lock lock(pipeline_mutex_);
   pipeline_cv_.wait(lock, [&] { return pipeline_.size() < options_.pipeline_depth; });
   pipeline_.push_back(std::move(batch));
@@ -259,13 +267,15 @@ void Sequencer::LogLoop() {
     }
     pipeline_cv_.notify_all();
     LogBatch log_batch;
-    if (!failed_.load()) EncodeBatch(&batch, &log_batch);
+    if (!failed_.load()) {
+      auto start = std::chrono::steady_clock::now();
+      EncodeBatch(&batch, &log_batch);
+      encode_us_.Record(MicrosSince(start));
+    }
     if (!failed_.load() && !log_batch.empty()) {
       auto start = std::chrono::steady_clock::now();
       Status status = log_->Write(&log_batch, /*sync=*/true);
-      auto elapsed = std::chrono::steady_clock::now() - start;
-      fsync_us_.Record(static_cast<uint64_t>(
-          std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count()));
+      fsync_us_.Record(MicrosSince(start));
       if (!status.ok()) FailAll(status);
     }
     if (failed_.load()) {

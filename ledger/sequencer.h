@@ -109,6 +109,10 @@ class Sequencer {
   // Latencies of synced log writes and sizes of group commits.
   const Histogram& fsync_histogram() const { return fsync_us_; }
   const Histogram& group_size_histogram() const { return group_size_; }
+  // Time per group commit spent executing (sequencer thread) and encoding
+  // records (log thread), in microseconds: where the CPU of a commit goes.
+  const Histogram& execute_histogram() const { return execute_us_; }
+  const Histogram& encode_histogram() const { return encode_us_; }
   // How many events recovery re-applied after the checkpoint.
   uint64_t recovered_tail_events() const { return recovered_tail_events_; }
   EventLog* log() { return log_.get(); }
@@ -176,6 +180,8 @@ class Sequencer {
   std::atomic<size_t> pending_reservations_{0};
   Histogram fsync_us_;
   Histogram group_size_;
+  Histogram execute_us_;
+  Histogram encode_us_;
 
   std::thread sequencer_thread_;
   std::thread log_thread_;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 
+#include <map>
 #include <sstream>
 
 #include "ledger/event_codec.h"
@@ -14,6 +15,8 @@ namespace purser::testing {
 namespace {
 
 // Direct access to the events column family, to damage a log on purpose.
+// It loads every segment (ledger/event_log.h), lets a test change records,
+// and writes the segments back when it goes out of scope.
 class RawLog {
  public:
   explicit RawLog(const std::string& dir) {
@@ -23,28 +26,53 @@ class RawLog {
     rocksdb::Status status = rocksdb::DB::Open(rocksdb::DBOptions(), dir, families, &handles_, &db);
     EXPECT_TRUE(status.ok()) << status.ToString();
     db_.reset(db);
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, handles_[1]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      uint64_t sequence = SequenceFromKey(std::string_view(it->key().data(), it->key().size()));
+      std::string_view segment(it->value().data(), it->value().size());
+      std::vector<std::string>& records = segments_[sequence];
+      while (segment.size() >= 4) {
+        uint32_t length = 0;
+        for (int i = 0; i < 4; ++i) length |= uint32_t{static_cast<uint8_t>(segment[i])} << (8 * i);
+        records.emplace_back(segment.substr(4, length));
+        segment.remove_prefix(4 + length);
+      }
+    }
   }
   ~RawLog() {
+    for (const auto& [first, records] : segments_) {
+      if (records.empty()) {
+        EXPECT_TRUE(db_->Delete({}, handles_[1], SequenceKey(first)).ok());
+        continue;
+      }
+      std::string segment;
+      for (const std::string& record : records) {
+        auto length = static_cast<uint32_t>(record.size());
+        for (int i = 0; i < 4; ++i) segment.push_back(static_cast<char>(length >> (8 * i)));
+        segment += record;
+      }
+      EXPECT_TRUE(db_->Put({}, handles_[1], SequenceKey(first), segment).ok());
+    }
     for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
   }
-  std::string Get(uint64_t sequence) {
-    std::string value;
-    EXPECT_TRUE(db_->Get({}, handles_[1], SequenceKey(sequence), &value).ok());
-    return value;
-  }
-  void Put(uint64_t sequence, const std::string& record) {
-    ASSERT_TRUE(db_->Put({}, handles_[1], SequenceKey(sequence), record).ok());
-  }
+  std::string Get(uint64_t sequence) { return *Find(sequence); }
+  void Put(uint64_t sequence, const std::string& record) { *Find(sequence) = record; }
+  // Removes a record: the records after it in its segment move up one place.
   void Delete(uint64_t sequence) {
-    ASSERT_TRUE(db_->Delete({}, handles_[1], SequenceKey(sequence)).ok());
+    auto it = std::prev(segments_.upper_bound(sequence));
+    it->second.erase(it->second.begin() + static_cast<ptrdiff_t>(sequence - it->first));
   }
-  void DropCheckpoint() {
-    ASSERT_TRUE(db_->Delete({}, handles_[3], "head").ok());
-  }
+  void DropCheckpoint() { ASSERT_TRUE(db_->Delete({}, handles_[3], "head").ok()); }
 
  private:
+  std::string* Find(uint64_t sequence) {
+    auto it = std::prev(segments_.upper_bound(sequence));
+    EXPECT_LT(sequence - it->first, it->second.size());
+    return &it->second[sequence - it->first];
+  }
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  std::map<uint64_t, std::vector<std::string>> segments_;
 };
 
 // A small log: the default prices, a tree, reservations and settles.
