@@ -28,7 +28,6 @@ int64_t NowUs() {
 }
 
 constexpr int kAgentsPerTeam = 100;
-constexpr int kRefillBatch = 64;
 
 std::string AgentId(int agent) { return "agent-" + std::to_string(agent); }
 
@@ -67,120 +66,133 @@ Status Setup(Sequencer& sequencer, int agents) {
   return status.ok() ? flush() : status;
 }
 
-// Reserve -> settle pairs: the settle is submitted only once the reserve was
-// acknowledged (from the completion), so each pair is two durable round trips.
-class PairDriver {
+// One producer thread generating reserve -> settle pairs. The settle is
+// submitted only once the reserve was acknowledged. Completions arrive on the
+// sequencer's log thread and only queue an acknowledgement here, so the
+// client's work (building requests, counting) stays on the producer thread,
+// as it would in a client process.
+class Producer {
  public:
-  PairDriver(Sequencer* sequencer, const InprocOptions& options)
-      : sequencer_(sequencer), options_(options) {}
+  Producer(Sequencer* sequencer, const InprocOptions& options, int index, Histogram* reserve_us)
+      : sequencer_(sequencer), options_(options), index_(index), reserve_us_(reserve_us),
+        random_(static_cast<uint64_t>(index) * 7919 + 17) {
+    for (int a = 0; a < options.agents; ++a) agents_.push_back(AgentId(a));
+  }
 
-  // Starts one pair; `done` runs when it finished (settled, refused or failed).
-  void StartPair(int producer, uint64_t number, int64_t start_us, std::mt19937_64& random,
-                 std::function<void()> done) {
-    std::string id = "p" + std::to_string(producer) + "-" + std::to_string(number);
+  // Closed loop (`rate` == 0): keep `window` pairs in flight. Open loop:
+  // start `rate` pairs per second on a fixed schedule; latency counts from
+  // the scheduled time, so a stall is not hidden (no coordinated omission).
+  void Run(int window, int64_t rate, const std::atomic<bool>* stop) {
+    const size_t capacity = rate > 0 ? (1u << 16) : static_cast<size_t>(window);
+    slots_.resize(capacity);
+    const int64_t start = NowUs();
+    uint64_t started = 0;
+    std::vector<Ack> acks;
+    while (!stop->load() || inflight_ > 0) {
+      int64_t now = NowUs();
+      while (!stop->load() && inflight_ < capacity) {
+        int64_t scheduled = rate > 0 ? start + static_cast<int64_t>(started) * 1'000'000 / rate : now;
+        if (scheduled > now) break;
+        StartPair(started++, scheduled);
+      }
+      {
+        std::unique_lock lock(mutex_);
+        if (inbox_.empty()) {
+          cv_.wait_for(lock, std::chrono::microseconds(rate > 0 ? 200 : 20'000),
+                       [&] { return !inbox_.empty(); });
+        }
+        acks.swap(inbox_);
+      }
+      for (const Ack& ack : acks) Handle(ack);
+      acks.clear();
+    }
+  }
+
+  uint64_t pairs() const { return pairs_.load(std::memory_order_relaxed); }
+  uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Slot {
+    std::string id;
+    int64_t start_us = 0;
+  };
+  struct Ack {
+    uint32_t slot;
+    bool reserve;
+    bool ok;
+  };
+  static constexpr const char* kActions[4] = {"search", "summarize", "plan", "code"};
+  static constexpr const char* kFeatures[3] = {"chat", "agent", "batch"};
+
+  void Deliver(Ack ack) {
+    std::lock_guard lock(mutex_);
+    inbox_.push_back(ack);
+    if (inbox_.size() == 1) cv_.notify_one();
+  }
+
+  void StartPair(uint64_t number, int64_t start_us) {
+    auto slot = static_cast<uint32_t>(number % slots_.size());
+    slots_[slot].id = "p" + std::to_string(index_) + "-" + std::to_string(number);
+    slots_[slot].start_us = start_us;
     int agent = (options_.hot_fraction > 0 &&
-                 std::uniform_real_distribution<double>(0, 1)(random) < options_.hot_fraction)
+                 std::uniform_real_distribution<double>(0, 1)(random_) < options_.hot_fraction)
                     ? 0
-                    : static_cast<int>(random() % static_cast<uint64_t>(options_.agents));
+                    : static_cast<int>(random_() % static_cast<uint64_t>(options_.agents));
     cmd::Reserve reserve;
-    reserve.reservation_id = id;
-    reserve.account = AgentId(agent);
+    reserve.reservation_id = slots_[slot].id;
+    reserve.account = agents_[agent];
     reserve.amount_micros = 10'000;
-    reserve.run_id = "run-" + std::to_string(agent);
+    reserve.run_id = "run-1";
     reserve.action = kActions[number % 4];
     reserve.tags = {{"env", "prod"}, {"feature", kFeatures[number % 3]}};
     std::vector<Request> requests;
     requests.push_back(Request{Credentials::System(), std::move(reserve)});
-    bool submitted = sequencer_->Submit(
-        std::move(requests), [this, id, start_us, done](std::vector<Reply>&& replies) mutable {
-          if (!replies[0].ok()) {
-            refused_.fetch_add(1, std::memory_order_relaxed);
-            done();
-            return;
-          }
-          reserve_us_.Record(static_cast<uint64_t>(NowUs() - start_us));
-          Settle(id, std::move(done));
-        });
-    if (!submitted) {
-      rejected_by_queue_.fetch_add(1, std::memory_order_relaxed);
-      done();
-    }
+    ++inflight_;
+    bool submitted = sequencer_->Submit(std::move(requests), [this, slot](std::vector<Reply>&& r) {
+      Deliver(Ack{slot, true, r[0].ok()});
+    });
+    if (!submitted) --inflight_;
   }
 
-  uint64_t pairs() const { return pairs_.load(); }
-  uint64_t refused() const { return refused_.load(); }
-  const Histogram& reserve_latency() const { return reserve_us_; }
-
- private:
-  static constexpr const char* kActions[4] = {"search", "summarize", "plan", "code"};
-  static constexpr const char* kFeatures[3] = {"chat", "agent", "batch"};
-
-  void Settle(const std::string& id, std::function<void()> done) {
+  void Handle(const Ack& ack) {
+    if (!ack.reserve) {
+      if (ack.ok) pairs_.fetch_add(1, std::memory_order_relaxed);
+      --inflight_;
+      return;
+    }
+    if (!ack.ok) {
+      refused_.fetch_add(1, std::memory_order_relaxed);
+      --inflight_;
+      return;
+    }
+    reserve_us_->Record(static_cast<uint64_t>(NowUs() - slots_[ack.slot].start_us));
     cmd::Settle settle;
-    settle.reservation_id = id;
+    settle.reservation_id = slots_[ack.slot].id;
     settle.usage = UsageTokens{"gpt-4o", TokenCounts{500, 200, 0, 0, 0}};
     settle.outcome = Outcome::kSuccess;
     std::vector<Request> requests;
     requests.push_back(Request{Credentials::System(), std::move(settle)});
-    bool submitted = sequencer_->Submit(std::move(requests),
-                                        [this, done](std::vector<Reply>&& replies) {
-                                          if (replies[0].ok()) {
-                                            pairs_.fetch_add(1, std::memory_order_relaxed);
-                                          }
-                                          done();
-                                        });
-    if (!submitted) done();
+    uint32_t slot = ack.slot;
+    bool submitted = sequencer_->Submit(std::move(requests), [this, slot](std::vector<Reply>&& r) {
+      Deliver(Ack{slot, false, r[0].ok()});
+    });
+    if (!submitted) --inflight_;
   }
 
   Sequencer* sequencer_;
   const InprocOptions& options_;
+  const int index_;
+  Histogram* reserve_us_;
+  std::mt19937_64 random_;
+  std::vector<std::string> agents_;
+  std::vector<Slot> slots_;
+  size_t inflight_ = 0;  // producer thread only
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<Ack> inbox_;
   std::atomic<uint64_t> pairs_{0};
   std::atomic<uint64_t> refused_{0};
-  std::atomic<uint64_t> rejected_by_queue_{0};
-  Histogram reserve_us_;
 };
-
-// Closed loop: keep `window` pairs in flight.
-void ClosedLoopProducer(PairDriver* driver, int producer, int window, std::atomic<bool>* stop) {
-  std::mutex mutex;
-  std::condition_variable cv;
-  int inflight = 0;
-  std::mt19937_64 random(static_cast<uint64_t>(producer) * 7919 + 17);
-  uint64_t number = 0;
-  auto done = [&] {
-    std::lock_guard lock(mutex);
-    if (--inflight <= window - kRefillBatch) cv.notify_one();
-  };
-  while (!stop->load()) {
-    int to_start;
-    {
-      std::unique_lock lock(mutex);
-      cv.wait_for(lock, std::chrono::milliseconds(100),
-                  [&] { return inflight <= window - kRefillBatch || stop->load(); });
-      to_start = window - inflight;
-      inflight = window;
-    }
-    for (int i = 0; i < to_start; ++i) driver->StartPair(producer, number++, NowUs(), random, done);
-  }
-  std::unique_lock lock(mutex);
-  cv.wait(lock, [&] { return inflight == 0; });
-}
-
-// Open loop: start pairs on a fixed schedule; latency counts from the
-// scheduled time, so a stall is not hidden (no coordinated omission).
-void OpenLoopProducer(PairDriver* driver, int producer, int64_t rate, std::atomic<bool>* stop) {
-  std::atomic<int64_t> inflight{0};
-  std::mt19937_64 random(static_cast<uint64_t>(producer) * 7919 + 17);
-  int64_t start = NowUs();
-  for (uint64_t number = 0; !stop->load(); ++number) {
-    int64_t scheduled = start + static_cast<int64_t>(number) * 1'000'000 / rate;
-    int64_t wait = scheduled - NowUs();
-    if (wait > 0) std::this_thread::sleep_for(std::chrono::microseconds(wait));
-    ++inflight;
-    driver->StartPair(producer, number, scheduled, random, [&inflight] { --inflight; });
-  }
-  while (inflight.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-}
 
 }  // namespace
 
@@ -196,10 +208,7 @@ int RunInproc(const InprocOptions& options, InprocReport* report) {
   std::filesystem::remove_all(options.data_dir);
   SequencerOptions sequencer_options;
   sequencer_options.data_dir = options.data_dir;
-  // A projection checkpoint serializes the whole state on the sequencer
-  // thread; at this load it would land mid-run, so the bench measures the
-  // steady state and writes the checkpoint at the end (see RESULTS.md).
-  sequencer_options.checkpoint_every_events = UINT64_MAX;
+  // Default checkpoint interval (5M events): its cost is part of the figure.
   Result<std::unique_ptr<Sequencer>> opened = Sequencer::Open(sequencer_options);
   if (!opened.ok()) {
     std::cerr << "open: " << opened.status().message() << '\n';
@@ -211,16 +220,23 @@ int RunInproc(const InprocOptions& options, InprocReport* report) {
     return 1;
   }
   const uint64_t events_before = sequencer.stats().events_total;
-  PairDriver driver(&sequencer, options);
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> producers;
-  auto start = SteadyClock::now();
+  Histogram reserve_us;
+  std::vector<std::unique_ptr<Producer>> producers;
   for (int p = 0; p < options.producers; ++p) {
-    if (options.rate > 0) {
-      producers.emplace_back(OpenLoopProducer, &driver, p, options.rate / options.producers, &stop);
-    } else {
-      producers.emplace_back(ClosedLoopProducer, &driver, p, options.window, &stop);
-    }
+    producers.push_back(std::make_unique<Producer>(&sequencer, options, p, &reserve_us));
+  }
+  auto total_pairs = [&] {
+    uint64_t n = 0;
+    for (const auto& producer : producers) n += producer->pairs();
+    return n;
+  };
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  auto start = SteadyClock::now();
+  for (auto& producer : producers) {
+    threads.emplace_back([&, p = producer.get()] {
+      p->Run(options.window, options.rate / options.producers, &stop);
+    });
   }
   uint64_t last_pairs = 0;
   auto last = start;
@@ -228,12 +244,12 @@ int RunInproc(const InprocOptions& options, InprocReport* report) {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     auto now = SteadyClock::now();
     if (options.progress != nullptr && now - last >= std::chrono::seconds(5)) {
-      uint64_t pairs = driver.pairs();
+      uint64_t pairs = total_pairs();
       double elapsed = std::chrono::duration<double>(now - last).count();
       *options.progress << "  t=" << std::fixed << std::setprecision(0)
                         << std::chrono::duration<double>(now - start).count() << "s  "
                         << static_cast<uint64_t>(static_cast<double>(pairs - last_pairs) / elapsed)
-                        << " pairs/s  reserve p99 " << driver.reserve_latency().Percentile(99)
+                        << " pairs/s  reserve p99 " << reserve_us.Percentile(99)
                         << " us  rss " << ResidentBytes() / (1 << 20) << " MiB\n";
       options.progress->flush();
       last_pairs = pairs;
@@ -241,15 +257,15 @@ int RunInproc(const InprocOptions& options, InprocReport* report) {
     }
   }
   stop = true;
-  for (auto& producer : producers) producer.join();
+  for (auto& thread : threads) thread.join();
   report->seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
-  report->pairs = driver.pairs();
-  report->refused = driver.refused();
+  report->pairs = total_pairs();
+  for (const auto& producer : producers) report->refused += producer->refused();
   report->pairs_per_second = static_cast<double>(report->pairs) / report->seconds;
   report->events = sequencer.stats().events_total - events_before;
-  report->reserve_p50_us = driver.reserve_latency().Percentile(50);
-  report->reserve_p99_us = driver.reserve_latency().Percentile(99);
-  report->reserve_p999_us = driver.reserve_latency().Percentile(99.9);
+  report->reserve_p50_us = reserve_us.Percentile(50);
+  report->reserve_p99_us = reserve_us.Percentile(99);
+  report->reserve_p999_us = reserve_us.Percentile(99.9);
   report->fsync_p50_us = sequencer.fsync_histogram().Percentile(50);
   report->fsync_p99_us = sequencer.fsync_histogram().Percentile(99);
   const Histogram& groups = sequencer.group_size_histogram();

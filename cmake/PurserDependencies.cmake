@@ -9,6 +9,9 @@ find_package(Boost 1.74 CONFIG REQUIRED)
 find_package(simdjson CONFIG REQUIRED)
 find_package(absl CONFIG REQUIRED)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
+# jemalloc for the long-running binaries: +21% durable pairs/s over glibc malloc
+# in purser-bench inproc (bench/RESULTS.md), from cross-thread frees.
+pkg_check_modules(JEMALLOC REQUIRED IMPORTED_TARGET jemalloc)
 if(PURSER_BUILD_TESTS)
   find_package(GTest CONFIG REQUIRED)
 endif()

@@ -61,6 +61,15 @@ rocksdb::ColumnFamilyOptions IdsOptions() {
   return cf;
 }
 
+// The cold store takes a checkpoint's worth of records in one batch: large
+// memtables so that such a batch does not stall on flushes.
+rocksdb::ColumnFamilyOptions RecordsOptions() {
+  rocksdb::ColumnFamilyOptions cf = IdsOptions();
+  cf.write_buffer_size = 256 << 20;
+  cf.max_write_buffer_number = 4;
+  return cf;
+}
+
 std::string ChunkKey(uint32_t index) {
   std::string key = "chunk";
   for (int i = 3; i >= 0; --i) key.push_back(static_cast<char>(index >> (8 * i)));
@@ -88,6 +97,7 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const EventLogOptions& options)
       {"events", EventsOptions(options)},
       {"ids", IdsOptions()},
       {"checkpoint", rocksdb::ColumnFamilyOptions()},
+      {"records", RecordsOptions()},
   };
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
@@ -102,6 +112,7 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const EventLogOptions& options)
   log->events_ = handles[1];
   log->ids_ = handles[2];
   log->checkpoint_ = handles[3];
+  log->records_ = handles[4];
   log->read_only_ = options.read_only;
   if (Status recovered = log->Recover(); !recovered.ok()) return recovered;
   return log;
@@ -109,7 +120,7 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const EventLogOptions& options)
 
 EventLog::~EventLog() {
   if (db_ == nullptr) return;
-  for (auto* handle : {events_, ids_, checkpoint_}) {
+  for (auto* handle : {events_, ids_, checkpoint_, records_}) {
     if (handle != nullptr) db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
   }
   db_->DestroyColumnFamilyHandle(default_).PermitUncheckedError();
@@ -200,6 +211,43 @@ void EventLog::AddCheckpoint(uint64_t sequence, const Sha256Digest& link, std::s
   head += SequenceKey(chunks);
   b->Put(checkpoint_, kCheckpointHeadKey, head).PermitUncheckedError();
   ++batch->extra_;
+}
+
+void EventLog::AddColdRecord(std::string_view key, std::string_view record, LogBatch* batch) {
+  batch->batch_->Put(records_, Slice(key), Slice(record)).PermitUncheckedError();
+  ++batch->extra_;
+}
+
+Status EventLog::GetColdRecords(const std::vector<std::string>& keys,
+                                std::vector<std::string>* values, std::vector<bool>* found) {
+  std::vector<rocksdb::Slice> slices;
+  slices.reserve(keys.size());
+  for (const std::string& key : keys) slices.push_back(Slice(key));
+  std::vector<rocksdb::ColumnFamilyHandle*> families(keys.size(), records_);
+  values->clear();
+  std::vector<rocksdb::Status> statuses =
+      db_->MultiGet(rocksdb::ReadOptions(), families, slices, values);
+  found->assign(keys.size(), false);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (statuses[i].ok()) {
+      (*found)[i] = true;
+    } else if (!statuses[i].IsNotFound()) {
+      return FromRocks(statuses[i], "reading the cold store");
+    }
+  }
+  return Status::Ok();
+}
+
+Status EventLog::ForEachColdRecord(
+    char kind, const std::function<Status(std::string_view, std::string_view)>& visit) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), records_));
+  std::string prefix(1, kind);
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    Status status = visit(std::string_view(it->key().data(), it->key().size()),
+                          std::string_view(it->value().data(), it->value().size()));
+    if (!status.ok()) return status;
+  }
+  return FromRocks(it->status(), "iterating the cold store");
 }
 
 Status EventLog::ReadCheckpoint(uint64_t* sequence, Sha256Digest* link, std::string* state) {
@@ -322,7 +370,8 @@ Status EventLog::CompactEvents() {
 Status EventLog::FlushAll() {
   rocksdb::FlushOptions options;
   options.wait = true;
-  return FromRocks(db_->Flush(options, {default_, events_, ids_, checkpoint_}), "flushing");
+  return FromRocks(db_->Flush(options, {default_, events_, ids_, checkpoint_, records_}),
+                   "flushing");
 }
 
 std::string EventLog::Property(const std::string& name) {

@@ -13,6 +13,9 @@
 //               event that established the id (the idempotency index)
 //   checkpoint  "head" -> projection checkpoint header; "chunk" + 4-byte
 //               big-endian index -> serialized state (ledger/snapshot.h)
+//   records     the cold store: 'r' + reservation id / 'u' + usage id ->
+//               a finished record as of the last projection checkpoint
+//               (ledger/cold_record.h), written in the checkpoint's batch
 //
 // A group commit's events and id-index entries go into one WriteBatch,
 // written with sync = true: nothing is acknowledged before it is durable.
@@ -22,9 +25,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ledger/events.h"
 #include "ledger/status.h"
@@ -92,6 +97,14 @@ class EventLog {
   // Projection checkpoint: replaces the stored one in one atomic batch.
   void AddCheckpoint(uint64_t sequence, const Sha256Digest& link, std::string_view state,
                      LogBatch* batch);
+  // A cold-store record (key from ColdKey()), written with the batch.
+  void AddColdRecord(std::string_view key, std::string_view record, LogBatch* batch);
+  // Reads cold records: (*values)[i] is set and (*found)[i] true for each key found.
+  Status GetColdRecords(const std::vector<std::string>& keys, std::vector<std::string>* values,
+                        std::vector<bool>* found);
+  // Visits the cold records whose keys start with `kind`, in key order.
+  Status ForEachColdRecord(char kind,
+                           const std::function<Status(std::string_view key, std::string_view value)>& visit);
   // The stored checkpoint; *sequence = 0 when there is none.
   Status ReadCheckpoint(uint64_t* sequence, Sha256Digest* link, std::string* state);
 
@@ -145,6 +158,7 @@ class EventLog {
   rocksdb::ColumnFamilyHandle* events_ = nullptr;
   rocksdb::ColumnFamilyHandle* ids_ = nullptr;
   rocksdb::ColumnFamilyHandle* checkpoint_ = nullptr;
+  rocksdb::ColumnFamilyHandle* records_ = nullptr;
   uint64_t last_sequence_ = 0;
   Sha256Digest last_link_{};
   bool read_only_ = false;

@@ -35,6 +35,9 @@ Status ReplayLog(EventLog* log, State* state, Sha256Digest* link, const ReplayOp
     }
     if (event.timestamp_us > options.until_time_us) break;
     if (options.on_event) options.on_event(event, it->record());
+    if (options.before_apply) {
+      if (Status status = options.before_apply(event); !status.ok()) return status;
+    }
     if (options.apply) {
       state->Apply(event);
     } else {

@@ -22,6 +22,9 @@ struct ReplayOptions {
   bool apply = true;
   // Called for every event read, after its checks, before it is applied.
   std::function<void(const Event&, std::string_view record)> on_event;
+  // Called before an event is applied; an error stops the replay (the
+  // sequencer loads records from the cold store here).
+  std::function<Status(const Event&)> before_apply;
   // Called every `progress_every` events with the last sequence read.
   std::function<void(uint64_t sequence)> progress;
   uint64_t progress_every = 1'000'000;

@@ -7,6 +7,7 @@
 #include <future>
 
 #include "ledger/clock.h"
+#include "ledger/cold_record.h"
 #include "ledger/event_codec.h"
 #include "ledger/limits.h"
 #include "ledger/prices.h"
@@ -58,7 +59,11 @@ Status Sequencer::Recover() {
   Sha256Digest link;
   if (Status status = LoadCheckpoint(log_.get(), &state_, &link); !status.ok()) return status;
   uint64_t checkpoint_sequence = state_.last_sequence;
-  if (Status status = ReplayLog(log_.get(), &state_, &link, ReplayOptions{}); !status.ok()) {
+  ReplayOptions replay;
+  replay.before_apply = [this](const Event& event) {
+    return LoadColdRecordsFor(log_.get(), event, &state_);
+  };
+  if (Status status = ReplayLog(log_.get(), &state_, &link, replay); !status.ok()) {
     return Status::Error("recovery: " + status.message());
   }
   if (state_.last_sequence != log_->last_sequence() || link != log_->last_link()) {
@@ -187,14 +192,25 @@ void Sequencer::Execute(const Request& request, Batch* batch, Reply* reply) {
   if (std::holds_alternative<query::GetChainHead>(request.body)) {
     batch->chain_heads.emplace_back(reply, state_.last_sequence);
   } else if (std::holds_alternative<query::GetDigest>(request.body)) {
-    reply->body = DigestView{state_.last_sequence, StateDigest(state_)};
+    LogColdStore cold(log_.get());
+    Result<Sha256Digest> digest = StateDigest(state_, &cold);
+    if (digest.ok()) {
+      reply->body = DigestView{state_.last_sequence, *digest};
+    } else {
+      *reply = Reply::Error(ResultCode::kUnavailable, digest.status().message());
+    }
   }
 }
 
 void Sequencer::RunGroup(std::vector<Submission> submissions, bool final_checkpoint) {
   auto started = std::chrono::steady_clock::now();
+  ReleaseEvictions();
+  Prefetch(submissions);
   Batch batch;
   batch.submissions = std::move(submissions);
+  size_t expected_events = 8;
+  for (const Submission& submission : batch.submissions) expected_events += submission.requests.size();
+  batch.events.reserve(expected_events + expected_events / 4);  // no moves of big Events
   // Prepare: one timestamp for the whole group, never earlier than the last.
   const int64_t now = Now();
   group_now_us_ = now;
@@ -220,19 +236,122 @@ void Sequencer::RunGroup(std::vector<Submission> submissions, bool final_checkpo
   events_since_checkpoint_ += batch.events.size();
   if (events_since_checkpoint_ >= options_.checkpoint_every_events ||
       (final_checkpoint && events_since_checkpoint_ > 0)) {
-    batch.checkpoint = SerializeState(state_);
-    events_since_checkpoint_ = 0;
+    Checkpoint(&batch);
   }
   if (batch.submissions.empty() && batch.events.empty() && !batch.checkpoint) return;
   commands_total_.fetch_add(commands, std::memory_order_relaxed);
   pending_reservations_.store(state_.expiry_queue.size(), std::memory_order_relaxed);
+  reservations_in_memory_.store(state_.reservations.size(), std::memory_order_relaxed);
   if (commands > 0) group_size_.Record(commands);
   execute_us_.Record(MicrosSince(started));
+  batch.number = ++batches_pushed_;
+  if (!evictions_.empty() && evictions_.back().batch == 0) evictions_.back().batch = batch.number;
   std::unique_lock lock(pipeline_mutex_);
   pipeline_cv_.wait(lock, [&] { return pipeline_.size() < options_.pipeline_depth; });
   pipeline_.push_back(std::move(batch));
   lock.unlock();
   pipeline_cv_.notify_all();
+}
+
+void Sequencer::Prefetch(const std::vector<Submission>& submissions) {
+  prefetch_keys_.clear();
+  auto want_reservation = [&](const std::string& id) {
+    if (state_.FindReservation(id) == nullptr) prefetch_keys_.push_back(ColdKey('r', id));
+  };
+  auto want_usage = [&](const std::string& id) {
+    if (!state_.usages.contains(id)) prefetch_keys_.push_back(ColdKey('u', id));
+  };
+  for (const Submission& submission : submissions) {
+    for (const Request& request : submission.requests) {
+      std::visit(
+          [&](const auto& body) {
+            using T = std::decay_t<decltype(body)>;
+            if constexpr (std::is_same_v<T, cmd::Reserve> || std::is_same_v<T, cmd::Settle> ||
+                          std::is_same_v<T, cmd::Void> || std::is_same_v<T, cmd::Extend>) {
+              want_reservation(body.reservation_id);
+            } else if constexpr (std::is_same_v<T, query::GetReservation>) {
+              want_reservation(body.reservation_id);
+            } else if constexpr (std::is_same_v<T, cmd::RecordUsage>) {
+              want_usage(body.usage_id);
+            } else if constexpr (std::is_same_v<T, cmd::Refund>) {
+              if (body.target_kind == ChargeKind::kUsage) {
+                want_usage(body.target_id);
+              } else {
+                want_reservation(body.target_id);
+              }
+            }
+          },
+          request.body);
+    }
+  }
+  if (prefetch_keys_.empty()) return;
+  std::sort(prefetch_keys_.begin(), prefetch_keys_.end());
+  prefetch_keys_.erase(std::unique(prefetch_keys_.begin(), prefetch_keys_.end()),
+                       prefetch_keys_.end());
+  std::vector<std::string> values;
+  std::vector<bool> found;
+  Status status = log_->GetColdRecords(prefetch_keys_, &values, &found);
+  for (size_t i = 0; status.ok() && i < prefetch_keys_.size(); ++i) {
+    if (!found[i]) continue;
+    if (prefetch_keys_[i][0] == 'r') {
+      Reservation reservation;
+      if (!DecodeColdReservation(values[i], &reservation)) {
+        status = Status::Error("corrupt cold record " + prefetch_keys_[i]);
+        break;
+      }
+      state_.LoadReservation(std::move(reservation));
+    } else {
+      std::string id;
+      UsageRecord usage;
+      if (!DecodeColdUsage(values[i], &id, &usage)) {
+        status = Status::Error("corrupt cold record " + prefetch_keys_[i]);
+        break;
+      }
+      state_.LoadUsage(std::move(id), std::move(usage));
+    }
+  }
+  // A command that needs a record the store cannot give must not run
+  // against a state that lacks it: stop, as for a failed write.
+  if (!status.ok()) FailAll(status);
+}
+
+void Sequencer::Checkpoint(Batch* batch) {
+  auto started = std::chrono::steady_clock::now();
+  Eviction eviction;
+  for (const auto& [id, reservation] : state_.reservations) {
+    if (reservation.status == ReservationStatus::kPending) continue;
+    batch->cold_records.emplace_back(ColdKey('r', id), EncodeColdReservation(reservation));
+    eviction.records.emplace_back('r', id, reservation.version);
+  }
+  for (const auto& [id, usage] : state_.usages) {
+    batch->cold_records.emplace_back(ColdKey('u', id), EncodeColdUsage(id, usage));
+    eviction.records.emplace_back('u', id, usage.version);
+  }
+  SnapshotOptions options;
+  options.finished_records = false;  // they are in the cold store, in this batch
+  batch->checkpoint = SerializeState(state_, options);
+  std::fprintf(stderr,
+               "purser: checkpoint at event %llu: %zu bytes of state, %zu records to the cold "
+               "store, %llu ms\n",
+               static_cast<unsigned long long>(state_.last_sequence), batch->checkpoint->size(),
+               batch->cold_records.size(),
+               static_cast<unsigned long long>(MicrosSince(started) / 1000));
+  evictions_.push_back(std::move(eviction));  // its batch number is set when pushed
+  events_since_checkpoint_ = 0;
+}
+
+void Sequencer::ReleaseEvictions() {
+  uint64_t written = batches_written_.load(std::memory_order_acquire);
+  while (!evictions_.empty() && evictions_.front().batch != 0 && evictions_.front().batch <= written) {
+    for (const auto& [kind, id, version] : evictions_.front().records) {
+      if (kind == 'r') {
+        state_.EvictReservation(id, version);
+      } else {
+        state_.EvictUsage(id, version);
+      }
+    }
+    evictions_.pop_front();
+  }
 }
 
 void Sequencer::EncodeBatch(Batch* batch, LogBatch* log_batch) {
@@ -249,6 +368,10 @@ void Sequencer::EncodeBatch(Batch* batch, LogBatch* log_batch) {
     answer_heads(event.sequence);
   }
   answer_heads(UINT64_MAX);
+  for (const auto& [key, record] : batch->cold_records) {
+    log_->AddColdRecord(key, record, log_batch);
+  }
+  batch->cold_records.clear();
   if (batch->checkpoint) {
     log_->AddCheckpoint(log_->last_sequence(), log_->last_link(), *batch->checkpoint, log_batch);
     batch->checkpoint.reset();
@@ -267,6 +390,7 @@ void Sequencer::LogLoop() {
     }
     pipeline_cv_.notify_all();
     LogBatch log_batch;
+    const bool checkpoint = batch.checkpoint.has_value();
     if (!failed_.load()) {
       auto start = std::chrono::steady_clock::now();
       EncodeBatch(&batch, &log_batch);
@@ -275,7 +399,12 @@ void Sequencer::LogLoop() {
     if (!failed_.load() && !log_batch.empty()) {
       auto start = std::chrono::steady_clock::now();
       Status status = log_->Write(&log_batch, /*sync=*/true);
-      fsync_us_.Record(MicrosSince(start));
+      uint64_t elapsed_us = MicrosSince(start);
+      fsync_us_.Record(elapsed_us);
+      if (checkpoint) {
+        std::fprintf(stderr, "purser: checkpoint written: %zu bytes in %llu ms\n", log_batch.bytes(),
+                     static_cast<unsigned long long>(elapsed_us / 1000));
+      }
       if (!status.ok()) FailAll(status);
     }
     if (failed_.load()) {
@@ -285,6 +414,7 @@ void Sequencer::LogLoop() {
       }
       continue;
     }
+    batches_written_.store(batch.number, std::memory_order_release);
     if (!batch.events.empty()) {
       durable_sequence_.store(batch.events.back().sequence, std::memory_order_relaxed);
       events_total_.store(batch.events.back().sequence, std::memory_order_relaxed);
@@ -326,6 +456,7 @@ SequencerStats Sequencer::stats() const {
   stats.commands_total = commands_total_.load(std::memory_order_relaxed);
   stats.last_sequence = durable_sequence_.load(std::memory_order_relaxed);
   stats.pending_reservations = pending_reservations_.load(std::memory_order_relaxed);
+  stats.reservations_in_memory = reservations_in_memory_.load(std::memory_order_relaxed);
   std::lock_guard lock(queue_mutex_);
   stats.queued_commands = queued_commands_;
   return stats;

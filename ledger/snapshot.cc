@@ -3,80 +3,13 @@
 #include <algorithm>
 #include <cstring>
 
+#include "ledger/binary.h"
 #include "ledger/clock.h"
 #include "ledger/crypto.h"
 
 namespace purser {
 
 namespace {
-
-// Little-endian fixed-width fields and length-prefixed strings. Simple and
-// unambiguous: the digest is over these bytes, so every field has one encoding.
-class Writer {
- public:
-  explicit Writer(std::string* out) : out_(out) {}
-  void U64(uint64_t value) { out_->append(reinterpret_cast<const char*>(&value), 8); }
-  void I64(int64_t value) { U64(static_cast<uint64_t>(value)); }
-  void U8(uint8_t value) { out_->push_back(static_cast<char>(value)); }
-  void Bool(bool value) { U8(value ? 1 : 0); }
-  void Str(std::string_view text) {
-    U64(text.size());
-    out_->append(text);
-  }
-  void Digest(const Sha256Digest& digest) {
-    out_->append(reinterpret_cast<const char*>(digest.data()), digest.size());
-  }
-
- private:
-  std::string* out_;
-};
-
-class Reader {
- public:
-  explicit Reader(std::string_view in) : in_(in) {}
-  bool ok() const { return ok_; }
-  bool done() const { return ok_ && pos_ == in_.size(); }
-  uint64_t U64() {
-    if (!Need(8)) return 0;
-    uint64_t value;
-    std::memcpy(&value, in_.data() + pos_, 8);
-    pos_ += 8;
-    return value;
-  }
-  int64_t I64() { return static_cast<int64_t>(U64()); }
-  uint8_t U8() { return Need(1) ? static_cast<uint8_t>(in_[pos_++]) : 0; }
-  bool Bool() { return U8() != 0; }
-  std::string Str() {
-    uint64_t size = U64();
-    if (!Need(size)) return {};
-    std::string text(in_.substr(pos_, size));
-    pos_ += size;
-    return text;
-  }
-  Sha256Digest Digest() {
-    Sha256Digest digest{};
-    if (Need(32)) {
-      std::memcpy(digest.data(), in_.data() + pos_, 32);
-      pos_ += 32;
-    }
-    return digest;
-  }
-  // A count of items that each take at least one byte: bounded by what is left.
-  uint64_t Count() {
-    uint64_t count = U64();
-    if (count > in_.size() - std::min(pos_, in_.size())) ok_ = false;
-    return ok_ ? count : 0;
-  }
-
- private:
-  bool Need(uint64_t bytes) {
-    if (!ok_ || bytes > in_.size() - pos_) ok_ = false;
-    return ok_;
-  }
-  std::string_view in_;
-  size_t pos_ = 0;
-  bool ok_ = true;
-};
 
 bool IsStringDimension(Dimension dimension) {
   return dimension == Dimension::kModel || dimension == Dimension::kAction ||
@@ -86,14 +19,14 @@ bool IsStringDimension(Dimension dimension) {
 
 // ---- shared value types ------------------------------------------------------
 
-void Write(Writer& w, const Tags& tags) {
+void Write(BinaryWriter& w, const Tags& tags) {
   w.U64(tags.size());
   for (const Tag& tag : tags) {
     w.Str(tag.key);
     w.Str(tag.value);
   }
 }
-void Read(Reader& r, Tags* tags) {
+void Read(BinaryReader& r, Tags* tags) {
   uint64_t count = r.Count();
   for (uint64_t i = 0; i < count && r.ok(); ++i) {
     Tag tag;
@@ -103,7 +36,7 @@ void Read(Reader& r, Tags* tags) {
   }
 }
 
-void Write(Writer& w, const Caps& caps) {
+void Write(BinaryWriter& w, const Caps& caps) {
   w.I64(caps.daily_limit_micros);
   w.I64(caps.monthly_limit_micros);
   w.I64(caps.hard_limit_micros);
@@ -115,7 +48,7 @@ void Write(Writer& w, const Caps& caps) {
   w.U8(static_cast<uint8_t>(caps.runaway_action));
   w.Str(caps.time_zone);
 }
-void Read(Reader& r, Caps* caps) {
+void Read(BinaryReader& r, Caps* caps) {
   caps->daily_limit_micros = r.I64();
   caps->monthly_limit_micros = r.I64();
   caps->hard_limit_micros = r.I64();
@@ -129,7 +62,7 @@ void Read(Reader& r, Caps* caps) {
   caps->time_zone = r.Str();
 }
 
-void Write(Writer& w, const SpendTotals& t) {
+void Write(BinaryWriter& w, const SpendTotals& t) {
   w.I64(t.cost_micros);
   w.I64(t.calls);
   w.I64(t.input_tokens);
@@ -138,7 +71,7 @@ void Write(Writer& w, const SpendTotals& t) {
   w.I64(t.cache_write_tokens);
   w.I64(t.reasoning_tokens);
 }
-void Read(Reader& r, SpendTotals* t) {
+void Read(BinaryReader& r, SpendTotals* t) {
   t->cost_micros = r.I64();
   t->calls = r.I64();
   t->input_tokens = r.I64();
@@ -149,7 +82,7 @@ void Read(Reader& r, SpendTotals* t) {
 }
 
 // A DayBook row key with its interned value resolved to a string.
-void WriteRowKey(Writer& w, const State& state, uint64_t key) {
+void WriteRowKey(BinaryWriter& w, const State& state, uint64_t key) {
   Dimension dimension = RowDimension(key);
   w.U8(static_cast<uint8_t>(dimension));
   if (IsStringDimension(dimension)) {
@@ -158,7 +91,7 @@ void WriteRowKey(Writer& w, const State& state, uint64_t key) {
     w.U64(RowValue(key));
   }
 }
-uint64_t ReadRowKey(Reader& r, State* state) {
+uint64_t ReadRowKey(BinaryReader& r, State* state) {
   auto dimension = static_cast<Dimension>(r.U8());
   uint32_t value = IsStringDimension(dimension) ? state->strings.Intern(r.Str())
                                                 : static_cast<uint32_t>(r.U64());
@@ -176,7 +109,7 @@ std::pair<uint8_t, std::string> RowSortKey(const State& state, uint64_t key) {
   return {static_cast<uint8_t>(dimension), number};
 }
 
-void Write(Writer& w, const State& state, const ChargeRecord& charge) {
+void Write(BinaryWriter& w, const State& state, const ChargeRecord& charge) {
   w.Str(charge.account == kNoAccount ? "" : state.account(charge.account).id);
   w.I64(charge.charged_micros);
   w.I64(charge.refunded_micros);
@@ -184,7 +117,7 @@ void Write(Writer& w, const State& state, const ChargeRecord& charge) {
   w.U64(charge.row_keys.size());
   for (uint64_t key : charge.row_keys) WriteRowKey(w, state, key);
 }
-void Read(Reader& r, State* state, ChargeRecord* charge) {
+void Read(BinaryReader& r, State* state, ChargeRecord* charge) {
   std::string account = r.Str();
   charge->account = account.empty() ? kNoAccount : state->FindAccount(account);
   charge->charged_micros = r.I64();
@@ -195,17 +128,19 @@ void Read(Reader& r, State* state, ChargeRecord* charge) {
 }
 
 template <typename Map>
-std::vector<const typename Map::value_type*> Sorted(const Map& map) {
+std::vector<const typename Map::value_type*> Sorted(const BinaryWriter& w, const Map& map) {
   std::vector<const typename Map::value_type*> items;
   items.reserve(map.size());
   for (const auto& item : map) items.push_back(&item);
-  std::sort(items.begin(), items.end(), [](auto* a, auto* b) { return a->first < b->first; });
+  if (w.canonical()) {
+    std::sort(items.begin(), items.end(), [](auto* a, auto* b) { return a->first < b->first; });
+  }
   return items;
 }
 
 // ---- accounts ------------------------------------------------------------------
 
-void WriteAccount(Writer& w, const State& state, const Account& a) {
+void WriteAccount(BinaryWriter& w, const State& state, const Account& a) {
   w.Str(a.id);
   w.Str(a.name);
   w.Str(a.parent == kNoAccount ? "" : state.account(a.parent).id);
@@ -232,7 +167,7 @@ void WriteAccount(Writer& w, const State& state, const Account& a) {
     w.Str(a.indexed_tag_keys[slot]);
     std::vector<std::string> seen;
     for (uint32_t id : a.tag_values_seen[slot]) seen.push_back(state.strings.Get(id));
-    std::sort(seen.begin(), seen.end());
+    if (w.canonical()) std::sort(seen.begin(), seen.end());
     w.U64(seen.size());
     for (const std::string& value : seen) w.Str(value);
   }
@@ -241,8 +176,15 @@ void WriteAccount(Writer& w, const State& state, const Account& a) {
     w.I64(day);
     std::vector<std::pair<std::pair<uint8_t, std::string>, const DayBook::value_type*>> rows;
     rows.reserve(book.size());
-    for (const auto& row : book) rows.push_back({RowSortKey(state, row.first), &row});
-    std::sort(rows.begin(), rows.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+    for (const auto& row : book) {
+      rows.push_back({w.canonical() ? RowSortKey(state, row.first)
+                                    : std::pair<uint8_t, std::string>{},
+                      &row});
+    }
+    if (w.canonical()) {
+      std::sort(rows.begin(), rows.end(),
+                [](const auto& x, const auto& y) { return x.first < y.first; });
+    }
     w.U64(rows.size());
     for (const auto& [sort_key, row] : rows) {
       WriteRowKey(w, state, row->first);
@@ -252,7 +194,7 @@ void WriteAccount(Writer& w, const State& state, const Account& a) {
 }
 
 // Reads an account; its parent link is resolved after all accounts are read.
-void ReadAccount(Reader& r, State* state, Account* a, std::string* parent) {
+void ReadAccount(BinaryReader& r, State* state, Account* a, std::string* parent) {
   a->id = r.Str();
   a->name = r.Str();
   *parent = r.Str();
@@ -297,7 +239,7 @@ void ReadAccount(Reader& r, State* state, Account* a, std::string* parent) {
 
 // ---- reservations and id entries --------------------------------------------------
 
-void WriteReservation(Writer& w, const State& state, const Reservation& x) {
+void WriteReservation(BinaryWriter& w, const State& state, const Reservation& x) {
   w.Str(x.id);
   w.Str(state.account(x.account).id);
   w.Str(x.funding == kNoAccount ? "" : state.account(x.funding).id);
@@ -315,9 +257,10 @@ void WriteReservation(Writer& w, const State& state, const Reservation& x) {
   w.Bool(x.late);
   w.Bool(x.expiry_charged);
   Write(w, state, x.charge);
+  w.U64(x.version);
 }
 
-void ReadReservation(Reader& r, State* state, Reservation* x) {
+void ReadReservation(BinaryReader& r, State* state, Reservation* x) {
   x->id = r.Str();
   x->account = state->FindAccount(r.Str());
   std::string funding = r.Str();
@@ -336,18 +279,19 @@ void ReadReservation(Reader& r, State* state, Reservation* x) {
   x->late = r.Bool();
   x->expiry_charged = r.Bool();
   Read(r, state, &x->charge);
+  x->version = r.U64();
 }
 
-void WriteIds(Writer& w, const StringMap<IdEntry>& ids) {
+void WriteIds(BinaryWriter& w, const StringMap<IdEntry>& ids) {
   w.U64(ids.size());
-  for (const auto* item : Sorted(ids)) {
+  for (const auto* item : Sorted(w, ids)) {
     w.Str(item->first);
     w.U64(item->second.request_hash);
     w.I64(item->second.value);
   }
 }
 
-void ReadIds(Reader& r, StringMap<IdEntry>* ids) {
+void ReadIds(BinaryReader& r, StringMap<IdEntry>* ids) {
   uint64_t count = r.Count();
   for (uint64_t i = 0; i < count && r.ok(); ++i) {
     std::string id = r.Str();
@@ -360,9 +304,9 @@ void ReadIds(Reader& r, StringMap<IdEntry>* ids) {
 
 // ---- keys, webhooks, alerts, reports ------------------------------------------------
 
-void WriteKeys(Writer& w, const State& state) {
+void WriteKeys(BinaryWriter& w, const State& state) {
   w.U64(state.keys.size());
-  for (const auto* item : Sorted(state.keys)) {
+  for (const auto* item : Sorted(w, state.keys)) {
     const ApiKey& k = item->second;
     w.Str(k.key_id);
     w.Str(k.account == kNoAccount ? "" : state.account(k.account).id);
@@ -377,7 +321,7 @@ void WriteKeys(Writer& w, const State& state) {
   }
 }
 
-void ReadKeys(Reader& r, State* state) {
+void ReadKeys(BinaryReader& r, State* state) {
   uint64_t count = r.Count();
   for (uint64_t i = 0; i < count && r.ok(); ++i) {
     ApiKey k;
@@ -399,9 +343,9 @@ void ReadKeys(Reader& r, State* state) {
   }
 }
 
-void WriteWebhooks(Writer& w, const State& state) {
+void WriteWebhooks(BinaryWriter& w, const State& state) {
   w.U64(state.webhooks.size());
-  for (const auto* item : Sorted(state.webhooks)) {
+  for (const auto* item : Sorted(w, state.webhooks)) {
     const Webhook& h = item->second;
     w.Str(h.webhook_id);
     w.Str(h.url);
@@ -417,7 +361,7 @@ void WriteWebhooks(Writer& w, const State& state) {
   }
 }
 
-void ReadWebhooks(Reader& r, State* state) {
+void ReadWebhooks(BinaryReader& r, State* state) {
   uint64_t count = r.Count();
   for (uint64_t i = 0; i < count && r.ok(); ++i) {
     Webhook h;
@@ -439,7 +383,7 @@ void ReadWebhooks(Reader& r, State* state) {
   }
 }
 
-void WriteAlerts(Writer& w, const State& state) {
+void WriteAlerts(BinaryWriter& w, const State& state) {
   w.U64(state.alerts.size());
   for (const Alert& a : state.alerts) {
     w.U64(a.id);
@@ -456,7 +400,7 @@ void WriteAlerts(Writer& w, const State& state) {
   }
 }
 
-void ReadAlerts(Reader& r, State* state) {
+void ReadAlerts(BinaryReader& r, State* state) {
   uint64_t count = r.Count();
   for (uint64_t i = 0; i < count && r.ok(); ++i) {
     Alert& a = state->alerts.emplace_back();
@@ -474,7 +418,7 @@ void ReadAlerts(Reader& r, State* state) {
   }
 }
 
-void WriteAmounts(Writer& w, const std::vector<event::NamedAmount>& amounts) {
+void WriteAmounts(BinaryWriter& w, const std::vector<event::NamedAmount>& amounts) {
   w.U64(amounts.size());
   for (const auto& entry : amounts) {
     w.Str(entry.name);
@@ -482,7 +426,7 @@ void WriteAmounts(Writer& w, const std::vector<event::NamedAmount>& amounts) {
   }
 }
 
-void ReadAmounts(Reader& r, std::vector<event::NamedAmount>* amounts) {
+void ReadAmounts(BinaryReader& r, std::vector<event::NamedAmount>* amounts) {
   uint64_t count = r.Count();
   for (uint64_t i = 0; i < count && r.ok(); ++i) {
     event::NamedAmount entry;
@@ -492,7 +436,7 @@ void ReadAmounts(Reader& r, std::vector<event::NamedAmount>* amounts) {
   }
 }
 
-void WriteReports(Writer& w, const State& state) {
+void WriteReports(BinaryWriter& w, const State& state) {
   w.U64(state.daily_reports.size());
   for (const auto& [key, stored] : state.daily_reports) {
     const event::DailyReportIngested& d = stored.report;
@@ -511,13 +455,13 @@ void WriteReports(Writer& w, const State& state) {
     w.Str(d.metadata_json);
   }
   w.U64(state.daily_report_ids.size());
-  for (const auto* item : Sorted(state.daily_report_ids)) {
+  for (const auto* item : Sorted(w, state.daily_report_ids)) {
     w.Str(item->first);
     w.U64(item->second);
   }
 }
 
-Status ReadReports(Reader& r, State* state) {
+Status ReadReports(BinaryReader& r, State* state) {
   uint64_t count = r.Count();
   for (uint64_t i = 0; i < count && r.ok(); ++i) {
     DailyReport stored;
@@ -547,37 +491,113 @@ Status ReadReports(Reader& r, State* state) {
   return Status::Ok();
 }
 
-void WriteState(Writer& w, const State& state) {
+void WriteUsage(BinaryWriter& w, const State& state, const std::string& id, const UsageRecord& u) {
+  w.U8(1);
+  w.Str(id);
+  w.U64(u.request_hash);
+  w.I64(u.cost_micros);
+  w.I64(u.overrun_micros);
+  Write(w, state, u.charge);
+  w.U64(u.version);
+  w.MaybeFlush();
+}
+
+// Reservations: those in memory (all, or only pending ones when the finished
+// ones are in the cold store), merged in id order with the cold store's when
+// one is given. Each item is preceded by 1, the list ends with 0.
+Status WriteReservations(BinaryWriter& w, const State& state, const SnapshotOptions& options,
+                         ColdStore* cold) {
+  std::vector<const Reservation*> hot;
+  for (const auto& [id, r] : state.reservations) {
+    if (options.finished_records || r.status == ReservationStatus::kPending) hot.push_back(&r);
+  }
+  if (w.canonical()) {
+    std::sort(hot.begin(), hot.end(),
+              [](const Reservation* a, const Reservation* b) { return a->id < b->id; });
+  }
+  auto write = [&](const Reservation& r) {
+    w.U8(1);
+    WriteReservation(w, state, r);
+    w.MaybeFlush();
+  };
+  size_t i = 0;
+  if (cold != nullptr) {
+    Status status = cold->ForEachReservation([&](Reservation&& c) {
+      while (i < hot.size() && hot[i]->id < c.id) write(*hot[i++]);
+      if (i < hot.size() && hot[i]->id == c.id) {
+        write(*hot[i++]);  // memory holds the newer version
+      } else {
+        write(c);
+      }
+    });
+    if (!status.ok()) return status;
+  }
+  while (i < hot.size()) write(*hot[i++]);
+  w.U8(0);
+  return Status::Ok();
+}
+
+Status WriteUsages(BinaryWriter& w, const State& state, const SnapshotOptions& options,
+                   ColdStore* cold) {
+  std::vector<const StableStringMap<UsageRecord>::value_type*> hot;
+  if (options.finished_records) {
+    for (const auto& item : state.usages) hot.push_back(&item);
+  }
+  if (w.canonical()) {
+    std::sort(hot.begin(), hot.end(), [](auto* a, auto* b) { return a->first < b->first; });
+  }
+  size_t i = 0;
+  if (cold != nullptr) {
+    Status status = cold->ForEachUsage([&](std::string&& id, UsageRecord&& c) {
+      while (i < hot.size() && hot[i]->first < id) {
+        WriteUsage(w, state, hot[i]->first, hot[i]->second);
+        ++i;
+      }
+      if (i < hot.size() && hot[i]->first == id) {
+        WriteUsage(w, state, hot[i]->first, hot[i]->second);
+        ++i;
+      } else {
+        WriteUsage(w, state, id, c);
+      }
+    });
+    if (!status.ok()) return status;
+  }
+  for (; i < hot.size(); ++i) WriteUsage(w, state, hot[i]->first, hot[i]->second);
+  w.U8(0);
+  return Status::Ok();
+}
+
+Status WriteState(BinaryWriter& w, const State& state, const SnapshotOptions& options,
+                  ColdStore* cold) {
   w.Str(kSnapshotMagic);
   w.U64(state.last_sequence);
   w.I64(state.last_timestamp_us);
   w.U64(state.price_version);
+  if (!w.canonical()) {
+    // The interner in id order, so that interned ids (kept by cold records)
+    // are the same after a restart. The digest uses strings instead.
+    w.U64(state.strings.size());
+    for (uint32_t id = 1; id < state.strings.size(); ++id) w.Str(state.strings.Get(id));
+  }
 
   std::vector<const Account*> accounts;
   for (const Account& a : state.accounts) accounts.push_back(&a);
-  std::sort(accounts.begin(), accounts.end(),
-            [](const Account* a, const Account* b) { return a->id < b->id; });
+  if (w.canonical()) {
+    std::sort(accounts.begin(), accounts.end(),
+              [](const Account* a, const Account* b) { return a->id < b->id; });
+  }
   w.U64(accounts.size());
   for (const Account* a : accounts) WriteAccount(w, state, *a);
 
-  w.U64(state.reservations.size());
-  for (const auto* item : Sorted(state.reservations)) WriteReservation(w, state, item->second);
-
-  w.U64(state.usages.size());
-  for (const auto* item : Sorted(state.usages)) {
-    w.Str(item->first);
-    w.U64(item->second.request_hash);
-    w.I64(item->second.cost_micros);
-    w.I64(item->second.overrun_micros);
-    Write(w, state, item->second.charge);
-  }
+  if (Status status = WriteReservations(w, state, options, cold); !status.ok()) return status;
+  if (Status status = WriteUsages(w, state, options, cold); !status.ok()) return status;
   WriteIds(w, state.deposits);
   WriteIds(w, state.refunds);
   WriteIds(w, state.revenues);
   WriteIds(w, state.adjustments);
 
   w.U64(state.prices.size());
-  for (const auto* item : Sorted(state.prices)) {
+  for (const auto* item : Sorted(w, state.prices)) {
     w.Str(item->first);
     w.U64(item->second.size());
     for (const PriceVersion& v : item->second) {
@@ -594,9 +614,11 @@ void WriteState(Writer& w, const State& state) {
   WriteWebhooks(w, state);
   WriteAlerts(w, state);
   WriteReports(w, state);
+  w.Flush();
+  return Status::Ok();
 }
 
-Status ReadAccounts(Reader& r, State* state) {
+Status ReadAccounts(BinaryReader& r, State* state) {
   uint64_t count = r.Count();
   std::vector<std::string> parents;
   for (uint64_t i = 0; i < count && r.ok(); ++i) {
@@ -636,16 +658,19 @@ Status ReadAccounts(Reader& r, State* state) {
   return Status::Ok();
 }
 
-Status ReadState(Reader& r, State* state) {
+Status ReadState(BinaryReader& r, State* state) {
   if (r.Str() != kSnapshotMagic) return Status::Error("not a Purser state checkpoint");
   state->last_sequence = r.U64();
   state->events_applied = state->last_sequence;
   state->last_timestamp_us = r.I64();
   state->price_version = r.U64();
+  uint64_t strings = r.Count();
+  for (uint64_t id = 1; id < strings && r.ok(); ++id) {
+    if (state->strings.Intern(r.Str()) != id) return Status::Error("checkpoint interner is corrupt");
+  }
   if (Status status = ReadAccounts(r, state); !status.ok()) return status;
 
-  uint64_t count = r.Count();
-  for (uint64_t i = 0; i < count && r.ok(); ++i) {
+  while (r.ok() && r.U8() == 1) {
     Reservation x;
     ReadReservation(r, state, &x);
     if (x.account == kNoAccount) return Status::Error("checkpoint reservation without account");
@@ -657,14 +682,14 @@ Status ReadState(Reader& r, State* state) {
       state->expiry_queue.emplace(stored.expires_us, &stored);
     }
   }
-  count = r.Count();
-  for (uint64_t i = 0; i < count && r.ok(); ++i) {
+  while (r.ok() && r.U8() == 1) {
     std::string id = r.Str();
     UsageRecord usage;
     usage.request_hash = r.U64();
     usage.cost_micros = r.I64();
     usage.overrun_micros = r.I64();
     Read(r, state, &usage.charge);
+    usage.version = r.U64();
     state->usages.emplace(std::move(id), std::move(usage));
   }
   ReadIds(r, &state->deposits);
@@ -672,7 +697,7 @@ Status ReadState(Reader& r, State* state) {
   ReadIds(r, &state->revenues);
   ReadIds(r, &state->adjustments);
 
-  count = r.Count();
+  uint64_t count = r.Count();
   for (uint64_t i = 0; i < count && r.ok(); ++i) {
     std::vector<PriceVersion>& versions = state->prices[r.Str()];
     uint64_t n = r.Count();
@@ -698,18 +723,29 @@ Status ReadState(Reader& r, State* state) {
 
 }  // namespace
 
-std::string SerializeState(const State& state) {
+std::string SerializeState(const State& state, const SnapshotOptions& options) {
+  PURSER_ASSERT(!options.canonical || options.finished_records);
   std::string out;
-  Writer writer(&out);
-  WriteState(writer, state);
+  BinaryWriter writer(&out, options.canonical);
+  Status status = WriteState(writer, state, options, nullptr);
+  PURSER_ASSERT(status.ok());  // no cold store, no I/O
   return out;
 }
 
-Sha256Digest StateDigest(const State& state) { return Sha256(SerializeState(state)); }
+Result<Sha256Digest> StateDigest(const State& state, ColdStore* cold) {
+  Sha256Stream sha;
+  std::string buffer;
+  BinaryWriter writer(&buffer, /*canonical=*/true);
+  writer.SetSink([&sha](std::string_view bytes) { sha.Update(bytes); });
+  SnapshotOptions options;
+  options.canonical = true;
+  if (Status status = WriteState(writer, state, options, cold); !status.ok()) return status;
+  return sha.Finish();
+}
 
 Status DeserializeState(std::string_view bytes, State* state) {
   PURSER_ASSERT(state->last_sequence == 0 && state->accounts.empty());
-  Reader reader(bytes);
+  BinaryReader reader(bytes);
   return ReadState(reader, state);
 }
 

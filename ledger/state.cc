@@ -77,6 +77,34 @@ Reservation* State::FindReservation(std::string_view id) {
   return const_cast<Reservation*>(std::as_const(*this).FindReservation(id));
 }
 
+void State::LoadReservation(Reservation reservation) {
+  PURSER_ASSERT(reservation.status != ReservationStatus::kPending);
+  std::string id = reservation.id;
+  reservations.try_emplace(std::move(id), std::move(reservation));
+}
+
+void State::LoadUsage(std::string id, UsageRecord usage) {
+  usages.try_emplace(std::move(id), std::move(usage));
+}
+
+bool State::EvictReservation(const std::string& id, uint64_t version) {
+  auto it = reservations.find(id);
+  if (it == reservations.end() || it->second.version != version ||
+      it->second.status == ReservationStatus::kPending) {
+    return false;
+  }
+  if (last_reservation_ == &it->second) last_reservation_ = nullptr;
+  reservations.erase(it);
+  return true;
+}
+
+bool State::EvictUsage(const std::string& id, uint64_t version) {
+  auto it = usages.find(id);
+  if (it == usages.end() || it->second.version != version) return false;
+  usages.erase(it);
+  return true;
+}
+
 DayBook& State::BookOf(Account& account, int64_t day) {
   if (!account.days.empty() && account.days.rbegin()->first == day) {
     return account.days.rbegin()->second;
@@ -206,6 +234,7 @@ void State::ApplyBody(const Event& event, const event::Reserved& e) {
   r.run_id = strings.Intern(e.run_id);
   r.action = strings.Intern(e.action);
   r.tags = e.tags;
+  r.version = event.sequence;
   ChangeHold(r, +1);
   expiry_queue.emplace(r.expires_us, &r);
 }
@@ -340,15 +369,17 @@ void State::ApplyBody(const Event& event, const event::Settled& e) {
   r.expiry_charged = false;
   r.charge = RecordSpend(r.account, e.cost_micros, event.timestamp_us, e.dimensions, e.tokens,
                          e.overrun_micros);
+  r.version = event.sequence;
 }
 
-void State::ApplyBody(const Event&, const event::Voided& e) {
+void State::ApplyBody(const Event& event, const event::Voided& e) {
   Reservation& r = MustFindReservation(e.reservation_id);
   PURSER_ASSERT(r.status == ReservationStatus::kPending);
   ChangeHold(r, -1);
   expiry_queue.erase({r.expires_us, &r});
   r.status = ReservationStatus::kVoided;
   r.released_micros = e.released_micros;
+  r.version = event.sequence;
 }
 
 void State::ApplyBody(const Event& event, const event::Expired& e) {
@@ -358,6 +389,7 @@ void State::ApplyBody(const Event& event, const event::Expired& e) {
   expiry_queue.erase({r.expires_us, &r});
   r.status = ReservationStatus::kExpired;
   r.released_micros = e.released_micros;
+  r.version = event.sequence;
   if (e.charged_micros > 0) {
     Dimensions dimensions;
     dimensions.action = strings.Get(r.action);
@@ -370,22 +402,26 @@ void State::ApplyBody(const Event& event, const event::Expired& e) {
   }
 }
 
-void State::ApplyBody(const Event&, const event::Extended& e) {
+void State::ApplyBody(const Event& event, const event::Extended& e) {
   Reservation& r = MustFindReservation(e.reservation_id);
   PURSER_ASSERT(r.status == ReservationStatus::kPending);
   expiry_queue.erase({r.expires_us, &r});
   r.expires_us = e.expires_at_us;
   r.ttl_s = e.ttl_s;
+  r.version = event.sequence;
   expiry_queue.emplace(r.expires_us, &r);
 }
 
-void State::ApplyBody(const Event&, const event::Refunded& e) {
+void State::ApplyBody(const Event& event, const event::Refunded& e) {
   ChargeRecord* charge = nullptr;
   if (e.target_kind == ChargeKind::kReservation) {
-    charge = &MustFindReservation(e.target_id).charge;
+    Reservation& r = MustFindReservation(e.target_id);
+    r.version = event.sequence;
+    charge = &r.charge;
   } else {
     auto it = usages.find(e.target_id);
     PURSER_ASSERT(it != usages.end());
+    it->second.version = event.sequence;
     charge = &it->second.charge;
   }
   ReverseSpend(charge, e.amount_micros, Reversal::kRefund);
@@ -401,6 +437,7 @@ void State::ApplyBody(const Event& event, const event::UsageCharged& e) {
   usage.overrun_micros = e.overrun_micros;
   usage.charge = RecordSpend(MustFindAccount(e.account), e.cost_micros, event.timestamp_us,
                              e.dimensions, e.tokens, e.overrun_micros);
+  usage.version = event.sequence;
 }
 
 void State::ApplyBody(const Event& event, const event::RevenueRecorded& e) {

@@ -195,6 +195,7 @@ struct Reservation {
   bool late = false;
   bool expiry_charged = false;
   ChargeRecord charge;
+  uint64_t version = 0;  // the sequence of the last event that changed it
 };
 
 // Pending reservations in expiry order: (expires_at, id).
@@ -211,6 +212,7 @@ struct UsageRecord {
   int64_t cost_micros = 0;
   int64_t overrun_micros = 0;
   ChargeRecord charge;
+  uint64_t version = 0;  // the sequence of the last event that changed it
 };
 
 // An id-index entry of a create with no richer record: its payload hash and
@@ -284,9 +286,20 @@ class State {
 
   // kNoAccount when there is no such account.
   AccountIndex FindAccount(std::string_view id) const;
-  // nullptr when there is no such reservation.
+  // nullptr when there is no such reservation in memory.
   Reservation* FindReservation(std::string_view id);
   const Reservation* FindReservation(std::string_view id) const;
+
+  // The cold store: finished reservations and usage records leave memory at
+  // a checkpoint and come back (Load...) before a command or a replayed
+  // event needs them. Which records are in memory never changes what the
+  // state means, its behaviour or its digest.
+  void LoadReservation(Reservation reservation);
+  void LoadUsage(std::string id, UsageRecord usage);
+  // Drops a record from memory if it is unchanged since `version` (it is in
+  // the cold store at that version). Returns whether it was dropped.
+  bool EvictReservation(const std::string& id, uint64_t version);
+  bool EvictUsage(const std::string& id, uint64_t version);
   const Account& account(AccountIndex index) const { return accounts[index]; }
   // True when `account` is `ancestor` or below it.
   bool IsInSubtree(AccountIndex account, AccountIndex ancestor) const;

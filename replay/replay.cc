@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "ledger/clock.h"
+#include "ledger/cold_record.h"
 #include "ledger/crypto.h"
 #include "ledger/event_codec.h"
 #include "ledger/event_json.h"
@@ -121,7 +122,14 @@ Status CheckCheckpoint(EventLog* log, State* state, Sha256Digest* link, ReplayOp
     return Status::Error("the projection checkpoint at " + std::to_string(checkpoint_sequence) +
                          " does not match the log");
   }
-  if (Sha256(bytes) != StateDigest(*state)) {
+  State stored;
+  if (Status loaded = DeserializeState(bytes, &stored); !loaded.ok()) {
+    return Status::Error("the projection checkpoint does not load: " + loaded.message());
+  }
+  LogColdStore cold(log);
+  Result<Sha256Digest> stored_digest = StateDigest(stored, &cold);
+  if (!stored_digest.ok()) return stored_digest.status();
+  if (*stored_digest != StateDigest(*state)) {
     return Status::Error("the projection checkpoint at " + std::to_string(checkpoint_sequence) +
                          " differs from a rebuild of the log");
   }
@@ -211,7 +219,7 @@ Status Rebuild(const RebuildOptions& options, RebuildReport* report) {
   if (Status status = ReplayLog(source->get(), &state, &link, replay); !status.ok()) return status;
   if (!write_status.ok()) return write_status;
   if (out) {
-    out->AddCheckpoint(state.last_sequence, link, SerializeState(state), &batch);
+    out->AddCheckpoint(state.last_sequence, link, SerializeState(state, SnapshotOptions{}), &batch);
     if (Status status = out->Write(&batch, /*sync=*/true); !status.ok()) return status;
     if (Status status = out->FlushAll(); !status.ok()) return status;
   }

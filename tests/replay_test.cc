@@ -21,7 +21,8 @@ class RawLog {
  public:
   explicit RawLog(const std::string& dir) {
     std::vector<rocksdb::ColumnFamilyDescriptor> families = {
-        {rocksdb::kDefaultColumnFamilyName, {}}, {"events", {}}, {"ids", {}}, {"checkpoint", {}}};
+        {rocksdb::kDefaultColumnFamilyName, {}}, {"events", {}}, {"ids", {}}, {"checkpoint", {}},
+        {"records", {}}};
     rocksdb::DB* db = nullptr;
     rocksdb::Status status = rocksdb::DB::Open(rocksdb::DBOptions(), dir, families, &handles_, &db);
     EXPECT_TRUE(status.ok()) << status.ToString();

@@ -153,6 +153,62 @@ TEST(Sequencer, RejectionsAreAppendedOnceAMinuteAsCounts) {
   EXPECT_EQ(log.find("RejectionsCounted", at + 10), std::string::npos) << "one event per minute";
 }
 
+TEST(Sequencer, FinishedRecordsMoveToTheColdStoreAndBehaveTheSame) {
+  TempDir dir;
+  Sha256Digest live;
+  uint64_t sequence = 0;
+  {
+    auto sequencer = OpenSequencer(dir.path(), nullptr, /*checkpoint_every_events=*/25);
+    OpenTree(*sequencer, 2, 100'000'000);
+    for (int i = 0; i < 60; ++i) {
+      std::string id = "r" + std::to_string(i);
+      ASSERT_TRUE(Call(*sequencer, ReserveCommand(id, "agent-0", 1'000)).ok());
+      ASSERT_TRUE(Call(*sequencer, SettleCommand(id, 700)).ok());
+      cmd::RecordUsage usage;
+      usage.usage_id = "u" + std::to_string(i);
+      usage.account = "agent-1";
+      usage.amount_micros = 300;
+      ASSERT_TRUE(Call(*sequencer, usage).ok());
+    }
+    ASSERT_TRUE(Call(*sequencer, ReserveCommand("pending", "agent-0", 5)).ok());
+    EXPECT_LT(sequencer->stats().reservations_in_memory, 40u)
+        << "finished reservations left memory at the checkpoints";
+    // Old records answer from the cold store exactly as from memory.
+    Reply repeat = Call(*sequencer, ReserveCommand("r3", "agent-0", 1'000));
+    ASSERT_TRUE(repeat.ok()) << repeat.message;
+    EXPECT_FALSE(repeat.created);
+    EXPECT_EQ(Call(*sequencer, ReserveCommand("r4", "agent-0", 2'000)).code,
+              ResultCode::kIdempotencyConflict);
+    Reply settled = Call(*sequencer, SettleCommand("r5", 700));
+    ASSERT_TRUE(settled.ok());
+    EXPECT_EQ(std::get<SettleResult>(settled.body).released_micros, 300);
+    EXPECT_EQ(Call(*sequencer, SettleCommand("r6", 701)).code, ResultCode::kReservationNotPending);
+    Reply view = Call(*sequencer, query::GetReservation{"r7"});
+    ASSERT_TRUE(view.ok());
+    EXPECT_EQ(std::get<ReservationView>(view.body).cost_micros, 700);
+    ASSERT_TRUE(Call(*sequencer, cmd::Refund{"f1", ChargeKind::kReservation, "r8", 700, ""}).ok());
+    EXPECT_EQ(Call(*sequencer, cmd::Refund{"f2", ChargeKind::kReservation, "r8", 1, ""}).code,
+              ResultCode::kRefundExceedsCharged);
+    ASSERT_TRUE(Call(*sequencer, cmd::Refund{"f3", ChargeKind::kUsage, "u9", 300, ""}).ok());
+    live = LiveDigest(*sequencer, &sequence);
+  }
+  RebuildReport rebuilt;
+  ASSERT_TRUE(Rebuild(RebuildOptions{dir.path(), "", UINT64_MAX, INT64_MAX, nullptr}, &rebuilt).ok());
+  EXPECT_EQ(rebuilt.digest, live) << "the digest does not depend on what is in memory";
+  VerifyReport verified;
+  Status status = Verify(VerifyOptions{dir.path(), std::nullopt, std::nullopt, nullptr}, &verified);
+  EXPECT_TRUE(status.ok()) << status.message();
+  auto reopened = OpenSequencer(dir.path(), nullptr, 25);
+  EXPECT_EQ(LiveDigest(*reopened), live);
+  EXPECT_EQ(Call(*reopened, cmd::Refund{"f4", ChargeKind::kReservation, "r8", 1, ""}).code,
+            ResultCode::kRefundExceedsCharged)
+      << "the refund made before the restart is remembered";
+  EXPECT_TRUE(Call(*reopened, cmd::Refund{"f5", ChargeKind::kReservation, "r10", 200, ""}).ok());
+  Reply balance = Call(*reopened, query::GetBalance{"org"});
+  EXPECT_EQ(std::get<BalanceView>(balance.body).balance_micros,
+            100'000'000 - 60 * 700 - 60 * 300 + 700 + 300 + 200);
+}
+
 TEST(Sequencer, StartingAgainAppendsNoEventOfItsOwn) {
   TempDir dir;
   uint64_t sequence = 0;

@@ -1,0 +1,43 @@
+// The cold store's records: finished reservations and usage records that left
+// memory at a projection checkpoint (ledger/sequencer.h). They keep interned
+// ids and account indexes as they are: both are stable across restarts,
+// because a checkpoint stores the interner and the accounts in their order.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "ledger/event_log.h"
+#include "ledger/snapshot.h"
+#include "ledger/state.h"
+
+namespace purser {
+
+// Cold-store keys: 'r' + reservation id, 'u' + usage id.
+inline std::string ColdKey(char kind, std::string_view id) {
+  std::string key(1, kind);
+  key.append(id);
+  return key;
+}
+
+std::string EncodeColdReservation(const Reservation& reservation);
+bool DecodeColdReservation(std::string_view bytes, Reservation* reservation);
+std::string EncodeColdUsage(std::string_view id, const UsageRecord& usage);
+bool DecodeColdUsage(std::string_view bytes, std::string* id, UsageRecord* usage);
+
+// The cold store of an EventLog, as the digest reads it.
+class LogColdStore : public ColdStore {
+ public:
+  explicit LogColdStore(EventLog* log) : log_(log) {}
+  Status ForEachReservation(const std::function<void(Reservation&&)>& visit) override;
+  Status ForEachUsage(const std::function<void(std::string&&, UsageRecord&&)>& visit) override;
+
+ private:
+  EventLog* log_;
+};
+
+// Loads into *state, from the cold store, the records that `event` changes
+// but memory does not hold (recovery of the log tail after a checkpoint).
+Status LoadColdRecordsFor(EventLog* log, const Event& event, State* state);
+
+}  // namespace purser
