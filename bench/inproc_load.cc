@@ -96,10 +96,14 @@ class Producer {
         StartPair(started++, scheduled);
       }
       {
+        // Sleep until an acknowledgement arrives or, in open loop, exactly
+        // until the next pair is due (a late start would count as latency).
+        int64_t next_due = rate > 0 ? start + static_cast<int64_t>(started) * 1'000'000 / rate
+                                    : NowUs() + 20'000;
         std::unique_lock lock(mutex_);
         if (inbox_.empty()) {
-          cv_.wait_for(lock, std::chrono::microseconds(rate > 0 ? 200 : 20'000),
-                       [&] { return !inbox_.empty(); });
+          int64_t wait_us = std::max<int64_t>(0, next_due - NowUs());
+          cv_.wait_for(lock, std::chrono::microseconds(wait_us), [&] { return !inbox_.empty(); });
         }
         acks.swap(inbox_);
       }

@@ -379,21 +379,25 @@ void Sequencer::EncodeBatch(Batch* batch, LogBatch* log_batch) {
 }
 
 void Sequencer::LogLoop() {
+  std::deque<Batch> batches;
   while (true) {
-    Batch batch;
     {
       std::unique_lock lock(pipeline_mutex_);
       pipeline_cv_.wait(lock, [&] { return !pipeline_.empty() || pipeline_closed_; });
       if (pipeline_.empty()) return;
-      batch = std::move(pipeline_.front());
-      pipeline_.pop_front();
+      // Every batch waiting goes into one write and one fsync: group commit
+      // at the log, on top of the sequencer's.
+      batches.swap(pipeline_);
     }
     pipeline_cv_.notify_all();
     LogBatch log_batch;
-    const bool checkpoint = batch.checkpoint.has_value();
+    bool checkpoint = false;
     if (!failed_.load()) {
       auto start = std::chrono::steady_clock::now();
-      EncodeBatch(&batch, &log_batch);
+      for (Batch& batch : batches) {
+        checkpoint = checkpoint || batch.checkpoint.has_value();
+        EncodeBatch(&batch, &log_batch);
+      }
       encode_us_.Record(MicrosSince(start));
     }
     if (!failed_.load() && !log_batch.empty()) {
@@ -402,27 +406,32 @@ void Sequencer::LogLoop() {
       uint64_t elapsed_us = MicrosSince(start);
       fsync_us_.Record(elapsed_us);
       if (checkpoint) {
-        std::fprintf(stderr, "purser: checkpoint written: %zu bytes in %llu ms\n", log_batch.bytes(),
-                     static_cast<unsigned long long>(elapsed_us / 1000));
+        std::fprintf(stderr, "purser: checkpoint written: %zu bytes in %llu ms\n",
+                     log_batch.bytes(), static_cast<unsigned long long>(elapsed_us / 1000));
       }
       if (!status.ok()) FailAll(status);
     }
-    if (failed_.load()) {
-      for (Submission& s : batch.submissions) {
-        s.done(std::vector<Reply>(s.replies.size(),
-                                  Reply::Error(ResultCode::kUnavailable, "the log failed")));
-      }
-      continue;
-    }
-    batches_written_.store(batch.number, std::memory_order_release);
-    if (!batch.events.empty()) {
-      durable_sequence_.store(batch.events.back().sequence, std::memory_order_relaxed);
-      events_total_.store(batch.events.back().sequence, std::memory_order_relaxed);
-      group_commits_.fetch_add(1, std::memory_order_relaxed);
-    }
-    for (Submission& s : batch.submissions) s.done(std::move(s.replies));
-    for (const EventObserver& observer : observers_) observer(batch.events);
+    for (Batch& batch : batches) CompleteBatch(&batch);
+    batches.clear();
   }
+}
+
+void Sequencer::CompleteBatch(Batch* batch) {
+  if (failed_.load()) {
+    for (Submission& s : batch->submissions) {
+      s.done(std::vector<Reply>(s.replies.size(),
+                                Reply::Error(ResultCode::kUnavailable, "the log failed")));
+    }
+    return;
+  }
+  batches_written_.store(batch->number, std::memory_order_release);
+  if (!batch->events.empty()) {
+    durable_sequence_.store(batch->events.back().sequence, std::memory_order_relaxed);
+    events_total_.store(batch->events.back().sequence, std::memory_order_relaxed);
+    group_commits_.fetch_add(1, std::memory_order_relaxed);
+  }
+  for (Submission& s : batch->submissions) s.done(std::move(s.replies));
+  for (const EventObserver& observer : observers_) observer(batch->events);
 }
 
 void Sequencer::FailAll(const Status& status) {

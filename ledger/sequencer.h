@@ -48,8 +48,9 @@ struct SequencerOptions {
   size_t queue_commands_max = 1 << 18;
   // Commands executed in one group commit. Default: 16,384.
   size_t group_commands_max = 1 << 14;
-  // Batches executed but not yet synced. Default: 2.
-  size_t pipeline_depth = 2;
+  // Batches executed but not yet taken by the log thread, which writes all
+  // of them with one fsync. Default: 8.
+  size_t pipeline_depth = 8;
   // A projection checkpoint is written after this many events; finished
   // reservations and usage records then move to the cold store, which bounds
   // memory by the traffic of one interval, and the checkpoint's pause of the
@@ -163,6 +164,8 @@ class Sequencer {
   // Log thread: encodes the batch's events into records (checksums, chain
   // links) and answers its chain-head queries.
   void EncodeBatch(Batch* batch, LogBatch* log_batch);
+  // Log thread: acknowledges a written batch (or fails it) and tells observers.
+  void CompleteBatch(Batch* batch);
   int64_t Now();
   int64_t NextWakeUs(int64_t now_us) const;
   void FailAll(const Status& status);
