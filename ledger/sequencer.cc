@@ -455,6 +455,13 @@ void Sequencer::Stop() {
     queue_cv_.notify_all();
     if (sequencer_thread_.joinable()) sequencer_thread_.join();
     if (log_thread_.joinable()) log_thread_.join();
+    // A clean stop leaves no WAL to replay: the next open, and any
+    // read-only replay tool, starts at once.
+    if (log_ && !failed_.load()) {
+      if (Status status = log_->FlushAll(); !status.ok()) {
+        std::fprintf(stderr, "purser: flush at stop: %s\n", status.message().c_str());
+      }
+    }
   });
 }
 
