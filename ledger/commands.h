@@ -346,6 +346,7 @@ struct KeyResult {
   std::string key_id;
   std::string account;
   Role role = Role::kReader;
+  std::string api_key;  // the secret, set by the edge that generated it; shown once
 };
 
 struct PrincipalView {

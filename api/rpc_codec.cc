@@ -1,0 +1,656 @@
+#include "api/rpc_codec.h"
+
+#include <cstring>
+
+#include "ledger/clock.h"
+#include "ledger/limits.h"
+
+namespace purser {
+
+namespace {
+
+namespace e = ::purser::schema;
+
+std::string Str(capnp::Text::Reader text) { return std::string(text.cStr(), text.size()); }
+kj::StringPtr Text(const std::string& text) { return kj::StringPtr(text.c_str(), text.size()); }
+
+// Enums from the wire: refused when out of range (a newer client, or garbage).
+template <typename T>
+bool EnumIn(uint16_t raw, uint16_t count, T* out) {
+  if (raw >= count) return false;
+  *out = static_cast<T>(raw);
+  return true;
+}
+
+std::string GetTags(capnp::List<e::Tag>::Reader list, Tags* tags) {
+  if (list.size() > kTagsMax) return "tags has more than 16 entries";
+  for (auto tag : list) tags->push_back(Tag{Str(tag.getKey()), Str(tag.getValue())});
+  return {};
+}
+
+void PutTags(capnp::List<e::Tag>::Builder list, const Tags& tags) {
+  for (unsigned i = 0; i < tags.size(); ++i) {
+    list[i].setKey(Text(tags[i].key));
+    list[i].setValue(Text(tags[i].value));
+  }
+}
+
+TokenCounts GetTokens(e::TokenCounts::Reader r) {
+  return TokenCounts{r.getInputTokens(), r.getOutputTokens(), r.getCachedInputTokens(),
+                     r.getCacheWriteTokens(), r.getReasoningTokens()};
+}
+
+void PutTokens(e::TokenCounts::Builder b, const TokenCounts& t) {
+  b.setInputTokens(t.input);
+  b.setOutputTokens(t.output);
+  b.setCachedInputTokens(t.cached_input);
+  b.setCacheWriteTokens(t.cache_write);
+  b.setReasoningTokens(t.reasoning);
+}
+
+PriceRates GetRates(e::PriceRates::Reader r) {
+  return PriceRates{r.getInputPerMtokMicros(), r.getOutputPerMtokMicros(),
+                    r.getCachedInputPerMtokMicros(), r.getCacheWritePerMtokMicros(),
+                    r.getReasoningPerMtokMicros()};
+}
+
+void PutRates(e::PriceRates::Builder b, const PriceRates& r) {
+  b.setInputPerMtokMicros(r.input_per_mtok);
+  b.setOutputPerMtokMicros(r.output_per_mtok);
+  b.setCachedInputPerMtokMicros(r.cached_input_per_mtok);
+  b.setCacheWritePerMtokMicros(r.cache_write_per_mtok);
+  b.setReasoningPerMtokMicros(r.reasoning_per_mtok);
+}
+
+void PutCaps(e::Caps::Builder b, const Caps& c) {
+  b.setDailyLimitMicros(c.daily_limit_micros);
+  b.setMonthlyLimitMicros(c.monthly_limit_micros);
+  b.setHardLimitMicros(c.hard_limit_micros);
+  b.setMaxInflight(c.max_inflight);
+  b.setReservationTtlS(c.reservation_ttl_s);
+  auto list = b.initAlertThresholdsPct(static_cast<unsigned>(c.alert_thresholds_pct.size()));
+  for (unsigned i = 0; i < c.alert_thresholds_pct.size(); ++i) list.set(i, c.alert_thresholds_pct[i]);
+  b.setOnExpiry(static_cast<e::OnExpiry>(c.on_expiry));
+  b.setRunawayAction(static_cast<e::RunawayAction>(c.runaway_action));
+  b.setTimeZone(Text(c.time_zone));
+}
+
+Caps GetCaps(e::Caps::Reader r) {
+  Caps c;
+  c.daily_limit_micros = r.getDailyLimitMicros();
+  c.monthly_limit_micros = r.getMonthlyLimitMicros();
+  c.hard_limit_micros = r.getHardLimitMicros();
+  c.max_inflight = r.getMaxInflight();
+  c.reservation_ttl_s = r.getReservationTtlS();
+  c.alert_thresholds_pct.clear();
+  for (uint8_t pct : r.getAlertThresholdsPct()) c.alert_thresholds_pct.push_back(pct);
+  c.on_expiry = static_cast<OnExpiry>(r.getOnExpiry());
+  c.runaway_action = static_cast<RunawayAction>(r.getRunawayAction());
+  c.time_zone = Str(r.getTimeZone());
+  return c;
+}
+
+Patch<int64_t> GetField(rpc::CapsField::Reader field) {
+  switch (field.which()) {
+    case rpc::CapsField::SET: return Patch<int64_t>::Set(field.getSet());
+    case rpc::CapsField::REMOVE: return Patch<int64_t>::Remove();
+    default: return Patch<int64_t>{};
+  }
+}
+
+void PutField(rpc::CapsField::Builder field, const Patch<int64_t>& patch) {
+  switch (patch.op) {
+    case Patch<int64_t>::Op::kSet: field.setSet(patch.value); break;
+    case Patch<int64_t>::Op::kRemove: field.setRemove(); break;
+    case Patch<int64_t>::Op::kKeep: field.setKeep(); break;
+  }
+}
+
+std::optional<UsageTokens> GetUsage(rpc::UsageTokens::Reader r) {
+  return UsageTokens{Str(r.getModel()), GetTokens(r.getTokens())};
+}
+
+void PutUsage(rpc::UsageTokens::Builder b, const UsageTokens& u) {
+  b.setModel(Text(u.model));
+  PutTokens(b.initTokens(), u.tokens);
+}
+
+std::string DecodeDay(capnp::Text::Reader text, int64_t* day) {
+  std::optional<int64_t> parsed = ParseDate(Str(text));
+  if (!parsed) return "dates must be YYYY-MM-DD";
+  *day = *parsed;
+  return {};
+}
+
+// ---- commands ----------------------------------------------------------------
+
+std::string DecodeReserve(rpc::Reserve::Reader r, RequestBody* body) {
+  cmd::Reserve c;
+  c.reservation_id = Str(r.getReservationId());
+  c.account = Str(r.getAccount());
+  if (r.getAmount().isMicros()) {
+    c.amount_micros = r.getAmount().getMicros();
+  } else {
+    auto estimate = r.getAmount().getEstimate();
+    c.estimate = Estimate{Str(estimate.getModel()), estimate.getInputTokens(),
+                          estimate.getMaxOutputTokens()};
+  }
+  c.ttl_s = r.getTtlS();
+  c.run_id = Str(r.getRunId());
+  c.action = Str(r.getAction());
+  if (std::string problem = GetTags(r.getTags(), &c.tags); !problem.empty()) return problem;
+  *body = std::move(c);
+  return {};
+}
+
+std::string DecodeSettle(rpc::Settle::Reader r, RequestBody* body) {
+  cmd::Settle c;
+  c.reservation_id = Str(r.getReservationId());
+  if (r.getCost().isMicros()) {
+    c.amount_micros = r.getCost().getMicros();
+  } else {
+    c.usage = GetUsage(r.getCost().getUsage());
+  }
+  if (r.getHasAction()) c.action = Str(r.getAction());
+  if (r.getHasWaste()) c.waste = Str(r.getWaste());
+  if (!EnumIn(static_cast<uint16_t>(r.getOutcome()), 4, &c.outcome)) return "unknown outcome";
+  if (std::string problem = GetTags(r.getTags(), &c.tags); !problem.empty()) return problem;
+  *body = std::move(c);
+  return {};
+}
+
+std::string DecodeUsage(rpc::Usage::Reader r, RequestBody* body) {
+  cmd::RecordUsage c;
+  c.usage_id = Str(r.getUsageId());
+  c.account = Str(r.getAccount());
+  if (r.getCost().isMicros()) {
+    c.amount_micros = r.getCost().getMicros();
+  } else {
+    c.usage = GetUsage(r.getCost().getUsage());
+  }
+  c.action = Str(r.getAction());
+  c.waste = Str(r.getWaste());
+  if (!EnumIn(static_cast<uint16_t>(r.getOutcome()), 4, &c.outcome)) return "unknown outcome";
+  c.run_id = Str(r.getRunId());
+  if (std::string problem = GetTags(r.getTags(), &c.tags); !problem.empty()) return problem;
+  *body = std::move(c);
+  return {};
+}
+
+std::string DecodeSetCaps(rpc::SetCaps::Reader r, RequestBody* body) {
+  cmd::SetCaps c;
+  c.account = Str(r.getAccount());
+  c.patch.daily_limit_micros = GetField(r.getDailyLimitMicros());
+  c.patch.monthly_limit_micros = GetField(r.getMonthlyLimitMicros());
+  c.patch.hard_limit_micros = GetField(r.getHardLimitMicros());
+  c.patch.max_inflight = GetField(r.getMaxInflight());
+  c.patch.reservation_ttl_s = GetField(r.getReservationTtlS());
+  if (r.getSetThresholds()) {
+    if (r.getAlertThresholdsPct().size() > kAlertThresholdsMax) return "at most 8 alert thresholds";
+    std::vector<uint8_t> thresholds;
+    for (uint8_t pct : r.getAlertThresholdsPct()) thresholds.push_back(pct);
+    c.patch.alert_thresholds_pct = Patch<std::vector<uint8_t>>::Set(std::move(thresholds));
+  } else if (r.getRemoveThresholds()) {
+    c.patch.alert_thresholds_pct = Patch<std::vector<uint8_t>>::Remove();
+  }
+  OnExpiry on_expiry;
+  if (!EnumIn(static_cast<uint16_t>(r.getOnExpiry()), 3, &on_expiry)) return "unknown on_expiry";
+  if (on_expiry != OnExpiry::kInherit) c.patch.on_expiry = Patch<OnExpiry>::Set(on_expiry);
+  if (r.getRemoveOnExpiry()) c.patch.on_expiry = Patch<OnExpiry>::Remove();
+  RunawayAction runaway;
+  if (!EnumIn(static_cast<uint16_t>(r.getRunawayAction()), 3, &runaway)) {
+    return "unknown runaway_action";
+  }
+  if (runaway != RunawayAction::kInherit) c.patch.runaway_action = Patch<RunawayAction>::Set(runaway);
+  if (r.getRemoveRunawayAction()) c.patch.runaway_action = Patch<RunawayAction>::Remove();
+  *body = std::move(c);
+  return {};
+}
+
+std::string DecodeAdminCommand(rpc::Command::Reader command, RequestBody* body) {
+  switch (command.which()) {
+    case rpc::Command::OPEN_ACCOUNT: {
+      auto r = command.getOpenAccount();
+      cmd::OpenAccount c;
+      c.id = Str(r.getId());
+      c.parent = Str(r.getParent());
+      if (!EnumIn(static_cast<uint16_t>(r.getKind()), 4, &c.kind)) return "unknown account kind";
+      c.name = Str(r.getName());
+      c.wallet = r.getWallet();
+      if (r.getIndexedTagKeys().size() > kIndexedTagKeysMax) return "at most 16 indexed tag keys";
+      for (auto key : r.getIndexedTagKeys()) c.indexed_tag_keys.push_back(Str(key));
+      *body = std::move(c);
+      return {};
+    }
+    case rpc::Command::SET_CAPS: return DecodeSetCaps(command.getSetCaps(), body);
+    case rpc::Command::FREEZE:
+      *body = cmd::Freeze{Str(command.getFreeze().getAccount()), Str(command.getFreeze().getReason())};
+      return {};
+    case rpc::Command::UNFREEZE: *body = cmd::Unfreeze{Str(command.getUnfreeze())}; return {};
+    case rpc::Command::DEPOSIT: {
+      auto r = command.getDeposit();
+      *body = cmd::Deposit{Str(r.getDepositId()), Str(r.getAccount()), r.getAmountMicros(),
+                           Str(r.getReference())};
+      return {};
+    }
+    case rpc::Command::REFUND: {
+      auto r = command.getRefund();
+      ChargeKind kind;
+      if (!EnumIn(static_cast<uint16_t>(r.getTargetKind()), 2, &kind)) return "unknown target kind";
+      *body = cmd::Refund{Str(r.getRefundId()), kind, Str(r.getTargetId()), r.getAmountMicros(),
+                          Str(r.getReason())};
+      return {};
+    }
+    case rpc::Command::ADJUST: {
+      auto r = command.getAdjust();
+      *body = cmd::Adjust{Str(r.getAdjustmentId()), Str(r.getAccount()), r.getAmountMicros(),
+                          Str(r.getReason())};
+      return {};
+    }
+    case rpc::Command::SET_PRICE: {
+      auto r = command.getSetPrice();
+      *body = cmd::SetPrice{Str(r.getModel()), GetRates(r.getRates())};
+      return {};
+    }
+    case rpc::Command::SET_BASELINE: {
+      auto r = command.getSetBaseline();
+      *body = cmd::SetBaseline{Str(r.getAccount()), r.getMicrosPerHour(), r.getMultiplierBp()};
+      return {};
+    }
+    case rpc::Command::ISSUE_KEY: {
+      auto r = command.getIssueKey();
+      cmd::IssueKey c;
+      c.request_id = Str(r.getRequestId());
+      c.account = Str(r.getAccount());
+      if (!EnumIn(static_cast<uint16_t>(r.getRole()), 3, &c.role)) return "unknown role";
+      c.label = Str(r.getLabel());
+      c.rotate_of = Str(r.getRotateOf());
+      c.grace_s = r.getGraceS();
+      *body = std::move(c);  // key id and secret are chosen by the server
+      return {};
+    }
+    case rpc::Command::REVOKE_KEY: *body = cmd::RevokeKey{Str(command.getRevokeKey())}; return {};
+    case rpc::Command::REGISTER_WEBHOOK: {
+      auto r = command.getRegisterWebhook();
+      cmd::RegisterWebhook c;
+      c.request_id = Str(r.getRequestId());
+      c.url = Str(r.getUrl());
+      if (r.getEvents().size() > kWebhookEventsMax) return "at most 16 webhook event kinds";
+      for (auto kind : r.getEvents()) c.events.push_back(Str(kind));
+      c.account = Str(r.getAccount());
+      *body = std::move(c);  // id and secret hash are set by the server
+      return {};
+    }
+    case rpc::Command::REMOVE_WEBHOOK:
+      *body = cmd::RemoveWebhook{Str(command.getRemoveWebhook())};
+      return {};
+    default:
+      return "unknown command";
+  }
+}
+
+// ---- replies -------------------------------------------------------------------
+
+void PutBalance(rpc::BalanceView::Builder b, const BalanceView& v) {
+  b.setAccount(Text(v.account));
+  b.setFundingAccount(Text(v.funding_account));
+  b.setBalanceMicros(v.balance_micros);
+  b.setHeldMicros(v.held_micros);
+  b.setAvailableMicros(v.available_micros);
+  b.setOwnHeldMicros(v.own_held_micros);
+  b.setSpentTodayMicros(v.spent_today_micros);
+  b.setSpentMonthMicros(v.spent_month_micros);
+  b.setSpentTotalMicros(v.spent_total_micros);
+  b.setDailyLimitMicros(v.daily_limit_micros);
+  b.setMonthlyLimitMicros(v.monthly_limit_micros);
+  b.setHardLimitMicros(v.hard_limit_micros);
+  b.setHeadroomMicros(v.headroom_micros);
+  b.setInflight(v.inflight);
+  b.setFrozen(v.frozen);
+}
+
+BalanceView GetBalance(rpc::BalanceView::Reader r) {
+  BalanceView v;
+  v.account = Str(r.getAccount());
+  v.funding_account = Str(r.getFundingAccount());
+  v.balance_micros = r.getBalanceMicros();
+  v.held_micros = r.getHeldMicros();
+  v.available_micros = r.getAvailableMicros();
+  v.own_held_micros = r.getOwnHeldMicros();
+  v.spent_today_micros = r.getSpentTodayMicros();
+  v.spent_month_micros = r.getSpentMonthMicros();
+  v.spent_total_micros = r.getSpentTotalMicros();
+  v.daily_limit_micros = r.getDailyLimitMicros();
+  v.monthly_limit_micros = r.getMonthlyLimitMicros();
+  v.hard_limit_micros = r.getHardLimitMicros();
+  v.headroom_micros = r.getHeadroomMicros();
+  v.inflight = r.getInflight();
+  v.frozen = r.getFrozen();
+  return v;
+}
+
+void PutAccount(rpc::AccountView::Builder b, const AccountView& v) {
+  b.setId(Text(v.id));
+  b.setParent(Text(v.parent));
+  b.setKind(static_cast<e::AccountKind>(v.kind));
+  b.setName(Text(v.name));
+  b.setWallet(v.wallet);
+  b.setFrozen(v.frozen);
+  PutCaps(b.initCaps(), v.caps);
+  PutBalance(b.initBalance(), v.balance);
+  auto keys = b.initIndexedTagKeys(static_cast<unsigned>(v.indexed_tag_keys.size()));
+  for (unsigned i = 0; i < v.indexed_tag_keys.size(); ++i) keys.set(i, Text(v.indexed_tag_keys[i]));
+}
+
+AccountView GetAccount(rpc::AccountView::Reader r) {
+  AccountView v;
+  v.id = Str(r.getId());
+  v.parent = Str(r.getParent());
+  v.kind = static_cast<AccountKind>(r.getKind());
+  v.name = Str(r.getName());
+  v.wallet = r.getWallet();
+  v.frozen = r.getFrozen();
+  v.caps = GetCaps(r.getCaps());
+  v.balance = GetBalance(r.getBalance());
+  for (auto key : r.getIndexedTagKeys()) v.indexed_tag_keys.push_back(Str(key));
+  return v;
+}
+
+void PutReservation(rpc::ReservationView::Builder b, const ReservationView& v) {
+  b.setReservationId(Text(v.reservation_id));
+  b.setAccount(Text(v.account));
+  b.setAmountMicros(v.amount_micros);
+  b.setStatus(Text(std::string(ReservationStatusName(v.status))));
+  b.setCostMicros(v.cost_micros);
+  b.setCreatedAtUs(v.created_at_us);
+  b.setExpiresAtUs(v.expires_at_us);
+  b.setRunId(Text(v.run_id));
+  b.setAction(Text(v.action));
+}
+
+ReservationView GetReservation(rpc::ReservationView::Reader r) {
+  ReservationView v;
+  v.reservation_id = Str(r.getReservationId());
+  v.account = Str(r.getAccount());
+  v.amount_micros = r.getAmountMicros();
+  std::string status = Str(r.getStatus());
+  for (auto s : {ReservationStatus::kPending, ReservationStatus::kSettled,
+                 ReservationStatus::kVoided, ReservationStatus::kExpired}) {
+    if (ReservationStatusName(s) == status) v.status = s;
+  }
+  v.cost_micros = r.getCostMicros();
+  v.created_at_us = r.getCreatedAtUs();
+  v.expires_at_us = r.getExpiresAtUs();
+  v.run_id = Str(r.getRunId());
+  v.action = Str(r.getAction());
+  return v;
+}
+
+kj::ArrayPtr<const kj::byte> Bytes(const Sha256Digest& digest) {
+  return kj::ArrayPtr<const kj::byte>(digest.data(), digest.size());
+}
+
+Sha256Digest GetDigest(capnp::Data::Reader data) {
+  Sha256Digest digest{};
+  if (data.size() == digest.size()) std::memcpy(digest.data(), data.begin(), digest.size());
+  return digest;
+}
+
+struct ReplyEncoder {
+  rpc::Result::Builder r;
+  void operator()(const std::monostate&) { r.getBody().setNone(); }
+  void operator()(const AccountView& v) { PutAccount(r.getBody().initAccount(), v); }
+  void operator()(const AccountList& v) {
+    auto list = r.getBody().initAccounts(static_cast<unsigned>(v.accounts.size()));
+    for (unsigned i = 0; i < v.accounts.size(); ++i) PutAccount(list[i], v.accounts[i]);
+  }
+  void operator()(const CapsView& v) { PutCaps(r.getBody().initCaps(), v.caps); }
+  void operator()(const BalanceView& v) { PutBalance(r.getBody().initBalance(), v); }
+  void operator()(const ReserveResult& v) {
+    auto b = r.getBody().initReserve();
+    b.setReservationId(Text(v.reservation_id));
+    b.setAccount(Text(v.account));
+    b.setAmountMicros(v.amount_micros);
+    b.setExpiresAtUs(v.expires_at_us);
+    b.setHeadroomAfterMicros(v.headroom_after_micros);
+  }
+  void operator()(const SettleResult& v) {
+    auto b = r.getBody().initSettle();
+    b.setReservationId(Text(v.reservation_id));
+    b.setCostMicros(v.cost_micros);
+    b.setReleasedMicros(v.released_micros);
+    b.setOverrunMicros(v.overrun_micros);
+    b.setLate(v.late);
+  }
+  void operator()(const VoidResult& v) { r.getBody().setReleasedMicros(v.released_micros); }
+  void operator()(const ExtendResult& v) { r.getBody().setExpiresAtUs(v.expires_at_us); }
+  void operator()(const UsageResult& v) {
+    auto b = r.getBody().initUsage();
+    b.setUsageId(Text(v.usage_id));
+    b.setCostMicros(v.cost_micros);
+    b.setOverrunMicros(v.overrun_micros);
+  }
+  void operator()(const IdResult& v) {
+    auto b = r.getBody().initId();
+    b.setId(Text(v.id));
+    b.setAmountMicros(v.amount_micros);
+  }
+  void operator()(const BalanceResult& v) {
+    auto b = r.getBody().initWalletBalance();
+    b.setId(Text(v.id));
+    b.setBalanceMicros(v.balance_micros);
+  }
+  void operator()(const KeyResult& v) {
+    auto b = r.getBody().initKey();
+    b.setKeyId(Text(v.key_id));
+    b.setAccount(Text(v.account));
+    b.setRole(static_cast<e::Role>(v.role));
+    b.setApiKey(Text(v.api_key));
+  }
+  void operator()(const PrincipalView& v) {
+    auto b = r.getBody().initPrincipal();
+    b.setKeyId(Text(v.key_id));
+    b.setAccount(Text(v.account));
+    b.setRole(static_cast<e::Role>(v.role));
+  }
+  void operator()(const ReservationView& v) { PutReservation(r.getBody().initReservation(), v); }
+  void operator()(const ReservationList& v) {
+    auto list = r.getBody().initReservations(static_cast<unsigned>(v.reservations.size()));
+    for (unsigned i = 0; i < v.reservations.size(); ++i) PutReservation(list[i], v.reservations[i]);
+  }
+  void operator()(const SpendReport& v) {
+    auto b = r.getBody().initSpend();
+    b.setAccount(Text(v.account));
+    b.setFromDay(Text(FormatDate(v.from_day)));
+    b.setToDay(Text(FormatDate(v.to_day)));
+    b.setTotalMicros(v.total_micros);
+    b.setCalls(v.calls);
+    auto groups = b.initGroups(static_cast<unsigned>(v.groups.size()));
+    for (unsigned i = 0; i < v.groups.size(); ++i) {
+      const SpendGroup& g = v.groups[i];
+      groups[i].setKey(Text(g.key));
+      groups[i].setCostMicros(g.cost_micros);
+      groups[i].setCalls(g.calls);
+      groups[i].setInputTokens(g.input_tokens);
+      groups[i].setOutputTokens(g.output_tokens);
+      groups[i].setCachedInputTokens(g.cached_input_tokens);
+      groups[i].setCacheWriteTokens(g.cache_write_tokens);
+      groups[i].setReasoningTokens(g.reasoning_tokens);
+    }
+  }
+  void operator()(const AlertList& v) {
+    auto list = r.getBody().initAlerts(static_cast<unsigned>(v.alerts.size()));
+    for (unsigned i = 0; i < v.alerts.size(); ++i) {
+      const AlertView& a = v.alerts[i];
+      list[i].setId(a.id);
+      list[i].setAccount(Text(a.account));
+      list[i].setType(static_cast<e::AlertType>(a.type));
+      list[i].setSeverity(Text(a.severity));
+      list[i].setThresholdPct(a.threshold_pct);
+      list[i].setWindow(static_cast<e::CapWindow>(a.window));
+      list[i].setLimitMicros(a.limit_micros);
+      list[i].setValueMicros(a.value_micros);
+      list[i].setCount(a.count);
+      list[i].setMessage(Text(a.message));
+      list[i].setCreatedAtUs(a.created_at_us);
+    }
+  }
+  void operator()(const PriceList& v) {
+    auto b = r.getBody().initPrices();
+    b.setVersion(v.version);
+    auto list = b.initPrices(static_cast<unsigned>(v.prices.size()));
+    for (unsigned i = 0; i < v.prices.size(); ++i) {
+      list[i].setModel(Text(v.prices[i].model));
+      PutRates(list[i].initRates(), v.prices[i].rates);
+      list[i].setVersion(v.prices[i].version);
+    }
+  }
+  void operator()(const CostResult& v) {
+    auto b = r.getBody().initCost();
+    b.setCostMicros(v.cost_micros);
+    b.setPriceVersion(v.price_version);
+  }
+  void operator()(const KeyList& v) {
+    auto list = r.getBody().initKeys(static_cast<unsigned>(v.keys.size()));
+    for (unsigned i = 0; i < v.keys.size(); ++i) {
+      const KeyView& k = v.keys[i];
+      list[i].setKeyId(Text(k.key_id));
+      list[i].setAccount(Text(k.account));
+      list[i].setRole(static_cast<e::Role>(k.role));
+      list[i].setLabel(Text(k.label));
+      list[i].setRevoked(k.revoked);
+      list[i].setValidUntilUs(k.valid_until_us);
+      list[i].setCreatedAtUs(k.created_at_us);
+    }
+  }
+  void operator()(const WebhookList& v) {
+    auto list = r.getBody().initWebhooks(static_cast<unsigned>(v.webhooks.size()));
+    for (unsigned i = 0; i < v.webhooks.size(); ++i) {
+      const WebhookView& w = v.webhooks[i];
+      list[i].setWebhookId(Text(w.webhook_id));
+      list[i].setUrl(Text(w.url));
+      auto events = list[i].initEvents(static_cast<unsigned>(w.events.size()));
+      for (unsigned k = 0; k < w.events.size(); ++k) events.set(k, Text(w.events[k]));
+      list[i].setAccount(Text(w.account));
+      list[i].setCreatedAtUs(w.created_at_us);
+    }
+  }
+  void operator()(const PnlView& v) {
+    auto b = r.getBody().initPnl();
+    b.setAccount(Text(v.account));
+    b.setRevenueMicros(v.revenue_micros);
+    b.setCostMicros(v.cost_micros);
+    b.setProfitMicros(v.profit_micros);
+    b.setHasMargin(v.margin_bp.has_value());
+    b.setMarginBp(v.margin_bp.value_or(0));
+  }
+  void operator()(const ChainHead& v) {
+    auto b = r.getBody().initChainHead();
+    b.setSequence(v.sequence);
+    b.setHash(Bytes(v.hash));
+  }
+  void operator()(const DigestView& v) {
+    auto b = r.getBody().initDigest();
+    b.setSequence(v.sequence);
+    b.setDigest(Bytes(v.digest));
+  }
+};
+
+}  // namespace
+
+std::string DecodeCommand(rpc::Command::Reader command, RequestBody* body) {
+  switch (command.which()) {
+    case rpc::Command::RESERVE: return DecodeReserve(command.getReserve(), body);
+    case rpc::Command::SETTLE: return DecodeSettle(command.getSettle(), body);
+    case rpc::Command::VOID:
+      *body = cmd::Void{Str(command.getVoid().getReservationId()), Str(command.getVoid().getReason())};
+      return {};
+    case rpc::Command::EXTEND:
+      *body = cmd::Extend{Str(command.getExtend().getReservationId()), command.getExtend().getTtlS()};
+      return {};
+    case rpc::Command::USAGE: return DecodeUsage(command.getUsage(), body);
+    case rpc::Command::REVENUE: {
+      auto r = command.getRevenue();
+      *body = cmd::RecordRevenue{Str(r.getRevenueId()), Str(r.getAccount()), r.getAmountMicros(),
+                                 Str(r.getCategory()), Str(r.getReference())};
+      return {};
+    }
+    case rpc::Command::QUERY: return DecodeQuery(command.getQuery(), body);
+    default: return DecodeAdminCommand(command, body);
+  }
+}
+
+std::string DecodeQuery(rpc::Query::Reader query, RequestBody* body) {
+  switch (query.which()) {
+    case rpc::Query::GET_ACCOUNT: *body = query::GetAccount{Str(query.getGetAccount())}; return {};
+    case rpc::Query::LIST_ACCOUNTS: *body = query::ListAccounts{Str(query.getListAccounts())}; return {};
+    case rpc::Query::GET_BALANCE: *body = query::GetBalance{Str(query.getGetBalance())}; return {};
+    case rpc::Query::GET_RESERVATION:
+      *body = query::GetReservation{Str(query.getGetReservation())};
+      return {};
+    case rpc::Query::LIST_RESERVATIONS: {
+      auto r = query.getListReservations();
+      query::ListReservations q;
+      q.account = Str(r.getAccount());
+      std::string status = Str(r.getStatus());
+      if (!status.empty()) {
+        bool known = false;
+        for (auto s : {ReservationStatus::kPending, ReservationStatus::kSettled,
+                       ReservationStatus::kVoided, ReservationStatus::kExpired}) {
+          if (ReservationStatusName(s) == status) {
+            q.status = s;
+            known = true;
+          }
+        }
+        if (!known) return "status must be pending, settled, voided or expired";
+      }
+      q.limit = r.getLimit() == 0 ? 100 : r.getLimit();
+      *body = std::move(q);
+      return {};
+    }
+    case rpc::Query::GET_SPEND: {
+      auto r = query.getGetSpend();
+      query::GetSpend q;
+      q.account = Str(r.getAccount());
+      if (std::string problem = DecodeDay(r.getFromDay(), &q.from_day); !problem.empty()) return problem;
+      if (std::string problem = DecodeDay(r.getToDay(), &q.to_day); !problem.empty()) return problem;
+      if (!EnumIn(static_cast<uint16_t>(r.getGroupBy()), 8, &q.group_by)) return "unknown group_by";
+      q.tag_key = Str(r.getTagKey());
+      *body = std::move(q);
+      return {};
+    }
+    case rpc::Query::LIST_ALERTS:
+      *body = query::ListAlerts{Str(query.getListAlerts().getAccount()),
+                                query.getListAlerts().getSinceUs()};
+      return {};
+    case rpc::Query::LIST_PRICES: *body = query::ListPrices{}; return {};
+    case rpc::Query::ESTIMATE: *body = query::EstimateCost{*GetUsage(query.getEstimate())}; return {};
+    case rpc::Query::LIST_KEYS: *body = query::ListKeys{}; return {};
+    case rpc::Query::LIST_WEBHOOKS: *body = query::ListWebhooks{}; return {};
+    case rpc::Query::GET_PNL: {
+      auto r = query.getGetPnl();
+      query::GetPnl q;
+      q.account = Str(r.getAccount());
+      if (std::string problem = DecodeDay(r.getFromDay(), &q.from_day); !problem.empty()) return problem;
+      if (std::string problem = DecodeDay(r.getToDay(), &q.to_day); !problem.empty()) return problem;
+      *body = std::move(q);
+      return {};
+    }
+    case rpc::Query::CHAIN_HEAD: *body = query::GetChainHead{}; return {};
+    case rpc::Query::DIGEST: *body = query::GetDigest{}; return {};
+    case rpc::Query::WHO_AM_I: *body = query::Authenticate{}; return {};
+  }
+  return "unknown query";
+}
+
+void EncodeReply(const Reply& reply, rpc::Result::Builder result) {
+  result.setCode(static_cast<rpc::ResultCode>(static_cast<uint16_t>(reply.code)));
+  result.setCreated(reply.created);
+  result.setMessage(Text(reply.message));
+  result.setAccount(Text(reply.account));
+  result.setLimitMicros(reply.limit_micros);
+  result.setAvailableMicros(reply.available_micros);
+  std::visit(ReplyEncoder{result}, reply.body);
+}
+
+}  // namespace purser
