@@ -554,6 +554,7 @@ struct ReplyEncoder {
     b.setSequence(v.sequence);
     b.setDigest(Bytes(v.digest));
   }
+  void operator()(const AccountTreeView&) { r.getBody().setNone(); }  // service only
 };
 
 }  // namespace
@@ -651,6 +652,386 @@ void EncodeReply(const Reply& reply, rpc::Result::Builder result) {
   result.setLimitMicros(reply.limit_micros);
   result.setAvailableMicros(reply.available_micros);
   std::visit(ReplyEncoder{result}, reply.body);
+}
+
+// ---- client side -------------------------------------------------------------------
+
+namespace {
+
+void PutAmountUsage(const std::optional<int64_t>& amount, const std::optional<UsageTokens>& usage,
+                    auto union_builder) {
+  if (amount) {
+    union_builder.setMicros(*amount);
+  } else if (usage) {
+    PutUsage(union_builder.initUsage(), *usage);
+  }
+}
+
+struct QueryEncoder {
+  rpc::Query::Builder q;
+  bool operator()(const query::Authenticate&) { q.setWhoAmI(); return true; }
+  bool operator()(const query::GetAccount& x) { q.setGetAccount(Text(x.account)); return true; }
+  bool operator()(const query::ListAccounts& x) { q.setListAccounts(Text(x.parent)); return true; }
+  bool operator()(const query::GetBalance& x) { q.setGetBalance(Text(x.account)); return true; }
+  bool operator()(const query::GetReservation& x) {
+    q.setGetReservation(Text(x.reservation_id));
+    return true;
+  }
+  bool operator()(const query::ListReservations& x) {
+    auto b = q.initListReservations();
+    b.setAccount(Text(x.account));
+    if (x.status) b.setStatus(Text(std::string(ReservationStatusName(*x.status))));
+    b.setLimit(static_cast<uint32_t>(x.limit));
+    return true;
+  }
+  bool operator()(const query::GetSpend& x) {
+    auto b = q.initGetSpend();
+    b.setAccount(Text(x.account));
+    b.setFromDay(Text(FormatDate(x.from_day)));
+    b.setToDay(Text(FormatDate(x.to_day)));
+    b.setGroupBy(static_cast<rpc::GroupBy>(x.group_by));
+    b.setTagKey(Text(x.tag_key));
+    return true;
+  }
+  bool operator()(const query::ListAlerts& x) {
+    auto b = q.initListAlerts();
+    b.setAccount(Text(x.account));
+    b.setSinceUs(x.since_us);
+    return true;
+  }
+  bool operator()(const query::ListPrices&) { q.setListPrices(); return true; }
+  bool operator()(const query::EstimateCost& x) { PutUsage(q.initEstimate(), x.usage); return true; }
+  bool operator()(const query::ListKeys&) { q.setListKeys(); return true; }
+  bool operator()(const query::ListWebhooks&) { q.setListWebhooks(); return true; }
+  bool operator()(const query::GetPnl& x) {
+    auto b = q.initGetPnl();
+    b.setAccount(Text(x.account));
+    b.setFromDay(Text(FormatDate(x.from_day)));
+    b.setToDay(Text(FormatDate(x.to_day)));
+    return true;
+  }
+  bool operator()(const query::GetChainHead&) { q.setChainHead(); return true; }
+  bool operator()(const query::GetDigest&) { q.setDigest(); return true; }
+  template <typename T>
+  bool operator()(const T&) {
+    return false;
+  }
+};
+
+struct CommandEncoder {
+  rpc::Command::Builder c;
+  void operator()(const cmd::OpenAccount& x) {
+    auto b = c.initOpenAccount();
+    b.setId(Text(x.id));
+    b.setParent(Text(x.parent));
+    b.setKind(static_cast<e::AccountKind>(x.kind));
+    b.setName(Text(x.name));
+    b.setWallet(x.wallet);
+    auto keys = b.initIndexedTagKeys(static_cast<unsigned>(x.indexed_tag_keys.size()));
+    for (unsigned i = 0; i < x.indexed_tag_keys.size(); ++i) keys.set(i, Text(x.indexed_tag_keys[i]));
+  }
+  void operator()(const cmd::SetCaps& x) {
+    auto b = c.initSetCaps();
+    b.setAccount(Text(x.account));
+    PutField(b.initDailyLimitMicros(), x.patch.daily_limit_micros);
+    PutField(b.initMonthlyLimitMicros(), x.patch.monthly_limit_micros);
+    PutField(b.initHardLimitMicros(), x.patch.hard_limit_micros);
+    PutField(b.initMaxInflight(), x.patch.max_inflight);
+    PutField(b.initReservationTtlS(), x.patch.reservation_ttl_s);
+    const auto& thresholds = x.patch.alert_thresholds_pct;
+    if (thresholds.op == Patch<std::vector<uint8_t>>::Op::kSet) {
+      b.setSetThresholds(true);
+      auto list = b.initAlertThresholdsPct(static_cast<unsigned>(thresholds.value.size()));
+      for (unsigned i = 0; i < thresholds.value.size(); ++i) list.set(i, thresholds.value[i]);
+    }
+    b.setRemoveThresholds(thresholds.op == Patch<std::vector<uint8_t>>::Op::kRemove);
+    if (x.patch.on_expiry.op == Patch<OnExpiry>::Op::kSet) {
+      b.setOnExpiry(static_cast<e::OnExpiry>(x.patch.on_expiry.value));
+    }
+    b.setRemoveOnExpiry(x.patch.on_expiry.op == Patch<OnExpiry>::Op::kRemove);
+    if (x.patch.runaway_action.op == Patch<RunawayAction>::Op::kSet) {
+      b.setRunawayAction(static_cast<e::RunawayAction>(x.patch.runaway_action.value));
+    }
+    b.setRemoveRunawayAction(x.patch.runaway_action.op == Patch<RunawayAction>::Op::kRemove);
+  }
+  void operator()(const cmd::Freeze& x) {
+    auto b = c.initFreeze();
+    b.setAccount(Text(x.account));
+    b.setReason(Text(x.reason));
+  }
+  void operator()(const cmd::Unfreeze& x) { c.setUnfreeze(Text(x.account)); }
+  void operator()(const cmd::Deposit& x) {
+    auto b = c.initDeposit();
+    b.setDepositId(Text(x.deposit_id));
+    b.setAccount(Text(x.account));
+    b.setAmountMicros(x.amount_micros);
+    b.setReference(Text(x.reference));
+  }
+  void operator()(const cmd::Reserve& x) {
+    auto b = c.initReserve();
+    b.setReservationId(Text(x.reservation_id));
+    b.setAccount(Text(x.account));
+    if (x.amount_micros) {
+      b.getAmount().setMicros(*x.amount_micros);
+    } else if (x.estimate) {
+      auto estimate = b.getAmount().initEstimate();
+      estimate.setModel(Text(x.estimate->model));
+      estimate.setInputTokens(x.estimate->input_tokens);
+      estimate.setMaxOutputTokens(x.estimate->max_output_tokens);
+    }
+    b.setTtlS(x.ttl_s);
+    b.setRunId(Text(x.run_id));
+    b.setAction(Text(x.action));
+    PutTags(b.initTags(static_cast<unsigned>(x.tags.size())), x.tags);
+  }
+  void operator()(const cmd::Settle& x) {
+    auto b = c.initSettle();
+    b.setReservationId(Text(x.reservation_id));
+    PutAmountUsage(x.amount_micros, x.usage, b.getCost());
+    if (x.action) {
+      b.setHasAction(true);
+      b.setAction(Text(*x.action));
+    }
+    if (x.waste) {
+      b.setHasWaste(true);
+      b.setWaste(Text(*x.waste));
+    }
+    b.setOutcome(static_cast<e::Outcome>(x.outcome));
+    PutTags(b.initTags(static_cast<unsigned>(x.tags.size())), x.tags);
+  }
+  void operator()(const cmd::Void& x) {
+    auto b = c.initVoid();
+    b.setReservationId(Text(x.reservation_id));
+    b.setReason(Text(x.reason));
+  }
+  void operator()(const cmd::Extend& x) {
+    auto b = c.initExtend();
+    b.setReservationId(Text(x.reservation_id));
+    b.setTtlS(x.ttl_s);
+  }
+  void operator()(const cmd::RecordUsage& x) {
+    auto b = c.initUsage();
+    b.setUsageId(Text(x.usage_id));
+    b.setAccount(Text(x.account));
+    PutAmountUsage(x.amount_micros, x.usage, b.getCost());
+    b.setAction(Text(x.action));
+    b.setWaste(Text(x.waste));
+    b.setOutcome(static_cast<e::Outcome>(x.outcome));
+    b.setRunId(Text(x.run_id));
+    PutTags(b.initTags(static_cast<unsigned>(x.tags.size())), x.tags);
+  }
+  void operator()(const cmd::Refund& x) {
+    auto b = c.initRefund();
+    b.setRefundId(Text(x.refund_id));
+    b.setTargetKind(static_cast<e::ChargeKind>(x.target_kind));
+    b.setTargetId(Text(x.target_id));
+    b.setAmountMicros(x.amount_micros);
+    b.setReason(Text(x.reason));
+  }
+  void operator()(const cmd::RecordRevenue& x) {
+    auto b = c.initRevenue();
+    b.setRevenueId(Text(x.revenue_id));
+    b.setAccount(Text(x.account));
+    b.setAmountMicros(x.amount_micros);
+    b.setCategory(Text(x.category));
+    b.setReference(Text(x.reference));
+  }
+  void operator()(const cmd::Adjust& x) {
+    auto b = c.initAdjust();
+    b.setAdjustmentId(Text(x.adjustment_id));
+    b.setAccount(Text(x.account));
+    b.setAmountMicros(x.amount_micros);
+    b.setReason(Text(x.reason));
+  }
+  void operator()(const cmd::SetPrice& x) {
+    auto b = c.initSetPrice();
+    b.setModel(Text(x.model));
+    PutRates(b.initRates(), x.rates);
+  }
+  void operator()(const cmd::SetBaseline& x) {
+    auto b = c.initSetBaseline();
+    b.setAccount(Text(x.account));
+    b.setMicrosPerHour(x.micros_per_hour);
+    b.setMultiplierBp(x.multiplier_bp);
+  }
+  void operator()(const cmd::IssueKey& x) {
+    auto b = c.initIssueKey();
+    b.setRequestId(Text(x.request_id));
+    b.setAccount(Text(x.account));
+    b.setRole(static_cast<e::Role>(x.role));
+    b.setLabel(Text(x.label));
+    b.setRotateOf(Text(x.rotate_of));
+    b.setGraceS(x.grace_s);
+  }
+  void operator()(const cmd::RevokeKey& x) { c.setRevokeKey(Text(x.key_id)); }
+  void operator()(const cmd::RegisterWebhook& x) {
+    auto b = c.initRegisterWebhook();
+    b.setRequestId(Text(x.request_id));
+    b.setUrl(Text(x.url));
+    auto events = b.initEvents(static_cast<unsigned>(x.events.size()));
+    for (unsigned i = 0; i < x.events.size(); ++i) events.set(i, Text(x.events[i]));
+    b.setAccount(Text(x.account));
+  }
+  void operator()(const cmd::RemoveWebhook& x) { c.setRemoveWebhook(Text(x.webhook_id)); }
+  template <typename T>
+  void operator()(const T& x) {
+    // Queries travel inside a Command; service-only commands never travel.
+    QueryEncoder{c.initQuery()}(x);
+  }
+};
+
+}  // namespace
+
+void EncodeRequest(const RequestBody& body, rpc::Command::Builder command) {
+  std::visit(CommandEncoder{command}, body);
+}
+
+bool EncodeQuery(const RequestBody& body, rpc::Query::Builder query) {
+  return std::visit(QueryEncoder{query}, body);
+}
+
+Reply DecodeReply(rpc::Result::Reader r) {
+  Reply reply;
+  reply.code = static_cast<ResultCode>(static_cast<uint32_t>(r.getCode()));
+  reply.created = r.getCreated();
+  reply.message = Str(r.getMessage());
+  reply.account = Str(r.getAccount());
+  reply.limit_micros = r.getLimitMicros();
+  reply.available_micros = r.getAvailableMicros();
+  auto body = r.getBody();
+  switch (body.which()) {
+    case rpc::Result::Body::NONE: break;
+    case rpc::Result::Body::ACCOUNT: reply.body = GetAccount(body.getAccount()); break;
+    case rpc::Result::Body::ACCOUNTS: {
+      AccountList list;
+      for (auto a : body.getAccounts()) list.accounts.push_back(GetAccount(a));
+      reply.body = std::move(list);
+      break;
+    }
+    case rpc::Result::Body::CAPS: reply.body = CapsView{GetCaps(body.getCaps())}; break;
+    case rpc::Result::Body::BALANCE: reply.body = GetBalance(body.getBalance()); break;
+    case rpc::Result::Body::RESERVE: {
+      auto b = body.getReserve();
+      reply.body = ReserveResult{Str(b.getReservationId()), Str(b.getAccount()), b.getAmountMicros(),
+                                 b.getExpiresAtUs(), b.getHeadroomAfterMicros()};
+      break;
+    }
+    case rpc::Result::Body::SETTLE: {
+      auto b = body.getSettle();
+      reply.body = SettleResult{Str(b.getReservationId()), b.getCostMicros(), b.getReleasedMicros(),
+                                b.getOverrunMicros(), b.getLate()};
+      break;
+    }
+    case rpc::Result::Body::RELEASED_MICROS: reply.body = VoidResult{body.getReleasedMicros()}; break;
+    case rpc::Result::Body::EXPIRES_AT_US: reply.body = ExtendResult{body.getExpiresAtUs()}; break;
+    case rpc::Result::Body::USAGE: {
+      auto b = body.getUsage();
+      reply.body = UsageResult{Str(b.getUsageId()), b.getCostMicros(), b.getOverrunMicros()};
+      break;
+    }
+    case rpc::Result::Body::ID:
+      reply.body = IdResult{Str(body.getId().getId()), body.getId().getAmountMicros()};
+      break;
+    case rpc::Result::Body::WALLET_BALANCE:
+      reply.body = BalanceResult{Str(body.getWalletBalance().getId()),
+                                 body.getWalletBalance().getBalanceMicros()};
+      break;
+    case rpc::Result::Body::KEY: {
+      auto b = body.getKey();
+      reply.body = KeyResult{Str(b.getKeyId()), Str(b.getAccount()), static_cast<Role>(b.getRole()),
+                             Str(b.getApiKey())};
+      break;
+    }
+    case rpc::Result::Body::RESERVATION: reply.body = GetReservation(body.getReservation()); break;
+    case rpc::Result::Body::RESERVATIONS: {
+      ReservationList list;
+      for (auto v : body.getReservations()) list.reservations.push_back(GetReservation(v));
+      reply.body = std::move(list);
+      break;
+    }
+    case rpc::Result::Body::SPEND: {
+      auto b = body.getSpend();
+      SpendReport report;
+      report.account = Str(b.getAccount());
+      report.from_day = ParseDate(Str(b.getFromDay())).value_or(0);
+      report.to_day = ParseDate(Str(b.getToDay())).value_or(0);
+      report.total_micros = b.getTotalMicros();
+      report.calls = b.getCalls();
+      for (auto g : b.getGroups()) {
+        report.groups.push_back(SpendGroup{Str(g.getKey()), g.getCostMicros(), g.getCalls(),
+                                           g.getInputTokens(), g.getOutputTokens(),
+                                           g.getCachedInputTokens(), g.getCacheWriteTokens(),
+                                           g.getReasoningTokens()});
+      }
+      reply.body = std::move(report);
+      break;
+    }
+    case rpc::Result::Body::ALERTS: {
+      AlertList list;
+      for (auto a : body.getAlerts()) {
+        list.alerts.push_back(AlertView{a.getId(), Str(a.getAccount()),
+                                        static_cast<AlertType>(a.getType()), Str(a.getSeverity()),
+                                        a.getThresholdPct(), static_cast<CapWindow>(a.getWindow()),
+                                        a.getLimitMicros(), a.getValueMicros(), a.getCount(),
+                                        Str(a.getMessage()), a.getCreatedAtUs()});
+      }
+      reply.body = std::move(list);
+      break;
+    }
+    case rpc::Result::Body::PRICES: {
+      PriceList list;
+      list.version = body.getPrices().getVersion();
+      for (auto p : body.getPrices().getPrices()) {
+        list.prices.push_back(PriceView{Str(p.getModel()), GetRates(p.getRates()), p.getVersion()});
+      }
+      reply.body = std::move(list);
+      break;
+    }
+    case rpc::Result::Body::COST:
+      reply.body = CostResult{body.getCost().getCostMicros(), body.getCost().getPriceVersion()};
+      break;
+    case rpc::Result::Body::KEYS: {
+      KeyList list;
+      for (auto k : body.getKeys()) {
+        list.keys.push_back(KeyView{Str(k.getKeyId()), Str(k.getAccount()),
+                                    static_cast<Role>(k.getRole()), Str(k.getLabel()),
+                                    k.getRevoked(), k.getValidUntilUs(), k.getCreatedAtUs()});
+      }
+      reply.body = std::move(list);
+      break;
+    }
+    case rpc::Result::Body::WEBHOOKS: {
+      WebhookList list;
+      for (auto w : body.getWebhooks()) {
+        WebhookView view{Str(w.getWebhookId()), Str(w.getUrl()), {}, Str(w.getAccount()),
+                         w.getCreatedAtUs()};
+        for (auto kind : w.getEvents()) view.events.push_back(Str(kind));
+        list.webhooks.push_back(std::move(view));
+      }
+      reply.body = std::move(list);
+      break;
+    }
+    case rpc::Result::Body::PNL: {
+      auto b = body.getPnl();
+      PnlView view{Str(b.getAccount()), b.getRevenueMicros(), b.getCostMicros(), b.getProfitMicros(),
+                   std::nullopt};
+      if (b.getHasMargin()) view.margin_bp = b.getMarginBp();
+      reply.body = std::move(view);
+      break;
+    }
+    case rpc::Result::Body::CHAIN_HEAD:
+      reply.body = ChainHead{body.getChainHead().getSequence(), GetDigest(body.getChainHead().getHash())};
+      break;
+    case rpc::Result::Body::DIGEST:
+      reply.body = DigestView{body.getDigest().getSequence(), GetDigest(body.getDigest().getDigest())};
+      break;
+    case rpc::Result::Body::PRINCIPAL: {
+      auto b = body.getPrincipal();
+      reply.body = PrincipalView{Str(b.getKeyId()), Str(b.getAccount()), static_cast<Role>(b.getRole())};
+      break;
+    }
+  }
+  return reply;
 }
 
 }  // namespace purser

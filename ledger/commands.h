@@ -237,6 +237,8 @@ struct GetPnl {
 // Answered by the sequencer, not the machine.
 struct GetChainHead {};
 struct GetDigest {};
+// Every account with its parent (service only: the RPC server's alert routing).
+struct AccountTree {};
 
 }  // namespace query
 
@@ -249,7 +251,8 @@ using RequestBody =
                  query::Authenticate, query::GetAccount, query::ListAccounts, query::GetBalance,
                  query::GetReservation, query::ListReservations, query::GetSpend,
                  query::ListAlerts, query::ListPrices, query::EstimateCost, query::ListKeys,
-                 query::ListWebhooks, query::GetPnl, query::GetChainHead, query::GetDigest>;
+                 query::ListWebhooks, query::GetPnl, query::GetChainHead, query::GetDigest,
+                 query::AccountTree>;
 
 struct Request {
   Credentials credentials;
@@ -469,12 +472,16 @@ struct DigestView {
   Sha256Digest digest{};
 };
 
+struct AccountTreeView {
+  std::vector<std::pair<std::string, std::string>> accounts;  // (id, parent), opening order
+};
+
 using ReplyBody =
     std::variant<std::monostate, AccountView, AccountList, CapsView, BalanceView, ReserveResult,
                  SettleResult, VoidResult, ExtendResult, UsageResult, IdResult, BalanceResult,
                  KeyResult, PrincipalView, ReservationView, ReservationList, SpendReport,
                  AlertList, PriceList, CostResult, KeyList, WebhookList, PnlView, ChainHead,
-                 DigestView>;
+                 DigestView, AccountTreeView>;
 
 struct Reply {
   ResultCode code = ResultCode::kOk;

@@ -77,6 +77,7 @@ class Machine::Handler {
   Reply Do(const query::GetPnl& q);
   Reply Do(const query::GetChainHead& q);
   Reply Do(const query::GetDigest& q);
+  Reply Do(const query::AccountTree& q);
 
  private:
   enum class Access { kRead, kWrite, kAdminBelowRoot, kAdminInSubtree };

@@ -47,6 +47,7 @@ constexpr const char* RequestName() {
   else if constexpr (std::is_same_v<T, query::GetPnl>) return "get_pnl";
   else if constexpr (std::is_same_v<T, query::GetChainHead>) return "chain_head";
   else if constexpr (std::is_same_v<T, query::GetDigest>) return "digest";
+  else if constexpr (std::is_same_v<T, query::AccountTree>) return "account_tree";
   else static_assert(sizeof(T) == 0, "name every request type");
 }
 
@@ -87,7 +88,8 @@ constexpr bool IsCommandType() {
          !std::is_same_v<T, query::ListAlerts> && !std::is_same_v<T, query::ListPrices> &&
          !std::is_same_v<T, query::EstimateCost> && !std::is_same_v<T, query::ListKeys> &&
          !std::is_same_v<T, query::ListWebhooks> && !std::is_same_v<T, query::GetPnl> &&
-         !std::is_same_v<T, query::GetChainHead> && !std::is_same_v<T, query::GetDigest>;
+         !std::is_same_v<T, query::GetChainHead> && !std::is_same_v<T, query::GetDigest> &&
+         !std::is_same_v<T, query::AccountTree>;
 }
 
 }  // namespace

@@ -410,4 +410,17 @@ Reply Machine::Handler::Do(const query::GetDigest&) {
   return Ok(std::monostate{}, false);  // the sequencer fills in the digest
 }
 
+Reply Machine::Handler::Do(const query::AccountTree&) {
+  if (!principal_.system) {
+    return Reply::Error(ResultCode::kPermissionDenied, "the account tree is for the service");
+  }
+  AccountTreeView view;
+  view.accounts.reserve(state_.accounts.size());
+  for (const Account& account : state_.accounts) {
+    view.accounts.emplace_back(account.id,
+                               account.parent == kNoAccount ? "" : state_.account(account.parent).id);
+  }
+  return Ok(std::move(view), false);
+}
+
 }  // namespace purser

@@ -125,7 +125,10 @@ std::vector<Reply> Sequencer::CallBatch(std::vector<Request> requests) {
   return future.get();
 }
 
-void Sequencer::AddObserver(EventObserver observer) { observers_.push_back(std::move(observer)); }
+void Sequencer::AddObserver(EventObserver observer) {
+  std::lock_guard lock(observers_mutex_);
+  observers_.push_back(std::move(observer));
+}
 
 int64_t Sequencer::Now() { return std::max(state_.last_timestamp_us, options_.clock()); }
 
@@ -431,6 +434,7 @@ void Sequencer::CompleteBatch(Batch* batch) {
     group_commits_.fetch_add(1, std::memory_order_relaxed);
   }
   for (Submission& s : batch->submissions) s.done(std::move(s.replies));
+  std::lock_guard lock(observers_mutex_);
   for (const EventObserver& observer : observers_) observer(batch->events);
 }
 

@@ -103,7 +103,8 @@ class Sequencer {
   Reply Call(Request request);
   std::vector<Reply> CallBatch(std::vector<Request> requests);
 
-  // Registers an observer before traffic starts (not thread-safe with Submit).
+  // Registers an observer of durable events, from any thread; it sees the
+  // batches written after it was added.
   void AddObserver(EventObserver observer);
 
   // Stops accepting, executes and syncs everything queued, writes a
@@ -182,6 +183,7 @@ class Sequencer {
   std::vector<std::string> prefetch_keys_;
   uint64_t events_since_checkpoint_ = 0;
   uint64_t recovered_tail_events_ = 0;
+  std::mutex observers_mutex_;
   std::vector<EventObserver> observers_;
 
   // Producer queue.

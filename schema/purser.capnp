@@ -126,7 +126,7 @@ struct Command {
     deposit @4 :Deposit;
     reserve @5 :Reserve;
     settle @6 :Settle;
-    void @7 :Void;
+    void @7 :VoidReservation;
     extend @8 :Extend;
     usage @9 :Usage;
     refund @10 :Refund;
@@ -226,7 +226,7 @@ struct Settle {
   tags @8 :List(E.Tag);           # merged into the reservation's, key by key
 }
 
-struct Void {
+struct VoidReservation {
   reservationId @0 :Text;
   reason @1 :Text;
 }

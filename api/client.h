@@ -1,0 +1,78 @@
+// purser::Client — the C++ client of purserd's RPC interface, for the CLI,
+// the load tool and applications.
+//
+// Thread-safe. Calls from any number of application threads are coalesced
+// into `submit` batches: one batch is in flight per connection while the
+// next one fills, so code that calls Reserve() one at a time from many
+// threads still gets the throughput of batches (the way TigerBeetle's
+// clients batch). The connection is served by the client's own KJ event loop
+// thread; async callbacks run on that thread and must not block.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ledger/commands.h"
+#include "ledger/status.h"
+
+namespace purser {
+
+struct ClientOptions {
+  // "HOST:PORT" or "unix:PATH". Default: 127.0.0.1:8481.
+  std::string address = "127.0.0.1:8481";
+  std::string api_key;
+  // Connect with TLS, trusting this CA certificate (PEM). Default: no TLS.
+  std::string tls_ca_file;
+  // Commands per submit when coalescing. Default: 8,192 (the server's limit).
+  size_t batch_max = 8192;
+};
+
+// An alert or a freeze pushed by the server (schema/purser.capnp Notice).
+struct AlertNotice {
+  uint64_t sequence = 0;
+  int64_t timestamp_us = 0;
+  std::string kind;
+  std::string account;
+  uint64_t alert_id = 0;
+  uint8_t threshold_pct = 0;
+  int64_t limit_micros = 0;
+  int64_t value_micros = 0;
+  std::string message;
+};
+
+class Client {
+ public:
+  // Connects and trades the API key for a session. An invalid key is an error.
+  static Result<std::unique_ptr<Client>> Connect(ClientOptions options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Who the key is.
+  const PrincipalView& principal() const;
+
+  // One request; blocks until its reply. Coalesced with other threads' calls.
+  Reply Call(RequestBody body);
+  // One request; `done` runs on the client's loop thread.
+  void CallAsync(RequestBody body, std::function<void(Reply&&)> done);
+  // An explicit batch (at most 8,192): one submit, replies in order.
+  std::vector<Reply> CallBatch(std::vector<RequestBody> bodies);
+  void CallBatchAsync(std::vector<RequestBody> bodies, std::function<void(std::vector<Reply>&&)> done);
+
+  // Streams alerts and freezes of `account`'s subtree (empty: the key's
+  // scope) to `on_notice` (loop thread) until the client is destroyed.
+  Status Subscribe(const std::string& account, std::function<void(const AlertNotice&)> on_notice);
+
+  // Global admin: a RocksDB checkpoint of the server's database in `dir`.
+  Reply Checkpoint(const std::string& dir);
+
+  class Impl;
+
+ private:
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace purser

@@ -1,0 +1,183 @@
+#include "api/daemon.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "api/rpc_server.h"
+#include "ledger/crypto.h"
+#include "ledger/flags.h"
+#include "ledger/sequencer.h"
+
+namespace purser {
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: purserd [--data-dir DIR] [--rpc HOST:PORT | --rpc unix:PATH] [--http HOST:PORT]\n"
+    "               [--tls-cert PEM --tls-key PEM] [--insecure] [--log-level info|warn|error]\n"
+    "               [--queue-max N] [--checkpoint-every N]\n"
+    "  --data-dir     the RocksDB directory (default ./data)\n"
+    "  --rpc          Cap'n Proto RPC address (default 127.0.0.1:8481; port 0 = ephemeral)\n"
+    "  --http         HTTP/JSON address (default 127.0.0.1:8480; served once built)\n"
+    "  --insecure     allow a non-loopback address without TLS\n";
+
+std::atomic<int> g_stop_signal{0};
+int g_signal_pipe[2] = {-1, -1};
+
+void OnStopSignal(int signal_number) {
+  g_stop_signal.store(signal_number);
+  char byte = 1;
+  ssize_t written = write(g_signal_pipe[1], &byte, 1);  // async-signal-safe
+  (void)written;
+}
+
+enum class Level { kInfo, kWarn, kError };
+Level g_level = Level::kInfo;
+
+void Log(Level level, const std::string& message) {
+  if (level < g_level) return;
+  std::fprintf(stderr, "purserd: %s\n", message.c_str());
+  std::fflush(stderr);
+}
+
+// The global admin key on first start: <data-dir>/admin.key, mode 0600, the
+// key alone on one line. The file is written (as .tmp) before the key is
+// issued and renamed after, so a crash in between never loses the only admin.
+Status EnsureAdminKey(Sequencer& sequencer, const std::string& data_dir) {
+  std::filesystem::path path = std::filesystem::path(data_dir) / "admin.key";
+  std::filesystem::path tmp = path.string() + ".tmp";
+  Reply keys = sequencer.Call(Request{Credentials::System(), query::ListKeys{}});
+  if (!keys.ok()) return Status::Error("listing keys: " + keys.message);
+  if (!std::get<KeyList>(keys.body).keys.empty()) {
+    if (!std::filesystem::exists(path) && std::filesystem::exists(tmp)) {
+      std::filesystem::rename(tmp, path);  // a crash between issuing and renaming
+    }
+    return Status::Ok();
+  }
+  std::string secret = NewApiKeySecret();
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::Error("cannot write " + tmp.string());
+  std::string line = secret + "\n";
+  bool written = write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+                 fsync(fd) == 0;
+  close(fd);
+  if (!written) return Status::Error("cannot write " + tmp.string());
+  cmd::IssueKey issue;
+  issue.key_id = "k_admin";
+  issue.role = Role::kAdmin;
+  issue.label = "global admin (first start)";
+  issue.secret_sha256 = Sha256(secret);
+  Reply reply = sequencer.Call(Request{Credentials::System(), issue});
+  if (!reply.ok()) return Status::Error("issuing the admin key: " + reply.message);
+  std::filesystem::rename(tmp, path);
+  chmod(path.c_str(), 0600);
+  Log(Level::kInfo, "created the global admin key in " + path.string());
+  return Status::Ok();
+}
+
+void LogChainHead(Sequencer& sequencer) {
+  Reply reply = sequencer.Call(Request{Credentials::System(), query::GetChainHead{}});
+  if (!reply.ok()) return;
+  const auto& head = std::get<ChainHead>(reply.body);
+  Log(Level::kInfo, "chain head " + std::to_string(head.sequence) + ":" + HexEncode(head.hash));
+}
+
+}  // namespace
+
+int DaemonMain(int argc, char** argv) {
+  Flags flags(argc, argv, 1, {"insecure", "help"});
+  static const std::vector<std::string> kKnown = {
+      "data-dir", "rpc", "http", "tls-cert", "tls-key", "insecure", "log-level", "queue-max",
+      "checkpoint-every", "help"};
+  if (flags.Has("help")) {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (auto unknown = flags.Unknown(kKnown); !unknown.empty() || !flags.error().empty() ||
+                                            !flags.positional().empty()) {
+    std::cerr << (flags.error().empty() ? "purserd: unknown argument\n" : flags.error() + "\n")
+              << kUsage;
+    return 2;
+  }
+  std::string level = flags.Get("log-level", "info");
+  g_level = level == "error" ? Level::kError : level == "warn" ? Level::kWarn : Level::kInfo;
+  std::string data_dir = flags.Get("data-dir", "./data");
+  std::filesystem::create_directories(data_dir);
+
+  // SIGINT/SIGTERM only wake this thread (through a pipe written by the
+  // handler, whichever thread runs it); the shutdown itself happens here.
+  if (pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return 1;
+  struct sigaction action {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  SequencerOptions sequencer_options;
+  sequencer_options.data_dir = data_dir;
+  if (auto queue = flags.GetInt("queue-max")) sequencer_options.queue_commands_max = static_cast<size_t>(*queue);
+  if (auto every = flags.GetInt("checkpoint-every")) {
+    sequencer_options.checkpoint_every_events = static_cast<uint64_t>(*every);
+  }
+  sequencer_options.on_fatal_error = [](const Status& status) {
+    Log(Level::kError, "storage failure, stopping: " + status.message());
+    kill(getpid(), SIGTERM);
+  };
+  Result<std::unique_ptr<Sequencer>> opened = Sequencer::Open(std::move(sequencer_options));
+  if (!opened.ok()) {
+    Log(Level::kError, "cannot open " + data_dir + ": " + opened.status().message());
+    return 1;
+  }
+  Sequencer& sequencer = **opened;
+  if (Status status = EnsureAdminKey(sequencer, data_dir); !status.ok()) {
+    Log(Level::kError, status.message());
+    return 1;
+  }
+
+  RpcServerOptions rpc_options;
+  rpc_options.address = flags.Get("rpc", "127.0.0.1:8481");
+  rpc_options.tls_cert_file = flags.Get("tls-cert");
+  rpc_options.tls_key_file = flags.Get("tls-key");
+  rpc_options.insecure = flags.Has("insecure");
+  rpc_options.data_dir = data_dir;
+  RpcServer rpc(&sequencer, rpc_options);
+  if (Status status = rpc.Start(); !status.ok()) {
+    Log(Level::kError, status.message());
+    sequencer.Stop();
+    return 1;
+  }
+  // One parseable line for scripts and tests, on stdout.
+  std::printf("purserd: serving rpc=%s port=%u data=%s admin_key=%s\n", rpc_options.address.c_str(),
+              rpc.port(), data_dir.c_str(),
+              (std::filesystem::path(data_dir) / "admin.key").string().c_str());
+  std::fflush(stdout);
+  LogChainHead(sequencer);
+
+  // Wait for SIGINT/SIGTERM, logging the chain head every minute.
+  pollfd wait_for{g_signal_pipe[0], POLLIN, 0};
+  while (g_stop_signal.load() == 0) {
+    int ready = poll(&wait_for, 1, 60'000);
+    if (ready == 0) LogChainHead(sequencer);
+  }
+  int signal_number = g_stop_signal.load();
+  Log(Level::kInfo, std::string("stopping on ") + (signal_number == SIGINT ? "SIGINT" : "SIGTERM"));
+  rpc.StopAccepting();
+  sequencer.Stop();  // executes and syncs what is queued, writes a checkpoint
+  rpc.Stop();        // answers the last replies, closes connections
+  bool failed = sequencer.failed();
+  LogChainHead(sequencer);
+  Log(Level::kInfo, failed ? "stopped after a storage failure" : "stopped cleanly");
+  return failed ? 1 : 0;
+}
+
+}  // namespace purser

@@ -1,0 +1,271 @@
+#include "api/json_views.h"
+
+#include "ledger/clock.h"
+
+namespace purser {
+
+namespace {
+
+void WriteRates(const PriceRates& r, JsonWriter& w) {
+  w.Field("input_per_mtok_micros", r.input_per_mtok);
+  w.Field("output_per_mtok_micros", r.output_per_mtok);
+  w.LimitField("cached_input_per_mtok_micros", r.cached_input_per_mtok);
+  w.LimitField("cache_write_per_mtok_micros", r.cache_write_per_mtok);
+  w.LimitField("reasoning_per_mtok_micros", r.reasoning_per_mtok);
+}
+
+struct BodyWriter {
+  JsonWriter& w;
+  void operator()(const std::monostate&) { w.BeginObject().EndObject(); }
+  void operator()(const AccountView& v) { WriteAccountJson(v, &w); }
+  void operator()(const AccountList& v) {
+    w.BeginObject().Key("accounts").BeginArray();
+    for (const AccountView& a : v.accounts) WriteAccountJson(a, &w);
+    w.EndArray().EndObject();
+  }
+  void operator()(const CapsView& v) { WriteCapsJson(v.caps, &w); }
+  void operator()(const BalanceView& v) { WriteBalanceJson(v, &w); }
+  void operator()(const ReserveResult& v) {
+    w.BeginObject();
+    w.Field("reservation_id", v.reservation_id).Field("account", v.account);
+    w.Field("amount_micros", v.amount_micros);
+    w.Field("expires_at", FormatTimestamp(v.expires_at_us));
+    w.Field("headroom_after_micros", v.headroom_after_micros);
+    w.EndObject();
+  }
+  void operator()(const SettleResult& v) {
+    w.BeginObject();
+    w.Field("reservation_id", v.reservation_id).Field("cost_micros", v.cost_micros);
+    w.Field("released_micros", v.released_micros).Field("overrun_micros", v.overrun_micros);
+    w.Field("late", v.late);
+    w.EndObject();
+  }
+  void operator()(const VoidResult& v) {
+    w.BeginObject().Field("released_micros", v.released_micros).EndObject();
+  }
+  void operator()(const ExtendResult& v) {
+    w.BeginObject().Field("expires_at", FormatTimestamp(v.expires_at_us)).EndObject();
+  }
+  void operator()(const UsageResult& v) {
+    w.BeginObject();
+    w.Field("usage_id", v.usage_id).Field("cost_micros", v.cost_micros);
+    w.Field("overrun_micros", v.overrun_micros);
+    w.EndObject();
+  }
+  void operator()(const IdResult& v) {
+    w.BeginObject().Field("id", v.id).Field("amount_micros", v.amount_micros).EndObject();
+  }
+  void operator()(const BalanceResult& v) {
+    w.BeginObject().Field("balance_micros", v.balance_micros).EndObject();
+  }
+  void operator()(const KeyResult& v) {
+    w.BeginObject();
+    w.Field("key_id", v.key_id).OptionalField("account", v.account);
+    w.Field("role", RoleName(v.role));
+    w.OptionalField("api_key", v.api_key);
+    w.EndObject();
+  }
+  void operator()(const PrincipalView& v) {
+    w.BeginObject();
+    w.Field("key_id", v.key_id).OptionalField("account", v.account).Field("role", RoleName(v.role));
+    w.EndObject();
+  }
+  void operator()(const ReservationView& v) { WriteReservationJson(v, &w); }
+  void operator()(const ReservationList& v) {
+    w.BeginObject().Key("reservations").BeginArray();
+    for (const ReservationView& r : v.reservations) WriteReservationJson(r, &w);
+    w.EndArray().EndObject();
+  }
+  void operator()(const SpendReport& v) {
+    w.BeginObject();
+    w.Field("account", v.account);
+    w.Field("from", FormatDate(v.from_day)).Field("to", FormatDate(v.to_day));
+    w.Field("total_micros", v.total_micros).Field("calls", v.calls);
+    w.Key("groups").BeginArray();
+    for (const SpendGroup& g : v.groups) {
+      w.BeginObject();
+      w.Field("key", g.key).Field("cost_micros", g.cost_micros).Field("calls", g.calls);
+      w.Field("input_tokens", g.input_tokens).Field("output_tokens", g.output_tokens);
+      w.Field("cached_input_tokens", g.cached_input_tokens);
+      w.Field("cache_write_tokens", g.cache_write_tokens);
+      w.Field("reasoning_tokens", g.reasoning_tokens);
+      w.EndObject();
+    }
+    w.EndArray().EndObject();
+  }
+  void operator()(const AlertList& v) {
+    w.BeginObject().Key("alerts").BeginArray();
+    for (const AlertView& a : v.alerts) {
+      w.BeginObject();
+      w.Field("id", std::to_string(a.id)).Field("account", a.account);
+      w.Field("type", AlertTypeName(a.type)).Field("severity", a.severity);
+      if (a.type == AlertType::kBudgetThreshold) {
+        w.Field("threshold_pct", int64_t{a.threshold_pct});
+        w.Field("window", CapWindowName(a.window));
+        w.Field("limit_micros", a.limit_micros);
+      }
+      w.Field("value_micros", a.value_micros);
+      if (a.type == AlertType::kOverrun) w.Field("count", a.count);
+      w.Field("message", a.message).Field("created_at", FormatTimestamp(a.created_at_us));
+      w.EndObject();
+    }
+    w.EndArray().EndObject();
+  }
+  void operator()(const PriceList& v) {
+    w.BeginObject().Field("version", v.version).Key("prices").BeginArray();
+    for (const PriceView& p : v.prices) {
+      w.BeginObject().Field("model", p.model);
+      WriteRates(p.rates, w);
+      w.Field("version", p.version).EndObject();
+    }
+    w.EndArray().EndObject();
+  }
+  void operator()(const CostResult& v) {
+    w.BeginObject().Field("cost_micros", v.cost_micros).Field("price_version", v.price_version);
+    w.EndObject();
+  }
+  void operator()(const KeyList& v) {
+    w.BeginObject().Key("keys").BeginArray();
+    for (const KeyView& k : v.keys) {
+      w.BeginObject();
+      w.Field("key_id", k.key_id).OptionalField("account", k.account);
+      w.Field("role", RoleName(k.role)).Field("label", k.label).Field("revoked", k.revoked);
+      w.Key("valid_until");
+      if (k.valid_until_us == INT64_MAX) {
+        w.Null();
+      } else {
+        w.String(FormatTimestamp(k.valid_until_us));
+      }
+      w.Field("created_at", FormatTimestamp(k.created_at_us));
+      w.EndObject();
+    }
+    w.EndArray().EndObject();
+  }
+  void operator()(const WebhookList& v) {
+    w.BeginObject().Key("webhooks").BeginArray();
+    for (const WebhookView& h : v.webhooks) {
+      w.BeginObject();
+      w.Field("id", h.webhook_id).Field("url", h.url).OptionalField("account", h.account);
+      w.Key("events").BeginArray();
+      for (const std::string& kind : h.events) w.String(kind);
+      w.EndArray();
+      w.Field("created_at", FormatTimestamp(h.created_at_us));
+      w.EndObject();
+    }
+    w.EndArray().EndObject();
+  }
+  void operator()(const PnlView& v) {
+    w.BeginObject();
+    w.Field("revenue_micros", v.revenue_micros).Field("cost_micros", v.cost_micros);
+    w.Field("profit_micros", v.profit_micros).Key("margin_pct");
+    if (v.margin_bp) {
+      // Percent with two decimals, exactly, from basis points.
+      int64_t bp = *v.margin_bp;
+      std::string text = bp < 0 ? "-" : "";
+      int64_t magnitude = bp < 0 ? -bp : bp;
+      text += std::to_string(magnitude / 100);
+      if (magnitude % 100 != 0) {
+        text += '.';
+        text += static_cast<char>('0' + magnitude % 100 / 10);
+        if (magnitude % 10 != 0) text += static_cast<char>('0' + magnitude % 10);
+      }
+      w.Raw(text);
+    } else {
+      w.Null();
+    }
+    w.EndObject();
+  }
+  void operator()(const ChainHead& v) {
+    w.BeginObject().Field("seq", v.sequence).Field("hash", HexEncode(v.hash)).EndObject();
+  }
+  void operator()(const DigestView& v) {
+    w.BeginObject().Field("seq", v.sequence).Field("digest", HexEncode(v.digest)).EndObject();
+  }
+  void operator()(const AccountTreeView&) { w.BeginObject().EndObject(); }
+};
+
+}  // namespace
+
+void WriteCapsJson(const Caps& c, JsonWriter* out) {
+  JsonWriter& w = *out;
+  w.BeginObject();
+  w.LimitField("daily_limit_micros", c.daily_limit_micros);
+  w.LimitField("monthly_limit_micros", c.monthly_limit_micros);
+  w.LimitField("hard_limit_micros", c.hard_limit_micros);
+  w.LimitField("max_inflight", c.max_inflight);
+  w.LimitField("reservation_ttl_s", c.reservation_ttl_s);
+  w.Key("alert_thresholds_pct").BeginArray();
+  for (uint8_t pct : c.alert_thresholds_pct) w.Int(pct);
+  w.EndArray();
+  w.OptionalField("on_expiry", c.on_expiry == OnExpiry::kInherit ? "" : OnExpiryName(c.on_expiry));
+  w.OptionalField("runaway_action", c.runaway_action == RunawayAction::kInherit
+                                        ? ""
+                                        : RunawayActionName(c.runaway_action));
+  w.EndObject();
+}
+
+void WriteBalanceJson(const BalanceView& v, JsonWriter* out) {
+  JsonWriter& w = *out;
+  w.BeginObject();
+  w.Field("account", v.account).OptionalField("funding_account", v.funding_account);
+  w.Field("balance_micros", v.balance_micros).Field("held_micros", v.held_micros);
+  w.Field("available_micros", v.available_micros).Field("own_held_micros", v.own_held_micros);
+  w.Field("spent_today_micros", v.spent_today_micros);
+  w.Field("spent_month_micros", v.spent_month_micros);
+  w.Field("spent_total_micros", v.spent_total_micros);
+  w.LimitField("daily_limit_micros", v.daily_limit_micros);
+  w.LimitField("monthly_limit_micros", v.monthly_limit_micros);
+  w.LimitField("hard_limit_micros", v.hard_limit_micros);
+  w.Field("headroom_micros", v.headroom_micros).Field("inflight", v.inflight);
+  w.Field("frozen", v.frozen);
+  w.EndObject();
+}
+
+void WriteAccountJson(const AccountView& v, JsonWriter* out) {
+  JsonWriter& w = *out;
+  w.BeginObject();
+  w.Field("id", v.id).OptionalField("parent", v.parent).Field("kind", AccountKindName(v.kind));
+  w.Field("name", v.name).Field("wallet", v.wallet).Field("frozen", v.frozen);
+  w.Key("caps");
+  WriteCapsJson(v.caps, out);
+  w.Key("balance");
+  WriteBalanceJson(v.balance, out);
+  w.EndObject();
+}
+
+void WriteReservationJson(const ReservationView& v, JsonWriter* out) {
+  JsonWriter& w = *out;
+  w.BeginObject();
+  w.Field("reservation_id", v.reservation_id).Field("account", v.account);
+  w.Field("amount_micros", v.amount_micros).Field("status", ReservationStatusName(v.status));
+  if (v.status == ReservationStatus::kSettled || v.cost_micros != 0) {
+    w.Field("cost_micros", v.cost_micros);
+  }
+  w.Field("created_at", FormatTimestamp(v.created_at_us));
+  w.Field("expires_at", FormatTimestamp(v.expires_at_us));
+  w.EndObject();
+}
+
+void WriteReplyJson(const Reply& reply, JsonWriter* out) { std::visit(BodyWriter{*out}, reply.body); }
+
+void WriteErrorJson(const Reply& reply, JsonWriter* out) {
+  JsonWriter& w = *out;
+  w.BeginObject().Key("error").BeginObject();
+  w.Field("code", ResultCodeName(reply.code)).Field("message", reply.message);
+  if (!reply.account.empty()) w.Field("account", reply.account);
+  if (reply.limit_micros >= 0) w.Field("limit_micros", reply.limit_micros);
+  if (reply.available_micros >= 0) w.Field("available_micros", reply.available_micros);
+  w.EndObject().EndObject();
+}
+
+std::string ReplyToJson(const Reply& reply) {
+  JsonWriter writer;
+  if (reply.ok()) {
+    WriteReplyJson(reply, &writer);
+  } else {
+    WriteErrorJson(reply, &writer);
+  }
+  return writer.Take();
+}
+
+}  // namespace purser

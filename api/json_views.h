@@ -1,0 +1,24 @@
+// Replies as the JSON bodies of ../shared/API.md, shared by the HTTP API and
+// `purser --json`. Money stays integer micro-USD; times are RFC 3339 UTC.
+#pragma once
+
+#include <string>
+
+#include "ledger/commands.h"
+#include "ledger/json_writer.h"
+
+namespace purser {
+
+// The success body of a reply (the object API.md shows for its endpoint).
+void WriteReplyJson(const Reply& reply, JsonWriter* out);
+// {"error":{"code","message","account"?,"limit_micros"?,"available_micros"?}}
+void WriteErrorJson(const Reply& reply, JsonWriter* out);
+// Either of the two, by the reply's code.
+std::string ReplyToJson(const Reply& reply);
+
+void WriteCapsJson(const Caps& caps, JsonWriter* out);
+void WriteBalanceJson(const BalanceView& view, JsonWriter* out);
+void WriteAccountJson(const AccountView& view, JsonWriter* out);
+void WriteReservationJson(const ReservationView& view, JsonWriter* out);
+
+}  // namespace purser

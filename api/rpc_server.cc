@@ -1,0 +1,654 @@
+#include "api/rpc_server.h"
+
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-io.h>
+#include <kj/compat/tls.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <sstream>
+#include <thread>
+#include <unordered_map>
+
+#include "api/loop_inbox.h"
+#include "api/rpc_codec.h"
+#include "ledger/crypto.h"
+#include "ledger/limits.h"
+#include "purser.capnp.h"
+
+namespace purser {
+
+namespace {
+
+std::string Str(capnp::Text::Reader text) { return std::string(text.cStr(), text.size()); }
+kj::StringPtr Text(const std::string& text) { return kj::StringPtr(text.c_str(), text.size()); }
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+// Splits "host:port" (IPv6 in brackets) into its parts.
+bool SplitHostPort(const std::string& address, std::string* host, uint16_t* port) {
+  size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return false;
+  *host = address.substr(0, colon);
+  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') {
+    *host = host->substr(1, host->size() - 2);
+  }
+  std::string digits = address.substr(colon + 1);
+  if (digits.empty() || digits.size() > 5) return false;
+  unsigned value = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (value > 65535) return false;
+  *port = static_cast<uint16_t>(value);
+  return !host->empty();
+}
+
+}  // namespace
+
+bool IsLoopbackAddress(const std::string& address) {
+  if (address.rfind("unix:", 0) == 0) return true;
+  std::string host;
+  uint16_t port;
+  if (!SplitHostPort(address, &host, &port)) return false;
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+// ---------------------------------------------------------------------------
+// Everything below runs on the loop thread unless it says otherwise.
+
+// What every capability of a connection shares.
+struct Shared {
+  Sequencer* sequencer;
+  LoopInbox* inbox;
+  const RpcServerOptions* options;
+
+  // Submits requests to the sequencer; the promise resolves on the loop
+  // thread with one reply each (unavailable when the queue is full).
+  kj::Promise<std::vector<Reply>> Submit(std::vector<Request> requests) {
+    size_t count = requests.size();
+    auto paf = kj::newPromiseAndFulfiller<std::vector<Reply>>();
+    auto fulfiller =
+        std::make_shared<kj::Own<kj::PromiseFulfiller<std::vector<Reply>>>>(kj::mv(paf.fulfiller));
+    LoopInbox* target = inbox;
+    // Runs on the sequencer's log thread: only moves the replies to the loop.
+    bool accepted = sequencer->Submit(
+        std::move(requests), [target, fulfiller](std::vector<Reply>&& replies) mutable {
+          target->Post([fulfiller = std::move(fulfiller), replies = std::move(replies)]() mutable {
+            (*fulfiller)->fulfill(std::move(replies));
+          });
+        });
+    if (!accepted) {
+      return std::vector<Reply>(
+          count, Reply::Error(ResultCode::kUnavailable,
+                              "the command queue is full or the service is stopping; retry"));
+    }
+    return kj::mv(paf.promise);
+  }
+
+  kj::Promise<Reply> SubmitOne(Request request) {
+    std::vector<Request> requests;
+    requests.push_back(std::move(request));
+    return Submit(std::move(requests)).then([](std::vector<Reply>&& replies) {
+      return std::move(replies.front());
+    });
+  }
+};
+
+// Alert and freeze notices for subscribers, routed by the account tree.
+class Notices {
+ public:
+  struct Subscriber {
+    uint64_t id;
+    std::string scope;  // account whose subtree is wanted; empty = everything
+    rpc::Subscriber::Client client;
+  };
+
+  uint64_t Add(std::string scope, rpc::Subscriber::Client client) {
+    uint64_t id = ++next_id_;
+    subscribers_.push_back(Subscriber{id, std::move(scope), kj::mv(client)});
+    return id;
+  }
+  void Remove(uint64_t id) {
+    std::erase_if(subscribers_, [id](const Subscriber& s) { return s.id == id; });
+  }
+  void SetParent(const std::string& account, const std::string& parent) { parents_[account] = parent; }
+
+  // Delivers the notable events of a durable batch.
+  void Deliver(const std::vector<Event>& events, kj::TaskSet& tasks) {
+    for (const Event& event : events) {
+      if (const auto* opened = std::get_if<event::AccountOpened>(&event.body)) {
+        SetParent(opened->account, opened->parent);
+        continue;
+      }
+      std::string account;
+      auto fill = [&](rpc::Notice::Builder notice) {
+        notice.setSequence(event.sequence);
+        notice.setTimestampUs(event.timestamp_us);
+        std::visit(
+            [&](const auto& body) {
+              using T = std::decay_t<decltype(body)>;
+              if constexpr (std::is_same_v<T, event::AlertRaised>) {
+                notice.setKind(Text(std::string(AlertTypeName(body.type))));
+                notice.setAccount(Text(body.account));
+                notice.setAlertId(body.alert_id);
+                notice.setThresholdPct(body.threshold_pct);
+                notice.setWindow(static_cast<schema::CapWindow>(body.window));
+                notice.setLimitMicros(body.limit_micros);
+                notice.setValueMicros(body.value_micros);
+                notice.setMessage(Text(body.message));
+              } else if constexpr (std::is_same_v<T, event::AccountFrozen>) {
+                notice.setKind("account_frozen");
+                notice.setAccount(Text(body.account));
+                notice.setMessage(Text(body.reason));
+              } else if constexpr (std::is_same_v<T, event::AccountUnfrozen>) {
+                notice.setKind("account_unfrozen");
+                notice.setAccount(Text(body.account));
+              }
+            },
+            event.body);
+      };
+      if (const auto* alert = std::get_if<event::AlertRaised>(&event.body)) {
+        account = alert->account;
+      } else if (const auto* frozen = std::get_if<event::AccountFrozen>(&event.body)) {
+        account = frozen->account;
+      } else if (const auto* unfrozen = std::get_if<event::AccountUnfrozen>(&event.body)) {
+        account = unfrozen->account;
+      } else {
+        continue;
+      }
+      for (Subscriber& subscriber : subscribers_) {
+        if (!subscriber.scope.empty() && !InSubtree(account, subscriber.scope)) continue;
+        auto request = subscriber.client.notifyRequest();
+        fill(request.initNotice());
+        // Fire and forget: a slow or gone subscriber does not hold the service.
+        tasks.add(request.send().ignoreResult().catch_([](kj::Exception&&) {}));
+      }
+    }
+  }
+
+ private:
+  bool InSubtree(std::string account, const std::string& ancestor) const {
+    for (int depth = 0; depth < 16 && !account.empty(); ++depth) {
+      if (account == ancestor) return true;
+      auto it = parents_.find(account);
+      if (it == parents_.end()) return false;
+      account = it->second;
+    }
+    return false;
+  }
+
+  uint64_t next_id_ = 0;
+  std::vector<Subscriber> subscribers_;
+  std::unordered_map<std::string, std::string> parents_;
+};
+
+class SubscriptionImpl final : public rpc::Subscription::Server {
+ public:
+  SubscriptionImpl(Notices* notices, uint64_t id) : notices_(notices), id_(id) {}
+  ~SubscriptionImpl() { notices_->Remove(id_); }
+
+ private:
+  Notices* notices_;
+  uint64_t id_;
+};
+
+// The methods of Reader, shared by ReaderImpl and LedgerImpl.
+class Session {
+ public:
+  Session(Shared* shared, Notices* notices, Credentials credentials)
+      : shared_(shared), notices_(notices), credentials_(credentials) {}
+
+  kj::Promise<void> Query(rpc::Query::Reader query, rpc::Result::Builder result) {
+    RequestBody body;
+    if (std::string problem = DecodeQuery(query, &body); !problem.empty()) {
+      EncodeReply(Reply::Error(ResultCode::kInvalidArgument, problem), result);
+      return kj::READY_NOW;
+    }
+    return Run({std::move(body)}, [result](std::vector<Reply>& replies) mutable {
+      EncodeReply(replies[0], result);
+    });
+  }
+
+  // Runs decoded requests; `answer` fills the results from the replies.
+  kj::Promise<void> Run(std::vector<RequestBody> bodies,
+                        kj::Function<void(std::vector<Reply>&)> answer) {
+    std::vector<Request> requests;
+    requests.reserve(bodies.size());
+    for (RequestBody& body : bodies) requests.push_back(Request{credentials_, std::move(body)});
+    return shared_->Submit(std::move(requests))
+        .then([answer = kj::mv(answer)](std::vector<Reply>&& replies) mutable { answer(replies); });
+  }
+
+  // Decodes a list (of commands or queries), runs the valid ones in one
+  // submission and answers each in order.
+  template <typename List, typename Decode, typename Prepare, typename Finish>
+  kj::Promise<void> RunList(List list, capnp::List<rpc::Result>::Builder results, Decode decode,
+                            Prepare prepare, Finish finish) {
+    std::vector<RequestBody> bodies;
+    std::vector<int> slot_of(list.size(), -1);
+    for (unsigned i = 0; i < list.size(); ++i) {
+      RequestBody body;
+      if (std::string problem = decode(list[i], &body); !problem.empty()) {
+        EncodeReply(Reply::Error(ResultCode::kInvalidArgument, problem), results[i]);
+        continue;
+      }
+      prepare(&body);
+      slot_of[i] = static_cast<int>(bodies.size());
+      bodies.push_back(std::move(body));
+    }
+    if (bodies.empty()) return kj::READY_NOW;
+    auto prepared = std::make_shared<std::vector<RequestBody>>(bodies);
+    return Run(std::move(bodies), [results, slot_of = std::move(slot_of), prepared,
+                                   finish](std::vector<Reply>& replies) mutable {
+      for (unsigned i = 0; i < slot_of.size(); ++i) {
+        if (slot_of[i] < 0) continue;
+        Reply& reply = replies[static_cast<size_t>(slot_of[i])];
+        finish((*prepared)[static_cast<size_t>(slot_of[i])], &reply);
+        EncodeReply(reply, results[i]);
+      }
+    });
+  }
+
+  kj::Promise<void> Subscribe(rpc::Subscriber::Client subscriber, std::string account,
+                              rpc::Reader::SubscribeResults::Builder results) {
+    RequestBody check = account.empty() ? RequestBody(query::Authenticate{})
+                                        : RequestBody(query::GetAccount{account});
+    return Run({std::move(check)}, [this, subscriber = kj::mv(subscriber), account,
+                                    results](std::vector<Reply>& replies) mutable {
+      const Reply& reply = replies[0];
+      KJ_REQUIRE(reply.ok(), "cannot subscribe", std::string(ResultCodeName(reply.code)),
+                 reply.message);
+      std::string scope = account;
+      if (scope.empty()) scope = std::get<PrincipalView>(reply.body).account;
+      uint64_t id = notices_->Add(scope, kj::mv(subscriber));
+      results.setSubscription(kj::heap<SubscriptionImpl>(notices_, id));
+    });
+  }
+
+  Shared* shared() { return shared_; }
+  const Credentials& credentials() const { return credentials_; }
+
+ private:
+  Shared* shared_;
+  Notices* notices_;
+  Credentials credentials_;
+};
+
+// Server-chosen parts of creates: key ids and secrets, webhook ids. The
+// secret of a new key goes to `api_keys`, in order, to be shown once.
+void PrepareCommand(RequestBody* body, std::vector<std::string>* api_keys) {
+  if (auto* issue = std::get_if<cmd::IssueKey>(body)) {
+    issue->key_id = "k_" + RandomHex(6);
+    std::string secret = NewApiKeySecret();
+    issue->secret_sha256 = Sha256(secret);
+    api_keys->push_back(std::move(secret));
+  } else if (auto* hook = std::get_if<cmd::RegisterWebhook>(body)) {
+    hook->webhook_id = "wh_" + RandomHex(8);
+  }
+}
+
+// Shows a new key's secret in its result: once, when the key was created. An
+// idempotent repeat cannot show it again (only its hash was ever stored).
+void FinishCommand(const RequestBody& body, Reply* reply, const std::vector<std::string>& api_keys,
+                   size_t* next_key) {
+  if (!std::holds_alternative<cmd::IssueKey>(body)) return;
+  const std::string& secret = api_keys[(*next_key)++];
+  if (reply->ok() && reply->created) std::get<KeyResult>(reply->body).api_key = secret;
+}
+
+class ReaderImpl final : public rpc::Reader::Server {
+ public:
+  explicit ReaderImpl(Session session) : session_(std::move(session)) {}
+
+  kj::Promise<void> query(QueryContext context) override {
+    return session_.Query(context.getParams().getQuery(), context.getResults().initResult());
+  }
+
+  kj::Promise<void> queries(QueriesContext context) override {
+    auto list = context.getParams().getQueries();
+    KJ_REQUIRE(list.size() <= kBatchCommandsMax, "at most 8192 queries per call");
+    auto results = context.getResults().initResults(list.size());
+    return session_.RunList(list, results, DecodeQuery, [](RequestBody*) {},
+                            [](const RequestBody&, Reply*) {});
+  }
+
+  kj::Promise<void> subscribe(SubscribeContext context) override {
+    auto params = context.getParams();
+    return session_.Subscribe(params.getSubscriber(), Str(params.getAccount()),
+                              context.getResults());
+  }
+
+ private:
+  Session session_;
+};
+
+class LedgerImpl final : public rpc::Ledger::Server {
+ public:
+  LedgerImpl(Session session, std::string data_dir)
+      : session_(std::move(session)), data_dir_(std::move(data_dir)) {}
+
+  kj::Promise<void> query(QueryContext context) override {
+    return session_.Query(context.getParams().getQuery(), context.getResults().initResult());
+  }
+
+  kj::Promise<void> queries(QueriesContext context) override {
+    auto list = context.getParams().getQueries();
+    KJ_REQUIRE(list.size() <= kBatchCommandsMax, "at most 8192 queries per call");
+    auto results = context.getResults().initResults(list.size());
+    return session_.RunList(list, results, DecodeQuery, [](RequestBody*) {},
+                            [](const RequestBody&, Reply*) {});
+  }
+
+  kj::Promise<void> subscribe(SubscribeContext context) override {
+    auto params = context.getParams();
+    return session_.Subscribe(params.getSubscriber(), Str(params.getAccount()),
+                              context.getResults());
+  }
+
+  kj::Promise<void> call(CallContext context) override {
+    RequestBody body;
+    auto result = context.getResults().initResult();
+    if (std::string problem = DecodeCommand(context.getParams().getCommand(), &body);
+        !problem.empty()) {
+      EncodeReply(Reply::Error(ResultCode::kInvalidArgument, problem), result);
+      return kj::READY_NOW;
+    }
+    auto api_keys = std::make_shared<std::vector<std::string>>();
+    PrepareCommand(&body, api_keys.get());
+    auto prepared = std::make_shared<RequestBody>(body);
+    return session_.Run({std::move(body)},
+                        [result, api_keys, prepared](std::vector<Reply>& replies) mutable {
+                          size_t next_key = 0;
+                          FinishCommand(*prepared, &replies[0], *api_keys, &next_key);
+                          EncodeReply(replies[0], result);
+                        });
+  }
+
+  kj::Promise<void> submit(SubmitContext context) override {
+    auto list = context.getParams().getCommands();
+    KJ_REQUIRE(list.size() <= kBatchCommandsMax, "at most 8192 commands per submit");
+    auto results = context.getResults().initResults(list.size());
+    auto api_keys = std::make_shared<std::vector<std::string>>();
+    return session_.RunList(
+        list, results, DecodeCommand,
+        [api_keys](RequestBody* body) { PrepareCommand(body, api_keys.get()); },
+        [api_keys, next_key = size_t{0}](const RequestBody& body, Reply* reply) mutable {
+          FinishCommand(body, reply, *api_keys, &next_key);
+        });
+  }
+
+  kj::Promise<void> checkpoint(CheckpointContext context) override {
+    std::string dir = Str(context.getParams().getDir());
+    auto result = context.getResults().initResult();
+    return session_.Run({RequestBody(query::GetChainHead{})},  // global admin only
+                        [this, dir, result](std::vector<Reply>& replies) mutable {
+                          Reply reply = replies[0];
+                          if (reply.ok()) reply = TakeCheckpoint(dir);
+                          EncodeReply(reply, result);
+                        });
+  }
+
+ private:
+  Reply TakeCheckpoint(const std::string& dir) {
+    if (dir.empty()) return Reply::Error(ResultCode::kInvalidArgument, "dir is required");
+    if (std::filesystem::exists(dir)) {
+      return Reply::Error(ResultCode::kInvalidArgument, dir + " already exists");
+    }
+    Status status = session_.shared()->sequencer->log()->CreateCheckpointCopy(dir);
+    if (!status.ok()) return Reply::Error(ResultCode::kUnavailable, status.message());
+    Reply reply;
+    reply.body = IdResult{dir, 0};
+    reply.created = true;
+    return reply;
+  }
+
+  Session session_;
+  std::string data_dir_;
+};
+
+class GateImpl final : public rpc::Gate::Server {
+ public:
+  GateImpl(Shared* shared, Notices* notices) : shared_(shared), notices_(notices) {}
+
+  kj::Promise<void> authenticate(AuthenticateContext context) override {
+    std::string key = Str(context.getParams().getApiKey());
+    KJ_REQUIRE(!key.empty() && key.size() <= 256, "unauthenticated: malformed API key");
+    Credentials credentials = Credentials::FromApiKey(key);
+    return shared_->SubmitOne(Request{credentials, query::Authenticate{}})
+        .then([this, credentials, context](Reply&& reply) mutable {
+          KJ_REQUIRE(reply.ok(), "unauthenticated: the API key is not valid");
+          const auto& principal = std::get<PrincipalView>(reply.body);
+          auto session = context.getResults().initSession();
+          session.setKeyId(Text(principal.key_id));
+          session.setAccount(Text(principal.account));
+          session.setRole(static_cast<schema::Role>(principal.role));
+          session.setReader(kj::heap<ReaderImpl>(Session(shared_, notices_, credentials)));
+          if (principal.role != Role::kReader) {
+            session.setLedger(kj::heap<LedgerImpl>(Session(shared_, notices_, credentials),
+                                                   shared_->options->data_dir));
+          }
+        });
+  }
+
+ private:
+  Shared* shared_;
+  Notices* notices_;
+};
+
+// ---------------------------------------------------------------------------
+// The loop thread.
+
+class RpcServer::Loop final : private kj::TaskSet::ErrorHandler {
+ public:
+  Loop(Sequencer* sequencer, const RpcServerOptions& options)
+      : sequencer_(sequencer), options_(options) {
+    shared_.sequencer = sequencer;
+    shared_.inbox = &inbox_;
+    shared_.options = &options_;
+    // Durable events reach the loop for subscribers; registered before any
+    // traffic of ours, seeded with the tree below.
+    sequencer_->AddObserver([this](const std::vector<Event>& events) {
+      std::vector<Event> notable;
+      for (const Event& event : events) {
+        if (std::holds_alternative<event::AlertRaised>(event.body) ||
+            std::holds_alternative<event::AccountFrozen>(event.body) ||
+            std::holds_alternative<event::AccountUnfrozen>(event.body) ||
+            std::holds_alternative<event::AccountOpened>(event.body)) {
+          notable.push_back(event);
+        }
+      }
+      if (notable.empty()) return;
+      inbox_.Post([this, notable = std::move(notable)]() {
+        if (tasks_ != nullptr) notices_.Deliver(notable, *tasks_);
+      });
+    });
+  }
+
+  Status Start(uint16_t* port) {
+    Reply tree = sequencer_->Call(Request{Credentials::System(), query::AccountTree{}});
+    if (!tree.ok()) return Status::Error("reading the account tree: " + tree.message);
+    for (const auto& [account, parent] : std::get<AccountTreeView>(tree.body).accounts) {
+      notices_.SetParent(account, parent);
+    }
+    std::promise<Status> started;
+    std::future<Status> result = started.get_future();
+    thread_ = std::thread([this, &started, port] { Main(&started, port); });
+    Status status = result.get();
+    if (!status.ok() && thread_.joinable()) thread_.join();
+    return status;
+  }
+
+  void StopAccepting() {
+    inbox_.Post([this] { accepting_ = kj::Promise<void>(kj::READY_NOW); });
+  }
+
+  void Stop() {
+    if (!thread_.joinable()) return;
+    inbox_.Post([this] {
+      KJ_IF_MAYBE(fulfiller, stop_) { (*fulfiller)->fulfill(); }
+    });
+    thread_.join();
+  }
+
+ private:
+  void taskFailed(kj::Exception&& exception) override {
+    // A connection's task failed (usually a peer that went away): that
+    // connection is done, the server goes on.
+    (void)exception;
+  }
+
+  struct Connection {
+    Connection(kj::Own<kj::AsyncIoStream> stream_in, capnp::Capability::Client bootstrap,
+               capnp::ReaderOptions reader_options, size_t flow_limit_words)
+        : stream(kj::mv(stream_in)),
+          network(*stream, capnp::rpc::twoparty::Side::SERVER, reader_options),
+          rpc(capnp::makeRpcServer(network, kj::mv(bootstrap))) {
+      rpc.setFlowLimit(flow_limit_words);
+    }
+    kj::Own<kj::AsyncIoStream> stream;
+    capnp::TwoPartyVatNetwork network;
+    capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc;
+  };
+
+  kj::Promise<void> AcceptLoop(kj::ConnectionReceiver& listener) {
+    return listener.accept().then([this, &listener](kj::Own<kj::AsyncIoStream> stream) {
+      if (connections_ >= options_.connections_max) return AcceptLoop(listener);  // dropped
+      try {
+        int one = 1;
+        stream->setsockopt(IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      } catch (...) {
+        // not TCP (a unix socket, or TLS over it): nothing to tune
+      }
+      capnp::ReaderOptions reader_options;
+      reader_options.traversalLimitInWords = options_.traversal_limit_words;
+      reader_options.nestingLimit = options_.nesting_limit;
+      auto connection = kj::heap<Connection>(kj::mv(stream), gate_, reader_options,
+                                             options_.flow_limit_bytes / sizeof(capnp::word));
+      ++connections_;
+      auto done = connection->network.onDisconnect();
+      tasks_->add(done.attach(kj::mv(connection)).then([this]() { --connections_; },
+                                                        [this](kj::Exception&&) { --connections_; }));
+      return AcceptLoop(listener);
+    });
+  }
+
+  kj::Own<kj::ConnectionReceiver> Listen(kj::AsyncIoContext& io) {
+    kj::Own<kj::NetworkAddress> address;
+    if (options_.address.rfind("unix:", 0) == 0) {
+      std::string path = options_.address.substr(5);
+      std::filesystem::remove(path);  // a stale socket of an earlier run
+      address = io.provider->getNetwork().parseAddress(Text(options_.address)).wait(io.waitScope);
+    } else {
+      std::string host;
+      uint16_t port = 0;
+      KJ_REQUIRE(SplitHostPort(options_.address, &host, &port), "--rpc must be HOST:PORT or unix:PATH");
+      address = io.provider->getNetwork().parseAddress(Text(host), port).wait(io.waitScope);
+    }
+    kj::Own<kj::ConnectionReceiver> listener = address->listen();
+    if (!options_.tls_cert_file.empty()) {
+      std::string cert = ReadFile(options_.tls_cert_file);
+      std::string key = ReadFile(options_.tls_key_file);
+      KJ_REQUIRE(!cert.empty() && !key.empty(), "cannot read the TLS certificate or key");
+      keypair_ = kj::heap<kj::TlsKeypair>(
+          kj::TlsKeypair{kj::TlsPrivateKey(Text(key)), kj::TlsCertificate(Text(cert))});
+      kj::TlsContext::Options tls_options;
+      tls_options.defaultKeypair = *keypair_;
+      tls_ = kj::heap<kj::TlsContext>(kj::mv(tls_options));
+      listener = tls_->wrapPort(kj::mv(listener));
+    }
+    return listener;
+  }
+
+  void Main(std::promise<Status>* started, uint16_t* port) {
+    pthread_setname_np(pthread_self(), "purser-rpc");
+    kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&]() {
+      auto io = kj::setupAsyncIo();
+      kj::TaskSet tasks(*this);
+      tasks_ = &tasks;
+      KJ_DEFER(inbox_.DrainAndClose());  // last: after `inbox` below is gone
+      kj::Promise<void> inbox = inbox_.Run(io.unixEventPort);
+      kj::Own<kj::ConnectionReceiver> listener;
+      KJ_IF_MAYBE(exception, kj::runCatchingExceptions([&]() { listener = Listen(io); })) {
+        started->set_value(Status::Error(std::string("listening on ") + options_.address + ": " +
+                                         exception->getDescription().cStr()));
+        started = nullptr;
+        tasks_ = nullptr;
+        return;
+      }
+      *port = static_cast<uint16_t>(listener->getPort());
+      gate_ = kj::heap<GateImpl>(&shared_, &notices_);
+      accepting_ = AcceptLoop(*listener).eagerlyEvaluate([](kj::Exception&&) {});
+      auto stop = kj::newPromiseAndFulfiller<void>();
+      stop_ = kj::mv(stop.fulfiller);
+      started->set_value(Status::Ok());
+      started = nullptr;
+      stop.promise.wait(io.waitScope);
+      // Stopping: no new connections; answer what the sequencer finished.
+      accepting_ = kj::Promise<void>(kj::READY_NOW);
+      inbox = kj::Promise<void>(kj::READY_NOW);
+      inbox_.DrainAndClose();
+      io.provider->getTimer().afterDelay(50 * kj::MILLISECONDS).wait(io.waitScope);
+      gate_ = nullptr;
+      stop_ = nullptr;
+      tasks_ = nullptr;
+    });
+    KJ_IF_MAYBE(exception, failure) {
+      std::fprintf(stderr, "purser: rpc loop failed: %s\n", exception->getDescription().cStr());
+      if (started != nullptr) {
+        started->set_value(Status::Error(exception->getDescription().cStr()));
+      }
+    }
+  }
+
+  Sequencer* sequencer_;
+  const RpcServerOptions& options_;
+  LoopInbox inbox_;
+  Shared shared_;
+  Notices notices_;
+  std::thread thread_;
+  // Loop thread only:
+  kj::TaskSet* tasks_ = nullptr;
+  capnp::Capability::Client gate_ = nullptr;
+  kj::Promise<void> accepting_ = nullptr;
+  kj::Maybe<kj::Own<kj::PromiseFulfiller<void>>> stop_;
+  kj::Own<kj::TlsKeypair> keypair_;
+  kj::Own<kj::TlsContext> tls_;
+  size_t connections_ = 0;
+};
+
+RpcServer::RpcServer(Sequencer* sequencer, RpcServerOptions options)
+    : sequencer_(sequencer), options_(std::move(options)) {}
+
+RpcServer::~RpcServer() { Stop(); }
+
+Status RpcServer::Start() {
+  if (!options_.insecure && options_.tls_cert_file.empty() && !IsLoopbackAddress(options_.address)) {
+    return Status::Error("refusing to serve RPC on " + options_.address +
+                         " without TLS: give --tls-cert and --tls-key, or --insecure");
+  }
+  if (options_.tls_cert_file.empty() != options_.tls_key_file.empty()) {
+    return Status::Error("--tls-cert and --tls-key go together");
+  }
+  loop_ = std::make_unique<Loop>(sequencer_, options_);
+  return loop_->Start(&port_);
+}
+
+void RpcServer::StopAccepting() {
+  if (loop_) loop_->StopAccepting();
+}
+
+void RpcServer::Stop() {
+  if (loop_) loop_->Stop();
+}
+
+}  // namespace purser

@@ -1,0 +1,73 @@
+// The Cap'n Proto RPC server of purserd (schema/purser.capnp).
+//
+// One thread runs a KJ event loop that accepts connections (TCP, optionally
+// TLS, or a unix socket), decodes calls and hands their requests to the
+// sequencer's bounded queue. Completions come back from the sequencer's log
+// thread through a LoopInbox and are answered on the loop thread. Calls of
+// many connections share the sequencer's group commits.
+//
+// Thread-safety: Start/StopAccepting/Stop from one controlling thread.
+// `*sequencer` must outlive the server, and Stop() must come after the
+// sequencer stopped (so that every completion has been posted).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "ledger/sequencer.h"
+#include "ledger/status.h"
+
+namespace purser {
+
+struct RpcServerOptions {
+  // "HOST:PORT" (port 0 = ephemeral) or "unix:/path/to/socket". Default: 127.0.0.1:8481.
+  std::string address = "127.0.0.1:8481";
+  // PEM files; both or neither. With them, connections are TLS.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // Allow a non-loopback address without TLS. Default: false (refused).
+  bool insecure = false;
+  // Bytes of calls in flight per connection before the server stops reading
+  // from it (RpcSystem flow limit). Default: 64 MiB.
+  size_t flow_limit_bytes = 64 << 20;
+  // Largest message the server reads, in 8-byte words (a submit of 8,192
+  // commands fits). Default: 16 MiB.
+  uint64_t traversal_limit_words = (16 << 20) / 8;
+  // Deepest nesting of a message. Default: 16.
+  int nesting_limit = 16;
+  // Open connections at once; more are closed at accept. Default: 4,096.
+  size_t connections_max = 4096;
+  // Directory of the database, for checkpoint paths. Required.
+  std::string data_dir;
+};
+
+// True for addresses that stay on this host (127.0.0.0/8, ::1, localhost, unix:).
+bool IsLoopbackAddress(const std::string& address);
+
+class RpcServer {
+ public:
+  RpcServer(Sequencer* sequencer, RpcServerOptions options);
+  ~RpcServer();
+  RpcServer(const RpcServer&) = delete;
+  RpcServer& operator=(const RpcServer&) = delete;
+
+  // Binds and starts serving; returns once listening (or why it could not).
+  Status Start();
+  // The bound TCP port (after Start; 0 for a unix socket).
+  uint16_t port() const { return port_; }
+  // Stops accepting new connections; open ones keep working.
+  void StopAccepting();
+  // Answers what is left, closes every connection and joins the loop thread.
+  void Stop();
+
+  class Loop;
+
+ private:
+  Sequencer* sequencer_;
+  RpcServerOptions options_;
+  std::unique_ptr<Loop> loop_;
+  uint16_t port_ = 0;
+};
+
+}  // namespace purser
