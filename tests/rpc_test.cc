@@ -1,0 +1,441 @@
+// The real purserd over real Cap'n Proto RPC: commands and their result
+// codes, keys and scopes, batches, subscriptions, shutdown and kill -9.
+
+#include <capnp/rpc-twoparty.h>
+#include <gtest/gtest.h>
+#include <kj/async-io.h>
+
+#include <atomic>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "ledger/clock.h"
+#include "ledger/limits.h"
+#include "purser.capnp.h"
+#include "replay/replay.h"
+#include "tests/daemon_util.h"
+#include "tests/test_util.h"
+
+namespace purser::testing {
+namespace {
+
+cmd::Reserve Reserve(const std::string& id, const std::string& account, int64_t amount) {
+  return ReserveCommand(id, account, amount);
+}
+
+// org (wallet, $100) -> team -> agent-1, agent-2
+void Tree(Client& admin) {
+  ASSERT_TRUE(admin.Call(cmd::OpenAccount{"org", "", AccountKind::kOrg, "Org", true, {"env"}}).ok());
+  ASSERT_TRUE(admin.Call(cmd::OpenAccount{"team", "org", AccountKind::kTeam, "", false, {}}).ok());
+  ASSERT_TRUE(admin.Call(cmd::OpenAccount{"agent-1", "team", AccountKind::kAgent, "", false, {}}).ok());
+  ASSERT_TRUE(admin.Call(cmd::OpenAccount{"agent-2", "team", AccountKind::kAgent, "", false, {}}).ok());
+  ASSERT_TRUE(admin.Call(cmd::Deposit{"d1", "org", 100'000'000, ""}).ok());
+}
+
+std::string IssueKey(Client& admin, const std::string& account, Role role) {
+  cmd::IssueKey issue;
+  issue.account = account;
+  issue.role = role;
+  Reply reply = admin.Call(issue);
+  EXPECT_TRUE(reply.ok()) << reply.message;
+  return reply.ok() ? std::get<KeyResult>(reply.body).api_key : "";
+}
+
+class RpcService : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(daemon_.Start(dir_.Sub("data")));
+    admin_ = daemon_.Admin();
+    ASSERT_NE(admin_, nullptr);
+  }
+  TempDir dir_;
+  Daemon daemon_;
+  std::unique_ptr<Client> admin_;
+};
+
+TEST_F(RpcService, EveryCommandAndQueryAnswersWithItsTypedResult) {
+  Tree(*admin_);
+  Client& c = *admin_;
+  CapsPatch caps;
+  caps.daily_limit_micros = Patch<int64_t>::Set(5'000'000);
+  EXPECT_EQ(std::get<CapsView>(c.Call(cmd::SetCaps{"team", caps}).body).caps.daily_limit_micros,
+            5'000'000);
+  Reply reserved = c.Call(Reserve("r1", "agent-1", 1'000'000));
+  ASSERT_TRUE(reserved.ok()) << reserved.message;
+  EXPECT_TRUE(reserved.created);
+  EXPECT_EQ(std::get<ReserveResult>(reserved.body).headroom_after_micros, 4'000'000);
+  cmd::Settle settle;
+  settle.reservation_id = "r1";
+  settle.usage = UsageTokens{"gpt-4o", TokenCounts{1'000, 500, 0, 0, 0}};
+  Reply settled = c.Call(settle);
+  ASSERT_TRUE(settled.ok()) << settled.message;
+  EXPECT_EQ(std::get<SettleResult>(settled.body).cost_micros, 7'500);
+  EXPECT_EQ(std::get<SettleResult>(settled.body).released_micros, 992'500);
+  ASSERT_TRUE(c.Call(Reserve("r2", "agent-2", 10)).ok());
+  EXPECT_EQ(std::get<VoidResult>(c.Call(cmd::Void{"r2", "no"}).body).released_micros, 10);
+  ASSERT_TRUE(c.Call(Reserve("r3", "agent-2", 10)).ok());
+  EXPECT_TRUE(c.Call(cmd::Extend{"r3", 60}).ok());
+  cmd::RecordUsage usage;
+  usage.usage_id = "u1";
+  usage.account = "agent-2";
+  usage.amount_micros = 2'000;
+  EXPECT_EQ(std::get<UsageResult>(c.Call(usage).body).cost_micros, 2'000);
+  EXPECT_TRUE(c.Call(cmd::Refund{"f1", ChargeKind::kUsage, "u1", 500, "sorry"}).ok());
+  EXPECT_TRUE(c.Call(cmd::RecordRevenue{"v1", "team", 1'000'000, "sales", ""}).ok());
+  EXPECT_TRUE(c.Call(cmd::Adjust{"a1", "org", -1, "rounding"}).ok());
+  EXPECT_TRUE(c.Call(cmd::SetPrice{"my-model", PriceRates{1'000'000, 2'000'000, -1, -1, -1}}).ok());
+  EXPECT_TRUE(c.Call(cmd::SetBaseline{"team", 1'000'000, 20'000}).ok());
+  EXPECT_TRUE(c.Call(cmd::Freeze{"agent-2", "incident"}).ok());
+  EXPECT_EQ(c.Call(Reserve("r4", "agent-2", 1)).code, ResultCode::kAccountFrozen);
+  EXPECT_TRUE(c.Call(cmd::Unfreeze{"agent-2"}).ok());
+
+  BalanceView balance = std::get<BalanceView>(c.Call(query::GetBalance{"agent-1"}).body);
+  EXPECT_EQ(balance.balance_micros, 100'000'000 - 7'500 - 2'000 + 500 - 1);
+  EXPECT_EQ(std::get<AccountView>(c.Call(query::GetAccount{"team"}).body).caps.daily_limit_micros,
+            5'000'000);
+  EXPECT_EQ(std::get<AccountList>(c.Call(query::ListAccounts{"team"}).body).accounts.size(), 2u);
+  EXPECT_EQ(std::get<ReservationView>(c.Call(query::GetReservation{"r1"}).body).status,
+            ReservationStatus::kSettled);
+  query::ListReservations pending{"org", ReservationStatus::kPending, 100};
+  EXPECT_EQ(std::get<ReservationList>(c.Call(pending).body).reservations.size(), 1u);
+  int64_t today = DayOf(WallClockMicros());
+  SpendReport spend = std::get<SpendReport>(
+      c.Call(query::GetSpend{"org", today, today, GroupBy::kModel, ""}).body);
+  EXPECT_EQ(spend.total_micros, 7'500 + 1'500);
+  EXPECT_EQ(spend.groups.front().key, "gpt-4o");
+  EXPECT_GE(std::get<PriceList>(c.Call(query::ListPrices{}).body).prices.size(), 10u);
+  Reply estimate = c.Call(query::EstimateCost{UsageTokens{"gpt-4o", TokenCounts{1'000'000, 0, 0, 0, 0}}});
+  EXPECT_EQ(std::get<CostResult>(estimate.body).cost_micros, 2'500'000);
+  EXPECT_TRUE(std::get<PnlView>(c.Call(query::GetPnl{"team", today, today}).body).margin_bp);
+  EXPECT_GT(std::get<ChainHead>(c.Call(query::GetChainHead{}).body).sequence, 20u);
+  EXPECT_TRUE(c.Call(query::GetDigest{}).ok());
+  EXPECT_TRUE(c.Call(query::ListAlerts{"", 0}).ok());
+}
+
+TEST_F(RpcService, RefusalsComeBackAsNumberedCodesNamingTheAccount) {
+  Tree(*admin_);
+  Client& c = *admin_;
+  Reply poor = c.Call(Reserve("x1", "agent-1", 200'000'000));
+  EXPECT_EQ(poor.code, ResultCode::kInsufficientFunds);
+  EXPECT_EQ(poor.account, "org");
+  EXPECT_EQ(poor.available_micros, 100'000'000);
+  CapsPatch one;
+  one.max_inflight = Patch<int64_t>::Set(1);
+  ASSERT_TRUE(c.Call(cmd::SetCaps{"agent-1", one}).ok());
+  ASSERT_TRUE(c.Call(Reserve("x2", "agent-1", 1)).ok());
+  EXPECT_EQ(c.Call(Reserve("x3", "agent-1", 1)).code, ResultCode::kInflightLimitReached);
+  EXPECT_EQ(c.Call(Reserve("x2", "agent-1", 2)).code, ResultCode::kIdempotencyConflict);
+  EXPECT_EQ(c.Call(cmd::OpenAccount{"org", "", AccountKind::kOrg, "Other", false, {}}).code,
+            ResultCode::kAlreadyExists);
+  EXPECT_EQ(c.Call(query::GetBalance{"nobody"}).code, ResultCode::kNotFound);
+  EXPECT_EQ(c.Call(Reserve("x4", "agent-1", -5)).code, ResultCode::kInvalidArgument);
+  ASSERT_TRUE(c.Call(cmd::Void{"x2", ""}).ok());
+  EXPECT_EQ(c.Call(SettleCommand("x2", 1)).code, ResultCode::kReservationNotPending);
+  EXPECT_EQ(c.Call(cmd::Refund{"f", ChargeKind::kReservation, "x2", 1, ""}).code,
+            ResultCode::kRefundExceedsCharged);
+  EXPECT_EQ(daemon_.Connect("pk_not_a_key"), nullptr) << "an unknown key gets no session";
+}
+
+TEST_F(RpcService, AReaderSessionHasNoWayToWrite) {
+  Tree(*admin_);
+  std::string reader_key = IssueKey(*admin_, "team", Role::kReader);
+  // Raw Cap'n Proto: the session of a reader carries no Ledger capability,
+  // and its Reader capability does not implement Ledger's methods.
+  auto io = kj::setupAsyncIo();
+  auto stream = io.provider->getNetwork()
+                    .parseAddress("127.0.0.1", static_cast<unsigned>(daemon_.port()))
+                    .wait(io.waitScope)
+                    ->connect()
+                    .wait(io.waitScope);
+  capnp::TwoPartyClient client(*stream);
+  auto gate = client.bootstrap().castAs<rpc::Gate>();
+  auto request = gate.authenticateRequest();
+  request.setApiKey(reader_key);
+  auto response = request.send().wait(io.waitScope);
+  auto session = response.getSession();
+  EXPECT_EQ(session.getRole(), schema::Role::READER);
+  EXPECT_FALSE(session.hasLedger());
+  auto forged = session.getReader().castAs<rpc::Ledger>();
+  auto write = forged.callRequest();
+  auto reserve = write.initCommand().initReserve();
+  reserve.setReservationId("sneaky");
+  reserve.setAccount("agent-1");
+  reserve.getAmount().setMicros(1);
+  EXPECT_ANY_THROW(write.send().wait(io.waitScope));
+  // And the service holds no such reservation.
+  EXPECT_EQ(admin_->Call(query::GetReservation{"sneaky"}).code, ResultCode::kNotFound);
+  // Reading works.
+  auto read = session.getReader().queryRequest();
+  read.initQuery().setGetBalance("agent-1");
+  EXPECT_EQ(read.send().wait(io.waitScope).getResult().getCode(), rpc::ResultCode::OK);
+}
+
+TEST_F(RpcService, AKeyOutsideItsSubtreeIsRefused) {
+  Tree(*admin_);
+  ASSERT_TRUE(admin_->Call(cmd::OpenAccount{"other", "", AccountKind::kOrg, "", true, {}}).ok());
+  auto writer = daemon_.Connect(IssueKey(*admin_, "team", Role::kWriter));
+  ASSERT_NE(writer, nullptr);
+  EXPECT_TRUE(writer->Call(Reserve("w1", "agent-1", 1)).ok());
+  EXPECT_EQ(writer->Call(Reserve("w2", "other", 1)).code, ResultCode::kPermissionDenied);
+  EXPECT_EQ(writer->Call(query::GetBalance{"org"}).code, ResultCode::kPermissionDenied);
+  EXPECT_EQ(writer->Call(query::GetBalance{"ghost"}).code, ResultCode::kPermissionDenied);
+  EXPECT_EQ(writer->Call(cmd::Deposit{"d9", "team", 5, ""}).code, ResultCode::kPermissionDenied)
+      << "a writer does not fund";
+  auto team_admin = daemon_.Connect(IssueKey(*admin_, "team", Role::kAdmin));
+  CapsPatch raise;
+  raise.daily_limit_micros = Patch<int64_t>::Set(1);
+  EXPECT_EQ(team_admin->Call(cmd::SetCaps{"team", raise}).code, ResultCode::kPermissionDenied)
+      << "no key raises its own caps";
+  EXPECT_TRUE(team_admin->Call(cmd::SetCaps{"agent-1", raise}).ok());
+  EXPECT_EQ(team_admin->Call(cmd::SetPrice{"m", PriceRates{1, 1, -1, -1, -1}}).code,
+            ResultCode::kPermissionDenied);
+}
+
+TEST_F(RpcService, RevocationStopsOpenSessionsAndRotationKeepsTheOldKeyForItsGrace) {
+  Tree(*admin_);
+  cmd::IssueKey issue;
+  issue.account = "team";
+  issue.role = Role::kWriter;
+  Reply issued = admin_->Call(issue);
+  ASSERT_TRUE(issued.ok());
+  const KeyResult& key = std::get<KeyResult>(issued.body);
+  auto old_session = daemon_.Connect(key.api_key);
+  ASSERT_NE(old_session, nullptr);
+  cmd::IssueKey rotate;
+  rotate.rotate_of = key.key_id;
+  rotate.grace_s = 3600;
+  Reply rotated = admin_->Call(rotate);
+  ASSERT_TRUE(rotated.ok()) << rotated.message;
+  auto new_session = daemon_.Connect(std::get<KeyResult>(rotated.body).api_key);
+  ASSERT_NE(new_session, nullptr);
+  EXPECT_TRUE(old_session->Call(query::GetBalance{"agent-1"}).ok()) << "within the grace period";
+  ASSERT_TRUE(admin_->Call(cmd::RevokeKey{key.key_id}).ok());
+  EXPECT_EQ(old_session->Call(query::GetBalance{"agent-1"}).code, ResultCode::kUnauthenticated)
+      << "a capability handed out before the revocation stops working";
+  EXPECT_TRUE(new_session->Call(query::GetBalance{"agent-1"}).ok());
+}
+
+TEST_F(RpcService, ABatchOfCommandsAnswersEachInOrder) {
+  Tree(*admin_);
+  std::vector<RequestBody> batch;
+  for (int i = 0; i < 2000; ++i) batch.push_back(Reserve("b" + std::to_string(i), "agent-1", 1));
+  batch.push_back(Reserve("b5", "agent-1", 2));              // conflict
+  batch.push_back(query::GetReservation{"b1999"});           // sees the writes before it
+  std::vector<Reply> replies = admin_->CallBatch(std::move(batch));
+  ASSERT_EQ(replies.size(), 2002u);
+  for (int i = 0; i < 2000; ++i) {
+    ASSERT_TRUE(replies[i].ok()) << i;
+    EXPECT_EQ(std::get<ReserveResult>(replies[i].body).reservation_id, "b" + std::to_string(i));
+  }
+  EXPECT_EQ(replies[2000].code, ResultCode::kIdempotencyConflict);
+  EXPECT_EQ(std::get<ReservationView>(replies[2001].body).reservation_id, "b1999");
+  std::vector<RequestBody> too_many(kBatchCommandsMax + 1, query::ListPrices{});
+  EXPECT_EQ(admin_->CallBatch(std::move(too_many))[0].code, ResultCode::kInvalidArgument);
+}
+
+TEST_F(RpcService, ManyThreadsCallingOneAtATimeShareBatches) {
+  Tree(*admin_);
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 16; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) {
+        std::string id = "t" + std::to_string(t) + "-" + std::to_string(i);
+        if (admin_->Call(Reserve(id, "agent-1", 1)).ok() && admin_->Call(SettleCommand(id, 1)).ok()) {
+          ++ok;
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(ok.load(), 800);
+  EXPECT_EQ(std::get<BalanceView>(admin_->Call(query::GetBalance{"team"}).body).spent_today_micros,
+            800);
+}
+
+TEST_F(RpcService, ASubscriberReceivesThresholdAlertsAndFreezes) {
+  Tree(*admin_);
+  std::mutex mutex;
+  std::vector<AlertNotice> notices;
+  auto watcher = daemon_.Connect(IssueKey(*admin_, "team", Role::kReader));
+  ASSERT_TRUE(watcher->Subscribe("team", [&](const AlertNotice& notice) {
+                       std::lock_guard lock(mutex);
+                       notices.push_back(notice);
+                     }).ok());
+  CapsPatch caps;
+  caps.daily_limit_micros = Patch<int64_t>::Set(1'000'000);
+  ASSERT_TRUE(admin_->Call(cmd::SetCaps{"team", caps}).ok());
+  cmd::RecordUsage usage;
+  usage.usage_id = "u1";
+  usage.account = "agent-1";
+  usage.amount_micros = 600'000;
+  ASSERT_TRUE(admin_->Call(usage).ok());
+  ASSERT_TRUE(admin_->Call(cmd::Freeze{"agent-2", "runaway"}).ok());
+  for (int i = 0; i < 100; ++i) {
+    {
+      std::lock_guard lock(mutex);
+      if (notices.size() >= 2) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::lock_guard lock(mutex);
+  ASSERT_GE(notices.size(), 2u);
+  EXPECT_EQ(notices[0].kind, "budget_threshold");
+  EXPECT_EQ(notices[0].account, "team");
+  EXPECT_EQ(notices[0].threshold_pct, 50);
+  EXPECT_EQ(notices[1].kind, "account_frozen");
+  EXPECT_EQ(notices[1].account, "agent-2");
+}
+
+TEST_F(RpcService, CheckpointGivesACopyThatVerifiesAndRebuilds) {
+  Tree(*admin_);
+  ASSERT_TRUE(admin_->Call(Reserve("c1", "agent-1", 5)).ok());
+  Reply head = admin_->Call(query::GetChainHead{});
+  Reply done = admin_->Checkpoint(dir_.Sub("copy"));
+  ASSERT_TRUE(done.ok()) << done.message;
+  VerifyReport report;
+  const auto& chain = std::get<ChainHead>(head.body);
+  Status status = Verify(VerifyOptions{dir_.Sub("copy"), chain.sequence, chain.hash, nullptr}, &report);
+  EXPECT_TRUE(status.ok()) << status.message();
+  auto writer = daemon_.Connect(IssueKey(*admin_, "team", Role::kAdmin));
+  EXPECT_EQ(writer->Checkpoint(dir_.Sub("copy2")).code, ResultCode::kPermissionDenied);
+}
+
+TEST_F(RpcService, GracefulShutdownAnswersWhatWasQueuedAndLosesNothing) {
+  Tree(*admin_);
+  std::mutex mutex;
+  std::vector<std::string> acknowledged;
+  std::atomic<bool> go{true};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; go.load(); ++i) {
+        std::string id = "g" + std::to_string(t) + "-" + std::to_string(i);
+        Reply reply = admin_->Call(Reserve(id, "agent-1", 1));
+        if (!reply.ok()) break;  // the service went away
+        std::lock_guard lock(mutex);
+        acknowledged.push_back(id);
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(daemon_.Stop(), 0) << "SIGTERM: finish, sync, exit 0";
+  go = false;
+  for (auto& thread : threads) thread.join();
+  admin_.reset();
+  ASSERT_FALSE(acknowledged.empty());
+  Daemon again;
+  ASSERT_TRUE(again.Start(dir_.Sub("data")));
+  auto admin = again.Admin();
+  for (const std::string& id : acknowledged) {
+    ASSERT_TRUE(admin->Call(query::GetReservation{id}).ok()) << id << " was lost";
+  }
+}
+
+TEST(RpcCrash, KillNineUnderConcurrentLoadLosesNothingAcknowledgedTwentyTimes) {
+  TempDir dir;
+  std::mt19937 random(7);
+  std::set<std::string> acknowledged;
+  std::set<std::string> settled;
+  {
+    Daemon daemon;
+    ASSERT_TRUE(daemon.Start(dir.Sub("data")));
+    auto admin = daemon.Admin();
+    Tree(*admin);
+  }
+  std::string admin_key;
+  for (int round = 0; round < 20; ++round) {
+    Daemon daemon;
+    ASSERT_TRUE(daemon.Start(dir.Sub("data"))) << "round " << round;
+    admin_key = daemon.admin_key();
+    auto admin = daemon.Admin();
+    ASSERT_NE(admin, nullptr);
+    // Everything acknowledged in earlier rounds is still there.
+    for (const std::string& id : acknowledged) {
+      Reply reply = admin->Call(query::GetReservation{id});
+      ASSERT_TRUE(reply.ok()) << "round " << round << ": " << id << " was lost";
+      if (settled.contains(id)) {
+        ASSERT_EQ(std::get<ReservationView>(reply.body).status, ReservationStatus::kSettled) << id;
+      }
+    }
+    std::mutex mutex;
+    std::atomic<bool> go{true};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; go.load(); ++i) {
+          std::string id = "k" + std::to_string(round) + "-" + std::to_string(t) + "-" + std::to_string(i);
+          if (!admin->Call(Reserve(id, t % 2 == 0 ? "agent-1" : "agent-2", 100)).ok()) break;
+          {
+            std::lock_guard lock(mutex);
+            acknowledged.insert(id);
+          }
+          if (!admin->Call(SettleCommand(id, 60)).ok()) break;
+          std::lock_guard lock(mutex);
+          settled.insert(id);
+        }
+      });
+    }
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(std::uniform_int_distribution<int>(50, 400)(random)));
+    daemon.Kill();
+    go = false;
+    for (auto& thread : threads) thread.join();
+  }
+  // Finally: the recovered state equals a rebuild of the log.
+  Daemon daemon;
+  ASSERT_TRUE(daemon.Start(dir.Sub("data")));
+  auto admin = daemon.Admin();
+  Reply digest = admin->Call(query::GetDigest{});
+  ASSERT_TRUE(digest.ok());
+  admin.reset();
+  ASSERT_EQ(daemon.Stop(), 0);
+  RebuildReport rebuilt;
+  const auto& live = std::get<DigestView>(digest.body);
+  ASSERT_TRUE(Rebuild(RebuildOptions{dir.Sub("data"), "", live.sequence, INT64_MAX, nullptr}, &rebuilt).ok());
+  EXPECT_EQ(rebuilt.digest, live.digest);
+  EXPECT_GT(acknowledged.size(), 200u);
+}
+
+TEST(RpcSecurity, ANonLoopbackAddressWithoutTlsIsRefused) {
+  TempDir dir;
+  pid_t pid = fork();
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, STDOUT_FILENO);
+    dup2(devnull, STDERR_FILENO);
+    execl(PURSERD_BINARY, PURSERD_BINARY, "--data-dir", dir.Sub("data").c_str(), "--rpc",
+          "0.0.0.0:0", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_NE(WEXITSTATUS(status), 0);
+}
+
+TEST(RpcSecurity, TlsConnectionsWorkWithTheServersCertificate) {
+  TempDir dir;
+  std::string cert = dir.Sub("cert.pem");
+  std::string key = dir.Sub("key.pem");
+  std::string command = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+                        "-addext subjectAltName=DNS:localhost -keyout " + key + " -out " + cert +
+                        " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(command.c_str()), 0);
+  Daemon daemon;
+  ASSERT_TRUE(daemon.Start(dir.Sub("data"), {"--tls-cert", cert, "--tls-key", key}));
+  ClientOptions options;
+  options.address = "localhost:" + std::to_string(daemon.port());
+  options.api_key = daemon.admin_key();
+  options.tls_ca_file = cert;
+  Result<std::unique_ptr<Client>> client = Client::Connect(options);
+  ASSERT_TRUE(client.ok()) << client.status().message();
+  EXPECT_TRUE((*client)->Call(query::ListPrices{}).ok());
+  options.tls_ca_file.clear();  // plaintext to a TLS port fails
+  EXPECT_FALSE(Client::Connect(options).ok());
+}
+
+}  // namespace
+}  // namespace purser::testing
