@@ -116,6 +116,13 @@ class Client::Impl {
     return result.get();
   }
 
+  void Ping(std::function<void()> done) {
+    inbox_.Post([this, done = std::move(done)]() mutable {
+      tasks_->add(reader_.pingRequest().send().then([done](auto) { done(); }).catch_(
+          [done](kj::Exception&&) { done(); }));
+    });
+  }
+
   Reply Checkpoint(const std::string& dir) {
     std::promise<Reply> done;
     std::future<Reply> result = done.get_future();
@@ -377,5 +384,7 @@ Status Client::Subscribe(const std::string& account,
 }
 
 Reply Client::Checkpoint(const std::string& dir) { return impl_->Checkpoint(dir); }
+
+void Client::PingAsync(std::function<void()> done) { impl_->Ping(std::move(done)); }
 
 }  // namespace purser

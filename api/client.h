@@ -65,6 +65,9 @@ class Client {
   // scope) to `on_notice` (loop thread) until the client is destroyed.
   Status Subscribe(const std::string& account, std::function<void(const AlertNotice&)> on_notice);
 
+  // A round trip that does not touch the ledger; `done` runs on the loop thread.
+  void PingAsync(std::function<void()> done);
+
   // Global admin: a RocksDB checkpoint of the server's database in `dir`.
   Reply Checkpoint(const std::string& dir);
 

@@ -328,6 +328,8 @@ class ReaderImpl final : public rpc::Reader::Server {
                               context.getResults());
   }
 
+  kj::Promise<void> ping(PingContext) override { return kj::READY_NOW; }
+
  private:
   Session session_;
 };
@@ -354,6 +356,8 @@ class LedgerImpl final : public rpc::Ledger::Server {
     return session_.Subscribe(params.getSubscriber(), Str(params.getAccount()),
                               context.getResults());
   }
+
+  kj::Promise<void> ping(PingContext) override { return kj::READY_NOW; }
 
   kj::Promise<void> call(CallContext context) override {
     RequestBody body;

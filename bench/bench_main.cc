@@ -16,7 +16,16 @@ constexpr char kUsage[] =
     "           [--hot-fraction F] [--rate R] [--no-compact]\n"
     "      durable reserve -> settle pairs through the in-process sequencer\n"
     "  accounts [--count N]\n"
-    "      resident memory per account with caps set (state machine only)\n";
+    "      resident memory per account with caps set (state machine only)\n"
+    "  rpc      --key KEY [--connect HOST:PORT] [--mode batch|client|raw|ping] [--agents N]\n"
+    "           [--hot-fraction F] [--connections C] [--inflight W] [--batch B] [--threads T]\n"
+    "           [--seconds S] [--rate R] [--data-dir D]\n"
+    "      load over RPC against a running purserd: explicit batches (batch), T threads\n"
+    "      through one coalescing purser::Client (client), C connections with one call\n"
+    "      at a time (raw), or empty round trips (ping)\n"
+    "  plan     [--target-pairs-per-second X] [--accounts N] [--retention-days D]\n"
+    "           [--pairs-per-core P] [--bytes-per-event B] [--bytes-per-account M]\n"
+    "      a capacity plan (cores, disk per day, memory) from measured costs\n";
 
 int Fail(const std::string& message) {
   std::cerr << "purser-bench: " << message << '\n';
@@ -55,6 +64,8 @@ int BenchMain(int argc, char** argv) {
   Flags flags(argc, argv, 2, {"no-compact"});
   if (command == "inproc") return RunInprocCommand(flags);
   if (command == "accounts") return RunAccountsMemory(flags);
+  if (command == "rpc") return RunRpcCommand(flags);
+  if (command == "plan") return RunPlan(flags);
   std::cerr << kUsage;
   return 2;
 }

@@ -46,6 +46,10 @@ void PrintInprocReport(const InprocOptions& options, const InprocReport& report,
 // `purser-bench accounts`: resident memory per account (bench/accounts_memory.cc).
 int RunAccountsMemory(Flags& flags);
 
+// `purser-bench rpc` and `purser-bench plan` (bench/rpc_load.cc).
+int RunRpcCommand(Flags& flags);
+int RunPlan(Flags& flags);
+
 // Resident memory of this process, in bytes (from /proc/self/statm).
 uint64_t ResidentBytes();
 

@@ -80,6 +80,10 @@ interface Reader {
   # Streams alerts and freezes of `account`'s subtree (empty: the key's whole
   # scope) to `subscriber` as they become durable. Drop `subscription` (or
   # disconnect) to stop.
+
+  ping @3 () -> ();
+  # Answered at once, without touching the ledger: the cost of a round trip
+  # alone (purser-bench compares commands against it).
 }
 
 interface Ledger extends(Reader) {
