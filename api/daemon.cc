@@ -12,6 +12,9 @@
 #include <fstream>
 #include <iostream>
 
+#include "api/http_api.h"
+#include "api/http_server.h"
+#include "api/metrics.h"
 #include "api/rpc_server.h"
 #include "ledger/crypto.h"
 #include "ledger/flags.h"
@@ -24,10 +27,11 @@ namespace {
 constexpr char kUsage[] =
     "usage: purserd [--data-dir DIR] [--rpc HOST:PORT | --rpc unix:PATH] [--http HOST:PORT]\n"
     "               [--tls-cert PEM --tls-key PEM] [--insecure] [--log-level info|warn|error]\n"
-    "               [--queue-max N] [--checkpoint-every N]\n"
+    "               [--queue-max N] [--checkpoint-every N] [--http-threads N]\n"
+    "               [--allow-private-webhooks]\n"
     "  --data-dir     the RocksDB directory (default ./data)\n"
     "  --rpc          Cap'n Proto RPC address (default 127.0.0.1:8481; port 0 = ephemeral)\n"
-    "  --http         HTTP/JSON address (default 127.0.0.1:8480; served once built)\n"
+    "  --http         HTTP/JSON address (default 127.0.0.1:8480; port 0 = ephemeral)\n"
     "  --insecure     allow a non-loopback address without TLS\n";
 
 std::atomic<int> g_stop_signal{0};
@@ -94,10 +98,11 @@ void LogChainHead(Sequencer& sequencer) {
 }  // namespace
 
 int DaemonMain(int argc, char** argv) {
-  Flags flags(argc, argv, 1, {"insecure", "help"});
+  Flags flags(argc, argv, 1, {"insecure", "help", "allow-private-webhooks"});
   static const std::vector<std::string> kKnown = {
-      "data-dir", "rpc", "http", "tls-cert", "tls-key", "insecure", "log-level", "queue-max",
-      "checkpoint-every", "help"};
+      "data-dir",  "rpc",       "http",      "tls-cert",         "tls-key",
+      "insecure",  "log-level", "queue-max", "checkpoint-every", "help",
+      "http-threads", "allow-private-webhooks"};
   if (flags.Has("help")) {
     std::cout << kUsage;
     return 0;
@@ -144,6 +149,23 @@ int DaemonMain(int argc, char** argv) {
     return 1;
   }
 
+  Metrics metrics(&sequencer);
+  HttpApiOptions api_options;
+  api_options.allow_private_webhooks = flags.Has("allow-private-webhooks");
+  HttpApi api(&sequencer, &metrics, api_options);
+  HttpServerOptions http_options;
+  http_options.address = flags.Get("http", "127.0.0.1:8480");
+  http_options.tls_cert_file = flags.Get("tls-cert");
+  http_options.tls_key_file = flags.Get("tls-key");
+  http_options.insecure = flags.Has("insecure");
+  http_options.threads = static_cast<int>(flags.GetInt("http-threads").value_or(1));
+  HttpServer http(&api, http_options);
+  if (Status status = http.Start(); !status.ok()) {
+    Log(Level::kError, status.message());
+    sequencer.Stop();
+    return 1;
+  }
+
   RpcServerOptions rpc_options;
   rpc_options.address = flags.Get("rpc", "127.0.0.1:8481");
   rpc_options.tls_cert_file = flags.Get("tls-cert");
@@ -153,12 +175,14 @@ int DaemonMain(int argc, char** argv) {
   RpcServer rpc(&sequencer, rpc_options);
   if (Status status = rpc.Start(); !status.ok()) {
     Log(Level::kError, status.message());
+    http.Stop();
     sequencer.Stop();
     return 1;
   }
   // One parseable line for scripts and tests, on stdout.
-  std::printf("purserd: serving rpc=%s port=%u data=%s admin_key=%s\n", rpc_options.address.c_str(),
-              rpc.port(), data_dir.c_str(),
+  std::printf("purserd: serving rpc=%s port=%u http=%s http_port=%u data=%s admin_key=%s\n",
+              rpc_options.address.c_str(), rpc.port(), http_options.address.c_str(), http.port(),
+              data_dir.c_str(),
               (std::filesystem::path(data_dir) / "admin.key").string().c_str());
   std::fflush(stdout);
   LogChainHead(sequencer);
@@ -172,8 +196,10 @@ int DaemonMain(int argc, char** argv) {
   int signal_number = g_stop_signal.load();
   Log(Level::kInfo, std::string("stopping on ") + (signal_number == SIGINT ? "SIGINT" : "SIGTERM"));
   rpc.StopAccepting();
+  http.StopAccepting();
   sequencer.Stop();  // executes and syncs what is queued, writes a checkpoint
   rpc.Stop();        // answers the last replies, closes connections
+  http.Stop();
   bool failed = sequencer.failed();
   LogChainHead(sequencer);
   Log(Level::kInfo, failed ? "stopped after a storage failure" : "stopped cleanly");

@@ -182,6 +182,7 @@ struct BodyWriter {
     w.BeginObject().Field("seq", v.sequence).Field("digest", HexEncode(v.digest)).EndObject();
   }
   void operator()(const AccountTreeView&) { w.BeginObject().EndObject(); }
+  void operator()(const DailyReportList&) { w.BeginObject().EndObject(); }
 };
 
 }  // namespace

@@ -555,6 +555,7 @@ struct ReplyEncoder {
     b.setDigest(Bytes(v.digest));
   }
   void operator()(const AccountTreeView&) { r.getBody().setNone(); }  // service only
+  void operator()(const DailyReportList&) { r.getBody().setNone(); }  // HTTP compatibility only
 };
 
 }  // namespace

@@ -13,7 +13,7 @@ endif()
 
 add_library(purser_warnings INTERFACE)
 target_compile_options(purser_warnings INTERFACE
-  -Wall -Wextra -Wshadow -Wconversion -Wno-sign-conversion -Wnon-virtual-dtor)
+  -Wall -Wextra -Wshadow -Wconversion -Wno-sign-conversion)
 if(PURSER_WERROR)
   target_compile_options(purser_warnings INTERFACE -Werror)
 endif()

@@ -234,6 +234,12 @@ struct GetPnl {
   int64_t from_day = 0;
   int64_t to_day = 0;
 };
+// Compatibility daily reports of an account (itself only) over a date range.
+struct DailyReports {
+  std::string account;
+  int64_t from_day = 0;
+  int64_t to_day = 0;
+};
 // Answered by the sequencer, not the machine.
 struct GetChainHead {};
 struct GetDigest {};
@@ -252,7 +258,7 @@ using RequestBody =
                  query::GetReservation, query::ListReservations, query::GetSpend,
                  query::ListAlerts, query::ListPrices, query::EstimateCost, query::ListKeys,
                  query::ListWebhooks, query::GetPnl, query::GetChainHead, query::GetDigest,
-                 query::AccountTree>;
+                 query::AccountTree, query::DailyReports>;
 
 struct Request {
   Credentials credentials;
@@ -261,6 +267,9 @@ struct Request {
 
 // A short name of a request type ("reserve", "get_balance") for metrics.
 const char* RequestTypeName(const RequestBody& body);
+// The same by the type's index in RequestBody (body.index()).
+const char* RequestTypeNameAt(size_t index);
+inline constexpr size_t kRequestTypeCount = std::variant_size_v<RequestBody>;
 // True for requests that may append events.
 bool IsCommand(const RequestBody& body);
 
@@ -472,6 +481,10 @@ struct DigestView {
   Sha256Digest digest{};
 };
 
+struct DailyReportList {
+  std::vector<event::DailyReportIngested> reports;  // by date
+};
+
 struct AccountTreeView {
   std::vector<std::pair<std::string, std::string>> accounts;  // (id, parent), opening order
 };
@@ -481,7 +494,7 @@ using ReplyBody =
                  SettleResult, VoidResult, ExtendResult, UsageResult, IdResult, BalanceResult,
                  KeyResult, PrincipalView, ReservationView, ReservationList, SpendReport,
                  AlertList, PriceList, CostResult, KeyList, WebhookList, PnlView, ChainHead,
-                 DigestView, AccountTreeView>;
+                 DigestView, AccountTreeView, DailyReportList>;
 
 struct Reply {
   ResultCode code = ResultCode::kOk;

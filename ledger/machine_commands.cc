@@ -666,7 +666,7 @@ Reply Machine::Handler::Do(const cmd::IssueKey& c) {
         return Reply::Error(ResultCode::kIdempotencyConflict,
                             "key request " + c.request_id + " was made with a different payload");
       }
-      return Ok(KeyResult{key.key_id, account_id, key.role}, false);
+      return Ok(KeyResult{key.key_id, account_id, key.role, ""}, false);
     }
   }
   if (state_.keys.contains(c.key_id) || state_.keys_by_hash.contains(c.secret_sha256)) {
@@ -683,7 +683,7 @@ Reply Machine::Handler::Do(const cmd::IssueKey& c) {
   e.old_key_valid_until_us = c.rotate_of.empty() ? 0 : now_us_ + c.grace_s * kMicrosPerSecond;
   e.request_hash = hash;
   Emit(std::move(e));
-  return Ok(KeyResult{c.key_id, account_id, role}, true);
+  return Ok(KeyResult{c.key_id, account_id, role, ""}, true);
 }
 
 Reply Machine::Handler::Do(const cmd::RevokeKey& c) {

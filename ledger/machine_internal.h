@@ -78,6 +78,7 @@ class Machine::Handler {
   Reply Do(const query::GetChainHead& q);
   Reply Do(const query::GetDigest& q);
   Reply Do(const query::AccountTree& q);
+  Reply Do(const query::DailyReports& q);
 
  private:
   enum class Access { kRead, kWrite, kAdminBelowRoot, kAdminInSubtree };

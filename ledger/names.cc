@@ -1,5 +1,7 @@
 // Names of request and event types, for logs, metrics and exports.
+#include <array>
 #include <type_traits>
+#include <utility>
 
 #include "ledger/commands.h"
 #include "ledger/events.h"
@@ -48,6 +50,7 @@ constexpr const char* RequestName() {
   else if constexpr (std::is_same_v<T, query::GetChainHead>) return "chain_head";
   else if constexpr (std::is_same_v<T, query::GetDigest>) return "digest";
   else if constexpr (std::is_same_v<T, query::AccountTree>) return "account_tree";
+  else if constexpr (std::is_same_v<T, query::DailyReports>) return "daily_reports";
   else static_assert(sizeof(T) == 0, "name every request type");
 }
 
@@ -89,10 +92,20 @@ constexpr bool IsCommandType() {
          !std::is_same_v<T, query::EstimateCost> && !std::is_same_v<T, query::ListKeys> &&
          !std::is_same_v<T, query::ListWebhooks> && !std::is_same_v<T, query::GetPnl> &&
          !std::is_same_v<T, query::GetChainHead> && !std::is_same_v<T, query::GetDigest> &&
-         !std::is_same_v<T, query::AccountTree>;
+         !std::is_same_v<T, query::AccountTree> && !std::is_same_v<T, query::DailyReports>;
+}
+
+template <size_t... I>
+constexpr std::array<const char*, sizeof...(I)> RequestNames(std::index_sequence<I...>) {
+  return {RequestName<std::variant_alternative_t<I, RequestBody>>()...};
 }
 
 }  // namespace
+
+const char* RequestTypeNameAt(size_t index) {
+  static constexpr auto kNames = RequestNames(std::make_index_sequence<kRequestTypeCount>{});
+  return index < kNames.size() ? kNames[index] : "unknown";
+}
 
 const char* RequestTypeName(const RequestBody& body) {
   return std::visit([](const auto& b) { return RequestName<std::decay_t<decltype(b)>>(); }, body);

@@ -410,6 +410,20 @@ Reply Machine::Handler::Do(const query::GetDigest&) {
   return Ok(std::monostate{}, false);  // the sequencer fills in the digest
 }
 
+Reply Machine::Handler::Do(const query::DailyReports& q) {
+  Reply error;
+  if (Resolve(q.account, Access::kRead, &error) == kNoAccount) return error;
+  if (q.from_day > q.to_day) return Invalid("from must not be after to");
+  DailyReportList list;
+  auto it = state_.daily_reports.lower_bound({q.account, q.from_day});
+  for (; it != state_.daily_reports.end() && it->first.first == q.account &&
+         it->first.second <= q.to_day;
+       ++it) {
+    list.reports.push_back(it->second.report);
+  }
+  return Ok(std::move(list), false);
+}
+
 Reply Machine::Handler::Do(const query::AccountTree&) {
   if (!principal_.system) {
     return Reply::Error(ResultCode::kPermissionDenied, "the account tree is for the service");

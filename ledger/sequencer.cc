@@ -98,7 +98,13 @@ bool Sequencer::Submit(std::vector<Request> requests, Completion done) {
     return false;
   }
   bool was_empty = queue_.empty();
-  queue_.push_back(Submission{std::move(requests), {}, std::move(done)});
+  std::vector<uint8_t> types;
+  types.reserve(requests.size());
+  for (const Request& request : requests) types.push_back(static_cast<uint8_t>(request.body.index()));
+  int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                       std::chrono::steady_clock::now().time_since_epoch())
+                       .count();
+  queue_.push_back(Submission{std::move(requests), {}, std::move(done), std::move(types), now_us});
   queued_commands_ += count;
   lock.unlock();
   if (was_empty) queue_cv_.notify_one();
@@ -433,7 +439,19 @@ void Sequencer::CompleteBatch(Batch* batch) {
     events_total_.store(batch->events.back().sequence, std::memory_order_relaxed);
     group_commits_.fetch_add(1, std::memory_order_relaxed);
   }
-  for (Submission& s : batch->submissions) s.done(std::move(s.replies));
+  int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                       std::chrono::steady_clock::now().time_since_epoch())
+                       .count();
+  for (Submission& s : batch->submissions) {
+    auto waited = static_cast<uint64_t>(std::max<int64_t>(0, now_us - s.submitted_us));
+    for (size_t i = 0; i < s.replies.size(); ++i) {
+      size_t type = s.types[i];
+      command_counts_[type * kResultCodeCount + static_cast<uint32_t>(s.replies[i].code)]
+          .fetch_add(1, std::memory_order_relaxed);
+      command_us_[type].Record(waited);
+    }
+    s.done(std::move(s.replies));
+  }
   std::lock_guard lock(observers_mutex_);
   for (const EventObserver& observer : observers_) observer(batch->events);
 }

@@ -17,6 +17,7 @@
 // time the answer is delivered.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -120,6 +121,14 @@ class Sequencer {
   // records (log thread), in microseconds: where the CPU of a commit goes.
   const Histogram& execute_histogram() const { return execute_us_; }
   const Histogram& encode_histogram() const { return encode_us_; }
+  // Requests answered, by type (RequestBody index) and result code.
+  uint64_t command_count(size_t type, ResultCode code) const {
+    return command_counts_[type * kResultCodeCount + static_cast<uint32_t>(code)].load(
+        std::memory_order_relaxed);
+  }
+  // Time from Submit() to the answer, in microseconds, by request type.
+  const Histogram& command_latency(size_t type) const { return command_us_[type]; }
+
   // How many events recovery re-applied after the checkpoint.
   uint64_t recovered_tail_events() const { return recovered_tail_events_; }
   EventLog* log() { return log_.get(); }
@@ -129,6 +138,8 @@ class Sequencer {
     std::vector<Request> requests;
     std::vector<Reply> replies;
     Completion done;
+    std::vector<uint8_t> types;  // RequestBody index of each request, for metrics
+    int64_t submitted_us = 0;    // steady clock
   };
   struct Batch {
     std::vector<Submission> submissions;
@@ -211,6 +222,8 @@ class Sequencer {
   Histogram group_size_;
   Histogram execute_us_;
   Histogram encode_us_;
+  std::array<std::atomic<uint64_t>, kRequestTypeCount * kResultCodeCount> command_counts_{};
+  std::array<Histogram, kRequestTypeCount> command_us_;
 
   std::thread sequencer_thread_;
   std::thread log_thread_;

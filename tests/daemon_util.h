@@ -35,7 +35,7 @@ class Daemon {
       close(out[0]);
       close(out[1]);
       std::vector<std::string> args = {PURSERD_BINARY, "--data-dir", data_dir, "--rpc",
-                                       "127.0.0.1:0"};
+                                       "127.0.0.1:0", "--http", "127.0.0.1:0"};
       args.insert(args.end(), extra.begin(), extra.end());
       std::vector<char*> argv;
       for (std::string& arg : args) argv.push_back(arg.data());
@@ -54,6 +54,8 @@ class Daemon {
       return false;
     }
     port_ = std::stoi(line.substr(at + 5));
+    size_t http_at = line.find("http_port=");
+    if (http_at != std::string::npos) http_port_ = std::stoi(line.substr(http_at + 10));
     std::ifstream key_file(data_dir + "/admin.key");
     std::getline(key_file, admin_key_);
     return true;
@@ -80,6 +82,7 @@ class Daemon {
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   const std::string& admin_key() const { return admin_key_; }
   int port() const { return port_; }
+  int http_port() const { return http_port_; }
 
   std::unique_ptr<Client> Connect(const std::string& key) const {
     ClientOptions options;
@@ -95,6 +98,7 @@ class Daemon {
   std::string data_dir_;
   pid_t pid_ = -1;
   int port_ = 0;
+  int http_port_ = 0;
   std::string admin_key_;
 };
 

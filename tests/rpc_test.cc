@@ -407,7 +407,7 @@ TEST(RpcSecurity, ANonLoopbackAddressWithoutTlsIsRefused) {
     dup2(devnull, STDOUT_FILENO);
     dup2(devnull, STDERR_FILENO);
     execl(PURSERD_BINARY, PURSERD_BINARY, "--data-dir", dir.Sub("data").c_str(), "--rpc",
-          "0.0.0.0:0", static_cast<char*>(nullptr));
+          "0.0.0.0:0", "--http", "127.0.0.1:0", static_cast<char*>(nullptr));
     _exit(127);
   }
   int status = 0;

@@ -1,0 +1,63 @@
+// The HTTP/JSON API of ../shared/API.md, independent of the network layer:
+// a request in, a response out (through a callback, since answers wait for
+// the sequencer's group commit). api/http_server.h serves it with Beast.
+//
+// Every request goes through the same sequencer, group commit, keys, roles
+// and scopes as RPC. Thread-safety: Handle() from any thread; `respond` may
+// run on the sequencer's log thread and must hand the response back to the
+// connection's own thread quickly.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+
+#include "ledger/sequencer.h"
+
+namespace purser {
+
+class Metrics;
+
+struct HttpRequest {
+  std::string method;                         // GET, POST, PUT, DELETE
+  std::string path;                           // without the query string
+  std::map<std::string, std::string> query;   // decoded query parameters
+  std::string body;
+  std::string authorization;                  // the Authorization header
+  std::string idempotency_key;                // the Idempotency-Key header
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  int retry_after_s = 0;  // set on 503
+};
+
+struct HttpApiOptions {
+  // Accept webhook URLs that resolve to loopback, link-local or private
+  // addresses. Default: false.
+  bool allow_private_webhooks = false;
+};
+
+// Splits "/a/b?x=1&y=%20" into a path and decoded parameters. False when the
+// target is not valid (bad percent-encoding, a repeated parameter).
+bool ParseTarget(std::string_view target, std::string* path,
+                 std::map<std::string, std::string>* query);
+
+class HttpApi {
+ public:
+  // `*sequencer` and `*metrics` must outlive the API.
+  HttpApi(Sequencer* sequencer, Metrics* metrics, HttpApiOptions options);
+
+  void Handle(const HttpRequest& request, std::function<void(HttpResponse&&)> respond);
+
+  struct Plan;
+
+ private:
+  Sequencer* sequencer_;
+  Metrics* metrics_;
+  HttpApiOptions options_;
+};
+
+}  // namespace purser
