@@ -3,6 +3,7 @@
 option(PURSER_BUILD_TESTS "Build the GoogleTest suite" ON)
 option(PURSER_BUILD_BENCH "Build benchmarks and purser-bench" ON)
 option(PURSER_WERROR "Treat warnings as errors" OFF)
+option(PURSER_BUILD_FUZZ "Build the libFuzzer targets (clang)" OFF)
 set(PURSER_SANITIZE "" CACHE STRING "Sanitizers: '', 'address,undefined' or 'thread'")
 
 find_program(CCACHE_PROGRAM ccache)
