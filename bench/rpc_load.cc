@@ -284,6 +284,35 @@ int RunRpc(const RpcOptions& options) {
     }
     for (auto& chain : batch_chains) chain->Start();
     for (auto& chain : serial_chains) chain->Start();
+  } else if (options.mode == "open") {
+    // Open loop: one scheduler starts reserves at `rate` per second through
+    // the coalescing client; each settle follows its reserve's answer.
+    // Latency counts from the scheduled start (no coordinated omission).
+    if (options.rate <= 0) {
+      std::cerr << "purser-bench: --mode open needs --rate\n";
+      return 2;
+    }
+    Client* shared = admin->get();
+    threads.emplace_back([&, shared] {
+      auto workload = std::make_shared<Workload>(options, 7);
+      int64_t begin = NowUs();
+      for (uint64_t i = 0; !stop.load(); ++i) {
+        int64_t scheduled = begin + static_cast<int64_t>(i) * 1'000'000 / options.rate;
+        int64_t wait = scheduled - NowUs();
+        if (wait > 0) std::this_thread::sleep_for(std::chrono::microseconds(wait));
+        std::string id = "o" + run + "-" + std::to_string(i);
+        shared->CallAsync(workload->Reserve(id), [&counters, shared, id, scheduled](Reply&& reply) {
+          counters.reserve_us.Record(static_cast<uint64_t>(NowUs() - scheduled));
+          if (!reply.ok()) {
+            counters.refused.fetch_add(1);
+            return;
+          }
+          shared->CallAsync(Workload::Settle(id), [&counters](Reply&& settled) {
+            if (settled.ok()) counters.pairs.fetch_add(1);
+          });
+        });
+      }
+    });
   } else if (options.mode == "client") {
     Client* shared = admin->get();
     for (int t = 0; t < options.threads; ++t) {
@@ -310,7 +339,7 @@ int RunRpc(const RpcOptions& options) {
       });
     }
   } else {
-    std::cerr << "purser-bench: --mode must be batch, client, raw or ping\n";
+    std::cerr << "purser-bench: --mode must be batch, client, open, raw or ping\n";
     return 2;
   }
   uint64_t last_pairs = 0;
