@@ -82,7 +82,11 @@ LogBatch::LogBatch() : batch_(std::make_unique<rocksdb::WriteBatch>()) {}
 LogBatch::~LogBatch() = default;
 LogBatch::LogBatch(LogBatch&&) noexcept = default;
 LogBatch& LogBatch::operator=(LogBatch&&) noexcept = default;
-size_t LogBatch::bytes() const { return batch_->GetDataSize() + segment_.size(); }
+size_t LogBatch::bytes() const {
+  size_t ids = 0;
+  for (const auto& [key, value] : ids_) ids += key.size() + value.size();
+  return batch_->GetDataSize() + segment_.size() + ids;
+}
 
 Result<std::unique_ptr<EventLog>> EventLog::Open(const EventLogOptions& options) {
   rocksdb::DBOptions db_options;
@@ -174,8 +178,7 @@ void EventLog::Append(const Event& event, std::string_view payload, LogBatch* ba
   if (IdIndexEntry(event.body, &kind, &id)) {
     std::string id_key(1, kind);
     id_key += id;
-    batch->batch_->Put(ids_, Slice(id_key), Slice(SequenceKey(event.sequence)))
-        .PermitUncheckedError();
+    batch->ids_.emplace_back(std::move(id_key), SequenceKey(event.sequence));
   }
   ++batch->records_;
   last_sequence_ = event.sequence;
@@ -189,6 +192,11 @@ Status EventLog::Write(LogBatch* batch, bool sync) {
     ++batch->extra_;
     batch->segment_.clear();
   }
+  std::sort(batch->ids_.begin(), batch->ids_.end());
+  for (const auto& [key, value] : batch->ids_) {
+    batch->batch_->Put(ids_, Slice(key), Slice(value)).PermitUncheckedError();
+  }
+  batch->ids_.clear();
   rocksdb::WriteOptions options;
   options.sync = sync;
   options.disableWAL = false;

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <future>
@@ -377,6 +378,9 @@ void Sequencer::EncodeBatch(Batch* batch, LogBatch* log_batch) {
     answer_heads(event.sequence);
   }
   answer_heads(UINT64_MAX);
+  // In key order: the memtable's skip list inserts neighbours far faster.
+  std::sort(batch->cold_records.begin(), batch->cold_records.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
   for (const auto& [key, record] : batch->cold_records) {
     log_->AddColdRecord(key, record, log_batch);
   }
