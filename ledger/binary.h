@@ -39,6 +39,22 @@ class BinaryWriter {
     U64(text.size());
     out_->append(text);
   }
+  // Compact forms for stored records (not the digest): LEB128 varints,
+  // zig-zag for signed values.
+  void Var(uint64_t value) {
+    while (value >= 0x80) {
+      out_->push_back(static_cast<char>(value | 0x80));
+      value >>= 7;
+    }
+    out_->push_back(static_cast<char>(value));
+  }
+  void ZigZag(int64_t value) {
+    Var((static_cast<uint64_t>(value) << 1) ^ static_cast<uint64_t>(value >> 63));
+  }
+  void VarStr(std::string_view text) {
+    Var(text.size());
+    out_->append(text);
+  }
   void Digest(const Sha256Digest& digest) {
     out_->append(reinterpret_cast<const char*>(digest.data()), digest.size());
   }
@@ -79,14 +95,38 @@ class BinaryReader {
     }
     return digest;
   }
+  uint64_t Var() {
+    uint64_t value = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (!Need(1)) return 0;
+      auto byte = static_cast<uint8_t>(in_[pos_++]);
+      if (shift == 63 && byte > 1) break;  // more than 64 bits
+      value |= uint64_t{byte & 0x7fu} << shift;
+      if ((byte & 0x80) == 0) return value;
+    }
+    ok_ = false;
+    return 0;
+  }
+  int64_t ZigZag() {
+    uint64_t value = Var();
+    return static_cast<int64_t>((value >> 1) ^ (~(value & 1) + 1));
+  }
+  std::string VarStr() {
+    uint64_t size = Var();
+    if (!Need(size)) return {};
+    std::string text(in_.substr(pos_, size));
+    pos_ += size;
+    return text;
+  }
   // A count of items that each take at least one byte: bounded by what is left.
-  uint64_t Count() {
-    uint64_t count = U64();
+  uint64_t Count() { return Bounded(U64()); }
+  uint64_t VarCount() { return Bounded(Var()); }
+
+ private:
+  uint64_t Bounded(uint64_t count) {
     if (count > in_.size() - std::min(pos_, in_.size())) ok_ = false;
     return ok_ ? count : 0;
   }
-
- private:
   bool Need(uint64_t bytes) {
     if (!ok_ || bytes > in_.size() - pos_) ok_ = false;
     return ok_;

@@ -53,6 +53,11 @@ rocksdb::ColumnFamilyOptions EventsOptions(const EventLogOptions& options) {
 rocksdb::ColumnFamilyOptions IdsOptions() {
   rocksdb::ColumnFamilyOptions cf;
   cf.write_buffer_size = 32 << 20;
+  // Most lookups are misses (a new id is checked against every id ever
+  // used): a Bloom filter over the memtable's keys answers them without
+  // searching its skip list.
+  cf.memtable_whole_key_filtering = true;
+  cf.memtable_prefix_bloom_size_ratio = 0.05;
   cf.compression = Supports(rocksdb::kLZ4Compression) ? rocksdb::kLZ4Compression
                                                       : rocksdb::kSnappyCompression;
   rocksdb::BlockBasedTableOptions table;

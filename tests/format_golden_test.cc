@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <climits>
+
+#include "ledger/cold_record.h"
 #include "ledger/crypto.h"
 #include "ledger/event_codec.h"
 
@@ -109,6 +112,108 @@ TEST(FormatGolden, DecodingGarbageIsAnErrorNotACrash) {
   EXPECT_FALSE(DecodePayload(std::string(100, '\xff'), &event).ok());
   RecordView view;
   EXPECT_FALSE(DecodeRecord(1, "short", &view).ok());
+}
+
+Reservation GoldenColdReservation() {
+  Reservation x;
+  x.id = "r1";
+  x.account = 3;
+  x.funding = 1;
+  x.status = ReservationStatus::kSettled;
+  x.amount_micros = 1'000'000;
+  x.created_us = 1'795'428'000'000'000;
+  x.expires_us = x.created_us + 300'000'000;
+  x.original_expires_us = x.created_us + 300'000'000;
+  x.ttl_s = 300;
+  x.headroom_after_micros = 49'000'000;
+  x.request_hash = 0x0123456789abcdef;
+  x.settle_hash = 0xfedcba9876543210;
+  x.run_id = 2;
+  x.action = 5;
+  x.tags = {{"env", "prod"}};
+  x.cost_micros = 14'730;
+  x.released_micros = 985'270;
+  x.charge.account = 1;
+  x.charge.charged_micros = 14'730;
+  x.charge.day = 20'780;
+  x.charge.row_keys = {RowKey(Dimension::kModel, 1), TagRowKey(0, 4)};
+  x.version = 7;
+  return x;
+}
+
+TEST(FormatGolden, ColdReservationRecordHasTheseExactBytes) {
+  std::string bytes = EncodeColdReservation(GoldenColdReservation());
+  EXPECT_EQ(HexEncode(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
+            "02"                        // record version
+            "027231" "03" "01" "01"     // id "r1", account, funding, status
+            "80a0c782d5bbb006"          // created_us, zig-zag varint
+            "808c8d9e02" "808c8d9e02"   // expiry and original expiry, as deltas
+            "80897a" "d804" "80b9dd2e" "94e601" "eca278" "00"  // amounts and ttl
+            "efcdab8967452301" "1032547698badcfe"  // payload hashes, fixed
+            "0205" "01" "03656e76" "0470726f64"    // run, action, one tag
+            "00"                                    // flags
+            "01" "94e601" "00" "d8c402" "02" "0101" "1004"  // charge
+            "07");                                  // version
+  Reservation decoded;
+  ASSERT_TRUE(DecodeColdReservation(bytes, &decoded));
+  EXPECT_EQ(EncodeColdReservation(decoded), bytes);
+}
+
+TEST(FormatGolden, ColdRecordsRoundTripExtremeValues) {
+  Reservation x = GoldenColdReservation();
+  x.created_us = INT64_MAX;
+  x.expires_us = INT64_MIN;
+  x.original_expires_us = -1;
+  x.amount_micros = INT64_MIN;
+  x.overrun_micros = INT64_MAX;
+  x.request_hash = UINT64_MAX;
+  x.version = UINT64_MAX;
+  x.late = true;
+  x.expiry_charged = true;
+  x.charge.row_keys = {UINT64_MAX, 0};
+  std::string bytes = EncodeColdReservation(x);
+  Reservation back;
+  ASSERT_TRUE(DecodeColdReservation(bytes, &back));
+  EXPECT_EQ(back.created_us, INT64_MAX);
+  EXPECT_EQ(back.expires_us, INT64_MIN);
+  EXPECT_EQ(back.original_expires_us, -1);
+  EXPECT_EQ(back.amount_micros, INT64_MIN);
+  EXPECT_EQ(back.overrun_micros, INT64_MAX);
+  EXPECT_EQ(back.request_hash, UINT64_MAX);
+  EXPECT_EQ(back.version, UINT64_MAX);
+  EXPECT_TRUE(back.late);
+  EXPECT_TRUE(back.expiry_charged);
+  EXPECT_EQ(back.charge.row_keys, (std::vector<uint64_t>{UINT64_MAX, 0}));
+  EXPECT_EQ(back.tags, x.tags);
+
+  UsageRecord usage;
+  usage.request_hash = 5;
+  usage.cost_micros = -3;
+  usage.overrun_micros = INT64_MIN;
+  usage.charge.account = 9;
+  usage.version = 1u << 31;
+  std::string usage_bytes = EncodeColdUsage("u-1", usage);
+  std::string id;
+  UsageRecord usage_back;
+  ASSERT_TRUE(DecodeColdUsage(usage_bytes, &id, &usage_back));
+  EXPECT_EQ(id, "u-1");
+  EXPECT_EQ(usage_back.cost_micros, -3);
+  EXPECT_EQ(usage_back.overrun_micros, INT64_MIN);
+  EXPECT_EQ(usage_back.charge.account, 9u);
+  EXPECT_EQ(usage_back.version, 1u << 31);
+}
+
+TEST(FormatGolden, TruncatedOrPaddedColdRecordsAreRefused) {
+  std::string bytes = EncodeColdReservation(GoldenColdReservation());
+  Reservation x;
+  for (size_t size = 0; size < bytes.size(); ++size) {
+    EXPECT_FALSE(DecodeColdReservation(bytes.substr(0, size), &x)) << size;
+  }
+  EXPECT_FALSE(DecodeColdReservation(bytes + std::string(1, '\0'), &x));
+  EXPECT_FALSE(DecodeColdReservation(std::string(40, '\xff'), &x));
+  std::string id;
+  UsageRecord usage;
+  EXPECT_FALSE(DecodeColdUsage(std::string(12, '\x80'), &id, &usage));
 }
 
 }  // namespace
