@@ -46,10 +46,6 @@ Result<std::unique_ptr<Sequencer>> Sequencer::Open(SequencerOptions options) {
     pthread_setname_np(pthread_self(), "purser-log");
     s->LogLoop();
   });
-  sequencer->write_thread_ = std::thread([s = sequencer.get()] {
-    pthread_setname_np(pthread_self(), "purser-sync");
-    s->WriteLoop();
-  });
   sequencer->sequencer_thread_ = std::thread([s = sequencer.get()] {
     pthread_setname_np(pthread_self(), "purser-seq");
     s->SequencerLoop();
@@ -396,65 +392,40 @@ void Sequencer::EncodeBatch(Batch* batch, LogBatch* log_batch) {
 }
 
 void Sequencer::LogLoop() {
+  std::deque<Batch> batches;
   while (true) {
-    Encoded unit;
-    {
-      // Wait until the writer has room: batches meanwhile pile up in the
-      // pipeline and go out together, one write and one fsync for all.
-      std::unique_lock lock(encoded_mutex_);
-      encoded_cv_.wait(lock, [&] { return encoded_.size() < kEncodedDepth; });
-    }
     {
       std::unique_lock lock(pipeline_mutex_);
       pipeline_cv_.wait(lock, [&] { return !pipeline_.empty() || pipeline_closed_; });
-      if (pipeline_.empty()) break;
-      unit.batches.swap(pipeline_);
+      if (pipeline_.empty()) return;
+      // Every batch waiting goes into one write and one fsync: group commit
+      // at the log, on top of the sequencer's.
+      batches.swap(pipeline_);
     }
     pipeline_cv_.notify_all();
+    LogBatch log_batch;
+    bool checkpoint = false;
     if (!failed_.load()) {
       auto start = std::chrono::steady_clock::now();
-      for (Batch& batch : unit.batches) {
-        unit.checkpoint = unit.checkpoint || batch.checkpoint.has_value();
-        EncodeBatch(&batch, &unit.log_batch);
+      for (Batch& batch : batches) {
+        checkpoint = checkpoint || batch.checkpoint.has_value();
+        EncodeBatch(&batch, &log_batch);
       }
       encode_us_.Record(MicrosSince(start));
     }
-    {
-      std::lock_guard lock(encoded_mutex_);
-      encoded_.push_back(std::move(unit));
-    }
-    encoded_cv_.notify_all();
-  }
-  {
-    std::lock_guard lock(encoded_mutex_);
-    encoded_closed_ = true;
-  }
-  encoded_cv_.notify_all();
-}
-
-void Sequencer::WriteLoop() {
-  while (true) {
-    Encoded unit;
-    {
-      std::unique_lock lock(encoded_mutex_);
-      encoded_cv_.wait(lock, [&] { return !encoded_.empty() || encoded_closed_; });
-      if (encoded_.empty()) return;
-      unit = std::move(encoded_.front());
-      encoded_.pop_front();
-    }
-    encoded_cv_.notify_all();
-    if (!failed_.load() && !unit.log_batch.empty()) {
+    if (!failed_.load() && !log_batch.empty()) {
       auto start = std::chrono::steady_clock::now();
-      Status status = log_->Write(&unit.log_batch, /*sync=*/true);
+      Status status = log_->Write(&log_batch, /*sync=*/true);
       uint64_t elapsed_us = MicrosSince(start);
       fsync_us_.Record(elapsed_us);
-      if (unit.checkpoint) {
+      if (checkpoint) {
         std::fprintf(stderr, "purser: checkpoint written: %zu bytes in %llu ms\n",
-                     unit.log_batch.bytes(), static_cast<unsigned long long>(elapsed_us / 1000));
+                     log_batch.bytes(), static_cast<unsigned long long>(elapsed_us / 1000));
       }
       if (!status.ok()) FailAll(status);
     }
-    for (Batch& batch : unit.batches) CompleteBatch(&batch);
+    for (Batch& batch : batches) CompleteBatch(&batch);
+    batches.clear();
   }
 }
 
@@ -510,7 +481,6 @@ void Sequencer::Stop() {
     queue_cv_.notify_all();
     if (sequencer_thread_.joinable()) sequencer_thread_.join();
     if (log_thread_.joinable()) log_thread_.join();
-    if (write_thread_.joinable()) write_thread_.join();
     // A clean stop leaves no WAL to replay: the next open, and any
     // read-only replay tool, starts at once.
     if (log_ && !failed_.load()) {

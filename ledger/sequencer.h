@@ -165,7 +165,6 @@ class Sequencer {
   Status WriteDefaultPrices();
   void SequencerLoop();
   void LogLoop();
-  void WriteLoop();
   // Executes one group commit from `submissions` (may be empty: maintenance).
   void RunGroup(std::vector<Submission> submissions, bool final_checkpoint);
   void Execute(const Request& request, Batch* batch, Reply* reply);
@@ -211,19 +210,6 @@ class Sequencer {
   std::deque<Batch> pipeline_;
   bool pipeline_closed_ = false;
 
-  // Log thread -> sync thread: encoded batches, so that the next group is
-  // encoded while the previous one is being synced.
-  struct Encoded {
-    LogBatch log_batch;
-    std::deque<Batch> batches;
-    bool checkpoint = false;
-  };
-  static constexpr size_t kEncodedDepth = 1;  // waiting while one is written
-  std::mutex encoded_mutex_;
-  std::condition_variable encoded_cv_;
-  std::deque<Encoded> encoded_;
-  bool encoded_closed_ = false;
-
   std::atomic<bool> failed_{false};
   std::atomic<uint64_t> events_total_{0};
   std::atomic<uint64_t> group_commits_{0};
@@ -241,7 +227,6 @@ class Sequencer {
 
   std::thread sequencer_thread_;
   std::thread log_thread_;
-  std::thread write_thread_;
   std::once_flag stop_once_;
 };
 
