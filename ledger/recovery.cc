@@ -1,54 +1,176 @@
 #include "ledger/recovery.h"
 
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "ledger/event_codec.h"
 #include "ledger/snapshot.h"
 
 namespace purser {
 
-Status ReplayLog(EventLog* log, State* state, Sha256Digest* link, const ReplayOptions& options) {
-  uint64_t expected = state->last_sequence + 1;
-  auto it = log->NewIterator(expected);
+namespace {
+
+// The replay runs on two threads: a reader that checks and decodes records
+// (checksum, chain link, Cap'n Proto) and the caller's thread that applies
+// them. Chunks of events travel between them through a small bounded queue,
+// and come back empty to be refilled, so that events keep their capacity.
+struct Decoded {
   Event event;
+  Sha256Digest link{};
+  std::string record;  // only when on_event wants it
+};
+
+struct Chunk {
+  std::vector<Decoded> items;
+  size_t size = 0;
+  Status status = Status::Ok();
+  bool last = false;
+};
+
+constexpr size_t kChunkEvents = 512;
+constexpr size_t kChunksInFlight = 8;
+
+class ChunkQueue {
+ public:
+  // Returns false once the queue is closed.
+  bool Push(std::deque<Chunk>* queue, Chunk&& chunk) {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return closed_ || queue == &free_ || queue->size() < kChunksInFlight; });
+    if (closed_) return false;
+    queue->push_back(std::move(chunk));
+    cv_.notify_all();
+    return true;
+  }
+  bool Pop(std::deque<Chunk>* queue, Chunk* chunk) {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return closed_ || !queue->empty(); });
+    if (queue->empty()) return false;
+    *chunk = std::move(queue->front());
+    queue->pop_front();
+    return true;
+  }
+  // Non-blocking: a recycled chunk if one is free.
+  bool TryPopFree(Chunk* chunk) {
+    std::lock_guard lock(mutex_);
+    if (free_.empty()) return false;
+    *chunk = std::move(free_.front());
+    free_.pop_front();
+    return true;
+  }
+  void Close() {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+    cv_.notify_all();
+  }
+  std::deque<Chunk> full_;
+  std::deque<Chunk> free_;
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool closed_ = false;
+};
+
+// The reader thread's loop: every check of ReplayLog's contract except
+// those that need the state.
+void ReadRecords(EventLog* log, uint64_t expected, Sha256Digest link, int64_t last_timestamp_us,
+                 const ReplayOptions& options, ChunkQueue* queue) {
+  auto it = log->NewIterator(expected);
+  Chunk chunk;
+  auto fail = [&](std::string message) { chunk.status = Status::Error(std::move(message)); };
   for (; it->Valid(); it->Next()) {
     uint64_t sequence = it->sequence();
     if (sequence > options.until_sequence) break;
     if (sequence != expected) {
-      return Status::Error("event " + std::to_string(expected) + " is missing (the log jumps to " +
-                           std::to_string(sequence) + ")");
+      fail("event " + std::to_string(expected) + " is missing (the log jumps to " +
+           std::to_string(sequence) + ")");
+      break;
     }
     RecordView view;
-    if (Status status = DecodeRecord(sequence, it->record(), &view); !status.ok()) return status;
-    if (ChainLink(*link, sequence, view.payload) != view.link) {
-      return Status::Error("event " + std::to_string(sequence) + " breaks the hash chain");
+    if (Status status = DecodeRecord(sequence, it->record(), &view); !status.ok()) {
+      chunk.status = status;
+      break;
     }
-    if (Status status = DecodePayload(view.payload, &event); !status.ok()) {
-      return Status::Error("event " + std::to_string(sequence) + ": " + status.message());
+    if (ChainLink(link, sequence, view.payload) != view.link) {
+      fail("event " + std::to_string(sequence) + " breaks the hash chain");
+      break;
     }
-    if (event.sequence != sequence) {
-      return Status::Error("event " + std::to_string(sequence) + " carries sequence " +
-                           std::to_string(event.sequence));
+    if (chunk.size == chunk.items.size()) chunk.items.emplace_back();
+    Decoded& item = chunk.items[chunk.size];
+    if (Status status = DecodePayload(view.payload, &item.event); !status.ok()) {
+      fail("event " + std::to_string(sequence) + ": " + status.message());
+      break;
     }
-    if (event.timestamp_us < state->last_timestamp_us) {
-      return Status::Error("event " + std::to_string(sequence) + " goes back in time");
+    if (item.event.sequence != sequence) {
+      fail("event " + std::to_string(sequence) + " carries sequence " +
+           std::to_string(item.event.sequence));
+      break;
     }
-    if (event.timestamp_us > options.until_time_us) break;
-    if (options.on_event) options.on_event(event, it->record());
+    if (item.event.timestamp_us < last_timestamp_us) {
+      fail("event " + std::to_string(sequence) + " goes back in time");
+      break;
+    }
+    if (item.event.timestamp_us > options.until_time_us) break;
+    last_timestamp_us = item.event.timestamp_us;
+    item.link = view.link;
+    if (options.on_event) item.record.assign(it->record());
+    link = view.link;
+    ++chunk.size;
+    ++expected;
+    if (chunk.size == kChunkEvents) {
+      if (!queue->Push(&queue->full_, std::move(chunk))) return;
+      chunk = Chunk();
+      queue->TryPopFree(&chunk);
+    }
+  }
+  if (chunk.status.ok()) chunk.status = it->status();
+  chunk.last = true;
+  queue->Push(&queue->full_, std::move(chunk));
+}
+
+}  // namespace
+
+Status ReplayLog(EventLog* log, State* state, Sha256Digest* link, const ReplayOptions& options) {
+  ChunkQueue queue;
+  std::thread reader(ReadRecords, log, state->last_sequence + 1, *link, state->last_timestamp_us,
+                     std::cref(options), &queue);
+  auto apply = [&](const Decoded& item) -> Status {
+    const Event& event = item.event;
+    if (options.on_event) options.on_event(event, item.record);
     if (options.before_apply) {
       if (Status status = options.before_apply(event); !status.ok()) return status;
     }
     if (options.apply) {
       state->Apply(event);
     } else {
-      state->last_sequence = sequence;
+      state->last_sequence = event.sequence;
       state->last_timestamp_us = event.timestamp_us;
     }
-    *link = view.link;
-    if (options.progress && sequence % options.progress_every == 0) options.progress(sequence);
-    ++expected;
+    *link = item.link;
+    if (options.progress && event.sequence % options.progress_every == 0) {
+      options.progress(event.sequence);
+    }
+    return Status::Ok();
+  };
+  Status result = Status::Ok();
+  Chunk chunk;
+  while (queue.Pop(&queue.full_, &chunk)) {
+    for (size_t i = 0; i < chunk.size && result.ok(); ++i) result = apply(chunk.items[i]);
+    if (!result.ok() || chunk.last) {
+      if (result.ok()) result = chunk.status;
+      break;
+    }
+    chunk.size = 0;
+    queue.Push(&queue.free_, std::move(chunk));
+    chunk = Chunk();
   }
-  return it->status();
+  queue.Close();
+  reader.join();
+  return result;
 }
 
 Status LoadCheckpoint(EventLog* log, State* state, Sha256Digest* link) {
