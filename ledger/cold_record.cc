@@ -46,6 +46,20 @@ void ReadCharge(BinaryReader& r, ChargeRecord* c) {
 
 }  // namespace
 
+std::string ListingPrefix(AccountIndex ancestor) {
+  std::string key;
+  for (int i = 3; i >= 0; --i) key.push_back(static_cast<char>(ancestor >> (8 * i)));
+  return key;
+}
+
+std::string ListingKey(AccountIndex ancestor, int64_t created_us, std::string_view id) {
+  std::string key = ListingPrefix(ancestor);
+  uint64_t biased = static_cast<uint64_t>(created_us) ^ (uint64_t{1} << 63);
+  for (int i = 7; i >= 0; --i) key.push_back(static_cast<char>(biased >> (8 * i)));
+  key.append(id);
+  return key;
+}
+
 std::string EncodeColdReservation(const Reservation& x) {
   std::string out;
   out.reserve(96 + x.id.size() + 24 * x.tags.size() + 4 * x.charge.row_keys.size());

@@ -20,6 +20,15 @@ inline std::string ColdKey(char kind, std::string_view id) {
   return key;
 }
 
+// Listing-index keys: for a finished reservation in the cold store, one entry
+// under the account and under each of its ancestors, so that a subtree lists
+// by one range scan, oldest first:
+//   ancestor (u32 big-endian) + created_us (i64 as big-endian biased u64) + id
+// The value is the reservation's status byte.
+std::string ListingPrefix(AccountIndex ancestor);
+std::string ListingKey(AccountIndex ancestor, int64_t created_us, std::string_view id);
+inline constexpr size_t kListingIdOffset = 4 + 8;
+
 std::string EncodeColdReservation(const Reservation& reservation);
 bool DecodeColdReservation(std::string_view bytes, Reservation* reservation);
 std::string EncodeColdUsage(std::string_view id, const UsageRecord& usage);

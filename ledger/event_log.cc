@@ -75,6 +75,15 @@ rocksdb::ColumnFamilyOptions RecordsOptions() {
   return cf;
 }
 
+// The listing index is only ever scanned by prefix: no Bloom filter.
+rocksdb::ColumnFamilyOptions ListingOptions() {
+  rocksdb::ColumnFamilyOptions cf;
+  cf.write_buffer_size = 64 << 20;
+  cf.compression = Supports(rocksdb::kLZ4Compression) ? rocksdb::kLZ4Compression
+                                                      : rocksdb::kSnappyCompression;
+  return cf;
+}
+
 std::string ChunkKey(uint32_t index) {
   std::string key = "chunk";
   for (int i = 3; i >= 0; --i) key.push_back(static_cast<char>(index >> (8 * i)));
@@ -107,6 +116,7 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const EventLogOptions& options)
       {"ids", IdsOptions()},
       {"checkpoint", rocksdb::ColumnFamilyOptions()},
       {"records", RecordsOptions()},
+      {"listing", ListingOptions()},
   };
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
@@ -122,6 +132,7 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const EventLogOptions& options)
   log->ids_ = handles[2];
   log->checkpoint_ = handles[3];
   log->records_ = handles[4];
+  log->listing_ = handles[5];
   log->read_only_ = options.read_only;
   if (Status recovered = log->Recover(); !recovered.ok()) return recovered;
   return log;
@@ -129,7 +140,7 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const EventLogOptions& options)
 
 EventLog::~EventLog() {
   if (db_ == nullptr) return;
-  for (auto* handle : {events_, ids_, checkpoint_, records_}) {
+  for (auto* handle : {events_, ids_, checkpoint_, records_, listing_}) {
     if (handle != nullptr) db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
   }
   db_->DestroyColumnFamilyHandle(default_).PermitUncheckedError();
@@ -229,6 +240,24 @@ void EventLog::AddCheckpoint(uint64_t sequence, const Sha256Digest& link, std::s
 void EventLog::AddColdRecord(std::string_view key, std::string_view record, LogBatch* batch) {
   batch->batch_->Put(records_, Slice(key), Slice(record)).PermitUncheckedError();
   ++batch->extra_;
+}
+
+void EventLog::AddListingEntry(std::string_view key, std::string_view value, LogBatch* batch) {
+  batch->batch_->Put(listing_, Slice(key), Slice(value)).PermitUncheckedError();
+  ++batch->extra_;
+}
+
+Status EventLog::ScanListing(
+    std::string_view prefix,
+    const std::function<bool(std::string_view key, std::string_view value)>& visit) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), listing_));
+  for (it->Seek(Slice(prefix)); it->Valid() && it->key().starts_with(Slice(prefix)); it->Next()) {
+    if (!visit(std::string_view(it->key().data(), it->key().size()),
+               std::string_view(it->value().data(), it->value().size()))) {
+      break;
+    }
+  }
+  return FromRocks(it->status(), "scanning the listing index");
 }
 
 Status EventLog::GetColdRecords(const std::vector<std::string>& keys,
@@ -383,7 +412,7 @@ Status EventLog::CompactEvents() {
 Status EventLog::FlushAll() {
   rocksdb::FlushOptions options;
   options.wait = true;
-  return FromRocks(db_->Flush(options, {default_, events_, ids_, checkpoint_, records_}),
+  return FromRocks(db_->Flush(options, {default_, events_, ids_, checkpoint_, records_, listing_}),
                    "flushing");
 }
 

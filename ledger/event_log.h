@@ -102,6 +102,12 @@ class EventLog {
                      LogBatch* batch);
   // A cold-store record (key from ColdKey()), written with the batch.
   void AddColdRecord(std::string_view key, std::string_view record, LogBatch* batch);
+  // A listing-index entry (key from ListingKey()), written with the batch.
+  void AddListingEntry(std::string_view key, std::string_view value, LogBatch* batch);
+  // Visits listing entries whose keys start with `prefix`, in key order,
+  // while `visit` returns true.
+  Status ScanListing(std::string_view prefix,
+                     const std::function<bool(std::string_view key, std::string_view value)>& visit);
   // Reads cold records: (*values)[i] is set and (*found)[i] true for each key found.
   Status GetColdRecords(const std::vector<std::string>& keys, std::vector<std::string>* values,
                         std::vector<bool>* found);
@@ -161,6 +167,7 @@ class EventLog {
   rocksdb::ColumnFamilyHandle* events_ = nullptr;
   rocksdb::ColumnFamilyHandle* ids_ = nullptr;
   rocksdb::ColumnFamilyHandle* checkpoint_ = nullptr;
+  rocksdb::ColumnFamilyHandle* listing_ = nullptr;
   rocksdb::ColumnFamilyHandle* records_ = nullptr;
   uint64_t last_sequence_ = 0;
   Sha256Digest last_link_{};

@@ -244,7 +244,10 @@ void Sequencer::RunGroup(std::vector<Submission> submissions, bool final_checkpo
     submission.requests.clear();  // free memory before the sync
   }
   events_since_checkpoint_ += batch.events.size();
+  // Records loaded from the cold store leave memory at a checkpoint too:
+  // reads alone (listings) must not grow memory without bound.
   if (events_since_checkpoint_ >= options_.checkpoint_every_events ||
+      loaded_.size() >= kLoadedRecordsMax ||
       (final_checkpoint && events_since_checkpoint_ > 0)) {
     Checkpoint(&batch);
   }
@@ -265,6 +268,7 @@ void Sequencer::RunGroup(std::vector<Submission> submissions, bool final_checkpo
 
 void Sequencer::Prefetch(const std::vector<Submission>& submissions) {
   prefetch_keys_.clear();
+  prefetch_status_ = Status::Ok();
   auto want_reservation = [&](const std::string& id) {
     if (state_.FindReservation(id) == nullptr) prefetch_keys_.push_back(ColdKey('r', id));
   };
@@ -281,6 +285,8 @@ void Sequencer::Prefetch(const std::vector<Submission>& submissions) {
               want_reservation(body.reservation_id);
             } else if constexpr (std::is_same_v<T, query::GetReservation>) {
               want_reservation(body.reservation_id);
+            } else if constexpr (std::is_same_v<T, query::ListReservations>) {
+              PrefetchListing(body);
             } else if constexpr (std::is_same_v<T, cmd::RecordUsage>) {
               want_usage(body.usage_id);
             } else if constexpr (std::is_same_v<T, cmd::Refund>) {
@@ -293,6 +299,10 @@ void Sequencer::Prefetch(const std::vector<Submission>& submissions) {
           },
           request.body);
     }
+  }
+  if (!prefetch_status_.ok()) {
+    FailAll(prefetch_status_);
+    return;
   }
   if (prefetch_keys_.empty()) return;
   std::sort(prefetch_keys_.begin(), prefetch_keys_.end());
@@ -309,6 +319,7 @@ void Sequencer::Prefetch(const std::vector<Submission>& submissions) {
         status = Status::Error("corrupt cold record " + prefetch_keys_[i]);
         break;
       }
+      loaded_[prefetch_keys_[i]] = reservation.version;
       state_.LoadReservation(std::move(reservation));
     } else {
       std::string id;
@@ -317,6 +328,7 @@ void Sequencer::Prefetch(const std::vector<Submission>& submissions) {
         status = Status::Error("corrupt cold record " + prefetch_keys_[i]);
         break;
       }
+      loaded_[prefetch_keys_[i]] = usage.version;
       state_.LoadUsage(std::move(id), std::move(usage));
     }
   }
@@ -325,18 +337,58 @@ void Sequencer::Prefetch(const std::vector<Submission>& submissions) {
   if (!status.ok()) FailAll(status);
 }
 
+void Sequencer::PrefetchListing(const query::ListReservations& q) {
+  // Pending reservations are always in memory; finished ones may be in the
+  // cold store. The answer is the oldest `limit` of memory and cold store
+  // together, so load the oldest `limit` matching cold ones that memory does
+  // not hold; the query then sees both.
+  if (q.status == ReservationStatus::kPending || !prefetch_status_.ok()) return;
+  AccountIndex root = state_.FindAccount(q.account);
+  if (root == kNoAccount) return;
+  size_t limit = std::clamp<size_t>(q.limit, 1, kListLimitMax);
+  size_t wanted = 0;
+  prefetch_status_ = log_->ScanListing(ListingPrefix(root), [&](std::string_view key,
+                                                                std::string_view value) {
+    if (q.status && (value.size() != 1 || static_cast<uint8_t>(value[0]) !=
+                                              static_cast<uint8_t>(*q.status))) {
+      return true;
+    }
+    std::string id(key.substr(kListingIdOffset));
+    // In memory: its entry here may be stale, and the query sees it anyway.
+    if (state_.FindReservation(id) != nullptr) return true;
+    prefetch_keys_.push_back(ColdKey('r', id));
+    return ++wanted < limit;
+  });
+}
+
+bool Sequencer::CleanReload(const std::string& key, uint64_t version) const {
+  auto it = loaded_.find(key);
+  return it != loaded_.end() && it->second == version;
+}
+
 void Sequencer::Checkpoint(Batch* batch) {
   auto started = std::chrono::steady_clock::now();
   Eviction eviction;
+  std::string key;
   for (const auto& [id, reservation] : state_.reservations) {
     if (reservation.status == ReservationStatus::kPending) continue;
-    batch->cold_records.emplace_back(ColdKey('r', id), EncodeColdReservation(reservation));
     eviction.records.emplace_back('r', id, reservation.version);
+    key = ColdKey('r', id);
+    // Loaded and unchanged since: the cold store holds this very version.
+    if (CleanReload(key, reservation.version)) continue;
+    batch->cold_records.emplace_back(std::move(key), EncodeColdReservation(reservation));
+    std::string status(1, static_cast<char>(reservation.status));
+    for (AccountIndex a = reservation.account; a != kNoAccount; a = state_.account(a).parent) {
+      batch->listing.emplace_back(ListingKey(a, reservation.created_us, id), status);
+    }
   }
   for (const auto& [id, usage] : state_.usages) {
-    batch->cold_records.emplace_back(ColdKey('u', id), EncodeColdUsage(id, usage));
     eviction.records.emplace_back('u', id, usage.version);
+    key = ColdKey('u', id);
+    if (CleanReload(key, usage.version)) continue;
+    batch->cold_records.emplace_back(std::move(key), EncodeColdUsage(id, usage));
   }
+  loaded_.clear();
   SnapshotOptions options;
   options.finished_records = false;  // they are in the cold store, in this batch
   batch->checkpoint = SerializeState(state_, options);
@@ -385,6 +437,9 @@ void Sequencer::EncodeBatch(Batch* batch, LogBatch* log_batch) {
     log_->AddColdRecord(key, record, log_batch);
   }
   batch->cold_records.clear();
+  std::sort(batch->listing.begin(), batch->listing.end());
+  for (const auto& [key, status] : batch->listing) log_->AddListingEntry(key, status, log_batch);
+  batch->listing.clear();
   if (batch->checkpoint) {
     log_->AddCheckpoint(log_->last_sequence(), log_->last_link(), *batch->checkpoint, log_batch);
     batch->checkpoint.reset();

@@ -28,6 +28,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <tuple>
 #include <vector>
 
@@ -151,6 +152,8 @@ class Sequencer {
     // and the finished records that move to the cold store with it.
     std::optional<std::string> checkpoint;
     std::vector<std::pair<std::string, std::string>> cold_records;
+    // Listing-index entries of the reservations among them: (key, status).
+    std::vector<std::pair<std::string, std::string>> listing;
     uint64_t number = 0;  // batches are numbered 1, 2, ... in order
   };
   // Records that went to the cold store in batch `batch`: dropped from
@@ -171,6 +174,9 @@ class Sequencer {
   // Prefetch phase: loads from the cold store the records the submissions
   // refer to that memory does not hold, so that commit does no I/O.
   void Prefetch(const std::vector<Submission>& submissions);
+  void PrefetchListing(const query::ListReservations& q);
+  // Whether the record under cold-store `key` was loaded and is unchanged.
+  bool CleanReload(const std::string& key, uint64_t version) const;
   void Checkpoint(Batch* batch);
   void ReleaseEvictions();
   // Log thread: encodes the batch's events into records (checksums, chain
@@ -192,6 +198,11 @@ class Sequencer {
   uint64_t batches_pushed_ = 0;
   std::deque<Eviction> evictions_;
   std::vector<std::string> prefetch_keys_;
+  Status prefetch_status_;
+  // Records loaded from the cold store since the last checkpoint, by
+  // cold-store key, with the version loaded.
+  std::unordered_map<std::string, uint64_t> loaded_;
+  static constexpr size_t kLoadedRecordsMax = 200'000;
   uint64_t events_since_checkpoint_ = 0;
   uint64_t recovered_tail_events_ = 0;
   std::mutex observers_mutex_;

@@ -209,6 +209,62 @@ TEST(Sequencer, FinishedRecordsMoveToTheColdStoreAndBehaveTheSame) {
             100'000'000 - 60 * 700 - 60 * 300 + 700 + 300 + 200);
 }
 
+std::vector<std::string> ListedIds(Sequencer& sequencer, const std::string& account,
+                                   std::optional<ReservationStatus> status, size_t limit) {
+  Reply reply = Call(sequencer, query::ListReservations{account, status, limit});
+  std::vector<std::string> ids;
+  if (!reply.ok()) return {"error: " + reply.message};
+  for (const ReservationView& r : std::get<ReservationList>(reply.body).reservations) {
+    ids.push_back(r.reservation_id);
+  }
+  return ids;
+}
+
+TEST(Sequencer, ListingFinishedReservationsIncludesTheColdStore) {
+  TempDir dir;
+  auto check = [](Sequencer& sequencer) {
+    EXPECT_EQ(ListedIds(sequencer, "org", ReservationStatus::kSettled, 5),
+              (std::vector<std::string>{"r00", "r02", "r04", "r06", "r08"}));
+    EXPECT_EQ(ListedIds(sequencer, "agent-1", ReservationStatus::kVoided, 3),
+              (std::vector<std::string>{"r01", "r03", "r05"}));
+    EXPECT_EQ(ListedIds(sequencer, "agent-0", ReservationStatus::kVoided, 3),
+              std::vector<std::string>{})
+        << "agent-0's reservations were all settled";
+    EXPECT_EQ(ListedIds(sequencer, "team", std::nullopt, 4),
+              (std::vector<std::string>{"r00", "r01", "r02", "r03"}));
+    EXPECT_EQ(ListedIds(sequencer, "org", std::nullopt, 100).size(), 41u);
+    EXPECT_EQ(ListedIds(sequencer, "org", ReservationStatus::kPending, 100),
+              std::vector<std::string>{"zz-pending"});
+  };
+  {
+    auto sequencer = OpenSequencer(dir.path(), nullptr, /*checkpoint_every_events=*/25);
+    OpenTree(*sequencer, 2, 100'000'000);
+    for (int i = 0; i < 40; ++i) {
+      std::string id = (i < 10 ? "r0" : "r") + std::to_string(i);
+      std::string agent = i % 2 == 0 ? "agent-0" : "agent-1";
+      ASSERT_TRUE(Call(*sequencer, ReserveCommand(id, agent, 1'000)).ok());
+      if (i % 2 == 0) {
+        ASSERT_TRUE(Call(*sequencer, SettleCommand(id, 700)).ok());
+      } else {
+        ASSERT_TRUE(Call(*sequencer, cmd::Void{id, ""}).ok());
+      }
+    }
+    ASSERT_TRUE(Call(*sequencer, ReserveCommand("zz-pending", "agent-0", 5)).ok());
+    ASSERT_LT(sequencer->stats().reservations_in_memory, 20u)
+        << "the oldest reservations are only in the cold store";
+    check(*sequencer);
+    // A settle of a listed (reloaded) reservation is refused, and the
+    // listing still says settled after the next checkpoints.
+    EXPECT_EQ(Call(*sequencer, SettleCommand("r02", 1)).code, ResultCode::kReservationNotPending);
+    for (int i = 0; i < 30; ++i) {
+      ASSERT_TRUE(Call(*sequencer, cmd::Deposit{"d" + std::to_string(i), "org", 1, ""}).ok());
+    }
+    check(*sequencer);
+  }
+  auto reopened = OpenSequencer(dir.path(), nullptr, 25);
+  check(*reopened);
+}
+
 TEST(Sequencer, StartingAgainAppendsNoEventOfItsOwn) {
   TempDir dir;
   uint64_t sequence = 0;
