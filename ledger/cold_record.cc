@@ -60,6 +60,12 @@ std::string ListingKey(AccountIndex ancestor, int64_t created_us, std::string_vi
   return key;
 }
 
+int64_t ListingCreated(std::string_view key) {
+  uint64_t biased = 0;
+  for (size_t i = 4; i < kListingIdOffset; ++i) biased = biased << 8 | static_cast<uint8_t>(key[i]);
+  return static_cast<int64_t>(biased ^ (uint64_t{1} << 63));
+}
+
 std::string EncodeColdReservation(const Reservation& x) {
   std::string out;
   out.reserve(96 + x.id.size() + 24 * x.tags.size() + 4 * x.charge.row_keys.size());

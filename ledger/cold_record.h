@@ -20,14 +20,16 @@ inline std::string ColdKey(char kind, std::string_view id) {
   return key;
 }
 
-// Listing-index keys: for a finished reservation in the cold store, one entry
-// under the account and under each of its ancestors, so that a subtree lists
-// by one range scan, oldest first:
-//   ancestor (u32 big-endian) + created_us (i64 as big-endian biased u64) + id
+// Listing-index keys: one entry per finished reservation in the cold store,
+// under its account, so that an account lists oldest first by a range scan
+// (and a subtree by merging its accounts' scans):
+//   account (u32 big-endian) + created_us (i64 as big-endian biased u64) + id
 // The value is the reservation's status byte.
-std::string ListingPrefix(AccountIndex ancestor);
-std::string ListingKey(AccountIndex ancestor, int64_t created_us, std::string_view id);
+std::string ListingPrefix(AccountIndex account);
+std::string ListingKey(AccountIndex account, int64_t created_us, std::string_view id);
 inline constexpr size_t kListingIdOffset = 4 + 8;
+// The created_us of a listing key (at least kListingIdOffset bytes).
+int64_t ListingCreated(std::string_view key);
 
 std::string EncodeColdReservation(const Reservation& reservation);
 bool DecodeColdReservation(std::string_view bytes, Reservation* reservation);

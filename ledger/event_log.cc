@@ -248,14 +248,18 @@ void EventLog::AddListingEntry(std::string_view key, std::string_view value, Log
 }
 
 Status EventLog::ScanListing(
-    std::string_view prefix,
+    const std::vector<std::string>& prefixes,
     const std::function<bool(std::string_view key, std::string_view value)>& visit) {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), listing_));
-  for (it->Seek(Slice(prefix)); it->Valid() && it->key().starts_with(Slice(prefix)); it->Next()) {
-    if (!visit(std::string_view(it->key().data(), it->key().size()),
-               std::string_view(it->value().data(), it->value().size()))) {
-      break;
+  for (const std::string& prefix : prefixes) {
+    for (it->Seek(Slice(prefix)); it->Valid() && it->key().starts_with(Slice(prefix));
+         it->Next()) {
+      if (!visit(std::string_view(it->key().data(), it->key().size()),
+                 std::string_view(it->value().data(), it->value().size()))) {
+        break;
+      }
     }
+    if (!it->status().ok()) break;
   }
   return FromRocks(it->status(), "scanning the listing index");
 }

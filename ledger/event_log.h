@@ -104,9 +104,9 @@ class EventLog {
   void AddColdRecord(std::string_view key, std::string_view record, LogBatch* batch);
   // A listing-index entry (key from ListingKey()), written with the batch.
   void AddListingEntry(std::string_view key, std::string_view value, LogBatch* batch);
-  // Visits listing entries whose keys start with `prefix`, in key order,
-  // while `visit` returns true.
-  Status ScanListing(std::string_view prefix,
+  // For each prefix in turn, visits the listing entries whose keys start with
+  // it, in key order, while `visit` returns true.
+  Status ScanListing(const std::vector<std::string>& prefixes,
                      const std::function<bool(std::string_view key, std::string_view value)>& visit);
   // Reads cold records: (*values)[i] is set and (*found)[i] true for each key found.
   Status GetColdRecords(const std::vector<std::string>& keys, std::vector<std::string>* values,

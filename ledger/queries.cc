@@ -170,8 +170,10 @@ Reply Machine::Handler::Do(const query::ListReservations& q) {
       if (state_.IsInSubtree(r->account, index)) found.push_back(r);
     }
   } else {
-    // Finished reservations have no per-account index yet: this walks the
-    // in-memory reservation table (never the log).
+    // Memory holds the recent finished reservations, and the sequencer's
+    // prefetch loaded the oldest matching ones of the cold store (its listing
+    // index): the oldest `limit` of both are the answer. This walks the
+    // in-memory table, O(records in memory).
     for (const auto& [id, r] : state_.reservations) {
       if (q.status && r.status != *q.status) continue;
       if (state_.IsInSubtree(r.account, index)) found.push_back(&r);

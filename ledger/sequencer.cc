@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <future>
+#include <queue>
 
 #include "ledger/clock.h"
 #include "ledger/cold_record.h"
@@ -341,24 +342,35 @@ void Sequencer::PrefetchListing(const query::ListReservations& q) {
   // Pending reservations are always in memory; finished ones may be in the
   // cold store. The answer is the oldest `limit` of memory and cold store
   // together, so load the oldest `limit` matching cold ones that memory does
-  // not hold; the query then sees both.
+  // not hold (merged over the subtree's accounts); the query sees both.
   if (q.status == ReservationStatus::kPending || !prefetch_status_.ok()) return;
   AccountIndex root = state_.FindAccount(q.account);
   if (root == kNoAccount) return;
   size_t limit = std::clamp<size_t>(q.limit, 1, kListLimitMax);
-  size_t wanted = 0;
-  prefetch_status_ = log_->ScanListing(ListingPrefix(root), [&](std::string_view key,
-                                                                std::string_view value) {
+  std::vector<std::string> prefixes;
+  for (AccountIndex a = 0; a < state_.accounts.size(); ++a) {
+    if (state_.IsInSubtree(a, root)) prefixes.push_back(ListingPrefix(a));
+  }
+  // The best `limit` so far, greatest (newest) on top.
+  std::priority_queue<std::pair<int64_t, std::string>> best;
+  prefetch_status_ = log_->ScanListing(prefixes, [&](std::string_view key, std::string_view value) {
+    if (key.size() < kListingIdOffset) return false;
+    std::pair<int64_t, std::string> entry{ListingCreated(key),
+                                          std::string(key.substr(kListingIdOffset))};
+    // An account's entries are oldest first: nothing later in it can beat
+    // the best `limit` found.
+    if (best.size() == limit && entry >= best.top()) return false;
     if (q.status && (value.size() != 1 || static_cast<uint8_t>(value[0]) !=
                                               static_cast<uint8_t>(*q.status))) {
       return true;
     }
-    std::string id(key.substr(kListingIdOffset));
     // In memory: its entry here may be stale, and the query sees it anyway.
-    if (state_.FindReservation(id) != nullptr) return true;
-    prefetch_keys_.push_back(ColdKey('r', id));
-    return ++wanted < limit;
+    if (state_.FindReservation(entry.second) != nullptr) return true;
+    best.push(std::move(entry));
+    if (best.size() > limit) best.pop();
+    return true;
   });
+  for (; !best.empty(); best.pop()) prefetch_keys_.push_back(ColdKey('r', best.top().second));
 }
 
 bool Sequencer::CleanReload(const std::string& key, uint64_t version) const {
@@ -366,10 +378,36 @@ bool Sequencer::CleanReload(const std::string& key, uint64_t version) const {
   return it != loaded_.end() && it->second == version;
 }
 
+void Sequencer::AddListingEntries(const std::vector<const Reservation*>& written,
+                                  Batch* batch) {
+  // In key order (account, created, id), for a cheap insert into RocksDB;
+  // the sort keys sit in the array, so that comparing rarely leaves it.
+  struct Item {
+    AccountIndex account;
+    int64_t created_us;
+    const Reservation* reservation;
+  };
+  std::vector<Item> items;
+  items.reserve(written.size());
+  for (const Reservation* r : written) items.push_back({r->account, r->created_us, r});
+  std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
+    if (a.account != b.account) return a.account < b.account;
+    if (a.created_us != b.created_us) return a.created_us < b.created_us;
+    return a.reservation->id < b.reservation->id;
+  });
+  batch->listing.reserve(items.size());
+  for (const Item& item : items) {
+    const Reservation& r = *item.reservation;
+    batch->listing.emplace_back(ListingKey(r.account, r.created_us, r.id),
+                                std::string(1, static_cast<char>(r.status)));
+  }
+}
+
 void Sequencer::Checkpoint(Batch* batch) {
   auto started = std::chrono::steady_clock::now();
   Eviction eviction;
   std::string key;
+  std::vector<const Reservation*> written;
   for (const auto& [id, reservation] : state_.reservations) {
     if (reservation.status == ReservationStatus::kPending) continue;
     eviction.records.emplace_back('r', id, reservation.version);
@@ -377,11 +415,9 @@ void Sequencer::Checkpoint(Batch* batch) {
     // Loaded and unchanged since: the cold store holds this very version.
     if (CleanReload(key, reservation.version)) continue;
     batch->cold_records.emplace_back(std::move(key), EncodeColdReservation(reservation));
-    std::string status(1, static_cast<char>(reservation.status));
-    for (AccountIndex a = reservation.account; a != kNoAccount; a = state_.account(a).parent) {
-      batch->listing.emplace_back(ListingKey(a, reservation.created_us, id), status);
-    }
+    written.push_back(&reservation);
   }
+  AddListingEntries(written, batch);
   for (const auto& [id, usage] : state_.usages) {
     eviction.records.emplace_back('u', id, usage.version);
     key = ColdKey('u', id);
@@ -437,7 +473,7 @@ void Sequencer::EncodeBatch(Batch* batch, LogBatch* log_batch) {
     log_->AddColdRecord(key, record, log_batch);
   }
   batch->cold_records.clear();
-  std::sort(batch->listing.begin(), batch->listing.end());
+  // Already in key order (AddListingEntries).
   for (const auto& [key, status] : batch->listing) log_->AddListingEntry(key, status, log_batch);
   batch->listing.clear();
   if (batch->checkpoint) {

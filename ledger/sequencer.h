@@ -178,6 +178,9 @@ class Sequencer {
   // Whether the record under cold-store `key` was loaded and is unchanged.
   bool CleanReload(const std::string& key, uint64_t version) const;
   void Checkpoint(Batch* batch);
+  // Listing-index entries of the finished reservations going to the cold
+  // store, in key order, into batch->listing.
+  void AddListingEntries(const std::vector<const Reservation*>& written, Batch* batch);
   void ReleaseEvictions();
   // Log thread: encodes the batch's events into records (checksums, chain
   // links) and answers its chain-head queries.
