@@ -109,13 +109,17 @@ class Notices {
  public:
   struct Subscriber {
     uint64_t id;
-    std::string scope;  // account whose subtree is wanted; empty = everything
+    std::string scope;   // account whose subtree is wanted; empty = everything
+    std::string key_id;  // of the key that subscribed
+    // Set when that key is rotated: notices after it are not delivered.
+    int64_t valid_until_us = INT64_MAX;
     rpc::Subscriber::Client client;
   };
 
-  uint64_t Add(std::string scope, rpc::Subscriber::Client client) {
+  uint64_t Add(std::string scope, std::string key_id, rpc::Subscriber::Client client) {
     uint64_t id = ++next_id_;
-    subscribers_.push_back(Subscriber{id, std::move(scope), kj::mv(client)});
+    subscribers_.push_back(
+        Subscriber{id, std::move(scope), std::move(key_id), INT64_MAX, kj::mv(client)});
     return id;
   }
   void Remove(uint64_t id) {
@@ -128,6 +132,22 @@ class Notices {
     for (const Event& event : events) {
       if (const auto* opened = std::get_if<event::AccountOpened>(&event.body)) {
         SetParent(opened->account, opened->parent);
+        continue;
+      }
+      // A revoked key's subscriptions end at once (SPEC: checked on every
+      // call, also through an open capability); a rotated key's at the end
+      // of its grace period.
+      if (const auto* revoked = std::get_if<event::ApiKeyRevoked>(&event.body)) {
+        std::erase_if(subscribers_,
+                      [&](const Subscriber& s) { return s.key_id == revoked->key_id; });
+        continue;
+      }
+      if (const auto* issued = std::get_if<event::ApiKeyIssued>(&event.body)) {
+        for (Subscriber& s : subscribers_) {
+          if (!issued->rotated_from.empty() && s.key_id == issued->rotated_from) {
+            s.valid_until_us = std::min(s.valid_until_us, issued->old_key_valid_until_us);
+          }
+        }
         continue;
       }
       std::string account;
@@ -166,6 +186,8 @@ class Notices {
       } else {
         continue;
       }
+      std::erase_if(subscribers_,
+                    [&](const Subscriber& s) { return event.timestamp_us > s.valid_until_us; });
       for (Subscriber& subscriber : subscribers_) {
         if (!subscriber.scope.empty() && !InSubtree(account, subscriber.scope)) continue;
         auto request = subscriber.client.notifyRequest();
@@ -261,16 +283,19 @@ class Session {
 
   kj::Promise<void> Subscribe(rpc::Subscriber::Client subscriber, std::string account,
                               rpc::Reader::SubscribeResults::Builder results) {
-    RequestBody check = account.empty() ? RequestBody(query::Authenticate{})
-                                        : RequestBody(query::GetAccount{account});
-    return Run({std::move(check)}, [this, subscriber = kj::mv(subscriber), account,
-                                    results](std::vector<Reply>& replies) mutable {
-      const Reply& reply = replies[0];
-      KJ_REQUIRE(reply.ok(), "cannot subscribe", std::string(ResultCodeName(reply.code)),
-                 reply.message);
-      std::string scope = account;
-      if (scope.empty()) scope = std::get<PrincipalView>(reply.body).account;
-      uint64_t id = notices_->Add(scope, kj::mv(subscriber));
+    // Who is subscribing (its key id, to end the subscription when the key
+    // is revoked), and may it read `account`.
+    std::vector<RequestBody> checks = {query::Authenticate{}};
+    if (!account.empty()) checks.push_back(query::GetAccount{account});
+    return Run(std::move(checks), [this, subscriber = kj::mv(subscriber), account,
+                                   results](std::vector<Reply>& replies) mutable {
+      for (const Reply& reply : replies) {
+        KJ_REQUIRE(reply.ok(), "cannot subscribe", std::string(ResultCodeName(reply.code)),
+                   reply.message);
+      }
+      const auto& principal = std::get<PrincipalView>(replies[0].body);
+      std::string scope = account.empty() ? principal.account : account;
+      uint64_t id = notices_->Add(scope, principal.key_id, kj::mv(subscriber));
       results.setSubscription(kj::heap<SubscriptionImpl>(notices_, id));
     });
   }
@@ -467,7 +492,9 @@ class RpcServer::Loop final : private kj::TaskSet::ErrorHandler {
         if (std::holds_alternative<event::AlertRaised>(event.body) ||
             std::holds_alternative<event::AccountFrozen>(event.body) ||
             std::holds_alternative<event::AccountUnfrozen>(event.body) ||
-            std::holds_alternative<event::AccountOpened>(event.body)) {
+            std::holds_alternative<event::AccountOpened>(event.body) ||
+            std::holds_alternative<event::ApiKeyIssued>(event.body) ||
+            std::holds_alternative<event::ApiKeyRevoked>(event.body)) {
           notable.push_back(event);
         }
       }

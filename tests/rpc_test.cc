@@ -6,6 +6,7 @@
 #include <kj/async-io.h>
 
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <random>
 #include <set>
@@ -287,6 +288,50 @@ TEST_F(RpcService, ASubscriberReceivesThresholdAlertsAndFreezes) {
   EXPECT_EQ(notices[0].threshold_pct, 50);
   EXPECT_EQ(notices[1].kind, "account_frozen");
   EXPECT_EQ(notices[1].account, "agent-2");
+}
+
+TEST_F(RpcService, ASubscriptionEndsWhenItsKeyIsRevokedOrItsGraceEnds) {
+  Tree(*admin_);
+  auto issue = [&](const std::string& rotate_of) {
+    cmd::IssueKey issue;
+    issue.account = "team";
+    issue.role = Role::kReader;
+    issue.rotate_of = rotate_of;
+    Reply reply = admin_->Call(issue);
+    EXPECT_TRUE(reply.ok()) << reply.message;
+    return std::get<KeyResult>(reply.body);
+  };
+  std::mutex mutex;
+  std::map<std::string, std::vector<std::string>> seen;  // subscriber -> alert accounts
+  auto subscribe = [&](Client& client, const std::string& name) {
+    return client.Subscribe("team", [&, name](const AlertNotice& notice) {
+      std::lock_guard lock(mutex);
+      seen[name].push_back(notice.account);
+    });
+  };
+  KeyResult revoked = issue("");
+  KeyResult rotated = issue("");
+  auto revoked_session = daemon_.Connect(revoked.api_key);
+  auto rotated_session = daemon_.Connect(rotated.api_key);
+  auto control_session = daemon_.Connect(IssueKey(*admin_, "team", Role::kReader));
+  ASSERT_TRUE(subscribe(*revoked_session, "revoked").ok());
+  ASSERT_TRUE(subscribe(*rotated_session, "rotated").ok());
+  ASSERT_TRUE(subscribe(*control_session, "control").ok());
+  ASSERT_TRUE(admin_->Call(cmd::RevokeKey{revoked.key_id}).ok());
+  issue(rotated.key_id);  // grace 0: the old key ends now
+  ASSERT_TRUE(admin_->Call(cmd::Freeze{"agent-2", "runaway"}).ok());
+  for (int i = 0; i < 100; ++i) {
+    {
+      std::lock_guard lock(mutex);
+      if (!seen["control"].empty()) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let any stray notice land
+  std::lock_guard lock(mutex);
+  EXPECT_EQ(seen["control"], std::vector<std::string>{"agent-2"}) << "the freeze was announced";
+  EXPECT_TRUE(seen["revoked"].empty()) << "a revoked key hears nothing more";
+  EXPECT_TRUE(seen["rotated"].empty()) << "a rotated key hears nothing after its grace";
 }
 
 TEST_F(RpcService, CheckpointGivesACopyThatVerifiesAndRebuilds) {
