@@ -67,10 +67,33 @@ bool IsLoopbackAddress(const std::string& address) {
 // Everything below runs on the loop thread unless it says otherwise.
 
 // What every capability of a connection shares.
+// Blocking work (a RocksDB checkpoint copy) on its own thread, so that the
+// loop goes on serving; every such thread is joined before the loop stops.
+class Workers {
+ public:
+  void Start(std::function<void()> work) {
+    std::lock_guard lock(mutex_);
+    threads_.emplace_back(std::move(work));
+  }
+  void JoinAll() {
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard lock(mutex_);
+      threads.swap(threads_);
+    }
+    for (std::thread& thread : threads) thread.join();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::thread> threads_;
+};
+
 struct Shared {
   Sequencer* sequencer;
   LoopInbox* inbox;
   const RpcServerOptions* options;
+  Workers* workers;
 
   // Submits requests to the sequencer; the promise resolves on the loop
   // thread with one reply each (unavailable when the queue is full).
@@ -418,22 +441,41 @@ class LedgerImpl final : public rpc::Ledger::Server {
 
   kj::Promise<void> checkpoint(CheckpointContext context) override {
     std::string dir = Str(context.getParams().getDir());
-    auto result = context.getResults().initResult();
-    return session_.Run({RequestBody(query::GetChainHead{})},  // global admin only
-                        [this, dir, result](std::vector<Reply>& replies) mutable {
-                          Reply reply = replies[0];
-                          if (reply.ok()) reply = TakeCheckpoint(dir);
-                          EncodeReply(reply, result);
-                        });
+    Shared* shared = session_.shared();
+    std::vector<Request> check;
+    check.push_back(Request{session_.credentials(), query::GetChainHead{}});  // global admin only
+    return shared->Submit(std::move(check))
+        .then([shared, dir, context](std::vector<Reply>&& replies) mutable -> kj::Promise<void> {
+          if (!replies[0].ok()) {
+            EncodeReply(replies[0], context.getResults().initResult());
+            return kj::READY_NOW;
+          }
+          // The copy flushes memtables and links files: seconds, perhaps.
+          // It runs on a worker thread; the loop keeps serving meanwhile.
+          auto paf = kj::newPromiseAndFulfiller<Reply>();
+          auto fulfiller = std::make_shared<kj::Own<kj::PromiseFulfiller<Reply>>>(
+              kj::mv(paf.fulfiller));
+          Sequencer* sequencer = shared->sequencer;
+          LoopInbox* inbox = shared->inbox;
+          shared->workers->Start([sequencer, inbox, dir, fulfiller]() mutable {
+            Reply reply = TakeCheckpoint(sequencer, dir);
+            // The fulfiller moves to the loop, the only thread that may touch it.
+            inbox->Post([fulfiller = std::move(fulfiller), reply = std::move(reply)]() mutable {
+              (*fulfiller)->fulfill(std::move(reply));
+            });
+          });
+          return paf.promise.then(
+              [context](Reply reply) mutable { EncodeReply(reply, context.getResults().initResult()); });
+        });
   }
 
  private:
-  Reply TakeCheckpoint(const std::string& dir) {
+  static Reply TakeCheckpoint(Sequencer* sequencer, const std::string& dir) {
     if (dir.empty()) return Reply::Error(ResultCode::kInvalidArgument, "dir is required");
     if (std::filesystem::exists(dir)) {
       return Reply::Error(ResultCode::kInvalidArgument, dir + " already exists");
     }
-    Status status = session_.shared()->sequencer->log()->CreateCheckpointCopy(dir);
+    Status status = sequencer->log()->CreateCheckpointCopy(dir);
     if (!status.ok()) return Reply::Error(ResultCode::kUnavailable, status.message());
     Reply reply;
     reply.body = IdResult{dir, 0};
@@ -484,6 +526,7 @@ class RpcServer::Loop final : private kj::TaskSet::ErrorHandler {
     shared_.sequencer = sequencer;
     shared_.inbox = &inbox_;
     shared_.options = &options_;
+    shared_.workers = &workers_;
     // Durable events reach the loop for subscribers; registered before any
     // traffic of ours, seeded with the tree below.
     sequencer_->AddObserver([this](const std::vector<Event>& events) {
@@ -525,6 +568,7 @@ class RpcServer::Loop final : private kj::TaskSet::ErrorHandler {
 
   void Stop() {
     if (!thread_.joinable()) return;
+    workers_.JoinAll();  // their answers are queued for the loop before the stop
     inbox_.Post([this] {
       KJ_IF_MAYBE(fulfiller, stop_) { (*fulfiller)->fulfill(); }
     });
@@ -644,6 +688,7 @@ class RpcServer::Loop final : private kj::TaskSet::ErrorHandler {
   Sequencer* sequencer_;
   const RpcServerOptions& options_;
   LoopInbox inbox_;
+  Workers workers_;
   Shared shared_;
   Notices notices_;
   std::thread thread_;

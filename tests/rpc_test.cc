@@ -346,6 +346,9 @@ TEST_F(RpcService, CheckpointGivesACopyThatVerifiesAndRebuilds) {
   EXPECT_TRUE(status.ok()) << status.message();
   auto writer = daemon_.Connect(IssueKey(*admin_, "team", Role::kAdmin));
   EXPECT_EQ(writer->Checkpoint(dir_.Sub("copy2")).code, ResultCode::kPermissionDenied);
+  EXPECT_EQ(admin_->Checkpoint(dir_.Sub("copy")).code, ResultCode::kInvalidArgument)
+      << "never over an existing directory";
+  EXPECT_TRUE(admin_->Call(query::GetChainHead{}).ok()) << "the loop serves after a checkpoint";
 }
 
 TEST_F(RpcService, GracefulShutdownAnswersWhatWasQueuedAndLosesNothing) {
