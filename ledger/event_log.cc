@@ -17,7 +17,7 @@ namespace purser {
 namespace {
 
 constexpr char kFormatKey[] = "format";
-constexpr char kFormatValue[] = "purser-log-1";
+constexpr char kFormatValue[] = "purser-log-2";
 constexpr char kCheckpointHeadKey[] = "head";
 constexpr size_t kCheckpointChunkBytes = 4 << 20;
 

@@ -1,7 +1,7 @@
 // The event log on RocksDB.
 //
 // Column families (docs/FORMAT.md):
-//   default     metadata: "format" -> "purser-log-1"
+//   default     metadata: "format" -> "purser-log-2"
 //   events      8-byte big-endian sequence of the first event of a group
 //               commit -> a segment: the group's records in sequence order,
 //               each as a 4-byte little-endian length and the record

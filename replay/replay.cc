@@ -1,6 +1,8 @@
 #include "replay/replay.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <unordered_map>
@@ -43,6 +45,83 @@ std::function<void(uint64_t)> ProgressPrinter(std::ostream* out, const char* ver
     out->flush();
   };
 }
+
+// Bounds a replay's memory the way the service does: every `every` events
+// the finished records leave memory for the cold store of `log` (a scratch
+// database, or the one being rebuilt), and come back when an event needs one.
+class Evictor {
+ public:
+  Evictor(EventLog* log, uint64_t every) : log_(log), every_(every) {}
+
+  Status BeforeApply(const Event& event, State* state) {
+    if (every_ > 0 && ++since_ >= every_) {
+      since_ = 0;
+      if (Status status = EvictFinished(state); !status.ok()) return status;
+    }
+    return LoadColdRecordsFor(log_, event, state);
+  }
+
+  Status EvictFinished(State* state) {
+    std::vector<std::pair<std::string, std::string>> records;
+    std::vector<std::pair<std::string, uint64_t>> reservations;
+    std::vector<std::pair<std::string, uint64_t>> usages;
+    for (const auto& [id, r] : state->reservations) {
+      if (r.status == ReservationStatus::kPending) continue;
+      records.emplace_back(ColdKey('r', id), EncodeColdReservation(r));
+      reservations.emplace_back(id, r.version);
+    }
+    for (const auto& [id, usage] : state->usages) {
+      records.emplace_back(ColdKey('u', id), EncodeColdUsage(id, usage));
+      usages.emplace_back(id, usage.version);
+    }
+    std::sort(records.begin(), records.end());
+    LogBatch batch;
+    for (const auto& [key, value] : records) log_->AddColdRecord(key, value, &batch);
+    if (Status status = log_->Write(&batch, /*sync=*/false); !status.ok()) return status;
+    for (const auto& [id, version] : reservations) state->EvictReservation(id, version);
+    for (const auto& [id, version] : usages) state->EvictUsage(id, version);
+    return Status::Ok();
+  }
+
+  ColdStore* cold() { return &cold_; }
+
+ private:
+  EventLog* log_;
+  uint64_t every_;
+  uint64_t since_ = 0;
+  LogColdStore cold_{log_};
+};
+
+// A scratch database in the system's temp directory, removed when done.
+class ScratchLog {
+ public:
+  ~ScratchLog() {
+    log_.reset();
+    if (!path_.empty()) {
+      std::error_code ignored;
+      std::filesystem::remove_all(path_, ignored);
+    }
+  }
+  Status Open() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "purser-replay-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) {
+      return Status::Error("cannot create a scratch directory in " +
+                           std::filesystem::temp_directory_path().string());
+    }
+    path_ = pattern;
+    EventLogOptions options;
+    options.path = path_;
+    Result<std::unique_ptr<EventLog>> log = EventLog::Open(options);
+    if (!log.ok()) return log.status();
+    log_ = std::move(*log);
+    return Status::Ok();
+  }
+  EventLog* get() { return log_.get(); }
+
+ private:
+  std::string path_;
+  std::unique_ptr<EventLog> log_;
+};
 
 // The flows of every wallet, summed from the events alone (not from State),
 // for the conservation law: balance = deposits + adjustments + refunds - charges.
@@ -106,7 +185,7 @@ class ConservationCheck {
 };
 
 Status CheckCheckpoint(EventLog* log, State* state, Sha256Digest* link, ReplayOptions options,
-                       ConservationCheck* conservation, bool* checked) {
+                       ConservationCheck* conservation, ColdStore* rebuilt_cold, bool* checked) {
   uint64_t checkpoint_sequence = 0;
   Sha256Digest checkpoint_link;
   std::string bytes;
@@ -129,7 +208,9 @@ Status CheckCheckpoint(EventLog* log, State* state, Sha256Digest* link, ReplayOp
   LogColdStore cold(log);
   Result<Sha256Digest> stored_digest = StateDigest(stored, &cold);
   if (!stored_digest.ok()) return stored_digest.status();
-  if (*stored_digest != StateDigest(*state)) {
+  Result<Sha256Digest> rebuilt_digest = StateDigest(*state, rebuilt_cold);
+  if (!rebuilt_digest.ok()) return rebuilt_digest.status();
+  if (*stored_digest != *rebuilt_digest) {
     return Status::Error("the projection checkpoint at " + std::to_string(checkpoint_sequence) +
                          " differs from a rebuild of the log");
   }
@@ -142,13 +223,17 @@ Status CheckCheckpoint(EventLog* log, State* state, Sha256Digest* link, ReplayOp
 Status Verify(const VerifyOptions& options, VerifyReport* report) {
   Result<std::unique_ptr<EventLog>> log = OpenReadOnly(options.data_dir);
   if (!log.ok()) return log.status();
+  ScratchLog scratch;
+  if (Status opened = scratch.Open(); !opened.ok()) return opened;
+  Evictor evictor(scratch.get(), options.evict_every_events);
   State state;
   Sha256Digest link{};
   ConservationCheck conservation;
   ReplayOptions replay;
   replay.progress = ProgressPrinter(options.progress, "verify");
+  replay.before_apply = [&](const Event& event) { return evictor.BeforeApply(event, &state); };
   Status status = CheckCheckpoint(log->get(), &state, &link, replay, &conservation,
-                                  &report->checkpoint_checked);
+                                  evictor.cold(), &report->checkpoint_checked);
   if (status.ok()) {
     replay.on_event = [&](const Event& e, std::string_view) { conservation.Observe(e); };
     status = ReplayLog(log->get(), &state, &link, replay);
@@ -187,6 +272,7 @@ Status Rebuild(const RebuildOptions& options, RebuildReport* report) {
   Result<std::unique_ptr<EventLog>> source = OpenReadOnly(options.data_dir);
   if (!source.ok()) return source.status();
   std::unique_ptr<EventLog> out;
+  ScratchLog scratch;
   if (!options.out_dir.empty()) {
     if (std::filesystem::exists(options.out_dir) && !std::filesystem::is_empty(options.out_dir)) {
       return Status::Error(options.out_dir + " exists and is not empty");
@@ -196,13 +282,18 @@ Status Rebuild(const RebuildOptions& options, RebuildReport* report) {
     Result<std::unique_ptr<EventLog>> opened = EventLog::Open(out_options);
     if (!opened.ok()) return opened.status();
     out = std::move(*opened);
+  } else if (Status opened = scratch.Open(); !opened.ok()) {
+    return opened;
   }
+  // The new database is its own cold store; otherwise the scratch one is.
+  Evictor evictor(out ? out.get() : scratch.get(), options.evict_every_events);
   State state;
   Sha256Digest link{};
   ReplayOptions replay;
   replay.until_sequence = options.until_sequence;
   replay.until_time_us = options.until_time_us;
   replay.progress = ProgressPrinter(options.progress, "rebuild");
+  replay.before_apply = [&](const Event& event) { return evictor.BeforeApply(event, &state); };
   LogBatch batch;
   Status write_status;
   if (out) {
@@ -219,13 +310,33 @@ Status Rebuild(const RebuildOptions& options, RebuildReport* report) {
   if (Status status = ReplayLog(source->get(), &state, &link, replay); !status.ok()) return status;
   if (!write_status.ok()) return write_status;
   if (out) {
-    out->AddCheckpoint(state.last_sequence, link, SerializeState(state, SnapshotOptions{}), &batch);
+    // As purserd leaves it at a checkpoint: finished records in the cold
+    // store with their listing entries, the rest in the checkpoint.
+    if (Status status = evictor.EvictFinished(&state); !status.ok()) return status;
+    if (Status status = out->Write(&batch, /*sync=*/false); !status.ok()) return status;
+    batch = LogBatch();
+    Status listed = out->ForEachColdRecord('r', [&](std::string_view, std::string_view value) {
+      Reservation r;
+      if (!DecodeColdReservation(value, &r)) return Status::Error("a cold reservation is corrupt");
+      out->AddListingEntry(ListingKey(r.account, r.created_us, r.id),
+                           std::string(1, static_cast<char>(r.status)), &batch);
+      if (batch.bytes() < (64 << 20)) return Status::Ok();
+      Status written = out->Write(&batch, /*sync=*/false);
+      batch = LogBatch();
+      return written;
+    });
+    if (!listed.ok()) return listed;
+    SnapshotOptions snapshot;
+    snapshot.finished_records = false;
+    out->AddCheckpoint(state.last_sequence, link, SerializeState(state, snapshot), &batch);
     if (Status status = out->Write(&batch, /*sync=*/true); !status.ok()) return status;
     if (Status status = out->FlushAll(); !status.ok()) return status;
   }
   report->sequence = state.last_sequence;
   report->events = state.events_applied;
-  report->digest = StateDigest(state);
+  Result<Sha256Digest> digest = StateDigest(state, evictor.cold());
+  if (!digest.ok()) return digest.status();
+  report->digest = *digest;
   report->seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return Status::Ok();
 }

@@ -233,6 +233,56 @@ TEST(Rebuild, IntoANewDirectoryGivesADatabaseTheServiceOpens) {
   EXPECT_EQ(sequencer->recovered_tail_events(), 0u);
 }
 
+TEST(Rebuild, MovingFinishedRecordsOutOfMemoryChangesNothing) {
+  TempDir dir;
+  Sha256Digest live;
+  uint64_t sequence = 0;
+  {
+    auto sequencer = OpenSequencer(dir.path());
+    OpenTree(*sequencer, 2, 10'000'000);
+    for (int i = 0; i < 30; ++i) {
+      std::string id = (i < 10 ? "r0" : "r") + std::to_string(i);
+      ASSERT_TRUE(Call(*sequencer, ReserveCommand(id, "agent-" + std::to_string(i % 2), 1'000)).ok());
+      ASSERT_TRUE(Call(*sequencer, SettleCommand(id, 600)).ok());
+    }
+    // Late refunds of early reservations: a replay that moved them out of
+    // memory must bring them back.
+    ASSERT_TRUE(Call(*sequencer, cmd::Refund{"f1", ChargeKind::kReservation, "r01", 100, ""}).ok());
+    ASSERT_TRUE(Call(*sequencer, cmd::Refund{"f2", ChargeKind::kReservation, "r01", 200, ""}).ok());
+    ASSERT_TRUE(Call(*sequencer, ReserveCommand("pending", "agent-0", 5)).ok());
+    live = LiveDigest(*sequencer, &sequence);
+  }
+  RebuildReport in_memory;
+  RebuildReport evicting;
+  ASSERT_TRUE(Rebuild(RebuildOptions{dir.path(), "", UINT64_MAX, INT64_MAX, nullptr, 0}, &in_memory).ok());
+  Status status =
+      Rebuild(RebuildOptions{dir.path(), "", UINT64_MAX, INT64_MAX, nullptr, 7}, &evicting);
+  ASSERT_TRUE(status.ok()) << status.message();
+  EXPECT_EQ(in_memory.digest, live);
+  EXPECT_EQ(evicting.digest, live);
+  VerifyReport verified;
+  status = Verify(VerifyOptions{dir.path(), std::nullopt, std::nullopt, nullptr, 7}, &verified);
+  EXPECT_TRUE(status.ok()) << status.message();
+
+  RebuildReport copied;
+  status = Rebuild(RebuildOptions{dir.path(), dir.Sub("copy"), UINT64_MAX, INT64_MAX, nullptr, 7},
+                   &copied);
+  ASSERT_TRUE(status.ok()) << status.message();
+  EXPECT_EQ(copied.digest, live);
+  auto sequencer = OpenSequencer(dir.Sub("copy"));
+  EXPECT_EQ(LiveDigest(*sequencer), live);
+  EXPECT_LT(sequencer->stats().reservations_in_memory, 5u) << "the copy keeps them cold";
+  Reply listed = Call(*sequencer, query::ListReservations{"org", ReservationStatus::kSettled, 2});
+  ASSERT_TRUE(listed.ok());
+  const auto& rows = std::get<ReservationList>(listed.body).reservations;
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].reservation_id, "r00");
+  EXPECT_EQ(rows[1].reservation_id, "r01");
+  EXPECT_EQ(Call(*sequencer, cmd::Refund{"f3", ChargeKind::kReservation, "r01", 301, ""}).code,
+            ResultCode::kRefundExceedsCharged)
+      << "the cold record carries the refunds made before";
+}
+
 TEST(Export, WritesJsonLinesFilteredByAccountSubtree) {
   TempDir dir;
   WriteLog(dir.path());
