@@ -68,9 +68,9 @@ rocksdb::ColumnFamilyOptions IdsOptions() {
 
 // The cold store takes a checkpoint's worth of records in one batch: large
 // memtables so that such a batch does not stall on flushes.
-rocksdb::ColumnFamilyOptions RecordsOptions() {
+rocksdb::ColumnFamilyOptions RecordsOptions(const EventLogOptions& options) {
   rocksdb::ColumnFamilyOptions cf = IdsOptions();
-  cf.write_buffer_size = 256 << 20;
+  cf.write_buffer_size = options.cold_write_buffer_bytes;
   cf.max_write_buffer_number = 4;
   return cf;
 }
@@ -115,7 +115,7 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const EventLogOptions& options)
       {"events", EventsOptions(options)},
       {"ids", IdsOptions()},
       {"checkpoint", rocksdb::ColumnFamilyOptions()},
-      {"records", RecordsOptions()},
+      {"records", RecordsOptions(options)},
       {"listing", ListingOptions()},
   };
   std::vector<rocksdb::ColumnFamilyHandle*> handles;

@@ -50,6 +50,9 @@ struct EventLogOptions {
   bool read_only = false;
   // Memtable size of the events column family. Default: 64 MiB.
   size_t write_buffer_bytes = 64 << 20;
+  // Memtable size of the cold store, which takes a checkpoint's worth of
+  // records in one batch. Default: 256 MiB.
+  size_t cold_write_buffer_bytes = 256 << 20;
 };
 
 // A batch of records and index entries for one group commit: its records

@@ -46,49 +46,76 @@ std::function<void(uint64_t)> ProgressPrinter(std::ostream* out, const char* ver
   };
 }
 
-// Bounds a replay's memory the way the service does: every `every` events
-// the finished records leave memory for the cold store of `log` (a scratch
-// database, or the one being rebuilt), and come back when an event needs one.
+// Bounds a replay's memory the way the service does: when memory holds
+// `max_records` reservations and usage records, the finished ones leave it for
+// the cold store of `log` (a scratch database, or the one being rebuilt), and
+// come back when an event needs one.
 class Evictor {
  public:
-  Evictor(EventLog* log, uint64_t every) : log_(log), every_(every) {}
+  Evictor(EventLog* log, uint64_t max_records)
+      : log_(log), max_records_(max_records), threshold_(max_records) {}
 
   Status BeforeApply(const Event& event, State* state) {
-    if (every_ > 0 && ++since_ >= every_) {
-      since_ = 0;
+    if (max_records_ > 0 && InMemory(*state) >= threshold_) {
       if (Status status = EvictFinished(state); !status.ok()) return status;
+      // Pending reservations stay: with very many of them, wait for half
+      // the budget of new records before the next pass.
+      threshold_ = std::max(max_records_, InMemory(*state) + max_records_ / 2);
     }
     return LoadColdRecordsFor(log_, event, state);
   }
 
   Status EvictFinished(State* state) {
-    std::vector<std::pair<std::string, std::string>> records;
     std::vector<std::pair<std::string, uint64_t>> reservations;
     std::vector<std::pair<std::string, uint64_t>> usages;
     for (const auto& [id, r] : state->reservations) {
-      if (r.status == ReservationStatus::kPending) continue;
-      records.emplace_back(ColdKey('r', id), EncodeColdReservation(r));
-      reservations.emplace_back(id, r.version);
+      if (r.status != ReservationStatus::kPending) reservations.emplace_back(id, r.version);
     }
-    for (const auto& [id, usage] : state->usages) {
-      records.emplace_back(ColdKey('u', id), EncodeColdUsage(id, usage));
-      usages.emplace_back(id, usage.version);
+    for (const auto& [id, usage] : state->usages) usages.emplace_back(id, usage.version);
+    // In chunks, so that the encoded copies never outweigh the records.
+    constexpr size_t kChunk = 100'000;
+    std::vector<std::pair<std::string, std::string>> records;
+    for (size_t from = 0; from < reservations.size(); from += kChunk) {
+      size_t to = std::min(reservations.size(), from + kChunk);
+      for (size_t i = from; i < to; ++i) {
+        const Reservation* r = state->FindReservation(reservations[i].first);
+        records.emplace_back(ColdKey('r', r->id), EncodeColdReservation(*r));
+      }
+      if (Status status = WriteRecords(&records); !status.ok()) return status;
+      for (size_t i = from; i < to; ++i) {
+        state->EvictReservation(reservations[i].first, reservations[i].second);
+      }
     }
-    std::sort(records.begin(), records.end());
-    LogBatch batch;
-    for (const auto& [key, value] : records) log_->AddColdRecord(key, value, &batch);
-    if (Status status = log_->Write(&batch, /*sync=*/false); !status.ok()) return status;
-    for (const auto& [id, version] : reservations) state->EvictReservation(id, version);
-    for (const auto& [id, version] : usages) state->EvictUsage(id, version);
+    for (size_t from = 0; from < usages.size(); from += kChunk) {
+      size_t to = std::min(usages.size(), from + kChunk);
+      for (size_t i = from; i < to; ++i) {
+        const std::string& id = usages[i].first;
+        records.emplace_back(ColdKey('u', id), EncodeColdUsage(id, state->usages.at(id)));
+      }
+      if (Status status = WriteRecords(&records); !status.ok()) return status;
+      for (size_t i = from; i < to; ++i) state->EvictUsage(usages[i].first, usages[i].second);
+    }
     return Status::Ok();
   }
 
   ColdStore* cold() { return &cold_; }
 
  private:
+  Status WriteRecords(std::vector<std::pair<std::string, std::string>>* records) {
+    std::sort(records->begin(), records->end());
+    LogBatch batch;
+    for (const auto& [key, value] : *records) log_->AddColdRecord(key, value, &batch);
+    records->clear();
+    return log_->Write(&batch, /*sync=*/false);
+  }
+
+  static uint64_t InMemory(const State& state) {
+    return state.reservations.size() + state.usages.size();
+  }
+
   EventLog* log_;
-  uint64_t every_;
-  uint64_t since_ = 0;
+  uint64_t max_records_;
+  uint64_t threshold_;
   LogColdStore cold_{log_};
 };
 
@@ -111,6 +138,8 @@ class ScratchLog {
     path_ = pattern;
     EventLogOptions options;
     options.path = path_;
+    options.write_buffer_bytes = 4 << 20;  // holds no events
+    options.cold_write_buffer_bytes = 64 << 20;
     Result<std::unique_ptr<EventLog>> log = EventLog::Open(options);
     if (!log.ok()) return log.status();
     log_ = std::move(*log);
@@ -225,7 +254,7 @@ Status Verify(const VerifyOptions& options, VerifyReport* report) {
   if (!log.ok()) return log.status();
   ScratchLog scratch;
   if (Status opened = scratch.Open(); !opened.ok()) return opened;
-  Evictor evictor(scratch.get(), options.evict_every_events);
+  Evictor evictor(scratch.get(), options.max_records_in_memory);
   State state;
   Sha256Digest link{};
   ConservationCheck conservation;
@@ -286,7 +315,7 @@ Status Rebuild(const RebuildOptions& options, RebuildReport* report) {
     return opened;
   }
   // The new database is its own cold store; otherwise the scratch one is.
-  Evictor evictor(out ? out.get() : scratch.get(), options.evict_every_events);
+  Evictor evictor(out ? out.get() : scratch.get(), options.max_records_in_memory);
   State state;
   Sha256Digest link{};
   ReplayOptions replay;
@@ -397,7 +426,10 @@ constexpr char kUsage[] =
     "  rebuild --data-dir D [--out D2] [--until-seq N | --until-time T]\n"
     "      rebuilds every projection from the log; prints `seq N` and `digest HEX`\n"
     "  export  --data-dir D [--account A] [--from T] [--to T]\n"
-    "      JSON lines, one event each (T: RFC 3339 or YYYY-MM-DD)\n";
+    "      JSON lines, one event each (T: RFC 3339 or YYYY-MM-DD)\n"
+    "verify and rebuild take --max-records N (default 4000000): when memory holds\n"
+    "N reservations and usage records, the finished ones move to a scratch store\n"
+    "in $TMPDIR (or, with --out, to the new database); 0 keeps all in memory\n";
 
 int Fail(const std::string& message) {
   std::cerr << "purser-replay: " << message << '\n';
@@ -408,6 +440,10 @@ int RunVerify(Flags& flags) {
   VerifyOptions options;
   options.data_dir = flags.Get("data-dir");
   options.progress = &std::cerr;
+  if (auto most = flags.GetInt("max-records")) {
+    if (*most < 0) return Fail("--max-records must be 0 or more");
+    options.max_records_in_memory = static_cast<uint64_t>(*most);
+  }
   if (flags.Has("expect-head")) {
     std::string head = flags.Get("expect-head");
     size_t colon = head.find(':');
@@ -437,6 +473,10 @@ int RunRebuild(Flags& flags) {
   options.data_dir = flags.Get("data-dir");
   options.out_dir = flags.Get("out");
   options.progress = &std::cerr;
+  if (auto most = flags.GetInt("max-records")) {
+    if (*most < 0) return Fail("--max-records must be 0 or more");
+    options.max_records_in_memory = static_cast<uint64_t>(*most);
+  }
   if (auto until = flags.GetInt("until-seq")) options.until_sequence = static_cast<uint64_t>(*until);
   if (flags.Has("until-time")) {
     std::optional<int64_t> time = ParseTimestamp(flags.Get("until-time"));
@@ -481,7 +521,8 @@ int ReplayMain(int argc, char** argv) {
   std::string command = argv[1];
   Flags flags(argc, argv, 2);
   static const std::vector<std::string> kKnown = {"data-dir", "expect-head", "out", "until-seq",
-                                                  "until-time", "account", "from", "to"};
+                                                  "until-time", "account", "from", "to",
+                                                  "max-records"};
   if (!flags.error().empty()) return Fail(flags.error());
   if (auto unknown = flags.Unknown(kKnown); !unknown.empty()) {
     return Fail("unknown flag --" + unknown.front());

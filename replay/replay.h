@@ -24,10 +24,11 @@ struct VerifyOptions {
   std::optional<Sha256Digest> expect_hash;
   // Where progress lines go (nullptr: nowhere).
   std::ostream* progress = nullptr;
-  // Like the service, move finished records out of memory every this many
-  // events (into a scratch database under the system's temp directory), so
-  // that memory does not grow with the log. 0: keep everything in memory.
-  uint64_t evict_every_events = 1'000'000;
+  // Like the service, move finished records out of memory (into a scratch
+  // database under the system's temp directory) whenever it holds this many
+  // reservations and usage records, so that memory does not grow with the
+  // log (about 0.5 KiB each). 0: keep everything in memory.
+  uint64_t max_records_in_memory = 4'000'000;
 };
 
 struct VerifyReport {
@@ -54,9 +55,9 @@ struct RebuildOptions {
   uint64_t until_sequence = UINT64_MAX;
   int64_t until_time_us = INT64_MAX;
   std::ostream* progress = nullptr;
-  // As VerifyOptions::evict_every_events; with out_dir, the new database
-  // holds the moved records as its cold store.
-  uint64_t evict_every_events = 1'000'000;
+  // As VerifyOptions::max_records_in_memory; with out_dir, the new
+  // database holds the moved records as its cold store.
+  uint64_t max_records_in_memory = 4'000'000;
 };
 
 struct RebuildReport {
