@@ -293,11 +293,11 @@ TEST_F(RpcService, ASubscriberReceivesThresholdAlertsAndFreezes) {
 TEST_F(RpcService, ASubscriptionEndsWhenItsKeyIsRevokedOrItsGraceEnds) {
   Tree(*admin_);
   auto issue = [&](const std::string& rotate_of) {
-    cmd::IssueKey issue;
-    issue.account = "team";
-    issue.role = Role::kReader;
-    issue.rotate_of = rotate_of;
-    Reply reply = admin_->Call(issue);
+    cmd::IssueKey command;
+    command.account = "team";
+    command.role = Role::kReader;
+    command.rotate_of = rotate_of;
+    Reply reply = admin_->Call(command);
     EXPECT_TRUE(reply.ok()) << reply.message;
     return std::get<KeyResult>(reply.body);
   };
