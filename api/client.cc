@@ -15,6 +15,7 @@
 
 #include "api/loop_inbox.h"
 #include "api/rpc_codec.h"
+#include "ledger/capnp_values.h"
 #include "ledger/limits.h"
 #include "purser.capnp.h"
 
@@ -22,8 +23,6 @@ namespace purser {
 
 namespace {
 
-std::string Str(capnp::Text::Reader text) { return std::string(text.cStr(), text.size()); }
-kj::StringPtr Text(const std::string& text) { return kj::StringPtr(text.c_str(), text.size()); }
 
 Reply Failure(const std::string& message) { return Reply::Error(ResultCode::kUnavailable, message); }
 

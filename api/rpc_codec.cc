@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "ledger/capnp_values.h"
 #include "ledger/clock.h"
 #include "ledger/limits.h"
 
@@ -11,9 +12,6 @@ namespace {
 
 namespace e = ::purser::schema;
 
-std::string Str(capnp::Text::Reader text) { return std::string(text.cStr(), text.size()); }
-kj::StringPtr Text(const std::string& text) { return kj::StringPtr(text.c_str(), text.size()); }
-
 // Enums from the wire: refused when out of range (a newer client, or garbage).
 template <typename T>
 bool EnumIn(uint16_t raw, uint16_t count, T* out) {
@@ -22,72 +20,10 @@ bool EnumIn(uint16_t raw, uint16_t count, T* out) {
   return true;
 }
 
-std::string GetTags(capnp::List<e::Tag>::Reader list, Tags* tags) {
+std::string GetCheckedTags(capnp::List<e::Tag>::Reader list, Tags* tags) {
   if (list.size() > kTagsMax) return "tags has more than 16 entries";
   for (auto tag : list) tags->push_back(Tag{Str(tag.getKey()), Str(tag.getValue())});
   return {};
-}
-
-void PutTags(capnp::List<e::Tag>::Builder list, const Tags& tags) {
-  for (unsigned i = 0; i < tags.size(); ++i) {
-    list[i].setKey(Text(tags[i].key));
-    list[i].setValue(Text(tags[i].value));
-  }
-}
-
-TokenCounts GetTokens(e::TokenCounts::Reader r) {
-  return TokenCounts{r.getInputTokens(), r.getOutputTokens(), r.getCachedInputTokens(),
-                     r.getCacheWriteTokens(), r.getReasoningTokens()};
-}
-
-void PutTokens(e::TokenCounts::Builder b, const TokenCounts& t) {
-  b.setInputTokens(t.input);
-  b.setOutputTokens(t.output);
-  b.setCachedInputTokens(t.cached_input);
-  b.setCacheWriteTokens(t.cache_write);
-  b.setReasoningTokens(t.reasoning);
-}
-
-PriceRates GetRates(e::PriceRates::Reader r) {
-  return PriceRates{r.getInputPerMtokMicros(), r.getOutputPerMtokMicros(),
-                    r.getCachedInputPerMtokMicros(), r.getCacheWritePerMtokMicros(),
-                    r.getReasoningPerMtokMicros()};
-}
-
-void PutRates(e::PriceRates::Builder b, const PriceRates& r) {
-  b.setInputPerMtokMicros(r.input_per_mtok);
-  b.setOutputPerMtokMicros(r.output_per_mtok);
-  b.setCachedInputPerMtokMicros(r.cached_input_per_mtok);
-  b.setCacheWritePerMtokMicros(r.cache_write_per_mtok);
-  b.setReasoningPerMtokMicros(r.reasoning_per_mtok);
-}
-
-void PutCaps(e::Caps::Builder b, const Caps& c) {
-  b.setDailyLimitMicros(c.daily_limit_micros);
-  b.setMonthlyLimitMicros(c.monthly_limit_micros);
-  b.setHardLimitMicros(c.hard_limit_micros);
-  b.setMaxInflight(c.max_inflight);
-  b.setReservationTtlS(c.reservation_ttl_s);
-  auto list = b.initAlertThresholdsPct(static_cast<unsigned>(c.alert_thresholds_pct.size()));
-  for (unsigned i = 0; i < c.alert_thresholds_pct.size(); ++i) list.set(i, c.alert_thresholds_pct[i]);
-  b.setOnExpiry(static_cast<e::OnExpiry>(c.on_expiry));
-  b.setRunawayAction(static_cast<e::RunawayAction>(c.runaway_action));
-  b.setTimeZone(Text(c.time_zone));
-}
-
-Caps GetCaps(e::Caps::Reader r) {
-  Caps c;
-  c.daily_limit_micros = r.getDailyLimitMicros();
-  c.monthly_limit_micros = r.getMonthlyLimitMicros();
-  c.hard_limit_micros = r.getHardLimitMicros();
-  c.max_inflight = r.getMaxInflight();
-  c.reservation_ttl_s = r.getReservationTtlS();
-  c.alert_thresholds_pct.clear();
-  for (uint8_t pct : r.getAlertThresholdsPct()) c.alert_thresholds_pct.push_back(pct);
-  c.on_expiry = static_cast<OnExpiry>(r.getOnExpiry());
-  c.runaway_action = static_cast<RunawayAction>(r.getRunawayAction());
-  c.time_zone = Str(r.getTimeZone());
-  return c;
 }
 
 Patch<int64_t> GetField(rpc::CapsField::Reader field) {
@@ -107,12 +43,12 @@ void PutField(rpc::CapsField::Builder field, const Patch<int64_t>& patch) {
 }
 
 std::optional<UsageTokens> GetUsage(rpc::UsageTokens::Reader r) {
-  return UsageTokens{Str(r.getModel()), GetTokens(r.getTokens())};
+  return UsageTokens{Str(r.getModel()), Get(r.getTokens())};
 }
 
 void PutUsage(rpc::UsageTokens::Builder b, const UsageTokens& u) {
   b.setModel(Text(u.model));
-  PutTokens(b.initTokens(), u.tokens);
+  Put(b.initTokens(), u.tokens);
 }
 
 std::string DecodeDay(capnp::Text::Reader text, int64_t* day) {
@@ -138,7 +74,7 @@ std::string DecodeReserve(rpc::Reserve::Reader r, RequestBody* body) {
   c.ttl_s = r.getTtlS();
   c.run_id = Str(r.getRunId());
   c.action = Str(r.getAction());
-  if (std::string problem = GetTags(r.getTags(), &c.tags); !problem.empty()) return problem;
+  if (std::string problem = GetCheckedTags(r.getTags(), &c.tags); !problem.empty()) return problem;
   *body = std::move(c);
   return {};
 }
@@ -154,7 +90,7 @@ std::string DecodeSettle(rpc::Settle::Reader r, RequestBody* body) {
   if (r.getHasAction()) c.action = Str(r.getAction());
   if (r.getHasWaste()) c.waste = Str(r.getWaste());
   if (!EnumIn(static_cast<uint16_t>(r.getOutcome()), 4, &c.outcome)) return "unknown outcome";
-  if (std::string problem = GetTags(r.getTags(), &c.tags); !problem.empty()) return problem;
+  if (std::string problem = GetCheckedTags(r.getTags(), &c.tags); !problem.empty()) return problem;
   *body = std::move(c);
   return {};
 }
@@ -172,7 +108,7 @@ std::string DecodeUsage(rpc::Usage::Reader r, RequestBody* body) {
   c.waste = Str(r.getWaste());
   if (!EnumIn(static_cast<uint16_t>(r.getOutcome()), 4, &c.outcome)) return "unknown outcome";
   c.run_id = Str(r.getRunId());
-  if (std::string problem = GetTags(r.getTags(), &c.tags); !problem.empty()) return problem;
+  if (std::string problem = GetCheckedTags(r.getTags(), &c.tags); !problem.empty()) return problem;
   *body = std::move(c);
   return {};
 }
@@ -249,7 +185,7 @@ std::string DecodeAdminCommand(rpc::Command::Reader command, RequestBody* body) 
     }
     case rpc::Command::SET_PRICE: {
       auto r = command.getSetPrice();
-      *body = cmd::SetPrice{Str(r.getModel()), GetRates(r.getRates())};
+      *body = cmd::SetPrice{Str(r.getModel()), Get(r.getRates())};
       return {};
     }
     case rpc::Command::SET_BASELINE: {
@@ -336,7 +272,7 @@ void PutAccount(rpc::AccountView::Builder b, const AccountView& v) {
   b.setName(Text(v.name));
   b.setWallet(v.wallet);
   b.setFrozen(v.frozen);
-  PutCaps(b.initCaps(), v.caps);
+  Put(b.initCaps(), v.caps);
   PutBalance(b.initBalance(), v.balance);
   auto keys = b.initIndexedTagKeys(static_cast<unsigned>(v.indexed_tag_keys.size()));
   for (unsigned i = 0; i < v.indexed_tag_keys.size(); ++i) keys.set(i, Text(v.indexed_tag_keys[i]));
@@ -350,7 +286,7 @@ AccountView GetAccount(rpc::AccountView::Reader r) {
   v.name = Str(r.getName());
   v.wallet = r.getWallet();
   v.frozen = r.getFrozen();
-  v.caps = GetCaps(r.getCaps());
+  v.caps = Get(r.getCaps());
   v.balance = GetBalance(r.getBalance());
   for (auto key : r.getIndexedTagKeys()) v.indexed_tag_keys.push_back(Str(key));
   return v;
@@ -404,7 +340,7 @@ struct ReplyEncoder {
     auto list = r.getBody().initAccounts(static_cast<unsigned>(v.accounts.size()));
     for (unsigned i = 0; i < v.accounts.size(); ++i) PutAccount(list[i], v.accounts[i]);
   }
-  void operator()(const CapsView& v) { PutCaps(r.getBody().initCaps(), v.caps); }
+  void operator()(const CapsView& v) { Put(r.getBody().initCaps(), v.caps); }
   void operator()(const BalanceView& v) { PutBalance(r.getBody().initBalance(), v); }
   void operator()(const ReserveResult& v) {
     auto b = r.getBody().initReserve();
@@ -501,7 +437,7 @@ struct ReplyEncoder {
     auto list = b.initPrices(static_cast<unsigned>(v.prices.size()));
     for (unsigned i = 0; i < v.prices.size(); ++i) {
       list[i].setModel(Text(v.prices[i].model));
-      PutRates(list[i].initRates(), v.prices[i].rates);
+      Put(list[i].initRates(), v.prices[i].rates);
       list[i].setVersion(v.prices[i].version);
     }
   }
@@ -847,7 +783,7 @@ struct CommandEncoder {
   void operator()(const cmd::SetPrice& x) {
     auto b = c.initSetPrice();
     b.setModel(Text(x.model));
-    PutRates(b.initRates(), x.rates);
+    Put(b.initRates(), x.rates);
   }
   void operator()(const cmd::SetBaseline& x) {
     auto b = c.initSetBaseline();
@@ -909,7 +845,7 @@ Reply DecodeReply(rpc::Result::Reader r) {
       reply.body = std::move(list);
       break;
     }
-    case rpc::Result::Body::CAPS: reply.body = CapsView{GetCaps(body.getCaps())}; break;
+    case rpc::Result::Body::CAPS: reply.body = CapsView{Get(body.getCaps())}; break;
     case rpc::Result::Body::BALANCE: reply.body = GetBalance(body.getBalance()); break;
     case rpc::Result::Body::RESERVE: {
       auto b = body.getReserve();
@@ -983,7 +919,7 @@ Reply DecodeReply(rpc::Result::Reader r) {
       PriceList list;
       list.version = body.getPrices().getVersion();
       for (auto p : body.getPrices().getPrices()) {
-        list.prices.push_back(PriceView{Str(p.getModel()), GetRates(p.getRates()), p.getVersion()});
+        list.prices.push_back(PriceView{Str(p.getModel()), Get(p.getRates()), p.getVersion()});
       }
       reply.body = std::move(list);
       break;

@@ -15,6 +15,7 @@
 
 #include "api/loop_inbox.h"
 #include "api/rpc_codec.h"
+#include "ledger/capnp_values.h"
 #include "ledger/crypto.h"
 #include "ledger/limits.h"
 #include "purser.capnp.h"
@@ -23,8 +24,6 @@ namespace purser {
 
 namespace {
 
-std::string Str(capnp::Text::Reader text) { return std::string(text.cStr(), text.size()); }
-kj::StringPtr Text(const std::string& text) { return kj::StringPtr(text.c_str(), text.size()); }
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -9,12 +9,16 @@
 #include <cstring>
 
 #include "events.capnp.h"
+#include "ledger/capnp_values.h"
 
 namespace purser {
 
 namespace {
 
 namespace s = ::purser::schema;
+// The shared conversions (ledger/capnp_values.h) beside the local overloads.
+using ::purser::Get;
+using ::purser::Put;
 
 constexpr size_t kScratchWords = 1024;
 
@@ -30,53 +34,7 @@ class StringOutputStream : public kj::OutputStream {
   std::string* out_;
 };
 
-kj::StringPtr Text(const std::string& text) { return kj::StringPtr(text.c_str(), text.size()); }
-std::string Str(capnp::Text::Reader text) { return std::string(text.cStr(), text.size()); }
-
-// ---- value types ------------------------------------------------------------
-
-void Put(s::Tag::Builder b, const Tag& tag) {
-  b.setKey(Text(tag.key));
-  b.setValue(Text(tag.value));
-}
-
-void PutTags(capnp::List<s::Tag>::Builder list, const Tags& tags) {
-  for (unsigned i = 0; i < tags.size(); ++i) Put(list[i], tags[i]);
-}
-
-Tags GetTags(capnp::List<s::Tag>::Reader list) {
-  Tags tags;
-  tags.reserve(list.size());
-  for (auto tag : list) tags.push_back(Tag{Str(tag.getKey()), Str(tag.getValue())});
-  return tags;
-}
-
-void Put(s::TokenCounts::Builder b, const TokenCounts& t) {
-  b.setInputTokens(t.input);
-  b.setOutputTokens(t.output);
-  b.setCachedInputTokens(t.cached_input);
-  b.setCacheWriteTokens(t.cache_write);
-  b.setReasoningTokens(t.reasoning);
-}
-
-TokenCounts Get(s::TokenCounts::Reader r) {
-  return TokenCounts{r.getInputTokens(), r.getOutputTokens(), r.getCachedInputTokens(),
-                     r.getCacheWriteTokens(), r.getReasoningTokens()};
-}
-
-void Put(s::PriceRates::Builder b, const PriceRates& r) {
-  b.setInputPerMtokMicros(r.input_per_mtok);
-  b.setOutputPerMtokMicros(r.output_per_mtok);
-  b.setCachedInputPerMtokMicros(r.cached_input_per_mtok);
-  b.setCacheWritePerMtokMicros(r.cache_write_per_mtok);
-  b.setReasoningPerMtokMicros(r.reasoning_per_mtok);
-}
-
-PriceRates Get(s::PriceRates::Reader r) {
-  return PriceRates{r.getInputPerMtokMicros(), r.getOutputPerMtokMicros(),
-                    r.getCachedInputPerMtokMicros(), r.getCacheWritePerMtokMicros(),
-                    r.getReasoningPerMtokMicros()};
-}
+// ---- value types (the shared ones are in ledger/capnp_values.cc) ----------
 
 void Put(s::Dimensions::Builder b, const Dimensions& d) {
   if (!d.model.empty()) b.setModel(Text(d.model));
@@ -91,36 +49,6 @@ Dimensions Get(s::Dimensions::Reader r) {
   return Dimensions{Str(r.getModel()), Str(r.getAction()), Str(r.getWaste()),
                     static_cast<Outcome>(r.getOutcome()), Str(r.getRunId()),
                     GetTags(r.getTags())};
-}
-
-void Put(s::Caps::Builder b, const Caps& c) {
-  b.setDailyLimitMicros(c.daily_limit_micros);
-  b.setMonthlyLimitMicros(c.monthly_limit_micros);
-  b.setHardLimitMicros(c.hard_limit_micros);
-  b.setMaxInflight(c.max_inflight);
-  b.setReservationTtlS(c.reservation_ttl_s);
-  auto thresholds = b.initAlertThresholdsPct(static_cast<unsigned>(c.alert_thresholds_pct.size()));
-  for (unsigned i = 0; i < c.alert_thresholds_pct.size(); ++i) {
-    thresholds.set(i, c.alert_thresholds_pct[i]);
-  }
-  b.setOnExpiry(static_cast<s::OnExpiry>(c.on_expiry));
-  b.setRunawayAction(static_cast<s::RunawayAction>(c.runaway_action));
-  b.setTimeZone(Text(c.time_zone));
-}
-
-Caps Get(s::Caps::Reader r) {
-  Caps c;
-  c.daily_limit_micros = r.getDailyLimitMicros();
-  c.monthly_limit_micros = r.getMonthlyLimitMicros();
-  c.hard_limit_micros = r.getHardLimitMicros();
-  c.max_inflight = r.getMaxInflight();
-  c.reservation_ttl_s = r.getReservationTtlS();
-  c.alert_thresholds_pct.clear();
-  for (uint8_t pct : r.getAlertThresholdsPct()) c.alert_thresholds_pct.push_back(pct);
-  c.on_expiry = static_cast<OnExpiry>(r.getOnExpiry());
-  c.runaway_action = static_cast<RunawayAction>(r.getRunawayAction());
-  c.time_zone = Str(r.getTimeZone());
-  return c;
 }
 
 void PutTexts(capnp::List<capnp::Text>::Builder list, const std::vector<std::string>& texts) {
