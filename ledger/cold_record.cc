@@ -66,6 +66,10 @@ int64_t ListingCreated(std::string_view key) {
   return static_cast<int64_t>(biased ^ (uint64_t{1} << 63));
 }
 
+std::pair<std::string, std::string> ListingEntry(const Reservation& r) {
+  return {ListingKey(r.account, r.created_us, r.id), std::string(1, static_cast<char>(r.status))};
+}
+
 std::string EncodeColdReservation(const Reservation& x) {
   std::string out;
   out.reserve(96 + x.id.size() + 24 * x.tags.size() + 4 * x.charge.row_keys.size());
@@ -200,17 +204,28 @@ Status LoadColdRecordsFor(EventLog* log, const Event& event, State* state) {
     return Status::Error("event " + std::to_string(event.sequence) + " needs record " +
                          key.substr(1) + ", which is neither in the checkpoint nor the cold store");
   }
-  if (key[0] == 'r') {
+  uint64_t version = 0;
+  if (!LoadColdRecord(key, values[0], state, &version)) {
+    return Status::Error("corrupt cold record " + key);
+  }
+  return Status::Ok();
+}
+
+bool LoadColdRecord(std::string_view key, std::string_view value, State* state,
+                    uint64_t* version) {
+  if (!key.empty() && key[0] == 'r') {
     Reservation reservation;
-    if (!DecodeColdReservation(values[0], &reservation)) return Status::Error("corrupt cold record");
+    if (!DecodeColdReservation(value, &reservation)) return false;
+    *version = reservation.version;
     state->LoadReservation(std::move(reservation));
   } else {
     std::string id;
     UsageRecord usage;
-    if (!DecodeColdUsage(values[0], &id, &usage)) return Status::Error("corrupt cold record");
+    if (!DecodeColdUsage(value, &id, &usage)) return false;
+    *version = usage.version;
     state->LoadUsage(std::move(id), std::move(usage));
   }
-  return Status::Ok();
+  return true;
 }
 
 }  // namespace purser

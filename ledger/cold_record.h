@@ -6,6 +6,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "ledger/event_log.h"
 #include "ledger/snapshot.h"
@@ -30,6 +31,8 @@ std::string ListingKey(AccountIndex account, int64_t created_us, std::string_vie
 inline constexpr size_t kListingIdOffset = 4 + 8;
 // The created_us of a listing key (at least kListingIdOffset bytes).
 int64_t ListingCreated(std::string_view key);
+// The listing-index entry (key, value) of a finished reservation.
+std::pair<std::string, std::string> ListingEntry(const Reservation& reservation);
 
 std::string EncodeColdReservation(const Reservation& reservation);
 bool DecodeColdReservation(std::string_view bytes, Reservation* reservation);
@@ -46,6 +49,11 @@ class LogColdStore : public ColdStore {
  private:
   EventLog* log_;
 };
+
+// Decodes the cold record stored under `key` (from ColdKey()) into *state;
+// *version receives its version. False when the record is corrupt.
+bool LoadColdRecord(std::string_view key, std::string_view value, State* state,
+                    uint64_t* version);
 
 // Loads into *state, from the cold store, the records that `event` changes
 // but memory does not hold (recovery of the log tail after a checkpoint).

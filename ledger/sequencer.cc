@@ -314,24 +314,12 @@ void Sequencer::Prefetch(const std::vector<Submission>& submissions) {
   Status status = log_->GetColdRecords(prefetch_keys_, &values, &found);
   for (size_t i = 0; status.ok() && i < prefetch_keys_.size(); ++i) {
     if (!found[i]) continue;
-    if (prefetch_keys_[i][0] == 'r') {
-      Reservation reservation;
-      if (!DecodeColdReservation(values[i], &reservation)) {
-        status = Status::Error("corrupt cold record " + prefetch_keys_[i]);
-        break;
-      }
-      loaded_[prefetch_keys_[i]] = reservation.version;
-      state_.LoadReservation(std::move(reservation));
-    } else {
-      std::string id;
-      UsageRecord usage;
-      if (!DecodeColdUsage(values[i], &id, &usage)) {
-        status = Status::Error("corrupt cold record " + prefetch_keys_[i]);
-        break;
-      }
-      loaded_[prefetch_keys_[i]] = usage.version;
-      state_.LoadUsage(std::move(id), std::move(usage));
+    uint64_t version = 0;
+    if (!LoadColdRecord(prefetch_keys_[i], values[i], &state_, &version)) {
+      status = Status::Error("corrupt cold record " + prefetch_keys_[i]);
+      break;
     }
+    loaded_[prefetch_keys_[i]] = version;
   }
   // A command that needs a record the store cannot give must not run
   // against a state that lacks it: stop, as for a failed write.
@@ -396,11 +384,7 @@ void Sequencer::AddListingEntries(const std::vector<const Reservation*>& written
     return a.reservation->id < b.reservation->id;
   });
   batch->listing.reserve(items.size());
-  for (const Item& item : items) {
-    const Reservation& r = *item.reservation;
-    batch->listing.emplace_back(ListingKey(r.account, r.created_us, r.id),
-                                std::string(1, static_cast<char>(r.status)));
-  }
+  for (const Item& item : items) batch->listing.push_back(ListingEntry(*item.reservation));
 }
 
 void Sequencer::Checkpoint(Batch* batch) {

@@ -52,8 +52,10 @@ std::function<void(uint64_t)> ProgressPrinter(std::ostream* out, const char* ver
 // come back when an event needs one.
 class Evictor {
  public:
-  Evictor(EventLog* log, uint64_t max_records)
-      : log_(log), max_records_(max_records), threshold_(max_records) {}
+  // `with_listing`: also write the reservations' listing entries, for a
+  // database the service will open.
+  Evictor(EventLog* log, uint64_t max_records, bool with_listing)
+      : log_(log), max_records_(max_records), with_listing_(with_listing), threshold_(max_records) {}
 
   Status BeforeApply(const Event& event, State* state) {
     if (max_records_ > 0 && InMemory(*state) >= threshold_) {
@@ -75,13 +77,15 @@ class Evictor {
     // In chunks, so that the encoded copies never outweigh the records.
     constexpr size_t kChunk = 100'000;
     std::vector<std::pair<std::string, std::string>> records;
+    std::vector<std::pair<std::string, std::string>> listing;
     for (size_t from = 0; from < reservations.size(); from += kChunk) {
       size_t to = std::min(reservations.size(), from + kChunk);
       for (size_t i = from; i < to; ++i) {
         const Reservation* r = state->FindReservation(reservations[i].first);
         records.emplace_back(ColdKey('r', r->id), EncodeColdReservation(*r));
+        if (with_listing_) listing.push_back(ListingEntry(*r));
       }
-      if (Status status = WriteRecords(&records); !status.ok()) return status;
+      if (Status status = WriteRecords(&records, &listing); !status.ok()) return status;
       for (size_t i = from; i < to; ++i) {
         state->EvictReservation(reservations[i].first, reservations[i].second);
       }
@@ -92,7 +96,7 @@ class Evictor {
         const std::string& id = usages[i].first;
         records.emplace_back(ColdKey('u', id), EncodeColdUsage(id, state->usages.at(id)));
       }
-      if (Status status = WriteRecords(&records); !status.ok()) return status;
+      if (Status status = WriteRecords(&records, &listing); !status.ok()) return status;
       for (size_t i = from; i < to; ++i) state->EvictUsage(usages[i].first, usages[i].second);
     }
     return Status::Ok();
@@ -101,11 +105,15 @@ class Evictor {
   ColdStore* cold() { return &cold_; }
 
  private:
-  Status WriteRecords(std::vector<std::pair<std::string, std::string>>* records) {
+  using Entries = std::vector<std::pair<std::string, std::string>>;
+  Status WriteRecords(Entries* records, Entries* listing) {
     std::sort(records->begin(), records->end());
+    std::sort(listing->begin(), listing->end());
     LogBatch batch;
     for (const auto& [key, value] : *records) log_->AddColdRecord(key, value, &batch);
+    for (const auto& [key, value] : *listing) log_->AddListingEntry(key, value, &batch);
     records->clear();
+    listing->clear();
     return log_->Write(&batch, /*sync=*/false);
   }
 
@@ -115,6 +123,7 @@ class Evictor {
 
   EventLog* log_;
   uint64_t max_records_;
+  bool with_listing_;
   uint64_t threshold_;
   LogColdStore cold_{log_};
 };
@@ -254,7 +263,7 @@ Status Verify(const VerifyOptions& options, VerifyReport* report) {
   if (!log.ok()) return log.status();
   ScratchLog scratch;
   if (Status opened = scratch.Open(); !opened.ok()) return opened;
-  Evictor evictor(scratch.get(), options.max_records_in_memory);
+  Evictor evictor(scratch.get(), options.max_records_in_memory, /*with_listing=*/false);
   State state;
   Sha256Digest link{};
   ConservationCheck conservation;
@@ -315,7 +324,8 @@ Status Rebuild(const RebuildOptions& options, RebuildReport* report) {
     return opened;
   }
   // The new database is its own cold store; otherwise the scratch one is.
-  Evictor evictor(out ? out.get() : scratch.get(), options.max_records_in_memory);
+  Evictor evictor(out ? out.get() : scratch.get(), options.max_records_in_memory,
+                  /*with_listing=*/out != nullptr);
   State state;
   Sha256Digest link{};
   ReplayOptions replay;
@@ -340,21 +350,11 @@ Status Rebuild(const RebuildOptions& options, RebuildReport* report) {
   if (!write_status.ok()) return write_status;
   if (out) {
     // As purserd leaves it at a checkpoint: finished records in the cold
-    // store with their listing entries, the rest in the checkpoint.
+    // store with their listing entries (written by the evictor), the rest in
+    // the checkpoint.
     if (Status status = evictor.EvictFinished(&state); !status.ok()) return status;
     if (Status status = out->Write(&batch, /*sync=*/false); !status.ok()) return status;
     batch = LogBatch();
-    Status listed = out->ForEachColdRecord('r', [&](std::string_view, std::string_view value) {
-      Reservation r;
-      if (!DecodeColdReservation(value, &r)) return Status::Error("a cold reservation is corrupt");
-      out->AddListingEntry(ListingKey(r.account, r.created_us, r.id),
-                           std::string(1, static_cast<char>(r.status)), &batch);
-      if (batch.bytes() < (64 << 20)) return Status::Ok();
-      Status written = out->Write(&batch, /*sync=*/false);
-      batch = LogBatch();
-      return written;
-    });
-    if (!listed.ok()) return listed;
     SnapshotOptions snapshot;
     snapshot.finished_records = false;
     out->AddCheckpoint(state.last_sequence, link, SerializeState(state, snapshot), &batch);
