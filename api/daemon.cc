@@ -171,7 +171,6 @@ int DaemonMain(int argc, char** argv) {
   rpc_options.tls_cert_file = flags.Get("tls-cert");
   rpc_options.tls_key_file = flags.Get("tls-key");
   rpc_options.insecure = flags.Has("insecure");
-  rpc_options.data_dir = data_dir;
   RpcServer rpc(&sequencer, rpc_options);
   if (Status status = rpc.Start(); !status.ok()) {
     Log(Level::kError, status.message());

@@ -353,15 +353,18 @@ void FinishCommand(const RequestBody& body, Reply* reply, const std::vector<std:
   if (reply->ok() && reply->created) std::get<KeyResult>(reply->body).api_key = secret;
 }
 
-class ReaderImpl final : public rpc::Reader::Server {
+// The methods of Reader on top of a Session, for Reader and for Ledger
+// (which extends Reader).
+template <typename Server>
+class ReaderMethods : public Server {
  public:
-  explicit ReaderImpl(Session session) : session_(std::move(session)) {}
+  explicit ReaderMethods(Session session) : session_(std::move(session)) {}
 
-  kj::Promise<void> query(QueryContext context) override {
+  kj::Promise<void> query(typename Server::QueryContext context) override {
     return session_.Query(context.getParams().getQuery(), context.getResults().initResult());
   }
 
-  kj::Promise<void> queries(QueriesContext context) override {
+  kj::Promise<void> queries(typename Server::QueriesContext context) override {
     auto list = context.getParams().getQueries();
     KJ_REQUIRE(list.size() <= kBatchCommandsMax, "at most 8192 queries per call");
     auto results = context.getResults().initResults(list.size());
@@ -369,42 +372,23 @@ class ReaderImpl final : public rpc::Reader::Server {
                             [](const RequestBody&, Reply*) {});
   }
 
-  kj::Promise<void> subscribe(SubscribeContext context) override {
+  kj::Promise<void> subscribe(typename Server::SubscribeContext context) override {
     auto params = context.getParams();
     return session_.Subscribe(params.getSubscriber(), Str(params.getAccount()),
                               context.getResults());
   }
 
-  kj::Promise<void> ping(PingContext) override { return kj::READY_NOW; }
+  kj::Promise<void> ping(typename Server::PingContext) override { return kj::READY_NOW; }
 
- private:
+ protected:
   Session session_;
 };
 
-class LedgerImpl final : public rpc::Ledger::Server {
+using ReaderImpl = ReaderMethods<rpc::Reader::Server>;
+
+class LedgerImpl final : public ReaderMethods<rpc::Ledger::Server> {
  public:
-  LedgerImpl(Session session, std::string data_dir)
-      : session_(std::move(session)), data_dir_(std::move(data_dir)) {}
-
-  kj::Promise<void> query(QueryContext context) override {
-    return session_.Query(context.getParams().getQuery(), context.getResults().initResult());
-  }
-
-  kj::Promise<void> queries(QueriesContext context) override {
-    auto list = context.getParams().getQueries();
-    KJ_REQUIRE(list.size() <= kBatchCommandsMax, "at most 8192 queries per call");
-    auto results = context.getResults().initResults(list.size());
-    return session_.RunList(list, results, DecodeQuery, [](RequestBody*) {},
-                            [](const RequestBody&, Reply*) {});
-  }
-
-  kj::Promise<void> subscribe(SubscribeContext context) override {
-    auto params = context.getParams();
-    return session_.Subscribe(params.getSubscriber(), Str(params.getAccount()),
-                              context.getResults());
-  }
-
-  kj::Promise<void> ping(PingContext) override { return kj::READY_NOW; }
+  explicit LedgerImpl(Session session) : ReaderMethods(std::move(session)) {}
 
   kj::Promise<void> call(CallContext context) override {
     RequestBody body;
@@ -482,8 +466,6 @@ class LedgerImpl final : public rpc::Ledger::Server {
     return reply;
   }
 
-  Session session_;
-  std::string data_dir_;
 };
 
 class GateImpl final : public rpc::Gate::Server {
@@ -504,8 +486,7 @@ class GateImpl final : public rpc::Gate::Server {
           session.setRole(static_cast<schema::Role>(principal.role));
           session.setReader(kj::heap<ReaderImpl>(Session(shared_, notices_, credentials)));
           if (principal.role != Role::kReader) {
-            session.setLedger(kj::heap<LedgerImpl>(Session(shared_, notices_, credentials),
-                                                   shared_->options->data_dir));
+            session.setLedger(kj::heap<LedgerImpl>(Session(shared_, notices_, credentials)));
           }
         });
   }

@@ -38,8 +38,6 @@ struct RpcServerOptions {
   int nesting_limit = 16;
   // Open connections at once; more are closed at accept. Default: 4,096.
   size_t connections_max = 4096;
-  // Directory of the database, for checkpoint paths. Required.
-  std::string data_dir;
 };
 
 // True for addresses that stay on this host (127.0.0.0/8, ::1, localhost, unix:).
