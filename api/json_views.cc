@@ -1,6 +1,7 @@
 #include "api/json_views.h"
 
 #include "ledger/clock.h"
+#include "ledger/event_json.h"
 
 namespace purser {
 
@@ -23,7 +24,7 @@ struct BodyWriter {
     for (const AccountView& a : v.accounts) WriteAccountJson(a, &w);
     w.EndArray().EndObject();
   }
-  void operator()(const CapsView& v) { WriteCapsJson(v.caps, &w); }
+  void operator()(const CapsView& v) { WriteCapsJson(v.caps, /*with_time_zone=*/false, &w); }
   void operator()(const BalanceView& v) { WriteBalanceJson(v, &w); }
   void operator()(const ReserveResult& v) {
     w.BeginObject();
@@ -187,24 +188,6 @@ struct BodyWriter {
 
 }  // namespace
 
-void WriteCapsJson(const Caps& c, JsonWriter* out) {
-  JsonWriter& w = *out;
-  w.BeginObject();
-  w.LimitField("daily_limit_micros", c.daily_limit_micros);
-  w.LimitField("monthly_limit_micros", c.monthly_limit_micros);
-  w.LimitField("hard_limit_micros", c.hard_limit_micros);
-  w.LimitField("max_inflight", c.max_inflight);
-  w.LimitField("reservation_ttl_s", c.reservation_ttl_s);
-  w.Key("alert_thresholds_pct").BeginArray();
-  for (uint8_t pct : c.alert_thresholds_pct) w.Int(pct);
-  w.EndArray();
-  w.OptionalField("on_expiry", c.on_expiry == OnExpiry::kInherit ? "" : OnExpiryName(c.on_expiry));
-  w.OptionalField("runaway_action", c.runaway_action == RunawayAction::kInherit
-                                        ? ""
-                                        : RunawayActionName(c.runaway_action));
-  w.EndObject();
-}
-
 void WriteBalanceJson(const BalanceView& v, JsonWriter* out) {
   JsonWriter& w = *out;
   w.BeginObject();
@@ -228,7 +211,7 @@ void WriteAccountJson(const AccountView& v, JsonWriter* out) {
   w.Field("id", v.id).OptionalField("parent", v.parent).Field("kind", AccountKindName(v.kind));
   w.Field("name", v.name).Field("wallet", v.wallet).Field("frozen", v.frozen);
   w.Key("caps");
-  WriteCapsJson(v.caps, out);
+  WriteCapsJson(v.caps, /*with_time_zone=*/false, out);
   w.Key("balance");
   WriteBalanceJson(v.balance, out);
   w.EndObject();

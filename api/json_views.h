@@ -16,7 +16,6 @@ void WriteErrorJson(const Reply& reply, JsonWriter* out);
 // Either of the two, by the reply's code.
 std::string ReplyToJson(const Reply& reply);
 
-void WriteCapsJson(const Caps& caps, JsonWriter* out);
 void WriteBalanceJson(const BalanceView& view, JsonWriter* out);
 void WriteAccountJson(const AccountView& view, JsonWriter* out);
 void WriteReservationJson(const ReservationView& view, JsonWriter* out);

@@ -29,8 +29,11 @@ void WriteTokens(JsonWriter& w, const TokenCounts& t) {
   w.Field("reasoning_tokens", t.reasoning);
 }
 
-void WriteCaps(JsonWriter& w, const Caps& c) {
-  w.Key("caps").BeginObject();
+}  // namespace
+
+void WriteCapsJson(const Caps& c, bool with_time_zone, JsonWriter* out) {
+  JsonWriter& w = *out;
+  w.BeginObject();
   w.LimitField("daily_limit_micros", c.daily_limit_micros);
   w.LimitField("monthly_limit_micros", c.monthly_limit_micros);
   w.LimitField("hard_limit_micros", c.hard_limit_micros);
@@ -43,9 +46,11 @@ void WriteCaps(JsonWriter& w, const Caps& c) {
   w.OptionalField("runaway_action", c.runaway_action == RunawayAction::kInherit
                                         ? ""
                                         : RunawayActionName(c.runaway_action));
-  w.Field("time_zone", c.time_zone);
+  if (with_time_zone) w.Field("time_zone", c.time_zone);
   w.EndObject();
 }
+
+namespace {
 
 void WriteAmounts(JsonWriter& w, std::string_view key, const std::vector<event::NamedAmount>& list) {
   w.Key(key).BeginObject();
@@ -68,7 +73,8 @@ struct BodyWriter {
   void operator()(const event::AccountUnfrozen& e) { w.Field("account", e.account); }
   void operator()(const event::CapsSet& e) {
     w.Field("account", e.account);
-    WriteCaps(w, e.caps);
+    w.Key("caps");
+    WriteCapsJson(e.caps, /*with_time_zone=*/true, &w);
   }
   void operator()(const event::Deposited& e) {
     w.Field("deposit_id", e.deposit_id).Field("account", e.account);

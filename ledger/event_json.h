@@ -13,6 +13,10 @@ namespace purser {
 void WriteEventJson(const Event& event, JsonWriter* out);
 std::string EventToJson(const Event& event);
 
+// A caps object: limits as numbers or null, thresholds, expiry and runaway
+// policies (absent when inherited), and the time zone when asked for.
+void WriteCapsJson(const Caps& caps, bool with_time_zone, JsonWriter* out);
+
 // The account an event is about, when the event names one directly.
 std::string EventAccount(const EventBody& body);
 
