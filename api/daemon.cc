@@ -1,5 +1,7 @@
 #include "api/daemon.h"
 
+#include "ledger/limits.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -98,11 +100,11 @@ void LogChainHead(Sequencer& sequencer) {
 }  // namespace
 
 int DaemonMain(int argc, char** argv) {
-  Flags flags(argc, argv, 1, {"insecure", "help", "allow-private-webhooks"});
+  Flags flags(argc, argv, 1, {"insecure", "help", "allow-private-webhooks", "metrics-public"});
   static const std::vector<std::string> kKnown = {
-      "data-dir",  "rpc",       "http",      "tls-cert",         "tls-key",
-      "insecure",  "log-level", "queue-max", "checkpoint-every", "help",
-      "http-threads", "allow-private-webhooks"};
+      "data-dir",     "rpc",       "http",           "tls-cert",         "tls-key",
+      "insecure",     "log-level", "queue-max",      "checkpoint-every", "help",
+      "http-threads", "allow-private-webhooks",      "metrics-public",   "metrics-account-depth"};
   if (flags.Has("help")) {
     std::cout << kUsage;
     return 0;
@@ -149,9 +151,16 @@ int DaemonMain(int argc, char** argv) {
     return 1;
   }
 
-  Metrics metrics(&sequencer);
+  std::optional<int64_t> depth = flags.GetInt("metrics-account-depth");
+  if (depth && (*depth < 0 || *depth > kAccountDepthMax)) {
+    Log(Level::kError, "--metrics-account-depth must be in 0..8");
+    sequencer.Stop();
+    return 2;
+  }
+  Metrics metrics(&sequencer, static_cast<int>(depth.value_or(2)));
   HttpApiOptions api_options;
   api_options.allow_private_webhooks = flags.Has("allow-private-webhooks");
+  api_options.metrics_public = flags.Has("metrics-public");
   HttpApi api(&sequencer, &metrics, api_options);
   HttpServerOptions http_options;
   http_options.address = flags.Get("http", "127.0.0.1:8480");

@@ -1,6 +1,7 @@
 #include "api/http_api.h"
 
-#include <filesystem>
+#include "api/admin.h"
+
 #include <thread>
 
 #include <arpa/inet.h>
@@ -125,10 +126,27 @@ bool MonthRange(const std::string& text, int64_t* first, int64_t* last) {
 
 }  // namespace
 
-bool ParseTarget(std::string_view target, std::string* path, std::map<std::string, std::string>* query) {
+bool ParseTarget(std::string_view target, std::string* path,
+                 std::map<std::string, std::string>* query, std::vector<std::string>* segments) {
   size_t question = target.find('?');
-  if (!PercentDecode(target.substr(0, question), false, path)) return false;
-  if (path->empty() || path->front() != '/') return false;
+  std::string_view raw_path = target.substr(0, question);
+  if (raw_path.empty() || raw_path.front() != '/') return false;
+  // Split first, then decode each segment: an id holding an encoded "/"
+  // stays one segment (and is refused by the id rules, not misrouted).
+  path->clear();
+  if (segments != nullptr) segments->clear();
+  size_t start = 1;
+  while (start <= raw_path.size()) {
+    size_t slash = raw_path.find('/', start);
+    if (slash == std::string_view::npos) slash = raw_path.size();
+    std::string segment;
+    if (!PercentDecode(raw_path.substr(start, slash - start), false, &segment)) return false;
+    path->push_back('/');
+    path->append(segment);
+    if (segments != nullptr) segments->push_back(std::move(segment));
+    start = slash + 1;
+  }
+  if (segments != nullptr && !segments->empty() && segments->back().empty()) segments->pop_back();
   query->clear();
   if (question == std::string_view::npos) return true;
   std::string_view rest = target.substr(question + 1);
@@ -147,235 +165,299 @@ bool ParseTarget(std::string_view target, std::string* path, std::map<std::strin
   return true;
 }
 
+std::string PrintablePath(std::string_view path) {
+  std::string out;
+  for (char c : path.substr(0, 512)) {
+    auto byte = static_cast<unsigned char>(c);
+    out.push_back(byte < 0x20 || byte == 0x7f ? '?' : c);
+  }
+  return out;
+}
+
 namespace {
 
 using Plan = HttpApi::Plan;
 
 Plan Decoded(const DecodeError& error) { return Plan::Now(DecodeFailure(error)); }
+Plan Invalid400(std::string message) {
+  return Plan::Now(Refuse(ResultCode::kInvalidArgument, std::move(message)));
+}
 
-Plan AccountRoutes(const HttpRequest& request, const Segments& s, const HttpApiOptions&) {
-  const std::string& m = request.method;
-  if (Match(s, {"v1", "accounts"}) && m == "POST") {
-    cmd::OpenAccount c;
-    if (DecodeError e = DecodeOpenAccount(request.body, &c); !e.ok()) return Decoded(e);
-    return Plan::Created(std::move(c));
+// ---- command answers, shared by the single endpoints and /v1/batch ---------
+
+HttpResponse CommandAnswer(const std::string& op, const Reply& reply) {
+  if (!reply.ok()) return ErrorResponse(reply);
+  if (op == "refund" || op == "revenue") {
+    const auto& result = std::get<IdResult>(reply.body);
+    JsonWriter w;
+    w.BeginObject().Field(op == "refund" ? "refund_id" : "revenue_id", result.id);
+    w.Field("amount_micros", result.amount_micros).EndObject();
+    return Json(reply.created ? 201 : 200, w.Take());
   }
-  if (Match(s, {"v1", "accounts"}) && m == "GET") return Plan::Read(query::ListAccounts{Param(request, "parent")});
-  if (Match(s, {"v1", "accounts", "*"}) && m == "GET") return Plan::Read(query::GetAccount{s[2]});
-  if (Match(s, {"v1", "accounts", "*", "balance"}) && m == "GET") {
-    return Plan::Read(query::GetBalance{s[2]});
+  if (op == "adjustment") {
+    const auto& result = std::get<BalanceResult>(reply.body);
+    JsonWriter w;
+    w.BeginObject().Field("adjustment_id", result.id);
+    w.Field("balance_micros", result.balance_micros).EndObject();
+    return Json(reply.created ? 201 : 200, w.Take());
   }
-  if (Match(s, {"v1", "accounts", "*", "caps"}) && m == "PUT") {
-    cmd::SetCaps c;
-    c.account = s[2];
-    if (DecodeError e = DecodeCapsPatch(request.body, &c.patch); !e.ok()) return Decoded(e);
-    return Plan::One(std::move(c), [](const Reply& reply) { return Json(200, ReplyToJson(reply)); });
+  bool creates = op == "reserve" || op == "usage" || op == "deposit" || op == "transfer";
+  return creates ? Success(reply, 201) : Json(200, ReplyToJson(reply));
+}
+
+Plan Command(const std::string& op, RequestBody body) {
+  return Plan::Full(std::move(body), [op](const Reply& reply) { return CommandAnswer(op, reply); });
+}
+
+// ---- parameters -----------------------------------------------------------------
+
+bool DayRange(const RouteContext& c, int64_t* from, int64_t* to) {
+  int64_t today = Today();
+  return DayParam(c.request, "from", FirstDayOfMonth(MonthOfDay(today)), from) &&
+         DayParam(c.request, "to", today, to);
+}
+
+// An integer query parameter in [min, max]; `fallback` when absent.
+bool IntParam(const RouteContext& c, const std::string& name, int64_t fallback, int64_t min,
+              int64_t max, int64_t* out) {
+  if (!c.Has(name)) {
+    *out = fallback;
+    return true;
   }
-  if (Match(s, {"v1", "accounts", "*", "freeze"}) && m == "POST") {
-    cmd::Freeze c{s[2], ""};
-    if (DecodeError e = DecodeReason(request.body, &c.reason); !e.ok()) return Decoded(e);
-    return Plan::One(std::move(c), [](const Reply& reply) { return Json(200, ReplyToJson(reply)); });
+  std::optional<int64_t> value = ParseInt64(c.Param(name));
+  if (!value || *value < min || *value > max) return false;
+  *out = *value;
+  return true;
+}
+
+Plan WindowPlan(const RouteContext& c, const std::function<Plan(int64_t)>& then) {
+  int64_t window = 0;
+  if (!IntParam(c, "window_s", 3600, 60, kBurnWindowSecondsMax, &window) || window % 60 != 0) {
+    return Invalid400("window_s must be a multiple of 60 in 60..86400");
   }
-  if (Match(s, {"v1", "accounts", "*", "unfreeze"}) && m == "POST") {
-    return Plan::One(cmd::Unfreeze{s[2]}, [](const Reply& reply) { return Json(200, ReplyToJson(reply)); });
-  }
-  if (Match(s, {"v1", "accounts", "*", "deposits"}) && m == "POST") {
-    cmd::Deposit c;
-    c.account = s[2];
-    if (DecodeError e = DecodeDeposit(request.body, &c.amount_micros, &c.reference); !e.ok()) {
-      return Decoded(e);
-    }
-    if (request.idempotency_key.empty()) {
-      return Plan::Now(Refuse(ResultCode::kInvalidArgument,
-                              "a deposit needs an Idempotency-Key header (retries must not pay twice)"));
-    }
-    c.deposit_id = request.idempotency_key;
-    return Plan::Created(std::move(c));
-  }
-  if (Match(s, {"v1", "accounts", "*", "adjustments"}) && m == "POST") {
-    cmd::Adjust c;
-    c.account = s[2];
-    if (DecodeError e = DecodeAdjust(request.body, &c); !e.ok()) return Decoded(e);
-    return Plan::One(std::move(c), [](const Reply& reply) {
-      const auto& result = std::get<BalanceResult>(reply.body);
-      JsonWriter w;
-      w.BeginObject().Field("adjustment_id", result.id).Field("balance_micros", result.balance_micros);
-      w.EndObject();
-      return Json(reply.created ? 201 : 200, w.Take());
-    });
-  }
-  if (Match(s, {"v1", "accounts", "*", "spend"}) && m == "GET") {
-    query::GetSpend q;
-    q.account = s[2];
-    int64_t today = Today();
-    if (!DayParam(request, "from", FirstDayOfMonth(MonthOfDay(today)), &q.from_day) ||
-        !DayParam(request, "to", today, &q.to_day)) {
-      return Plan::Now(Refuse(ResultCode::kInvalidArgument, "from and to must be YYYY-MM-DD"));
-    }
-    std::string group = Param(request, "group_by", "none");
-    static const std::pair<const char*, GroupBy> kGroups[] = {
-        {"none", GroupBy::kNone},   {"model", GroupBy::kModel}, {"action", GroupBy::kAction},
-        {"waste", GroupBy::kWaste}, {"child", GroupBy::kChild}, {"day", GroupBy::kDay},
-        {"outcome", GroupBy::kOutcome}};
-    bool known = false;
-    for (const auto& [name, value] : kGroups) {
-      if (group == name) {
-        q.group_by = value;
-        known = true;
-      }
-    }
-    if (group.rfind("tag:", 0) == 0 && group.size() > 4) {
-      q.group_by = GroupBy::kTag;
-      q.tag_key = group.substr(4);
+  return then(window);
+}
+
+// ---- accounts ---------------------------------------------------------------------
+
+Plan SpendRoute(const RouteContext& c) {
+  query::GetSpend q;
+  q.account = c.s[2];
+  if (!DayRange(c, &q.from_day, &q.to_day)) return Invalid400("from and to must be YYYY-MM-DD");
+  std::string group = c.Param("group_by", "none");
+  static const std::pair<const char*, GroupBy> kGroups[] = {
+      {"none", GroupBy::kNone},   {"model", GroupBy::kModel}, {"action", GroupBy::kAction},
+      {"waste", GroupBy::kWaste}, {"child", GroupBy::kChild}, {"day", GroupBy::kDay},
+      {"outcome", GroupBy::kOutcome}, {"run", GroupBy::kRun}};
+  bool known = false;
+  for (const auto& [name, value] : kGroups) {
+    if (group == name) {
+      q.group_by = value;
       known = true;
     }
-    if (!known) {
-      return Plan::Now(Refuse(ResultCode::kInvalidArgument,
-                              "group_by must be model, action, waste, outcome, child, day or tag:KEY"));
-    }
-    return Plan::Read(std::move(q));
   }
-  if (Match(s, {"v1", "accounts", "*", "pnl"}) && m == "GET") {
-    query::GetPnl q;
-    q.account = s[2];
-    int64_t today = Today();
-    if (!DayParam(request, "from", FirstDayOfMonth(MonthOfDay(today)), &q.from_day) ||
-        !DayParam(request, "to", today, &q.to_day)) {
-      return Plan::Now(Refuse(ResultCode::kInvalidArgument, "from and to must be YYYY-MM-DD"));
-    }
-    return Plan::Read(std::move(q));
+  if (group.rfind("tag:", 0) == 0 && group.size() > 4) {
+    q.group_by = GroupBy::kTag;
+    q.tag_key = group.substr(4);
+    known = true;
   }
-  if (Match(s, {"v1", "accounts", "*", "baseline"}) && m == "PUT") {
-    cmd::SetBaseline c;
-    c.account = s[2];
-    if (DecodeError e = DecodeBaseline(request.body, &c); !e.ok()) return Decoded(e);
-    return Plan::One(std::move(c), [](const Reply&) { return Json(200, "{}"); });
+  if (!known) {
+    return Invalid400("group_by must be model, action, waste, outcome, child, day, run or tag:KEY");
   }
-  if (Match(s, {"v1", "accounts", "*", "trends"}) && m == "GET") return Plan::Now(NotImplemented("trends"));
-  if (Match(s, {"v1", "accounts", "*", "burn-rate"}) && m == "GET") {
-    return Plan::Now(NotImplemented("burn rate"));
-  }
-  return Plan::Now(Refuse(ResultCode::kNotFound, "no such endpoint: " + m + " " + request.path));
+  return Plan::Read(std::move(q));
 }
 
-Plan ReservationRoutes(const HttpRequest& request, const Segments& s) {
-  const std::string& m = request.method;
-  if (Match(s, {"v1", "reservations"}) && m == "POST") {
-    cmd::Reserve c;
-    if (DecodeError e = DecodeReserve(request.body, &c); !e.ok()) return Decoded(e);
-    return Plan::Created(std::move(c));
-  }
-  if (Match(s, {"v1", "reservations"}) && m == "GET") {
-    query::ListReservations q;
-    q.account = Param(request, "account");
-    if (q.account.empty()) return Plan::Now(Refuse(ResultCode::kInvalidArgument, "account is required"));
-    std::string status = Param(request, "status", "pending");
-    bool known = status == "all";
-    for (auto value : {ReservationStatus::kPending, ReservationStatus::kSettled,
-                       ReservationStatus::kVoided, ReservationStatus::kExpired}) {
-      if (ReservationStatusName(value) == status) {
-        q.status = value;
-        known = true;
-      }
-    }
-    if (!known) {
-      return Plan::Now(Refuse(ResultCode::kInvalidArgument,
-                              "status must be pending, settled, voided, expired or all"));
-    }
-    std::optional<int64_t> limit = ParseInt64(Param(request, "limit", "100"));
-    if (!limit || *limit < 1 || *limit > static_cast<int64_t>(kListLimitMax)) {
-      return Plan::Now(Refuse(ResultCode::kInvalidArgument, "limit must be in 1..10000"));
-    }
-    q.limit = static_cast<size_t>(*limit);
-    return Plan::Read(std::move(q));
-  }
-  if (Match(s, {"v1", "reservations", "*"}) && m == "GET") return Plan::Read(query::GetReservation{s[2]});
-  if (Match(s, {"v1", "reservations", "*", "settle"}) && m == "POST") {
-    cmd::Settle c;
-    if (DecodeError e = DecodeSettle(request.body, &c); !e.ok()) return Decoded(e);
-    c.reservation_id = s[2];
-    return Plan::One(std::move(c), [](const Reply& reply) { return Json(200, ReplyToJson(reply)); });
-  }
-  if (Match(s, {"v1", "reservations", "*", "void"}) && m == "POST") {
-    cmd::Void c{s[2], ""};
-    if (DecodeError e = DecodeReason(request.body, &c.reason); !e.ok()) return Decoded(e);
-    return Plan::One(std::move(c), [](const Reply& reply) { return Json(200, ReplyToJson(reply)); });
-  }
-  if (Match(s, {"v1", "reservations", "*", "extend"}) && m == "POST") {
-    cmd::Extend c{s[2], 0};
-    if (DecodeError e = DecodeExtend(request.body, &c.ttl_s); !e.ok()) return Decoded(e);
-    return Plan::One(std::move(c), [](const Reply& reply) { return Json(200, ReplyToJson(reply)); });
-  }
-  return Plan::Now(Refuse(ResultCode::kNotFound, "no such endpoint: " + m + " " + request.path));
+Plan TrendsRoute(const RouteContext& c) {
+  std::string days = c.Param("days", "30");
+  if (days != "7" && days != "30" && days != "90") return Invalid400("days must be 7, 30 or 90");
+  return Plan::Read(query::GetTrends{c.s[2], *ParseInt64(days)});
 }
 
-Plan SpendingRoutes(const HttpRequest& request, const Segments& s) {
-  const std::string& m = request.method;
-  if (Match(s, {"v1", "usage"}) && m == "POST") {
-    cmd::RecordUsage c;
-    if (DecodeError e = DecodeUsage(request.body, &c); !e.ok()) return Decoded(e);
-    return Plan::Created(std::move(c));
-  }
-  if (Match(s, {"v1", "refunds"}) && m == "POST") {
-    cmd::Refund c;
-    if (DecodeError e = DecodeRefund(request.body, &c); !e.ok()) return Decoded(e);
-    return Plan::One(std::move(c), [](const Reply& reply) {
-      const auto& result = std::get<IdResult>(reply.body);
-      JsonWriter w;
-      w.BeginObject().Field("refund_id", result.id).Field("amount_micros", result.amount_micros);
-      w.EndObject();
-      return Json(reply.created ? 201 : 200, w.Take());
-    });
-  }
-  if (Match(s, {"v1", "revenue"}) && m == "POST") {
-    cmd::RecordRevenue c;
-    if (DecodeError e = DecodeRevenue(request.body, &c); !e.ok()) return Decoded(e);
-    return Plan::One(std::move(c), [](const Reply& reply) {
-      const auto& result = std::get<IdResult>(reply.body);
-      JsonWriter w;
-      w.BeginObject().Field("revenue_id", result.id).Field("amount_micros", result.amount_micros);
-      w.EndObject();
-      return Json(reply.created ? 201 : 200, w.Take());
-    });
-  }
-  if (Match(s, {"v1", "prices"}) && m == "GET") return Plan::Read(query::ListPrices{});
-  if (Match(s, {"v1", "prices", "*"}) && m == "PUT") {
-    cmd::SetPrice c;
-    c.model = s[2];
-    if (DecodeError e = DecodePrice(request.body, &c.rates); !e.ok()) return Decoded(e);
-    return Plan::One(std::move(c), [](const Reply& reply) {
-      const PriceView& price = std::get<PriceList>(reply.body).prices.front();
-      JsonWriter w;
-      w.BeginObject().Field("model", price.model);
-      w.Field("input_per_mtok_micros", price.rates.input_per_mtok);
-      w.Field("output_per_mtok_micros", price.rates.output_per_mtok);
-      w.LimitField("cached_input_per_mtok_micros", price.rates.cached_input_per_mtok);
-      w.LimitField("cache_write_per_mtok_micros", price.rates.cache_write_per_mtok);
-      w.LimitField("reasoning_per_mtok_micros", price.rates.reasoning_per_mtok);
-      w.Field("version", price.version).EndObject();
-      return Json(200, w.Take());
-    });
-  }
-  if (Match(s, {"v1", "estimate"}) && m == "POST") {
-    query::EstimateCost q;
-    if (DecodeError e = DecodeEstimate(request.body, &q.usage); !e.ok()) return Decoded(e);
-    return Plan::Read(std::move(q));
-  }
-  if (Match(s, {"v1", "alerts"}) && m == "GET") {
-    int64_t since = 0;
-    if (request.query.contains("since")) {
-      std::optional<int64_t> parsed = ParseTimestamp(Param(request, "since"));
-      if (!parsed) return Plan::Now(Refuse(ResultCode::kInvalidArgument, "since must be RFC 3339 UTC"));
-      since = *parsed;
-    }
-    return Plan::Read(query::ListAlerts{Param(request, "account"), since});
-  }
-  return Plan::Now(Refuse(ResultCode::kNotFound, "no such endpoint: " + m + " " + request.path));
+std::vector<Route> AccountRoutes() {
+  auto ok200 = [](const Reply& reply) { return Json(200, ReplyToJson(reply)); };
+  return {
+      {"POST", {"v1", "accounts"}, [](const RouteContext& c) {
+         cmd::OpenAccount o;
+         if (DecodeError e = DecodeOpenAccount(c.request.body, &o); !e.ok()) return Decoded(e);
+         return Plan::Created(std::move(o));
+       }},
+      {"GET", {"v1", "accounts"},
+       [](const RouteContext& c) { return Plan::Read(query::ListAccounts{c.Param("parent")}); }},
+      {"GET", {"v1", "accounts", "*"},
+       [](const RouteContext& c) { return Plan::Read(query::GetAccount{c.s[2]}); }},
+      {"GET", {"v1", "accounts", "*", "balance"},
+       [](const RouteContext& c) { return Plan::Read(query::GetBalance{c.s[2]}); }},
+      {"PUT", {"v1", "accounts", "*", "caps"}, [ok200](const RouteContext& c) {
+         cmd::SetCaps o;
+         o.account = c.s[2];
+         if (DecodeError e = DecodeCapsPatch(c.request.body, &o.patch); !e.ok()) return Decoded(e);
+         return Plan::Full(std::move(o), ok200);
+       }},
+      {"POST", {"v1", "accounts", "*", "freeze"}, [ok200](const RouteContext& c) {
+         cmd::Freeze o{c.s[2], ""};
+         if (DecodeError e = DecodeReason(c.request.body, &o.reason); !e.ok()) return Decoded(e);
+         return Plan::Full(std::move(o), ok200);
+       }},
+      {"POST", {"v1", "accounts", "*", "unfreeze"},
+       [ok200](const RouteContext& c) { return Plan::Full(cmd::Unfreeze{c.s[2]}, ok200); }},
+      {"POST", {"v1", "accounts", "*", "deposits"}, [](const RouteContext& c) {
+         cmd::Deposit o;
+         o.account = c.s[2];
+         if (DecodeError e = DecodeDeposit(c.request.body, &o.amount_micros, &o.reference); !e.ok()) {
+           return Decoded(e);
+         }
+         if (c.request.idempotency_key.empty()) {
+           return Invalid400("a deposit needs an Idempotency-Key header (retries must not pay twice)");
+         }
+         o.deposit_id = c.request.idempotency_key;
+         return Command("deposit", std::move(o));
+       }},
+      {"POST", {"v1", "accounts", "*", "adjustments"}, [](const RouteContext& c) {
+         cmd::Adjust o;
+         o.account = c.s[2];
+         if (DecodeError e = DecodeAdjust(c.request.body, &o); !e.ok()) return Decoded(e);
+         return Command("adjustment", std::move(o));
+       }},
+      {"POST", {"v1", "accounts", "*", "indexed-tag-keys"}, [ok200](const RouteContext& c) {
+         cmd::IndexTagKeys o;
+         o.account = c.s[2];
+         if (DecodeError e = DecodeTagKeys(c.request.body, &o.keys); !e.ok()) return Decoded(e);
+         return Plan::Full(std::move(o), ok200);
+       }},
+      {"GET", {"v1", "accounts", "*", "spend"}, SpendRoute},
+      {"GET", {"v1", "accounts", "*", "pnl"}, [](const RouteContext& c) {
+         query::GetPnl q;
+         q.account = c.s[2];
+         if (!DayRange(c, &q.from_day, &q.to_day)) return Invalid400("from and to must be YYYY-MM-DD");
+         return Plan::Read(std::move(q));
+       }},
+      {"GET", {"v1", "accounts", "*", "efficiency"}, [](const RouteContext& c) {
+         query::GetEfficiency q;
+         q.account = c.s[2];
+         if (!DayRange(c, &q.from_day, &q.to_day)) return Invalid400("from and to must be YYYY-MM-DD");
+         return Plan::Read(std::move(q));
+       }},
+      {"PUT", {"v1", "accounts", "*", "baseline"}, [ok200](const RouteContext& c) {
+         cmd::SetBaseline o;
+         o.account = c.s[2];
+         if (DecodeError e = DecodeBaseline(c.request.body, &o); !e.ok()) return Decoded(e);
+         return Plan::Full(std::move(o), ok200);
+       }},
+      {"GET", {"v1", "accounts", "*", "baseline"},
+       [](const RouteContext& c) { return Plan::Read(query::GetBaseline{c.s[2]}); }},
+      {"GET", {"v1", "accounts", "*", "trends"}, TrendsRoute},
+      {"GET", {"v1", "accounts", "*", "burn-rate"}, [](const RouteContext& c) {
+         return WindowPlan(c, [&c](int64_t window) {
+           return Plan::Read(query::GetBurnRate{c.s[2], window});
+         });
+       }},
+      {"POST", {"v1", "transfers"}, [](const RouteContext& c) {
+         cmd::Transfer o;
+         if (DecodeError e = DecodeTransfer(c.request.body, &o); !e.ok()) return Decoded(e);
+         return Command("transfer", std::move(o));
+       }},
+  };
 }
 
-Plan BatchRoute(const HttpRequest& request) {
+// ---- spending -----------------------------------------------------------------------
+
+Plan ListReservationsRoute(const RouteContext& c) {
+  query::ListReservations q;
+  q.account = c.Param("account");
+  if (q.account.empty()) return Invalid400("account is required");
+  std::string status = c.Param("status", "pending");
+  bool known = status == "all";
+  for (auto value : {ReservationStatus::kPending, ReservationStatus::kSettled,
+                     ReservationStatus::kVoided, ReservationStatus::kExpired}) {
+    if (ReservationStatusName(value) == status) {
+      q.status = value;
+      known = true;
+    }
+  }
+  if (!known) return Invalid400("status must be pending, settled, voided, expired or all");
+  int64_t limit = 0;
+  if (!IntParam(c, "limit", 100, 1, static_cast<int64_t>(kListLimitMax), &limit)) {
+    return Invalid400("limit must be in 1..10000");
+  }
+  q.limit = static_cast<size_t>(limit);
+  return Plan::Read(std::move(q));
+}
+
+Plan PriceRoute(const RouteContext& c) {
+  cmd::SetPrice o;
+  o.model = c.s[2];
+  if (DecodeError e = DecodePrice(c.request.body, &o.rates); !e.ok()) return Decoded(e);
+  return Plan::Full(std::move(o), [](const Reply& reply) {
+    if (!reply.ok()) return ErrorResponse(reply);
+    const PriceView& price = std::get<PriceList>(reply.body).prices.front();
+    JsonWriter w;
+    w.BeginObject().Field("model", price.model);
+    w.Field("input_per_mtok_micros", price.rates.input_per_mtok);
+    w.Field("output_per_mtok_micros", price.rates.output_per_mtok);
+    w.LimitField("cached_input_per_mtok_micros", price.rates.cached_input_per_mtok);
+    w.LimitField("cache_write_per_mtok_micros", price.rates.cache_write_per_mtok);
+    w.LimitField("reasoning_per_mtok_micros", price.rates.reasoning_per_mtok);
+    w.Field("version", price.version).EndObject();
+    return Json(200, w.Take());
+  });
+}
+
+std::vector<Route> SpendingRoutes() {
+  return {
+      {"POST", {"v1", "reservations"}, [](const RouteContext& c) {
+         cmd::Reserve o;
+         if (DecodeError e = DecodeReserve(c.request.body, &o); !e.ok()) return Decoded(e);
+         return Command("reserve", std::move(o));
+       }},
+      {"GET", {"v1", "reservations"}, ListReservationsRoute},
+      {"GET", {"v1", "reservations", "*"},
+       [](const RouteContext& c) { return Plan::Read(query::GetReservation{c.s[2]}); }},
+      {"POST", {"v1", "reservations", "*", "settle"}, [](const RouteContext& c) {
+         cmd::Settle o;
+         if (DecodeError e = DecodeSettle(c.request.body, &o); !e.ok()) return Decoded(e);
+         o.reservation_id = c.s[2];
+         return Command("settle", std::move(o));
+       }},
+      {"POST", {"v1", "reservations", "*", "void"}, [](const RouteContext& c) {
+         cmd::Void o{c.s[2], ""};
+         if (DecodeError e = DecodeReason(c.request.body, &o.reason); !e.ok()) return Decoded(e);
+         return Command("void", std::move(o));
+       }},
+      {"POST", {"v1", "reservations", "*", "extend"}, [](const RouteContext& c) {
+         cmd::Extend o{c.s[2], 0};
+         if (DecodeError e = DecodeExtend(c.request.body, &o.ttl_s); !e.ok()) return Decoded(e);
+         return Command("extend", std::move(o));
+       }},
+      {"POST", {"v1", "usage"}, [](const RouteContext& c) {
+         cmd::RecordUsage o;
+         if (DecodeError e = DecodeUsage(c.request.body, &o); !e.ok()) return Decoded(e);
+         return Command("usage", std::move(o));
+       }},
+      {"POST", {"v1", "refunds"}, [](const RouteContext& c) {
+         cmd::Refund o;
+         if (DecodeError e = DecodeRefund(c.request.body, &o); !e.ok()) return Decoded(e);
+         return Command("refund", std::move(o));
+       }},
+      {"POST", {"v1", "revenue"}, [](const RouteContext& c) {
+         cmd::RecordRevenue o;
+         if (DecodeError e = DecodeRevenue(c.request.body, &o); !e.ok()) return Decoded(e);
+         return Command("revenue", std::move(o));
+       }},
+      {"GET", {"v1", "prices"}, [](const RouteContext&) { return Plan::Read(query::ListPrices{}); }},
+      {"PUT", {"v1", "prices", "*"}, PriceRoute},
+      {"POST", {"v1", "estimate"}, [](const RouteContext& c) {
+         query::EstimateCost q;
+         if (DecodeError e = DecodeEstimate(c.request.body, &q.usage); !e.ok()) return Decoded(e);
+         return Plan::Read(std::move(q));
+       }},
+  };
+}
+
+// ---- batch ------------------------------------------------------------------------
+
+Plan BatchRoute(const RouteContext& c) {
   std::vector<BatchItem> items;
-  if (DecodeError e = DecodeBatch(request.body, &items); !e.ok()) return Decoded(e);
+  if (DecodeError e = DecodeBatch(c.request.body, &items); !e.ok()) return Decoded(e);
   // Items that do not decode answer 400 in their place; the rest run in order.
   auto failures = std::make_shared<std::vector<std::optional<DecodeError>>>(items.size());
   auto ops = std::make_shared<std::vector<std::string>>();
@@ -395,18 +477,10 @@ Plan BatchRoute(const HttpRequest& request) {
     w.BeginObject().Key("results").BeginArray();
     size_t next = 0;
     for (size_t i = 0; i < failures->size(); ++i) {
-      w.BeginObject();
-      if ((*failures)[i]) {
-        HttpResponse failed = DecodeFailure(*(*failures)[i]);
-        w.Field("status", int64_t{failed.status}).Key("body").Raw(failed.body);
-      } else {
-        const Reply& reply = replies[next++];
-        const std::string& op = (*ops)[i];
-        bool creates = op == "reserve" || op == "usage" || op == "refund" || op == "revenue" ||
-                       op == "deposit";
-        int status = !reply.ok() ? ResultCodeHttpStatus(reply.code) : (creates && reply.created) ? 201 : 200;
-        w.Field("status", int64_t{status}).Key("body").Raw(ReplyToJson(reply));
-      }
+      // Each body is exactly what the op's own endpoint answers.
+      HttpResponse answer = (*failures)[i] ? DecodeFailure(*(*failures)[i])
+                                           : CommandAnswer((*ops)[i], replies[next++]);
+      w.BeginObject().Field("status", int64_t{answer.status}).Key("body").Raw(answer.body);
       w.EndObject();
     }
     w.EndArray().EndObject();
@@ -419,104 +493,124 @@ Plan BatchRoute(const HttpRequest& request) {
   return plan;
 }
 
-Plan KeyRoutes(const HttpRequest& request, const Segments& s, const HttpApiOptions& options) {
-  const std::string& m = request.method;
-  auto key_created = [](std::shared_ptr<std::string> secret) {
-    return [secret](const Reply& reply) {
-      KeyResult result = std::get<KeyResult>(reply.body);
-      if (reply.created) result.api_key = *secret;  // shown once
-      JsonWriter w;
-      w.BeginObject().Field("key_id", result.key_id);
-      if (result.api_key.empty()) {
-        w.Key("api_key").Null();
-      } else {
-        w.Field("api_key", result.api_key);
-      }
-      w.OptionalField("account", result.account).Field("role", RoleName(result.role)).EndObject();
-      return Json(reply.created ? 201 : 200, w.Take());
-    };
-  };
-  auto prepare = [](cmd::IssueKey* c) {
-    auto secret = std::make_shared<std::string>(NewApiKeySecret());
-    c->key_id = "k_" + RandomHex(6);
-    c->secret_sha256 = Sha256(*secret);
-    return secret;
-  };
-  if (Match(s, {"v1", "keys"}) && m == "POST") {
-    cmd::IssueKey c;
-    if (DecodeError e = DecodeKeyCreate(request.body, &c); !e.ok()) return Decoded(e);
-    c.request_id = request.idempotency_key;
-    auto secret = prepare(&c);
-    return Plan::One(std::move(c), key_created(secret));
-  }
-  if (Match(s, {"v1", "keys", "*", "rotate"}) && m == "POST") {
-    cmd::IssueKey c;
-    c.rotate_of = s[2];
-    if (DecodeError e = DecodeKeyRotate(request.body, &c.grace_s); !e.ok()) return Decoded(e);
-    c.request_id = request.idempotency_key;
-    auto secret = prepare(&c);
-    return Plan::One(std::move(c), key_created(secret));
-  }
-  if (Match(s, {"v1", "keys", "*"}) && m == "DELETE") {
-    return Plan::One(cmd::RevokeKey{s[2]}, [](const Reply&) { return Json(204, ""); });
-  }
-  if (Match(s, {"v1", "keys"}) && m == "GET") return Plan::Read(query::ListKeys{});
-  if (Match(s, {"v1", "webhooks"}) && m == "POST") {
-    cmd::RegisterWebhook c;
-    std::string secret;
-    if (DecodeError e = DecodeWebhook(request.body, &c, &secret); !e.ok()) return Decoded(e);
-    if (std::string problem = CheckWebhookUrl(c.url, options.allow_private_webhooks); !problem.empty()) {
-      return Plan::Now(Refuse(ResultCode::kInvalidArgument, problem));
+// ---- keys and webhooks --------------------------------------------------------------
+
+std::function<HttpResponse(const Reply&)> KeyCreated(std::shared_ptr<std::string> secret) {
+  return [secret](const Reply& reply) {
+    if (!reply.ok()) return ErrorResponse(reply);
+    KeyResult result = std::get<KeyResult>(reply.body);
+    if (reply.created) result.api_key = *secret;  // shown once
+    JsonWriter w;
+    w.BeginObject().Field("key_id", result.key_id);
+    if (result.api_key.empty()) {
+      w.Key("api_key").Null();
+    } else {
+      w.Field("api_key", result.api_key);
     }
-    c.request_id = request.idempotency_key;
-    c.webhook_id = "wh_" + RandomHex(8);
-    c.secret_sha256 = Sha256(secret);
-    std::string url = c.url;
-    std::vector<std::string> events = c.events;
-    return Plan::One(std::move(c), [url, events](const Reply& reply) {
-      JsonWriter w;
-      w.BeginObject().Field("id", std::get<IdResult>(reply.body).id).Field("url", url);
-      w.Key("events").BeginArray();
-      for (const std::string& kind : events) w.String(kind);
-      w.EndArray().EndObject();
-      return Json(reply.created ? 201 : 200, w.Take());
-    });
-  }
-  if (Match(s, {"v1", "webhooks"}) && m == "GET") return Plan::Read(query::ListWebhooks{});
-  if (Match(s, {"v1", "webhooks", "*"}) && m == "DELETE") {
-    return Plan::One(cmd::RemoveWebhook{s[2]}, [](const Reply&) { return Json(204, ""); });
-  }
-  if (Match(s, {"v1", "webhooks", "*", "deliveries"}) && m == "GET") {
-    return Plan::Now(NotImplemented("webhook delivery"));
-  }
-  return Plan::Now(Refuse(ResultCode::kNotFound, "no such endpoint: " + m + " " + request.path));
+    w.OptionalField("account", result.account).Field("role", RoleName(result.role)).EndObject();
+    return Json(reply.created ? 201 : 200, w.Take());
+  };
 }
 
-Plan ChargebackRoute(const HttpRequest& request) {
-  std::string parent = Param(request, "parent");
-  if (parent.empty()) return Plan::Now(Refuse(ResultCode::kInvalidArgument, "parent is required"));
-  std::string month = Param(request, "month", FormatMonth(MonthOfDay(Today())));
+std::shared_ptr<std::string> PrepareKey(cmd::IssueKey* c, const std::string& prefix = "pk_") {
+  auto secret = std::make_shared<std::string>(prefix + NewApiKeySecret().substr(3));
+  c->key_id = "k_" + RandomHex(6);
+  c->secret_sha256 = Sha256(*secret);
+  return secret;
+}
+
+Plan RegisterWebhookRoute(const RouteContext& c) {
+  cmd::RegisterWebhook o;
+  std::string secret;
+  if (DecodeError e = DecodeWebhook(c.request.body, &o, &secret); !e.ok()) return Decoded(e);
+  if (std::string problem = CheckWebhookUrl(o.url, c.options.allow_private_webhooks);
+      !problem.empty()) {
+    return Invalid400(problem);
+  }
+  o.request_id = c.request.idempotency_key;
+  o.webhook_id = "wh_" + RandomHex(8);
+  o.secret_sha256 = Sha256(secret);
+  std::string url = o.url;
+  std::vector<std::string> events = o.events;
+  return Plan::Full(std::move(o), [url, events](const Reply& reply) {
+    if (!reply.ok()) return ErrorResponse(reply);
+    JsonWriter w;
+    w.BeginObject().Field("webhook_id", std::get<IdResult>(reply.body).id).Field("url", url);
+    w.Key("events").BeginArray();
+    for (const std::string& kind : events) w.String(kind);
+    w.EndArray().EndObject();
+    return Json(reply.created ? 201 : 200, w.Take());
+  });
+}
+
+std::vector<Route> KeyRoutes() {
+  auto no_content = [](const Reply& reply) {
+    return reply.ok() ? Json(204, "") : ErrorResponse(reply);
+  };
+  return {
+      {"POST", {"v1", "keys"}, [](const RouteContext& c) {
+         cmd::IssueKey o;
+         if (DecodeError e = DecodeKeyCreate(c.request.body, &o); !e.ok()) return Decoded(e);
+         o.request_id = c.request.idempotency_key;
+         auto secret = PrepareKey(&o);
+         return Plan::Full(std::move(o), KeyCreated(secret));
+       }},
+      {"GET", {"v1", "keys"}, [](const RouteContext&) { return Plan::Read(query::ListKeys{}); }},
+      {"POST", {"v1", "keys", "*", "rotate"}, [](const RouteContext& c) {
+         cmd::IssueKey o;
+         o.rotate_of = c.s[2];
+         if (DecodeError e = DecodeKeyRotate(c.request.body, &o.grace_s); !e.ok()) return Decoded(e);
+         o.request_id = c.request.idempotency_key;
+         auto secret = PrepareKey(&o);
+         return Plan::Full(std::move(o), KeyCreated(secret));
+       }},
+      {"DELETE", {"v1", "keys", "*"},
+       [no_content](const RouteContext& c) { return Plan::Full(cmd::RevokeKey{c.s[2]}, no_content); }},
+      {"POST", {"v1", "webhooks"}, RegisterWebhookRoute},
+      {"GET", {"v1", "webhooks"}, [](const RouteContext&) { return Plan::Read(query::ListWebhooks{}); }},
+      {"DELETE", {"v1", "webhooks", "*"}, [no_content](const RouteContext& c) {
+         return Plan::Full(cmd::RemoveWebhook{c.s[2]}, no_content);
+       }},
+      {"PUT", {"v1", "webhooks", "*"},
+       [](const RouteContext&) { return Plan::Now(NotImplemented("changing a webhook")); }},
+      {"GET", {"v1", "webhooks", "*", "deliveries"},
+       [](const RouteContext&) { return Plan::Now(NotImplemented("webhook delivery")); }},
+      {"POST", {"v1", "webhooks", "*", "redeliver"},
+       [](const RouteContext&) { return Plan::Now(NotImplemented("webhook delivery")); }},
+  };
+}
+
+// ---- analytics and operations ------------------------------------------------------
+
+Plan ChargebackRoute(const RouteContext& c) {
+  std::string parent = c.Param("parent");
+  if (parent.empty()) return Invalid400("parent is required");
+  std::string month = c.Param("month", FormatMonth(MonthOfDay(Today())));
   query::GetSpend q;
   q.account = parent;
   q.group_by = GroupBy::kChild;
-  if (!MonthRange(month, &q.from_day, &q.to_day)) {
-    return Plan::Now(Refuse(ResultCode::kInvalidArgument, "month must be YYYY-MM"));
-  }
+  if (!MonthRange(month, &q.from_day, &q.to_day)) return Invalid400("month must be YYYY-MM");
   // The markup in percent with at most 2 decimals, held as basis points.
   int64_t markup_bp = 0;
-  if (request.query.contains("markup_pct")) {
-    std::optional<int64_t> micros = ParseUsd(Param(request, "markup_pct"));
+  if (c.Has("markup_pct")) {
+    std::optional<int64_t> micros = ParseUsd(c.Param("markup_pct"));
     if (!micros || *micros < 0 || *micros % 10'000 != 0 || *micros > 1'000 * kMicrosPerUsd) {
-      return Plan::Now(Refuse(ResultCode::kInvalidArgument,
-                              "markup_pct must be a percentage in 0..1000 with at most 2 decimals"));
+      return Invalid400("markup_pct must be a percentage in 0..1000 with at most 2 decimals");
     }
     markup_bp = *micros / 10'000;
   }
-  return Plan::One(std::move(q), [parent, month, markup_bp](const Reply& reply) {
+  return Plan::Full(std::move(q), [parent, month, markup_bp](const Reply& reply) {
+    if (!reply.ok()) return ErrorResponse(reply);
     const SpendReport& report = std::get<SpendReport>(reply.body);
-    // Rounded half-up once, on the subtotal.
+    // Rounded half-up once, on the subtotal; checked: an answer that does
+    // not fit int64 is an error, never a wrapped number.
     __int128 scaled = static_cast<__int128>(report.total_micros) * markup_bp;
-    int64_t markup = static_cast<int64_t>((scaled + 5'000) / 10'000);
+    __int128 markup = (scaled + 5'000) / 10'000;
+    __int128 total = static_cast<__int128>(report.total_micros) + markup;
+    if (total > INT64_MAX || markup > INT64_MAX) {
+      return Refuse(ResultCode::kInvalidArgument,
+                    "the chargeback total does not fit in 64-bit micro-USD");
+    }
     JsonWriter w;
     w.BeginObject().Field("parent", parent).Field("month", month).Key("lines").BeginArray();
     for (const SpendGroup& group : report.groups) {
@@ -524,67 +618,174 @@ Plan ChargebackRoute(const HttpRequest& request) {
       w.Field("calls", group.calls).EndObject();
     }
     w.EndArray();
-    w.Field("subtotal_micros", report.total_micros).Field("markup_micros", markup);
-    w.Field("total_micros", report.total_micros + markup).EndObject();
+    w.Field("subtotal_micros", report.total_micros).Field("markup_micros", static_cast<int64_t>(markup));
+    w.Field("total_micros", static_cast<int64_t>(total)).EndObject();
     return Json(200, w.Take());
   });
 }
 
-Plan AdminRoutes(const HttpRequest& request, const Segments& s, Sequencer* sequencer) {
-  const std::string& m = request.method;
-  if (Match(s, {"v1", "admin", "chain-head"}) && m == "GET") return Plan::Read(query::GetChainHead{});
-  if (Match(s, {"v1", "admin", "digest"}) && m == "GET") return Plan::Read(query::GetDigest{});
-  if (Match(s, {"v1", "admin", "checkpoint"}) && m == "POST") {
-    std::string dir;
-    if (DecodeError e = DecodeCheckpoint(request.body, &dir); !e.ok()) return Decoded(e);
-    // The chain-head query checks the global admin; the copy then runs on
-    // a thread of its own (it flushes and links files: neither the log
-    // thread nor an HTTP thread should wait for it).
-    Plan plan;
-    plan.bodies.push_back(query::GetChainHead{});
-    plan.async_format = [dir, sequencer](std::vector<Reply>& replies,
-                                         std::function<void(HttpResponse&&)> respond) {
-      if (!replies[0].ok()) {
-        respond(ErrorResponse(replies[0]));
+Plan CheckpointRoute(const RouteContext& c) {
+  std::string dir;
+  if (DecodeError e = DecodeCheckpoint(c.request.body, &dir); !e.ok()) return Decoded(e);
+  if (std::string problem = CheckCheckpointDir(dir); !problem.empty()) return Invalid400(problem);
+  // The chain-head query checks the global admin; the copy then runs on a
+  // thread of its own (it flushes and links files: neither the log thread
+  // nor an HTTP thread should wait for it).
+  Sequencer* sequencer = c.sequencer;
+  Plan plan;
+  plan.bodies.push_back(query::GetChainHead{});
+  plan.async_format = [dir, sequencer](std::vector<Reply>& replies,
+                                       std::function<void(HttpResponse&&)> respond) {
+    if (!replies[0].ok()) {
+      respond(ErrorResponse(replies[0]));
+      return;
+    }
+    uint64_t sequence = std::get<ChainHead>(replies[0].body).sequence;
+    std::thread([dir, sequencer, sequence, respond = std::move(respond)]() {
+      Status status = CreateCheckpointAt(sequencer, dir);
+      if (!status.ok()) {
+        respond(Refuse(ResultCode::kInvalidArgument, status.message()));
         return;
       }
-      uint64_t sequence = std::get<ChainHead>(replies[0].body).sequence;
-      std::thread([dir, sequencer, sequence, respond = std::move(respond)]() {
-        if (std::filesystem::exists(dir)) {
-          respond(Refuse(ResultCode::kInvalidArgument, dir + " already exists"));
-          return;
-        }
-        Status status = sequencer->log()->CreateCheckpointCopy(dir);
-        if (!status.ok()) {
-          respond(Refuse(ResultCode::kUnavailable, status.message()));
-          return;
-        }
-        JsonWriter w;
-        w.BeginObject().Field("dir", dir).Field("seq", sequence).EndObject();
-        respond(Json(201, w.Take()));
-      }).detach();
-    };
-    return plan;
-  }
-  if (Match(s, {"v1", "chargeback"}) && m == "GET") return ChargebackRoute(request);
-  for (const char* unbuilt : {"leaderboard", "stats"}) {
-    if (Match(s, {"v1", unbuilt}) && m == "GET") return Plan::Now(NotImplemented(unbuilt));
-  }
-  if (Match(s, {"v1", "burn-rates", "active"}) && m == "GET") return Plan::Now(NotImplemented("burn rates"));
-  if (Match(s, {"v1", "anomalies", "active"}) && m == "GET") return Plan::Now(NotImplemented("anomalies"));
-  return Plan::Now(Refuse(ResultCode::kNotFound, "no such endpoint: " + m + " " + request.path));
+      JsonWriter w;
+      w.BeginObject().Field("dir", dir).Field("seq", sequence).EndObject();
+      respond(Json(201, w.Take()));
+    }).detach();
+  };
+  return plan;
 }
 
-}  // namespace
+Plan LeaderboardRoute(const RouteContext& c) {
+  query::GetLeaderboard q;
+  q.parent = c.Param("parent");
+  if (!ParseLeaderboardMetric(c.Param("metric", "spend"), &q.metric)) {
+    return Invalid400("metric must be spend, efficiency or waste");
+  }
+  std::string period = c.Param("period", "7d");
+  if (period != "7d" && period != "30d") return Invalid400("period must be 7d or 30d");
+  q.days = period == "7d" ? 7 : 30;
+  int64_t limit = 0;
+  if (!IntParam(c, "limit", 100, 1, static_cast<int64_t>(kListLimitMax), &limit)) {
+    return Invalid400("limit must be in 1..10000");
+  }
+  q.limit = static_cast<size_t>(limit);
+  return Plan::Read(std::move(q));
+}
 
-HttpApi::HttpApi(Sequencer* sequencer, Metrics* metrics, HttpApiOptions options)
-    : sequencer_(sequencer), metrics_(metrics), options_(options) {}
+std::vector<Route> OperationRoutes() {
+  return {
+      {"GET", {"v1", "alerts"}, [](const RouteContext& c) {
+         int64_t since = 0;
+         if (c.Has("since")) {
+           std::optional<int64_t> parsed = ParseTimestamp(c.Param("since"));
+           if (!parsed) return Invalid400("since must be RFC 3339 UTC");
+           since = *parsed;
+         }
+         query::ListAlerts q{c.Param("account"), since};
+         if (c.Has("type")) {
+           std::string type = c.Param("type");
+           bool known = false;
+           for (AlertType t : {AlertType::kBudgetThreshold, AlertType::kOverrun,
+                               AlertType::kAnomaly, AlertType::kRunaway}) {
+             if (AlertTypeName(t) == type) {
+               q.type = t;
+               known = true;
+             }
+           }
+           if (!known) return Invalid400("type must be budget_threshold, overrun, anomaly or runaway");
+         }
+         return Plan::Read(std::move(q));
+       }},
+      {"GET", {"v1", "chargeback"}, ChargebackRoute},
+      {"GET", {"v1", "leaderboard"}, LeaderboardRoute},
+      {"GET", {"v1", "stats"}, [](const RouteContext&) { return Plan::Read(query::GetStats{}); }},
+      {"GET", {"v1", "burn-rates", "active"}, [](const RouteContext& c) {
+         return WindowPlan(c, [&c](int64_t window) {
+           int64_t limit = 0;
+           if (!IntParam(c, "limit", 100, 1, static_cast<int64_t>(kListLimitMax), &limit)) {
+             return Invalid400("limit must be in 1..10000");
+           }
+           return Plan::Read(query::ListActiveRuns{c.Param("parent"), window,
+                                                   static_cast<size_t>(limit)});
+         });
+       }},
+      {"GET", {"v1", "anomalies", "active"},
+       [](const RouteContext& c) { return Plan::Read(query::ListAnomalies{c.Param("parent")}); }},
+      {"POST", {"v1", "batch"}, BatchRoute},
+      {"GET", {"v1", "admin", "chain-head"},
+       [](const RouteContext&) { return Plan::Read(query::GetChainHead{}); }},
+      {"GET", {"v1", "admin", "digest"},
+       [](const RouteContext&) { return Plan::Read(query::GetDigest{}); }},
+      {"POST", {"v1", "admin", "checkpoint"}, CheckpointRoute},
+      {"GET", {"v1", "admin", "checkpoints", "latest"},
+       [](const RouteContext&) { return Plan::Now(NotImplemented("signed checkpoints")); }},
+      {"GET", {"v1", "admin", "checkpoints"},
+       [](const RouteContext&) { return Plan::Now(NotImplemented("signed checkpoints")); }},
+      {"GET", {"v1", "proofs", "inclusion"},
+       [](const RouteContext&) { return Plan::Now(NotImplemented("inclusion proofs")); }},
+      {"GET", {"v1", "admin", "proofs", "consistency"},
+       [](const RouteContext&) { return Plan::Now(NotImplemented("consistency proofs")); }},
+  };
+}
 
-namespace {
+const std::vector<Route>& AllRoutes() {
+  static const std::vector<Route> routes = [] {
+    std::vector<Route> all;
+    for (auto part : {AccountRoutes(), SpendingRoutes(), KeyRoutes(), OperationRoutes(),
+                      CompatRoutes()}) {
+      for (Route& route : part) all.push_back(std::move(route));
+    }
+    return all;
+  }();
+  return routes;
+}
+
+bool Matches(const Route& route, const Segments& segments) {
+  if (route.pattern.size() != segments.size()) return false;
+  for (size_t i = 0; i < segments.size(); ++i) {
+    if (route.pattern[i] != "*" && route.pattern[i] != segments[i]) return false;
+  }
+  return true;
+}
+
+// The route's plan; 404 for an unknown path, 405 with Allow for a known
+// path and another method.
+Plan Dispatch(const RouteContext& c) {
+  std::vector<std::string> allowed;
+  for (const Route& route : AllRoutes()) {
+    if (!Matches(route, c.s)) continue;
+    if (c.request.method == route.method) return route.handle(c);
+    if (std::find(allowed.begin(), allowed.end(), route.method) == allowed.end()) {
+      allowed.push_back(route.method);
+    }
+  }
+  if (allowed.empty()) {
+    return Plan::Now(
+        Refuse(ResultCode::kNotFound, "no such endpoint: " + PrintablePath(c.request.path)));
+  }
+  std::sort(allowed.begin(), allowed.end());
+  std::string allow;
+  for (const std::string& method : allowed) allow += (allow.empty() ? "" : ", ") + method;
+  HttpResponse response = MethodNotAllowed(c.request.method, allow);
+  return Plan::Now(std::move(response));
+}
 
 void Execute(Sequencer* sequencer, const Credentials& credentials, Plan plan,
              std::function<void(HttpResponse&&)> respond) {
   if (plan.immediate) {
+    // Authentication comes first on every path: an answer decided without
+    // the ledger (a bad form, an unknown path) waits for the key's check.
+    if (plan.immediate->status >= 400) {
+      auto answer = std::make_shared<HttpResponse>(std::move(*plan.immediate));
+      Plan check;
+      check.bodies.push_back(query::Authenticate{});
+      check.format = [answer](std::vector<Reply>& replies) {
+        return replies[0].code == ResultCode::kUnauthenticated ? ErrorResponse(replies[0])
+                                                               : std::move(*answer);
+      };
+      Execute(sequencer, credentials, std::move(check), std::move(respond));
+      return;
+    }
     respond(std::move(*plan.immediate));
     return;
   }
@@ -612,10 +813,27 @@ void Execute(Sequencer* sequencer, const Credentials& credentials, Plan plan,
 
 }  // namespace
 
+HttpApi::HttpApi(Sequencer* sequencer, Metrics* metrics, HttpApiOptions options)
+    : sequencer_(sequencer), metrics_(metrics), options_(options) {}
+
 void HttpApi::Handle(const HttpRequest& request, std::function<void(HttpResponse&&)> respond) {
-  Segments segments = Split(request.path);
-  if (request.method == "GET" && Match(segments, {"healthz"})) {
+  const Segments& segments = request.segments;
+  if ((request.method == "GET" || request.method == "HEAD") && Match(segments, {"healthz"})) {
     respond(Json(200, "{\"status\":\"ok\"}"));
+    return;
+  }
+  Metrics* metrics = metrics_;
+  auto render_metrics = [metrics](const Reply& reply) {
+    if (!reply.ok()) return ErrorResponse(reply);
+    HttpResponse response;
+    response.body = metrics->Render(std::get<AccountMetricsView>(reply.body));
+    response.content_type = "text/plain; version=0.0.4";
+    return response;
+  };
+  const query::AccountMetrics account_metrics{metrics_->account_depth(), 1'000};
+  if (request.method == "GET" && Match(segments, {"metrics"}) && options_.metrics_public) {
+    Execute(sequencer_, Credentials::System(), Plan::Full(account_metrics, render_metrics),
+            std::move(respond));
     return;
   }
   // Every other request carries a key: "Authorization: Bearer <key>".
@@ -627,39 +845,15 @@ void HttpApi::Handle(const HttpRequest& request, std::function<void(HttpResponse
     return;
   }
   Credentials credentials = Credentials::FromApiKey(request.authorization.substr(kBearer.size()));
-  if (request.method == "GET" && Match(segments, {"metrics"})) {
-    Metrics* metrics = metrics_;
-    Execute(sequencer_, credentials,
-            Plan::One(query::Authenticate{},
-                      [metrics](const Reply&) {
-                        HttpResponse response;
-                        response.body = metrics->Render();
-                        response.content_type = "text/plain; version=0.0.4";
-                        return response;
-                      }),
-            std::move(respond));
+  if (Match(segments, {"metrics"})) {
+    Plan plan = request.method == "GET"
+                    ? Plan::Full(account_metrics, render_metrics)
+                    : Plan::Now(MethodNotAllowed(request.method, "GET"));
+    Execute(sequencer_, credentials, std::move(plan), std::move(respond));
     return;
   }
-  Plan plan;
-  if (segments.size() >= 2 && segments[0] == "api" && segments[1] == "finops") {
-    plan = CompatRoutes(request, segments);
-  } else if (segments.size() < 2 || segments[0] != "v1") {
-    plan = Plan::Now(Refuse(ResultCode::kNotFound, "no such endpoint: " + request.path));
-  } else if (segments[1] == "accounts") {
-    plan = AccountRoutes(request, segments, options_);
-  } else if (segments[1] == "reservations") {
-    plan = ReservationRoutes(request, segments);
-  } else if (segments[1] == "batch" && segments.size() == 2 && request.method == "POST") {
-    plan = BatchRoute(request);
-  } else if (segments[1] == "keys" || segments[1] == "webhooks") {
-    plan = KeyRoutes(request, segments, options_);
-  } else if (segments[1] == "usage" || segments[1] == "refunds" || segments[1] == "revenue" ||
-             segments[1] == "prices" || segments[1] == "estimate" || segments[1] == "alerts") {
-    plan = SpendingRoutes(request, segments);
-  } else {
-    plan = AdminRoutes(request, segments, sequencer_);
-  }
-  Execute(sequencer_, credentials, std::move(plan), std::move(respond));
+  RouteContext context{request, segments, options_, sequencer_};
+  Execute(sequencer_, credentials, Dispatch(context), std::move(respond));
 }
 
 }  // namespace purser

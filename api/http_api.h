@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "ledger/sequencer.h"
 
@@ -20,7 +21,8 @@ class Metrics;
 
 struct HttpRequest {
   std::string method;                         // GET, POST, PUT, DELETE
-  std::string path;                           // without the query string
+  std::string path;                           // without the query string, decoded
+  std::vector<std::string> segments;          // the path's segments, each decoded on its own
   std::map<std::string, std::string> query;   // decoded query parameters
   std::string body;
   std::string authorization;                  // the Authorization header
@@ -31,19 +33,26 @@ struct HttpResponse {
   int status = 200;
   std::string body;
   std::string content_type = "application/json";
-  int retry_after_s = 0;  // set on 503
+  int retry_after_s = 0;  // set on 503 and 429
+  std::string allow;      // set on 405: the methods the path takes
 };
 
 struct HttpApiOptions {
   // Accept webhook URLs that resolve to loopback, link-local or private
   // addresses. Default: false.
   bool allow_private_webhooks = false;
+  // Serve /metrics without a key (for a Prometheus that cannot send one).
+  // Default: false.
+  bool metrics_public = false;
 };
 
-// Splits "/a/b?x=1&y=%20" into a path and decoded parameters. False when the
-// target is not valid (bad percent-encoding, a repeated parameter).
+// Splits "/a/b?x=1&y=%20" into a path, its segments (split before each is
+// decoded, so an encoded "/" stays inside its segment) and decoded
+// parameters. False when the target is not valid (bad percent-encoding, a
+// repeated parameter).
 bool ParseTarget(std::string_view target, std::string* path,
-                 std::map<std::string, std::string>* query);
+                 std::map<std::string, std::string>* query,
+                 std::vector<std::string>* segments = nullptr);
 
 class HttpApi {
  public:

@@ -9,6 +9,9 @@
 #include "api/http_internal.h"
 #include "ledger/crypto.h"
 #include "ledger/money.h"
+#include "ledger/prices.h"
+
+#include <map>
 
 namespace purser {
 
@@ -41,28 +44,84 @@ Plan ForAccount(const HttpRequest& request, std::function<Plan(const std::string
   return plan;
 }
 
-// [GetAccount, DailyReports, ListAlerts] for the last `days` days.
-Plan Reads(const std::string& account, int days, bool with_alerts,
-           std::function<HttpResponse(const AccountView&, const DailyReportList&, const AlertList*,
-                                      int64_t first, int64_t last)> format) {
+// What a compatibility read needs: the account, its reports of the period
+// and of the current month, and (for the dashboard and alerts) the ledger's
+// alerts, its recorded efficiency and the price table.
+struct CompatData {
+  const AccountView* account = nullptr;
+  const DailyReportList* reports = nullptr;        // the period
+  const DailyReportList* month_reports = nullptr;  // this month so far
+  const AlertList* alerts = nullptr;
+  const EfficiencyView* efficiency = nullptr;
+  const PriceList* prices = nullptr;
+  int64_t first = 0;
+  int64_t last = 0;
+};
+
+Plan Reads(const std::string& account, int days, bool full,
+           std::function<HttpResponse(const CompatData&)> format) {
   int64_t last = Today();
   int64_t first = last - days + 1;
   Plan plan;
   plan.bodies.push_back(query::GetAccount{account});
   plan.bodies.push_back(query::DailyReports{account, first, last});
-  if (with_alerts) plan.bodies.push_back(query::ListAlerts{account, 0});
-  plan.format = [format, first, last, with_alerts](std::vector<Reply>& replies) {
+  plan.bodies.push_back(query::DailyReports{account, FirstDayOfMonth(MonthOfDay(last)), last});
+  if (full) {
+    plan.bodies.push_back(query::ListAlerts{account, 0});
+    plan.bodies.push_back(query::GetEfficiency{account, first, last});
+    plan.bodies.push_back(query::ListPrices{});
+  }
+  plan.format = [format, first, last, full](std::vector<Reply>& replies) {
     for (const Reply& reply : replies) {
       if (!reply.ok()) return ErrorResponse(reply);
     }
-    return format(std::get<AccountView>(replies[0].body), std::get<DailyReportList>(replies[1].body),
-                  with_alerts ? &std::get<AlertList>(replies[2].body) : nullptr, first, last);
+    CompatData data;
+    data.account = &std::get<AccountView>(replies[0].body);
+    data.reports = &std::get<DailyReportList>(replies[1].body);
+    data.month_reports = &std::get<DailyReportList>(replies[2].body);
+    if (full) {
+      data.alerts = &std::get<AlertList>(replies[3].body);
+      data.efficiency = &std::get<EfficiencyView>(replies[4].body);
+      data.prices = &std::get<PriceList>(replies[5].body);
+    }
+    data.first = first;
+    data.last = last;
+    return format(data);
   };
   return plan;
 }
 
-void WriteCompatAlerts(JsonWriter& w, const AlertList& alerts) {
+// Budget alerts of the reports (API.md): the month's reported cost past the
+// account's alert threshold and past 100% of its monthly budget.
+void WriteReportBudgetAlerts(JsonWriter& w, const CompatData& d) {
+  const AccountView& account = *d.account;
+  int64_t budget = account.caps.monthly_limit_micros;
+  if (budget <= 0 || d.month_reports->reports.empty()) return;
+  __int128 cost = 0;
+  for (const auto& report : d.month_reports->reports) cost += report.total_cost_micros;
+  std::string month = FormatMonth(MonthOfDay(d.last));
+  std::string when = d.month_reports->reports.back().date + "T00:00:00Z";
+  std::vector<int64_t> thresholds;
+  if (!account.caps.alert_thresholds_pct.empty()) {
+    thresholds.push_back(account.caps.alert_thresholds_pct.front());
+  }
+  thresholds.push_back(100);
+  for (int64_t pct : thresholds) {
+    if (cost * 100 < static_cast<__int128>(pct) * budget) continue;
+    w.BeginObject().Field("id", "report-budget-" + month + "-" + std::to_string(pct));
+    w.Field("alert_type", "budget_threshold").Field("severity", pct >= 100 ? "critical" : "warning");
+    w.Field("title", std::to_string(pct) + "% of the monthly budget of " + account.id);
+    w.Field("message", "reported cost of " + month + " is " +
+                           FormatUsd(static_cast<int64_t>(cost)) + " USD of a " +
+                           FormatUsd(budget) + " USD monthly budget");
+    w.Field("created_at", when).EndObject();
+    if (pct >= 100) break;
+  }
+}
+
+void WriteCompatAlerts(JsonWriter& w, const AlertList& alerts, const CompatData& data) {
   w.Key("alerts").BeginArray();
+  WriteReportBudgetAlerts(w, data);
   for (const AlertView& a : alerts.alerts) {
     w.BeginObject().Field("id", std::to_string(a.id)).Field("alert_type", AlertTypeName(a.type));
     w.Field("severity", a.severity);
@@ -76,8 +135,60 @@ void WriteCompatAlerts(JsonWriter& w, const AlertList& alerts) {
   w.EndArray();
 }
 
-HttpResponse Dashboard(const AccountView& account, const DailyReportList& list,
-                       const AlertList* alerts, int64_t first, int64_t last) {
+// The recommendation rules of SPEC section 4 over the reported figures,
+// then the ones over the ledger's recorded spend.
+void WriteRecommendations(JsonWriter& w, const CompatData& d) {
+  w.Key("recommendations").BeginArray();
+  __int128 total = 0;
+  __int128 waste = 0;
+  std::map<std::string, __int128> by_model;
+  for (const auto& report : d.reports->reports) {
+    total += report.total_cost_micros;
+    for (const auto& entry : report.waste_categories) waste += entry.amount_micros;
+    for (const auto& entry : report.cost_by_model) by_model[entry.name] += entry.amount_micros;
+  }
+  auto percent = [](__int128 part, __int128 whole) {
+    return FormatUsd(static_cast<int64_t>(part * 100'000'000 / whole)) ;
+  };
+  if (total > 0 && waste * 5 > total) {
+    w.BeginObject().Field("rule", "waste_high");
+    w.Field("message", "reported waste is " + percent(waste, total) +
+                           "% of reported cost (above 20%)");
+    w.Key("value").Raw(percent(waste, total)).EndObject();
+  }
+  for (const auto& [model, cost] : by_model) {
+    if (total <= 0 || cost * 5 <= total * 4) continue;
+    std::string vendor = VendorOf(model);
+    const PriceView* own = nullptr;
+    for (const PriceView& p : d.prices->prices) {
+      if (p.model == model) own = &p;
+    }
+    const PriceView* cheapest = nullptr;
+    for (const PriceView& p : d.prices->prices) {
+      if (p.model == model || VendorOf(p.model) != vendor || p.rates.output_per_mtok <= 0) continue;
+      int64_t price = p.rates.input_per_mtok + p.rates.output_per_mtok;
+      if (own != nullptr && price >= own->rates.input_per_mtok + own->rates.output_per_mtok) continue;
+      if (cheapest == nullptr ||
+          price < cheapest->rates.input_per_mtok + cheapest->rates.output_per_mtok) {
+        cheapest = &p;
+      }
+    }
+    if (own == nullptr || cheapest == nullptr) continue;
+    w.BeginObject().Field("rule", "cheaper_model");
+    w.Field("message", model + " is " + percent(cost, total) + "% of reported cost; " +
+                           cheapest->model + " of the same vendor is priced lower");
+    w.Key("value").Raw(percent(cost, total)).EndObject();
+  }
+  for (const Recommendation& r : d.efficiency->recommendations) {
+    w.BeginObject().Field("rule", r.rule).Field("message", r.message).Key("value");
+    w.Usd(r.value * 10'000).EndObject();
+  }
+  w.EndArray();
+}
+
+HttpResponse Dashboard(const CompatData& d) {
+  const AccountView& account = *d.account;
+  const DailyReportList& list = *d.reports;
   int64_t cost = 0, tokens = 0, requests = 0, score_sum = 0, scored = 0;
   for (const auto& report : list.reports) {
     cost += report.total_cost_micros;
@@ -112,7 +223,7 @@ HttpResponse Dashboard(const AccountView& account, const DailyReportList& list,
     w.Null();
   }
   w.Field("report_count", static_cast<int64_t>(list.reports.size()));
-  w.Field("period_start", FormatDate(first)).Field("period_end", FormatDate(last)).EndObject();
+  w.Field("period_start", FormatDate(d.first)).Field("period_end", FormatDate(d.last)).EndObject();
   w.Key("efficiency").BeginObject();
   auto latest = std::find_if(list.reports.rbegin(), list.reports.rend(),
                              [](const auto& r) { return r.efficiency_score_millionths >= 0; });
@@ -122,13 +233,14 @@ HttpResponse Dashboard(const AccountView& account, const DailyReportList& list,
     w.Key("score").Usd(latest->efficiency_score_millionths).Field("date", latest->date);
   }
   w.EndObject();
-  WriteCompatAlerts(w, *alerts);
-  w.Key("recommendations").BeginArray().EndArray().EndObject();
+  WriteCompatAlerts(w, *d.alerts, d);
+  WriteRecommendations(w, d);
+  w.EndObject();
   return Json(200, w.Take());
 }
 
-HttpResponse EfficiencyScore(const AccountView&, const DailyReportList& list, const AlertList*,
-                             int64_t, int64_t) {
+HttpResponse EfficiencyScore(const CompatData& d) {
+  const DailyReportList& list = *d.reports;
   JsonWriter w;
   w.BeginObject().Key("current").BeginObject();
   auto latest = std::find_if(list.reports.rbegin(), list.reports.rend(),
@@ -148,14 +260,13 @@ HttpResponse EfficiencyScore(const AccountView&, const DailyReportList& list, co
   return Json(200, w.Take());
 }
 
-HttpResponse CostTrends(const AccountView&, const DailyReportList& list, const AlertList*,
-                        int64_t first, int64_t last) {
+HttpResponse CostTrends(const CompatData& d) {
   JsonWriter w;
   w.BeginObject().Key("period").BeginObject();
-  w.Field("start", FormatDate(first)).Field("end", FormatDate(last));
-  w.Field("days", last - first + 1).EndObject();
+  w.Field("start", FormatDate(d.first)).Field("end", FormatDate(d.last));
+  w.Field("days", d.last - d.first + 1).EndObject();
   w.Key("data").BeginArray();
-  for (const auto& report : list.reports) {
+  for (const auto& report : d.reports->reports) {
     w.BeginObject().Field("date", report.date).Key("total_cost").Usd(report.total_cost_micros);
     w.Field("total_tokens", report.total_tokens).Field("total_requests", report.total_requests);
     WriteAmounts(w, "cost_by_model", report.cost_by_model);
@@ -167,57 +278,134 @@ HttpResponse CostTrends(const AccountView&, const DailyReportList& list, const A
   return Json(200, w.Take());
 }
 
+// A customer id from a company name: its letters and digits, lowercase,
+// dashes between words, and a suffix that makes it unique.
+std::string CustomerId(const std::string& company, const std::string& suffix) {
+  std::string id;
+  for (char c : company) {
+    char lower = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    bool alnum = (lower >= 'a' && lower <= 'z') || (lower >= '0' && lower <= '9');
+    if (alnum) {
+      id.push_back(lower);
+    } else if (!id.empty() && id.back() != '-') {
+      id.push_back('-');
+    }
+    if (id.size() >= 40) break;
+  }
+  while (!id.empty() && id.back() == '-') id.pop_back();
+  if (id.empty()) id = "customer";
+  return id + "-" + suffix;
+}
+
+Plan RegisterRoute(const RouteContext& c) {
+  RegisterRequest r;
+  if (DecodeError e = DecodeRegister(c.request.body, &r); !e.ok()) return Plan::Now(DecodeFailure(e));
+  if (r.company_name.size() > 256) {
+    return Plan::Now(Refuse(ResultCode::kInvalidArgument, "company_name is longer than 256 bytes"));
+  }
+  // With an Idempotency-Key, a retry names the same customer (its key is
+  // shown once, on the first answer).
+  const std::string& idempotency = c.request.idempotency_key;
+  std::string suffix = idempotency.empty() ? RandomHex(4)
+                                           : HexEncode(Sha256(idempotency)).substr(0, 8);
+  cmd::OpenAccount open;
+  open.id = CustomerId(r.company_name, suffix);
+  open.kind = AccountKind::kOrg;
+  open.name = r.company_name;
+  Plan plan;
+  plan.bodies.push_back(open);
+  if (r.monthly_budget_micros || r.alert_threshold_pct) {
+    cmd::SetCaps caps;
+    caps.account = open.id;
+    if (r.monthly_budget_micros) {
+      caps.patch.monthly_limit_micros = Patch<int64_t>::Set(*r.monthly_budget_micros);
+    }
+    if (r.alert_threshold_pct) {
+      caps.patch.alert_thresholds_pct =
+          Patch<std::vector<uint8_t>>::Set({*r.alert_threshold_pct, 100});
+    }
+    plan.bodies.push_back(caps);
+  }
+  cmd::IssueKey key;
+  key.account = open.id;
+  key.role = Role::kWriter;
+  key.label = "finops";
+  key.request_id = idempotency.empty() ? "" : "register-" + suffix;
+  auto secret = std::make_shared<std::string>("finops_" + RandomHex(32));
+  key.key_id = "k_" + RandomHex(6);
+  key.secret_sha256 = Sha256(*secret);
+  plan.bodies.push_back(key);
+  std::string customer = open.id;
+  plan.format = [secret, customer](std::vector<Reply>& replies) {
+    for (const Reply& reply : replies) {
+      if (!reply.ok()) return ErrorResponse(reply);
+    }
+    bool created = replies.back().created;
+    JsonWriter w;
+    w.BeginObject().Field("customer_id", customer).Key("api_key");
+    if (created) {
+      w.String(*secret);
+    } else {
+      w.Null();
+    }
+    w.EndObject();
+    return Json(created ? 201 : 200, w.Take());
+  };
+  return plan;
+}
+
+Plan DailyReportRoute(const RouteContext& c) {
+  cmd::IngestDailyReport o;
+  if (DecodeError e = DecodeDailyReport(c.request.body, &o.report); !e.ok()) {
+    return Plan::Now(DecodeFailure(e));
+  }
+  o.report.account = c.Param("account");  // the machine uses the key's own when scoped
+  o.report.report_id =
+      c.request.idempotency_key.empty() ? "rpt_" + RandomHex(8) : c.request.idempotency_key;
+  return Plan::One(std::move(o), [](const Reply& reply) {
+    JsonWriter w;
+    w.BeginObject().Field("ok", true).Field("report_id", std::get<IdResult>(reply.body).id);
+    w.Field("message", "Daily report saved").EndObject();
+    return Json(200, w.Take());
+  });
+}
+
+Plan PeriodReads(const RouteContext& c, bool full,
+                 std::function<HttpResponse(const CompatData&)> format) {
+  int days = PeriodDays(c.Param("period"), 30);
+  if (days < 0) return Plan::Now(Refuse(ResultCode::kInvalidArgument, "period must be 7d, 30d or 90d"));
+  return ForAccount(c.request, [days, full, format](const std::string& account) {
+    return Reads(account, days, full, format);
+  });
+}
+
 }  // namespace
 
-Plan CompatRoutes(const HttpRequest& request, const Segments& s) {
-  const std::string& m = request.method;
-  if (Match(s, {"api", "finops", "daily-report"}) && m == "POST") {
-    cmd::IngestDailyReport c;
-    if (DecodeError e = DecodeDailyReport(request.body, &c.report); !e.ok()) {
-      return Plan::Now(DecodeFailure(e));
-    }
-    c.report.account = Param(request, "account");  // the machine uses the key's own when scoped
-    c.report.report_id =
-        request.idempotency_key.empty() ? "rpt_" + RandomHex(8) : request.idempotency_key;
-    return Plan::One(std::move(c), [](const Reply& reply) {
-      JsonWriter w;
-      w.BeginObject().Field("ok", true).Field("report_id", std::get<IdResult>(reply.body).id);
-      w.Field("message", "Daily report saved").EndObject();
-      return Json(200, w.Take());
-    });
-  }
-  if (m != "GET") return Plan::Now(Refuse(ResultCode::kNotFound, "no such endpoint: " + request.path));
-  if (Match(s, {"api", "finops", "dashboard"})) {
-    int days = PeriodDays(Param(request, "period"), 30);
-    if (days < 0) return Plan::Now(Refuse(ResultCode::kInvalidArgument, "period must be 7d, 30d or 90d"));
-    return ForAccount(request, [days](const std::string& account) {
-      return Reads(account, days, true, Dashboard);
-    });
-  }
-  if (Match(s, {"api", "finops", "efficiency-score"})) {
-    return ForAccount(request, [](const std::string& account) {
-      return Reads(account, 30, false, EfficiencyScore);
-    });
-  }
-  if (Match(s, {"api", "finops", "cost-trends"})) {
-    int days = PeriodDays(Param(request, "period"), 30);
-    if (days < 0) return Plan::Now(Refuse(ResultCode::kInvalidArgument, "period must be 7d, 30d or 90d"));
-    return ForAccount(request, [days](const std::string& account) {
-      return Reads(account, days, false, CostTrends);
-    });
-  }
-  if (Match(s, {"api", "finops", "alerts"})) {
-    return ForAccount(request, [](const std::string& account) {
-      return Plan::One(query::ListAlerts{account, 0}, [](const Reply& reply) {
-        JsonWriter w;
-        w.BeginObject();
-        WriteCompatAlerts(w, std::get<AlertList>(reply.body));
-        w.EndObject();
-        return Json(200, w.Take());
-      });
-    });
-  }
-  return Plan::Now(Refuse(ResultCode::kNotFound, "no such endpoint: " + request.path));
+std::vector<Route> CompatRoutes() {
+  return {
+      {"POST", {"api", "finops", "daily-report"}, DailyReportRoute},
+      {"POST", {"api", "finops", "register"}, RegisterRoute},
+      {"GET", {"api", "finops", "dashboard"},
+       [](const RouteContext& c) { return PeriodReads(c, true, Dashboard); }},
+      {"GET", {"api", "finops", "efficiency-score"}, [](const RouteContext& c) {
+         return ForAccount(c.request, [](const std::string& account) {
+           return Reads(account, 30, false, EfficiencyScore);
+         });
+       }},
+      {"GET", {"api", "finops", "cost-trends"},
+       [](const RouteContext& c) { return PeriodReads(c, false, CostTrends); }},
+      {"GET", {"api", "finops", "alerts"}, [](const RouteContext& c) {
+         return ForAccount(c.request, [](const std::string& account) {
+           return Reads(account, 30, true, [](const CompatData& d) {
+             JsonWriter w;
+             w.BeginObject();
+             WriteCompatAlerts(w, *d.alerts, d);
+             w.EndObject();
+             return Json(200, w.Take());
+           });
+         });
+       }},
+  };
 }
 
 }  // namespace purser

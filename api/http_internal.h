@@ -1,6 +1,7 @@
 // Private to the HTTP API's .cc files: response helpers and the Plan of a route.
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <optional>
 #include <string>
@@ -27,6 +28,9 @@ inline HttpResponse ErrorResponse(const Reply& reply) {
   WriteErrorJson(reply, &writer);
   HttpResponse response = Json(ResultCodeHttpStatus(reply.code), writer.Take());
   if (reply.code == ResultCode::kUnavailable) response.retry_after_s = 1;
+  if (reply.code == ResultCode::kRateLimited) {
+    response.retry_after_s = static_cast<int>(std::max<int64_t>(1, reply.retry_after_s));
+  }
   return response;
 }
 
@@ -47,6 +51,17 @@ inline HttpResponse DecodeFailure(const DecodeError& error) {
     body = malformed.Take();
   }
   return Json(400, std::move(body));
+}
+
+// 405 with the methods the path has.
+inline HttpResponse MethodNotAllowed(const std::string& method, const std::string& allow) {
+  JsonWriter w;
+  w.BeginObject().Key("error").BeginObject().Field("code", "method_not_allowed");
+  w.Field("message", "this path does not take " + method.substr(0, 16) + "; it takes " + allow);
+  w.EndObject().EndObject();
+  HttpResponse response = Json(405, w.Take());
+  response.allow = allow;
+  return response;
 }
 
 inline HttpResponse NotImplemented(const std::string& what) {
@@ -136,6 +151,15 @@ struct HttpApi::Plan {
     };
     return plan;
   }
+  // One request; `on_reply` formats its reply, refusals included.
+  static Plan Full(RequestBody body, std::function<HttpResponse(const Reply&)> on_reply) {
+    Plan plan;
+    plan.bodies.push_back(std::move(body));
+    plan.format = [on_reply = std::move(on_reply)](std::vector<Reply>& replies) {
+      return on_reply(replies[0]);
+    };
+    return plan;
+  }
   static Plan Created(RequestBody body, int status = 201) {
     return One(std::move(body), [status](const Reply& reply) { return Success(reply, status); });
   }
@@ -144,7 +168,29 @@ struct HttpApi::Plan {
   }
 };
 
+// What a route handler sees.
+struct RouteContext {
+  const HttpRequest& request;
+  const Segments& s;
+  const HttpApiOptions& options;
+  Sequencer* sequencer;
+  std::string Param(const std::string& name, const std::string& fallback = "") const {
+    return purser::Param(request, name, fallback);
+  }
+  bool Has(const std::string& name) const { return request.query.contains(name); }
+};
+
+// A method and a path pattern ("*" matches any one segment) with its handler.
+struct Route {
+  const char* method;
+  std::vector<std::string> pattern;
+  std::function<HttpApi::Plan(const RouteContext&)> handle;
+};
+
 // The compatibility routes (api/http_compat.cc).
-HttpApi::Plan CompatRoutes(const HttpRequest& request, const Segments& segments);
+std::vector<Route> CompatRoutes();
+
+// A control-character-free copy of a path for messages.
+std::string PrintablePath(std::string_view path);
 
 }  // namespace purser

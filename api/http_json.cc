@@ -88,6 +88,15 @@ class Field {
     *out = *micros;
     return {};
   }
+  // A decimal multiplier ("2.5") read exactly as basis points (at most 4 decimals).
+  DecodeError BasisPoints(int64_t* out) {
+    int64_t micros = 0;
+    if (DecodeError e = Usd(&micros); !e.ok() || micros % 100 != 0) {
+      return DecodeError::Invalid(std::string(key_) + " must be a number with at most 4 decimals");
+    }
+    *out = micros / 100;
+    return {};
+  }
   DecodeError Object(const Handler& handler) {
     od::object object;
     if (auto error = value_.get_object().get(object)) return FromSimdjson(error, key_, "an object");
@@ -369,6 +378,21 @@ DecodeError DecodeCapsPatch(std::string_view body, CapsPatch* out) {
       else return DecodeError::Invalid("runaway_action must be alert or freeze");
       return {};
     }
+    if (key == "runaway_error_streak") return CapsLimit(f, &out->runaway_error_streak);
+    if (key == "runaway_min_micros_per_hour") return CapsLimit(f, &out->runaway_min_micros_per_hour);
+    if (key == "max_calls_per_minute") return CapsLimit(f, &out->max_calls_per_minute);
+    if (key == "max_tokens_per_minute") return CapsLimit(f, &out->max_tokens_per_minute);
+    if (key == "degrade_at_pct") return CapsLimit(f, &out->degrade_at_pct);
+    if (key == "runaway_burn_multiplier") {
+      if (f.IsNull()) {
+        out->runaway_burn_multiplier_bp = Patch<int64_t>::Remove();
+        return {};
+      }
+      int64_t bp = 0;
+      if (DecodeError e = f.BasisPoints(&bp); !e.ok()) return e;
+      out->runaway_burn_multiplier_bp = Patch<int64_t>::Set(bp);
+      return {};
+    }
     // Unlike elsewhere, an unknown field is an error here (API.md).
     return DecodeError::Invalid("unknown caps field \"" + std::string(key) + "\"");
   });
@@ -494,6 +518,17 @@ DecodeError DecodeUsage(std::string_view body, cmd::RecordUsage* out) {
     if (key == "outcome") return OutcomeField(f, &out->outcome);
     if (key == "run_id") return f.OptionalString(&out->run_id);
     if (key == "tags") return f.TagMap(&out->tags);
+    if (key == "occurred_at") {
+      if (f.IsNull()) return {};
+      std::string text;
+      if (DecodeError inner = f.String(&text); !inner.ok()) return inner;
+      std::optional<int64_t> at = ParseTimestamp(text);
+      if (!at || text.size() <= 10) {
+        return DecodeError::Invalid("occurred_at must be an RFC 3339 UTC time");
+      }
+      out->occurred_at_us = *at;
+      return {};
+    }
     return {};
   });
   if (!e.ok()) return e;
@@ -625,14 +660,7 @@ DecodeError DecodeBaseline(std::string_view body, cmd::SetBaseline* out) {
     }
     if (key == "multiplier") {
       if (f.IsNull()) return {};
-      // A decimal multiplier ("2.5") read exactly as basis points.
-      int64_t micros;
-      if (DecodeError inner = f.Usd(&micros); !inner.ok()) {
-        return DecodeError::Invalid("multiplier must be a number with at most 4 decimals");
-      }
-      if (micros % 100 != 0) return DecodeError::Invalid("multiplier has at most 4 decimals");
-      out->multiplier_bp = micros / 100;
-      return {};
+      return f.BasisPoints(&out->multiplier_bp);
     }
     return {};
   });
@@ -688,6 +716,8 @@ DecodeError DecodeWebhook(std::string_view body, cmd::RegisterWebhook* out, std:
 DecodeError DecodeDailyReport(std::string_view body, event::DailyReportIngested* out) {
   bool has_date = false;
   bool has_cost = false;
+  bool has_tokens = false;
+  bool has_requests = false;
   auto named = [](Field& f, std::vector<event::NamedAmount>* list) -> DecodeError {
     if (f.IsNull()) return {};
     return f.Object([&](std::string_view key, Field& g) -> DecodeError {
@@ -706,12 +736,18 @@ DecodeError DecodeDailyReport(std::string_view body, event::DailyReportIngested*
       has_date = true;
       return f.String(&out->date);
     }
-    if (key == "total_tokens") return f.Integer(&out->total_tokens);
+    if (key == "total_tokens") {
+      has_tokens = true;
+      return f.Integer(&out->total_tokens);
+    }
     if (key == "total_cost") {
       has_cost = true;
       return f.Usd(&out->total_cost_micros);
     }
-    if (key == "total_requests") return f.Integer(&out->total_requests);
+    if (key == "total_requests") {
+      has_requests = true;
+      return f.Integer(&out->total_requests);
+    }
     if (key == "cost_by_model") return named(f, &out->cost_by_model);
     if (key == "cost_by_action") return named(f, &out->cost_by_action);
     if (key == "waste_categories") return named(f, &out->waste_categories);
@@ -727,7 +763,68 @@ DecodeError DecodeDailyReport(std::string_view body, event::DailyReportIngested*
   });
   if (!e.ok()) return e;
   if (!has_date) return Missing("date");
+  if (!has_tokens) return Missing("total_tokens");
   if (!has_cost) return Missing("total_cost");
+  if (!has_requests) return Missing("total_requests");
+  return {};
+}
+
+DecodeError DecodeTransfer(std::string_view body, cmd::Transfer* out) {
+  bool has_amount = false;
+  DecodeError e = ParseObject(body, [&](std::string_view key, Field& f) -> DecodeError {
+    if (key == "transfer_id") return f.String(&out->transfer_id);
+    if (key == "from") return f.String(&out->from);
+    if (key == "to") return f.String(&out->to);
+    if (key == "amount_micros") {
+      has_amount = true;
+      return f.Integer(&out->amount_micros);
+    }
+    if (key == "reason") return f.OptionalString(&out->reason);
+    return {};
+  });
+  if (!e.ok()) return e;
+  if (out->transfer_id.empty()) return Missing("transfer_id");
+  if (out->from.empty()) return Missing("from");
+  if (out->to.empty()) return Missing("to");
+  if (!has_amount) return Missing("amount_micros");
+  return {};
+}
+
+DecodeError DecodeTagKeys(std::string_view body, std::vector<std::string>* keys) {
+  bool has_keys = false;
+  DecodeError e = ParseObject(body, [&](std::string_view key, Field& f) -> DecodeError {
+    if (key == "keys") {
+      has_keys = true;
+      return f.StringList(keys, kIndexedTagKeysMax);
+    }
+    return {};
+  });
+  if (e.ok() && !has_keys) return Missing("keys");
+  return e;
+}
+
+DecodeError DecodeRegister(std::string_view body, RegisterRequest* out) {
+  DecodeError e = ParseObject(body, [&](std::string_view key, Field& f) -> DecodeError {
+    if (key == "company_name") return f.String(&out->company_name);
+    if (key == "monthly_budget") {
+      if (f.IsNull()) return {};
+      int64_t micros = 0;
+      if (DecodeError inner = f.Usd(&micros); !inner.ok()) return inner;
+      out->monthly_budget_micros = micros;
+      return {};
+    }
+    if (key == "alert_threshold_pct") {
+      if (f.IsNull()) return {};
+      int64_t pct = 0;
+      if (DecodeError inner = f.Integer(&pct); !inner.ok()) return inner;
+      if (pct < 1 || pct > 100) return DecodeError::Invalid("alert_threshold_pct must be in 1..100");
+      out->alert_threshold_pct = static_cast<uint8_t>(pct);
+      return {};
+    }
+    return {};
+  });
+  if (!e.ok()) return e;
+  if (out->company_name.empty()) return Missing("company_name");
   return {};
 }
 
@@ -866,6 +963,12 @@ DecodeError DecodeBatchItem(const BatchItem& item, RequestBody* body) {
     *body = std::move(c);
     return e;
   }
+  if (item.op == "transfer") {
+    cmd::Transfer c;
+    DecodeError e = DecodeTransfer(json, &c);
+    *body = std::move(c);
+    return e;
+  }
   if (item.op == "deposit") {
     cmd::Deposit c;
     c.deposit_id = idempotency_key;
@@ -876,7 +979,8 @@ DecodeError DecodeBatchItem(const BatchItem& item, RequestBody* body) {
     *body = std::move(c);
     return e;
   }
-  return DecodeError::Invalid("op must be reserve, settle, void, extend, usage, refund, revenue or deposit");
+  return DecodeError::Invalid(
+      "op must be reserve, settle, void, extend, usage, refund, revenue, deposit or transfer");
 }
 
 }  // namespace purser

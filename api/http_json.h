@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,6 +50,16 @@ DecodeError DecodeKeyRotate(std::string_view body, int64_t* grace_s);
 DecodeError DecodeWebhook(std::string_view body, cmd::RegisterWebhook* out, std::string* secret);
 DecodeError DecodeDailyReport(std::string_view body, event::DailyReportIngested* out);
 DecodeError DecodeCheckpoint(std::string_view body, std::string* dir);
+DecodeError DecodeTransfer(std::string_view body, cmd::Transfer* out);
+DecodeError DecodeTagKeys(std::string_view body, std::vector<std::string>* keys);
+
+// POST /api/finops/register.
+struct RegisterRequest {
+  std::string company_name;
+  std::optional<int64_t> monthly_budget_micros;
+  std::optional<uint8_t> alert_threshold_pct;
+};
+DecodeError DecodeRegister(std::string_view body, RegisterRequest* out);
 
 // POST /v1/batch: the items, each with its op and its own JSON object text.
 struct BatchItem {

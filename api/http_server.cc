@@ -99,10 +99,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     HttpRequest decoded;
     decoded.method = std::string(request.method_string());
     std::string_view target(request.target().data(), request.target().size());
-    if (!ParseTarget(target, &decoded.path, &decoded.query)) {
-      Write(400, ErrorBody(ResultCode::kInvalidArgument,
-                           "the request target is not valid (encoding or a repeated parameter)"),
-            "application/json", 0);
+    head_ = request.method() == http::verb::head;
+    if (!ParseTarget(target, &decoded.path, &decoded.query, &decoded.segments)) {
+      Write(Plain(400, ErrorBody(ResultCode::kInvalidArgument,
+                                 "the request target is not valid (encoding or a repeated "
+                                 "parameter)")));
       return;
     }
     decoded.body = std::move(request.body());
@@ -114,8 +115,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     auto executor = stream_.get_executor();
     api_->Handle(decoded, [self, executor](HttpResponse&& response) {
       net::post(executor, [self, response = std::move(response)]() mutable {
-        self->Write(response.status, std::move(response.body), response.content_type,
-                    response.retry_after_s);
+        self->Write(std::move(response));
       });
     });
   }
@@ -126,17 +126,33 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                            ? "{\"error\":{\"code\":\"payload_too_large\",\"message\":\"the body is "
                              "larger than this endpoint accepts\"}}"
                            : ErrorBody(code, message);
-    Write(status, std::move(body), "application/json", 0);
+    Write(Plain(status, std::move(body)));
   }
 
-  void Write(int status, std::string body, const std::string& content_type, int retry_after_s) {
-    response_.emplace(static_cast<http::status>(status), version_ == 0 ? 11 : version_);
+  static HttpResponse Plain(int status, std::string body) {
+    HttpResponse response;
+    response.status = status;
+    response.body = std::move(body);
+    return response;
+  }
+
+  void Write(HttpResponse&& answer) {
+    response_.emplace(static_cast<http::status>(answer.status), version_ == 0 ? 11 : version_);
     response_->set(http::field::server, "purserd");
-    if (!body.empty()) response_->set(http::field::content_type, content_type);
-    if (retry_after_s > 0) response_->set(http::field::retry_after, std::to_string(retry_after_s));
+    if (!answer.body.empty()) response_->set(http::field::content_type, answer.content_type);
+    if (answer.retry_after_s > 0) {
+      response_->set(http::field::retry_after, std::to_string(answer.retry_after_s));
+    }
+    if (!answer.allow.empty()) response_->set(http::field::allow, answer.allow);
     response_->keep_alive(keep_alive_);
-    response_->body() = std::move(body);
+    const size_t length = answer.body.size();
+    response_->body() = std::move(answer.body);
     response_->prepare_payload();
+    if (head_) {
+      // HEAD: the headers of the answer, without its body.
+      response_->body().clear();
+      response_->content_length(length);
+    }
     beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(options_->read_timeout_s));
     http::async_write(stream_, *response_,
                       [self = this->shared_from_this()](beast::error_code error, size_t) {
@@ -161,6 +177,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::string_body>> response_;
   bool keep_alive_ = true;
+  bool head_ = false;
   unsigned version_ = 11;
 };
 

@@ -32,13 +32,17 @@ struct BodyWriter {
     w.Field("amount_micros", v.amount_micros);
     w.Field("expires_at", FormatTimestamp(v.expires_at_us));
     w.Field("headroom_after_micros", v.headroom_after_micros);
+    w.Field("seq", v.seq);
+    if (!v.advice_account.empty()) {
+      w.Field("advice", "degrade").Field("advice_account", v.advice_account);
+    }
     w.EndObject();
   }
   void operator()(const SettleResult& v) {
     w.BeginObject();
     w.Field("reservation_id", v.reservation_id).Field("cost_micros", v.cost_micros);
     w.Field("released_micros", v.released_micros).Field("overrun_micros", v.overrun_micros);
-    w.Field("late", v.late);
+    w.Field("late", v.late).Field("seq", v.seq);
     w.EndObject();
   }
   void operator()(const VoidResult& v) {
@@ -50,7 +54,7 @@ struct BodyWriter {
   void operator()(const UsageResult& v) {
     w.BeginObject();
     w.Field("usage_id", v.usage_id).Field("cost_micros", v.cost_micros);
-    w.Field("overrun_micros", v.overrun_micros);
+    w.Field("overrun_micros", v.overrun_micros).Field("seq", v.seq);
     w.EndObject();
   }
   void operator()(const IdResult& v) {
@@ -105,9 +109,13 @@ struct BodyWriter {
         w.Field("window", CapWindowName(a.window));
         w.Field("limit_micros", a.limit_micros);
       }
+      if (a.type == AlertType::kAnomaly || a.type == AlertType::kRunaway) {
+        w.Field("limit_micros", a.limit_micros);  // the rate that was passed, per hour
+      }
       w.Field("value_micros", a.value_micros);
       if (a.type == AlertType::kOverrun) w.Field("count", a.count);
       w.Field("message", a.message).Field("created_at", FormatTimestamp(a.created_at_us));
+      w.Field("seq", a.id);
       w.EndObject();
     }
     w.EndArray().EndObject();
@@ -184,6 +192,125 @@ struct BodyWriter {
   }
   void operator()(const AccountTreeView&) { w.BeginObject().EndObject(); }
   void operator()(const DailyReportList&) { w.BeginObject().EndObject(); }
+  void operator()(const TransferResult& v) {
+    w.BeginObject().Field("transfer_id", v.transfer_id);
+    w.Field("from_balance_micros", v.from_balance_micros);
+    w.Field("to_balance_micros", v.to_balance_micros).EndObject();
+  }
+  void operator()(const TagKeysView& v) {
+    w.BeginObject().Key("indexed_tag_keys").BeginArray();
+    for (const std::string& key : v.keys) w.String(key);
+    w.EndArray().EndObject();
+  }
+  void operator()(const BurnRateView& v) {
+    w.BeginObject().Field("account", v.account).Field("window_s", v.window_s);
+    w.Field("micros_per_hour", v.micros_per_hour).Field("spend_micros", v.spend_micros);
+    w.Field("calls", v.calls);
+    if (v.baseline_micros_per_hour > 0) {
+      w.Field("baseline_micros_per_hour", v.baseline_micros_per_hour);
+      w.Field("ratio_pct", v.ratio_pct);
+    }
+    w.EndObject();
+  }
+  void operator()(const RunList& v) {
+    w.BeginObject().Field("window_s", v.window_s).Key("runs").BeginArray();
+    for (const RunView& r : v.runs) {
+      w.BeginObject().Field("run_id", r.run_id).Field("account", r.account);
+      w.Field("micros_per_hour", r.micros_per_hour).Field("spend_micros", r.spend_micros);
+      w.Field("calls", r.calls).Field("first_at", FormatTimestamp(r.first_at_us));
+      w.Field("last_at", FormatTimestamp(r.last_at_us)).EndObject();
+    }
+    w.EndArray().EndObject();
+  }
+  void operator()(const BaselineView& v) {
+    w.BeginObject().Field("account", v.account).Field("micros_per_hour", v.micros_per_hour);
+    w.Key("multiplier").Usd(v.multiplier_bp * 100).EndObject();
+  }
+  void operator()(const AnomalyList& v) {
+    w.BeginObject().Key("anomalies").BeginArray();
+    for (const AnomalyView& a : v.anomalies) {
+      w.BeginObject().Field("account", a.account).Field("micros_per_hour", a.micros_per_hour);
+      w.Field("baseline_micros_per_hour", a.baseline_micros_per_hour);
+      w.Field("threshold_micros_per_hour", a.threshold_micros_per_hour);
+      w.Field("ratio_pct", a.ratio_pct).Field("since", FormatTimestamp(a.since_us)).EndObject();
+    }
+    w.EndArray().EndObject();
+  }
+  void operator()(const EfficiencyView& v) {
+    w.BeginObject().Field("account", v.account);
+    w.Field("from", FormatDate(v.from_day)).Field("to", FormatDate(v.to_day));
+    WriteEfficiencyFields(v.total, w);
+    w.Key("by_model").BeginArray();
+    for (const EfficiencyFigures& m : v.by_model) {
+      w.BeginObject().Field("model", m.model);
+      WriteEfficiencyFields(m, w);
+      w.EndObject();
+    }
+    w.EndArray().Key("recommendations").BeginArray();
+    for (const Recommendation& r : v.recommendations) {
+      w.BeginObject().Field("rule", r.rule).Field("message", r.message).Key("value");
+      if (r.value_is_pct) {
+        w.Usd(r.value * 10'000);  // basis points as an exact percentage
+      } else {
+        w.Int(r.value);
+      }
+      w.EndObject();
+    }
+    w.EndArray().EndObject();
+  }
+  void operator()(const TrendsView& v) {
+    w.BeginObject().Key("period").BeginObject();
+    w.Field("start", FormatDate(v.first_day)).Field("end", FormatDate(v.last_day));
+    w.Field("days", v.last_day - v.first_day + 1).EndObject();
+    w.Key("data").BeginArray();
+    for (const TrendDay& d : v.days) {
+      w.BeginObject().Field("date", FormatDate(d.day)).Field("total_cost_micros", d.cost_micros);
+      w.Field("calls", d.calls).Field("tokens", d.tokens);
+      for (const auto& [key, list] : {std::pair{"cost_by_model", &d.by_model},
+                                      std::pair{"cost_by_action", &d.by_action},
+                                      std::pair{"waste", &d.by_waste}}) {
+        w.Key(key).BeginObject();
+        for (const auto& [name, cost] : *list) w.Field(name, cost);
+        w.EndObject();
+      }
+      w.EndObject();
+    }
+    w.EndArray().EndObject();
+  }
+  void operator()(const LeaderboardView& v) {
+    w.BeginObject().Field("metric", LeaderboardMetricName(v.metric)).Key("entries").BeginArray();
+    for (const LeaderboardEntry& e : v.entries) {
+      w.BeginObject().Field("account", e.account).Key("value");
+      if (v.metric == LeaderboardMetric::kEfficiency) {
+        w.Usd(e.value * 10'000);  // the score, 0..100
+      } else {
+        w.Int(e.value);
+      }
+      w.Field("spend_micros", e.spend_micros).EndObject();
+    }
+    w.EndArray().EndObject();
+  }
+  void operator()(const StatsView& v) {
+    w.BeginObject().Field("accounts", v.accounts);
+    w.Field("active_accounts_today", v.active_accounts_today);
+    w.Field("spend_today_micros", v.spend_today_micros);
+    w.Field("spend_month_micros", v.spend_month_micros).Field("calls_today", v.calls_today);
+    w.Field("reservations_pending", v.reservations_pending);
+    w.Field("events_total", v.events_total).Field("alerts_active", v.alerts_active);
+    w.Field("runs_active", v.runs_active).Field("frozen_accounts", v.frozen_accounts);
+    w.EndObject();
+  }
+
+  void operator()(const AccountMetricsView&) { w.BeginObject().EndObject(); }
+
+  static void WriteEfficiencyFields(const EfficiencyFigures& f, JsonWriter& w) {
+    w.Key("score").Usd(f.score_bp * 10'000);
+    w.Field("total_micros", f.total_micros).Field("waste_micros", f.waste_micros);
+    w.Key("cache_hit_rate_pct").Usd(f.cache_hit_rate_bp * 10'000);
+    w.Field("cache_savings_micros", f.cache_savings_micros);
+    w.Field("cache_write_extra_micros", f.cache_write_extra_micros);
+    w.Field("cache_net_savings_micros", f.cache_net_savings_micros);
+  }
 };
 
 }  // namespace
@@ -210,6 +337,12 @@ void WriteAccountJson(const AccountView& v, JsonWriter* out) {
   w.BeginObject();
   w.Field("id", v.id).OptionalField("parent", v.parent).Field("kind", AccountKindName(v.kind));
   w.Field("name", v.name).Field("wallet", v.wallet).Field("frozen", v.frozen);
+  if (v.frozen) w.Field("frozen_reason", v.frozen_reason);
+  if (v.parent.empty()) {
+    w.Key("indexed_tag_keys").BeginArray();
+    for (const std::string& key : v.indexed_tag_keys) w.String(key);
+    w.EndArray();
+  }
   w.Key("caps");
   WriteCapsJson(v.caps, /*with_time_zone=*/false, out);
   w.Key("balance");
@@ -239,6 +372,7 @@ void WriteErrorJson(const Reply& reply, JsonWriter* out) {
   if (!reply.account.empty()) w.Field("account", reply.account);
   if (reply.limit_micros >= 0) w.Field("limit_micros", reply.limit_micros);
   if (reply.available_micros >= 0) w.Field("available_micros", reply.available_micros);
+  if (reply.retry_after_s > 0) w.Field("retry_after_s", reply.retry_after_s);
   w.EndObject().EndObject();
 }
 

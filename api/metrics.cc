@@ -39,7 +39,8 @@ void WriteHistogram(std::ostream& out, const std::string& name, const std::strin
 
 }  // namespace
 
-Metrics::Metrics(Sequencer* sequencer) : sequencer_(sequencer) {
+Metrics::Metrics(Sequencer* sequencer, int account_depth)
+    : sequencer_(sequencer), account_depth_(account_depth) {
   sequencer_->AddObserver([this](const std::vector<Event>& events) { Observe(events); });
 }
 
@@ -73,7 +74,58 @@ void Metrics::Observe(const std::vector<Event>& events) {
   }
 }
 
-std::string Metrics::Render() const {
+namespace {
+
+// basis points as a ratio ("0.9512").
+std::string Ratio(int64_t bp) {
+  if (bp == INT64_MAX) return "+Inf";
+  std::string text = std::to_string(bp / 10'000);
+  int64_t fraction = bp % 10'000;
+  if (fraction == 0) return text;
+  char digits[8];
+  std::snprintf(digits, sizeof digits, ".%04lld", static_cast<long long>(fraction));
+  text += digits;
+  while (text.back() == '0') text.pop_back();
+  return text;
+}
+
+void WriteAccountSeries(std::ostream& out, const AccountMetricsView& view) {
+  out << "# HELP purser_runs_active Runs that spent in the last hour.\n"
+      << "# TYPE purser_runs_active gauge\npurser_runs_active " << view.runs_active << '\n';
+  out << "# HELP purser_accounts_frozen Accounts frozen now.\n"
+      << "# TYPE purser_accounts_frozen gauge\npurser_accounts_frozen " << view.accounts_frozen
+      << '\n';
+  out << "# HELP purser_anomalies_active Accounts whose burn is above baseline x multiplier now.\n"
+      << "# TYPE purser_anomalies_active gauge\npurser_anomalies_active " << view.anomalies_active
+      << '\n';
+  out << "# HELP purser_account_spend_today_micro_usd Spend of the account's subtree today (UTC).\n"
+      << "# TYPE purser_account_spend_today_micro_usd gauge\n";
+  for (const AccountMetric& m : view.accounts) {
+    out << "purser_account_spend_today_micro_usd{account=\"" << m.account << "\"} "
+        << m.spend_today_micros << '\n';
+  }
+  out << "# HELP purser_account_budget_utilization_ratio Spend over the cap of each window that has one.\n"
+      << "# TYPE purser_account_budget_utilization_ratio gauge\n";
+  for (const AccountMetric& m : view.accounts) {
+    for (const auto& [window, bp] : {std::pair{"daily", m.daily_utilization_bp},
+                                     std::pair{"monthly", m.monthly_utilization_bp},
+                                     std::pair{"lifetime", m.lifetime_utilization_bp}}) {
+      if (bp < 0) continue;
+      out << "purser_account_budget_utilization_ratio{account=\"" << m.account << "\",window=\""
+          << window << "\"} " << Ratio(bp) << '\n';
+    }
+  }
+  out << "# HELP purser_account_burn_rate_micro_usd_per_hour Burn of the subtree over the last 5 minutes.\n"
+      << "# TYPE purser_account_burn_rate_micro_usd_per_hour gauge\n";
+  for (const AccountMetric& m : view.accounts) {
+    out << "purser_account_burn_rate_micro_usd_per_hour{account=\"" << m.account << "\"} "
+        << m.burn_micros_per_hour << '\n';
+  }
+}
+
+}  // namespace
+
+std::string Metrics::Render(const AccountMetricsView& accounts) const {
   std::ostringstream out;
   out << "# HELP purser_commands_total Requests answered, by type and result.\n"
       << "# TYPE purser_commands_total counter\n";
@@ -139,6 +191,7 @@ std::string Metrics::Render() const {
           << totals.tokens[i] << '\n';
     }
   }
+  WriteAccountSeries(out, accounts);
   return out.str();
 }
 

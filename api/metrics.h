@@ -21,8 +21,11 @@ class Metrics {
  public:
   // Observes `*sequencer` (which must outlive this object) for spend, tokens
   // and alerts; the rest is read from the sequencer's own counters.
-  explicit Metrics(Sequencer* sequencer);
-  std::string Render() const;
+  // `account_depth`: accounts at that depth or above get per-account series.
+  Metrics(Sequencer* sequencer, int account_depth = 2);
+  // The text of /metrics; `accounts` is the reply of query::AccountMetrics.
+  std::string Render(const AccountMetricsView& accounts) const;
+  int account_depth() const { return account_depth_; }
 
  private:
   struct ModelTotals {
@@ -32,6 +35,7 @@ class Metrics {
   void Observe(const std::vector<Event>& events);
 
   Sequencer* sequencer_;
+  int account_depth_;
   mutable std::mutex mutex_;
   std::map<std::string, ModelTotals> by_model_;
   std::array<std::atomic<uint64_t>, 4> alerts_{};

@@ -108,6 +108,7 @@ std::string DecodeUsage(rpc::Usage::Reader r, RequestBody* body) {
   c.waste = Str(r.getWaste());
   if (!EnumIn(static_cast<uint16_t>(r.getOutcome()), 4, &c.outcome)) return "unknown outcome";
   c.run_id = Str(r.getRunId());
+  c.occurred_at_us = r.getOccurredAtUs();
   if (std::string problem = GetCheckedTags(r.getTags(), &c.tags); !problem.empty()) return problem;
   *body = std::move(c);
   return {};
@@ -139,6 +140,12 @@ std::string DecodeSetCaps(rpc::SetCaps::Reader r, RequestBody* body) {
   }
   if (runaway != RunawayAction::kInherit) c.patch.runaway_action = Patch<RunawayAction>::Set(runaway);
   if (r.getRemoveRunawayAction()) c.patch.runaway_action = Patch<RunawayAction>::Remove();
+  c.patch.runaway_error_streak = GetField(r.getRunawayErrorStreak());
+  c.patch.runaway_burn_multiplier_bp = GetField(r.getRunawayBurnMultiplierBp());
+  c.patch.runaway_min_micros_per_hour = GetField(r.getRunawayMinMicrosPerHour());
+  c.patch.max_calls_per_minute = GetField(r.getMaxCallsPerMinute());
+  c.patch.max_tokens_per_minute = GetField(r.getMaxTokensPerMinute());
+  c.patch.degrade_at_pct = GetField(r.getDegradeAtPct());
   *body = std::move(c);
   return {};
 }
@@ -220,6 +227,21 @@ std::string DecodeAdminCommand(rpc::Command::Reader command, RequestBody* body) 
     case rpc::Command::REMOVE_WEBHOOK:
       *body = cmd::RemoveWebhook{Str(command.getRemoveWebhook())};
       return {};
+    case rpc::Command::TRANSFER: {
+      auto r = command.getTransfer();
+      *body = cmd::Transfer{Str(r.getTransferId()), Str(r.getFrom()), Str(r.getTo()),
+                            r.getAmountMicros(), Str(r.getReason())};
+      return {};
+    }
+    case rpc::Command::INDEX_TAG_KEYS: {
+      auto r = command.getIndexTagKeys();
+      if (r.getKeys().size() > kIndexedTagKeysMax) return "at most 16 tag keys";
+      cmd::IndexTagKeys c;
+      c.account = Str(r.getAccount());
+      for (auto key : r.getKeys()) c.keys.push_back(Str(key));
+      *body = std::move(c);
+      return {};
+    }
     default:
       return "unknown command";
   }
@@ -276,6 +298,7 @@ void PutAccount(rpc::AccountView::Builder b, const AccountView& v) {
   PutBalance(b.initBalance(), v.balance);
   auto keys = b.initIndexedTagKeys(static_cast<unsigned>(v.indexed_tag_keys.size()));
   for (unsigned i = 0; i < v.indexed_tag_keys.size(); ++i) keys.set(i, Text(v.indexed_tag_keys[i]));
+  b.setFrozenReason(Text(v.frozen_reason));
 }
 
 AccountView GetAccount(rpc::AccountView::Reader r) {
@@ -289,7 +312,46 @@ AccountView GetAccount(rpc::AccountView::Reader r) {
   v.caps = Get(r.getCaps());
   v.balance = GetBalance(r.getBalance());
   for (auto key : r.getIndexedTagKeys()) v.indexed_tag_keys.push_back(Str(key));
+  v.frozen_reason = Str(r.getFrozenReason());
   return v;
+}
+
+void PutFigures(rpc::EfficiencyFigures::Builder b, const EfficiencyFigures& f) {
+  b.setModel(Text(f.model));
+  b.setScoreBp(f.score_bp);
+  b.setTotalMicros(f.total_micros);
+  b.setWasteMicros(f.waste_micros);
+  b.setCacheHitRateBp(f.cache_hit_rate_bp);
+  b.setCacheSavingsMicros(f.cache_savings_micros);
+  b.setCacheWriteExtraMicros(f.cache_write_extra_micros);
+  b.setCacheNetSavingsMicros(f.cache_net_savings_micros);
+}
+
+EfficiencyFigures GetFigures(rpc::EfficiencyFigures::Reader r) {
+  EfficiencyFigures f;
+  f.model = Str(r.getModel());
+  f.score_bp = r.getScoreBp();
+  f.total_micros = r.getTotalMicros();
+  f.waste_micros = r.getWasteMicros();
+  f.cache_hit_rate_bp = r.getCacheHitRateBp();
+  f.cache_savings_micros = r.getCacheSavingsMicros();
+  f.cache_write_extra_micros = r.getCacheWriteExtraMicros();
+  f.cache_net_savings_micros = r.getCacheNetSavingsMicros();
+  return f;
+}
+
+void PutNamedCosts(capnp::List<rpc::NamedCost>::Builder list,
+                   const std::vector<std::pair<std::string, int64_t>>& costs) {
+  for (unsigned i = 0; i < costs.size(); ++i) {
+    list[i].setName(Text(costs[i].first));
+    list[i].setCostMicros(costs[i].second);
+  }
+}
+
+std::vector<std::pair<std::string, int64_t>> GetNamedCosts(capnp::List<rpc::NamedCost>::Reader list) {
+  std::vector<std::pair<std::string, int64_t>> costs;
+  for (auto entry : list) costs.emplace_back(Str(entry.getName()), entry.getCostMicros());
+  return costs;
 }
 
 void PutReservation(rpc::ReservationView::Builder b, const ReservationView& v) {
@@ -349,6 +411,8 @@ struct ReplyEncoder {
     b.setAmountMicros(v.amount_micros);
     b.setExpiresAtUs(v.expires_at_us);
     b.setHeadroomAfterMicros(v.headroom_after_micros);
+    b.setSeq(v.seq);
+    b.setAdviceAccount(Text(v.advice_account));
   }
   void operator()(const SettleResult& v) {
     auto b = r.getBody().initSettle();
@@ -357,6 +421,7 @@ struct ReplyEncoder {
     b.setReleasedMicros(v.released_micros);
     b.setOverrunMicros(v.overrun_micros);
     b.setLate(v.late);
+    b.setSeq(v.seq);
   }
   void operator()(const VoidResult& v) { r.getBody().setReleasedMicros(v.released_micros); }
   void operator()(const ExtendResult& v) { r.getBody().setExpiresAtUs(v.expires_at_us); }
@@ -365,6 +430,7 @@ struct ReplyEncoder {
     b.setUsageId(Text(v.usage_id));
     b.setCostMicros(v.cost_micros);
     b.setOverrunMicros(v.overrun_micros);
+    b.setSeq(v.seq);
   }
   void operator()(const IdResult& v) {
     auto b = r.getBody().initId();
@@ -492,6 +558,107 @@ struct ReplyEncoder {
   }
   void operator()(const AccountTreeView&) { r.getBody().setNone(); }  // service only
   void operator()(const DailyReportList&) { r.getBody().setNone(); }  // HTTP compatibility only
+  void operator()(const AccountMetricsView&) { r.getBody().setNone(); }  // /metrics only
+  void operator()(const TransferResult& v) {
+    auto b = r.getBody().initTransfer();
+    b.setTransferId(Text(v.transfer_id));
+    b.setFromBalanceMicros(v.from_balance_micros);
+    b.setToBalanceMicros(v.to_balance_micros);
+  }
+  void operator()(const TagKeysView& v) {
+    auto list = r.getBody().initIndexedTagKeys(static_cast<unsigned>(v.keys.size()));
+    for (unsigned i = 0; i < v.keys.size(); ++i) list.set(i, Text(v.keys[i]));
+  }
+  void operator()(const BurnRateView& v) {
+    auto b = r.getBody().initBurnRate();
+    b.setAccount(Text(v.account));
+    b.setWindowS(v.window_s);
+    b.setMicrosPerHour(v.micros_per_hour);
+    b.setSpendMicros(v.spend_micros);
+    b.setCalls(v.calls);
+    b.setBaselineMicrosPerHour(v.baseline_micros_per_hour);
+    b.setRatioPct(v.ratio_pct);
+  }
+  void operator()(const RunList& v) {
+    auto list = r.getBody().initRuns(static_cast<unsigned>(v.runs.size()));
+    for (unsigned i = 0; i < v.runs.size(); ++i) {
+      const RunView& run = v.runs[i];
+      list[i].setRunId(Text(run.run_id));
+      list[i].setAccount(Text(run.account));
+      list[i].setMicrosPerHour(run.micros_per_hour);
+      list[i].setSpendMicros(run.spend_micros);
+      list[i].setCalls(run.calls);
+      list[i].setFirstAtUs(run.first_at_us);
+      list[i].setLastAtUs(run.last_at_us);
+    }
+  }
+  void operator()(const BaselineView& v) {
+    auto b = r.getBody().initBaseline();
+    b.setAccount(Text(v.account));
+    b.setMicrosPerHour(v.micros_per_hour);
+    b.setMultiplierBp(v.multiplier_bp);
+  }
+  void operator()(const AnomalyList& v) {
+    auto list = r.getBody().initAnomalies(static_cast<unsigned>(v.anomalies.size()));
+    for (unsigned i = 0; i < v.anomalies.size(); ++i) {
+      const AnomalyView& a = v.anomalies[i];
+      list[i].setAccount(Text(a.account));
+      list[i].setMicrosPerHour(a.micros_per_hour);
+      list[i].setBaselineMicrosPerHour(a.baseline_micros_per_hour);
+      list[i].setThresholdMicrosPerHour(a.threshold_micros_per_hour);
+      list[i].setRatioPct(a.ratio_pct);
+      list[i].setSinceUs(a.since_us);
+    }
+  }
+  void operator()(const EfficiencyView& v) {
+    auto b = r.getBody().initEfficiency();
+    b.setAccount(Text(v.account));
+    b.setFromDay(Text(FormatDate(v.from_day)));
+    b.setToDay(Text(FormatDate(v.to_day)));
+    PutFigures(b.initTotal(), v.total);
+    auto models = b.initByModel(static_cast<unsigned>(v.by_model.size()));
+    for (unsigned i = 0; i < v.by_model.size(); ++i) PutFigures(models[i], v.by_model[i]);
+    auto recs = b.initRecommendations(static_cast<unsigned>(v.recommendations.size()));
+    for (unsigned i = 0; i < v.recommendations.size(); ++i) {
+      recs[i].setRule(Text(v.recommendations[i].rule));
+      recs[i].setMessage(Text(v.recommendations[i].message));
+      recs[i].setValueBp(v.recommendations[i].value);
+    }
+  }
+  void operator()(const TrendsView& v) {
+    auto list = r.getBody().initTrends(static_cast<unsigned>(v.days.size()));
+    for (unsigned i = 0; i < v.days.size(); ++i) {
+      const TrendDay& d = v.days[i];
+      list[i].setDate(Text(FormatDate(d.day)));
+      list[i].setCostMicros(d.cost_micros);
+      list[i].setCalls(d.calls);
+      list[i].setTokens(d.tokens);
+      PutNamedCosts(list[i].initByModel(static_cast<unsigned>(d.by_model.size())), d.by_model);
+      PutNamedCosts(list[i].initByAction(static_cast<unsigned>(d.by_action.size())), d.by_action);
+      PutNamedCosts(list[i].initByWaste(static_cast<unsigned>(d.by_waste.size())), d.by_waste);
+    }
+  }
+  void operator()(const LeaderboardView& v) {
+    auto list = r.getBody().initLeaderboard(static_cast<unsigned>(v.entries.size()));
+    for (unsigned i = 0; i < v.entries.size(); ++i) {
+      list[i].setAccount(Text(v.entries[i].account));
+      list[i].setValue(v.entries[i].value);
+      list[i].setSpendMicros(v.entries[i].spend_micros);
+    }
+  }
+  void operator()(const StatsView& v) {
+    auto b = r.getBody().initStats();
+    b.setAccounts(v.accounts);
+    b.setActiveAccountsToday(v.active_accounts_today);
+    b.setSpendTodayMicros(v.spend_today_micros);
+    b.setSpendMonthMicros(v.spend_month_micros);
+    b.setCallsToday(v.calls_today);
+    b.setReservationsPending(v.reservations_pending);
+    b.setEventsTotal(v.events_total);
+    b.setAlertsActive(v.alerts_active);
+    b.setRunsActive(v.runs_active);
+    b.setFrozenAccounts(v.frozen_accounts);
+  }
 };
 
 }  // namespace
@@ -552,15 +719,22 @@ std::string DecodeQuery(rpc::Query::Reader query, RequestBody* body) {
       q.account = Str(r.getAccount());
       if (std::string problem = DecodeDay(r.getFromDay(), &q.from_day); !problem.empty()) return problem;
       if (std::string problem = DecodeDay(r.getToDay(), &q.to_day); !problem.empty()) return problem;
-      if (!EnumIn(static_cast<uint16_t>(r.getGroupBy()), 8, &q.group_by)) return "unknown group_by";
+      if (!EnumIn(static_cast<uint16_t>(r.getGroupBy()), 9, &q.group_by)) return "unknown group_by";
       q.tag_key = Str(r.getTagKey());
       *body = std::move(q);
       return {};
     }
-    case rpc::Query::LIST_ALERTS:
-      *body = query::ListAlerts{Str(query.getListAlerts().getAccount()),
-                                query.getListAlerts().getSinceUs()};
+    case rpc::Query::LIST_ALERTS: {
+      auto r = query.getListAlerts();
+      query::ListAlerts q{Str(r.getAccount()), r.getSinceUs(), std::nullopt};
+      if (r.getHasType()) {
+        AlertType type;
+        if (!EnumIn(static_cast<uint16_t>(r.getType()), 4, &type)) return "unknown alert type";
+        q.type = type;
+      }
+      *body = std::move(q);
       return {};
+    }
     case rpc::Query::LIST_PRICES: *body = query::ListPrices{}; return {};
     case rpc::Query::ESTIMATE: *body = query::EstimateCost{*GetUsage(query.getEstimate())}; return {};
     case rpc::Query::LIST_KEYS: *body = query::ListKeys{}; return {};
@@ -577,6 +751,41 @@ std::string DecodeQuery(rpc::Query::Reader query, RequestBody* body) {
     case rpc::Query::CHAIN_HEAD: *body = query::GetChainHead{}; return {};
     case rpc::Query::DIGEST: *body = query::GetDigest{}; return {};
     case rpc::Query::WHO_AM_I: *body = query::Authenticate{}; return {};
+    case rpc::Query::BURN_RATE:
+      *body = query::GetBurnRate{Str(query.getBurnRate().getAccount()),
+                                 query.getBurnRate().getWindowS()};
+      return {};
+    case rpc::Query::ACTIVE_RUNS: {
+      auto r = query.getActiveRuns();
+      *body = query::ListActiveRuns{Str(r.getAccount()), r.getWindowS(),
+                                    r.getLimit() == 0 ? 100 : r.getLimit()};
+      return {};
+    }
+    case rpc::Query::GET_BASELINE: *body = query::GetBaseline{Str(query.getGetBaseline())}; return {};
+    case rpc::Query::ANOMALIES: *body = query::ListAnomalies{Str(query.getAnomalies())}; return {};
+    case rpc::Query::EFFICIENCY: {
+      auto r = query.getEfficiency();
+      query::GetEfficiency q;
+      q.account = Str(r.getAccount());
+      if (std::string problem = DecodeDay(r.getFromDay(), &q.from_day); !problem.empty()) return problem;
+      if (std::string problem = DecodeDay(r.getToDay(), &q.to_day); !problem.empty()) return problem;
+      *body = std::move(q);
+      return {};
+    }
+    case rpc::Query::TRENDS:
+      *body = query::GetTrends{Str(query.getTrends().getAccount()), query.getTrends().getDays()};
+      return {};
+    case rpc::Query::LEADERBOARD: {
+      auto r = query.getLeaderboard();
+      query::GetLeaderboard q;
+      q.parent = Str(r.getParent());
+      if (!EnumIn(static_cast<uint16_t>(r.getMetric()), 3, &q.metric)) return "unknown metric";
+      q.days = r.getDays();
+      q.limit = r.getLimit() == 0 ? 100 : r.getLimit();
+      *body = std::move(q);
+      return {};
+    }
+    case rpc::Query::STATS: *body = query::GetStats{}; return {};
   }
   return "unknown query";
 }
@@ -588,6 +797,7 @@ void EncodeReply(const Reply& reply, rpc::Result::Builder result) {
   result.setAccount(Text(reply.account));
   result.setLimitMicros(reply.limit_micros);
   result.setAvailableMicros(reply.available_micros);
+  result.setRetryAfterS(reply.retry_after_s);
   std::visit(ReplyEncoder{result}, reply.body);
 }
 
@@ -634,8 +844,49 @@ struct QueryEncoder {
     auto b = q.initListAlerts();
     b.setAccount(Text(x.account));
     b.setSinceUs(x.since_us);
+    if (x.type) {
+      b.setHasType(true);
+      b.setType(static_cast<e::AlertType>(*x.type));
+    }
     return true;
   }
+  bool operator()(const query::GetBurnRate& x) {
+    auto b = q.initBurnRate();
+    b.setAccount(Text(x.account));
+    b.setWindowS(x.window_s);
+    return true;
+  }
+  bool operator()(const query::ListActiveRuns& x) {
+    auto b = q.initActiveRuns();
+    b.setAccount(Text(x.parent));
+    b.setWindowS(x.window_s);
+    b.setLimit(static_cast<uint32_t>(x.limit));
+    return true;
+  }
+  bool operator()(const query::GetBaseline& x) { q.setGetBaseline(Text(x.account)); return true; }
+  bool operator()(const query::ListAnomalies& x) { q.setAnomalies(Text(x.parent)); return true; }
+  bool operator()(const query::GetEfficiency& x) {
+    auto b = q.initEfficiency();
+    b.setAccount(Text(x.account));
+    b.setFromDay(Text(FormatDate(x.from_day)));
+    b.setToDay(Text(FormatDate(x.to_day)));
+    return true;
+  }
+  bool operator()(const query::GetTrends& x) {
+    auto b = q.initTrends();
+    b.setAccount(Text(x.account));
+    b.setDays(x.days);
+    return true;
+  }
+  bool operator()(const query::GetLeaderboard& x) {
+    auto b = q.initLeaderboard();
+    b.setParent(Text(x.parent));
+    b.setMetric(static_cast<rpc::LeaderboardMetric>(x.metric));
+    b.setDays(x.days);
+    b.setLimit(static_cast<uint32_t>(x.limit));
+    return true;
+  }
+  bool operator()(const query::GetStats&) { q.setStats(); return true; }
   bool operator()(const query::ListPrices&) { q.setListPrices(); return true; }
   bool operator()(const query::EstimateCost& x) { PutUsage(q.initEstimate(), x.usage); return true; }
   bool operator()(const query::ListKeys&) { q.setListKeys(); return true; }
@@ -690,6 +941,12 @@ struct CommandEncoder {
       b.setRunawayAction(static_cast<e::RunawayAction>(x.patch.runaway_action.value));
     }
     b.setRemoveRunawayAction(x.patch.runaway_action.op == Patch<RunawayAction>::Op::kRemove);
+    PutField(b.initRunawayErrorStreak(), x.patch.runaway_error_streak);
+    PutField(b.initRunawayBurnMultiplierBp(), x.patch.runaway_burn_multiplier_bp);
+    PutField(b.initRunawayMinMicrosPerHour(), x.patch.runaway_min_micros_per_hour);
+    PutField(b.initMaxCallsPerMinute(), x.patch.max_calls_per_minute);
+    PutField(b.initMaxTokensPerMinute(), x.patch.max_tokens_per_minute);
+    PutField(b.initDegradeAtPct(), x.patch.degrade_at_pct);
   }
   void operator()(const cmd::Freeze& x) {
     auto b = c.initFreeze();
@@ -756,6 +1013,21 @@ struct CommandEncoder {
     b.setOutcome(static_cast<e::Outcome>(x.outcome));
     b.setRunId(Text(x.run_id));
     PutTags(b.initTags(static_cast<unsigned>(x.tags.size())), x.tags);
+    b.setOccurredAtUs(x.occurred_at_us);
+  }
+  void operator()(const cmd::Transfer& x) {
+    auto b = c.initTransfer();
+    b.setTransferId(Text(x.transfer_id));
+    b.setFrom(Text(x.from));
+    b.setTo(Text(x.to));
+    b.setAmountMicros(x.amount_micros);
+    b.setReason(Text(x.reason));
+  }
+  void operator()(const cmd::IndexTagKeys& x) {
+    auto b = c.initIndexTagKeys();
+    b.setAccount(Text(x.account));
+    auto keys = b.initKeys(static_cast<unsigned>(x.keys.size()));
+    for (unsigned i = 0; i < x.keys.size(); ++i) keys.set(i, Text(x.keys[i]));
   }
   void operator()(const cmd::Refund& x) {
     auto b = c.initRefund();
@@ -827,6 +1099,123 @@ bool EncodeQuery(const RequestBody& body, rpc::Query::Builder query) {
   return std::visit(QueryEncoder{query}, body);
 }
 
+namespace {
+
+// The bodies of transfers, tag keys and the analytics queries.
+void DecodeAnalyticsReply(rpc::Result::Body::Reader body, Reply* reply) {
+  switch (body.which()) {
+    case rpc::Result::Body::TRANSFER: {
+      auto b = body.getTransfer();
+      reply->body = TransferResult{Str(b.getTransferId()), b.getFromBalanceMicros(),
+                                   b.getToBalanceMicros()};
+      break;
+    }
+    case rpc::Result::Body::INDEXED_TAG_KEYS: {
+      TagKeysView view;
+      for (auto key : body.getIndexedTagKeys()) view.keys.push_back(Str(key));
+      reply->body = std::move(view);
+      break;
+    }
+    case rpc::Result::Body::BURN_RATE: {
+      auto b = body.getBurnRate();
+      reply->body = BurnRateView{Str(b.getAccount()), b.getWindowS(), b.getMicrosPerHour(),
+                                 b.getSpendMicros(), b.getCalls(), b.getBaselineMicrosPerHour(),
+                                 b.getRatioPct()};
+      break;
+    }
+    case rpc::Result::Body::RUNS: {
+      RunList list;
+      for (auto run : body.getRuns()) {
+        list.runs.push_back(RunView{Str(run.getRunId()), Str(run.getAccount()),
+                                    run.getMicrosPerHour(), run.getSpendMicros(), run.getCalls(),
+                                    run.getFirstAtUs(), run.getLastAtUs()});
+      }
+      reply->body = std::move(list);
+      break;
+    }
+    case rpc::Result::Body::BASELINE: {
+      auto b = body.getBaseline();
+      reply->body = BaselineView{Str(b.getAccount()), b.getMicrosPerHour(), b.getMultiplierBp()};
+      break;
+    }
+    case rpc::Result::Body::ANOMALIES: {
+      AnomalyList list;
+      for (auto a : body.getAnomalies()) {
+        list.anomalies.push_back(AnomalyView{Str(a.getAccount()), a.getMicrosPerHour(),
+                                             a.getBaselineMicrosPerHour(),
+                                             a.getThresholdMicrosPerHour(), a.getRatioPct(),
+                                             a.getSinceUs()});
+      }
+      reply->body = std::move(list);
+      break;
+    }
+    case rpc::Result::Body::EFFICIENCY: {
+      auto b = body.getEfficiency();
+      EfficiencyView view;
+      view.account = Str(b.getAccount());
+      view.from_day = ParseDate(Str(b.getFromDay())).value_or(0);
+      view.to_day = ParseDate(Str(b.getToDay())).value_or(0);
+      view.total = GetFigures(b.getTotal());
+      for (auto m : b.getByModel()) view.by_model.push_back(GetFigures(m));
+      for (auto rec : b.getRecommendations()) {
+        view.recommendations.push_back(
+            Recommendation{Str(rec.getRule()), Str(rec.getMessage()), rec.getValueBp(), true});
+      }
+      reply->body = std::move(view);
+      break;
+    }
+    case rpc::Result::Body::TRENDS: {
+      TrendsView view;
+      for (auto d : body.getTrends()) {
+        TrendDay day;
+        day.day = ParseDate(Str(d.getDate())).value_or(0);
+        day.cost_micros = d.getCostMicros();
+        day.calls = d.getCalls();
+        day.tokens = d.getTokens();
+        day.by_model = GetNamedCosts(d.getByModel());
+        day.by_action = GetNamedCosts(d.getByAction());
+        day.by_waste = GetNamedCosts(d.getByWaste());
+        view.days.push_back(std::move(day));
+      }
+      if (!view.days.empty()) {
+        view.first_day = view.days.front().day;
+        view.last_day = view.days.back().day;
+      }
+      reply->body = std::move(view);
+      break;
+    }
+    case rpc::Result::Body::LEADERBOARD: {
+      LeaderboardView view;
+      for (auto entry : body.getLeaderboard()) {
+        view.entries.push_back(
+            LeaderboardEntry{Str(entry.getAccount()), entry.getValue(), entry.getSpendMicros()});
+      }
+      reply->body = std::move(view);
+      break;
+    }
+    case rpc::Result::Body::STATS: {
+      auto b = body.getStats();
+      StatsView view;
+      view.accounts = b.getAccounts();
+      view.active_accounts_today = b.getActiveAccountsToday();
+      view.spend_today_micros = b.getSpendTodayMicros();
+      view.spend_month_micros = b.getSpendMonthMicros();
+      view.calls_today = b.getCallsToday();
+      view.reservations_pending = b.getReservationsPending();
+      view.events_total = b.getEventsTotal();
+      view.alerts_active = b.getAlertsActive();
+      view.runs_active = b.getRunsActive();
+      view.frozen_accounts = b.getFrozenAccounts();
+      reply->body = std::move(view);
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+}  // namespace
+
 Reply DecodeReply(rpc::Result::Reader r) {
   Reply reply;
   reply.code = static_cast<ResultCode>(static_cast<uint32_t>(r.getCode()));
@@ -835,6 +1224,7 @@ Reply DecodeReply(rpc::Result::Reader r) {
   reply.account = Str(r.getAccount());
   reply.limit_micros = r.getLimitMicros();
   reply.available_micros = r.getAvailableMicros();
+  reply.retry_after_s = r.getRetryAfterS();
   auto body = r.getBody();
   switch (body.which()) {
     case rpc::Result::Body::NONE: break;
@@ -850,20 +1240,22 @@ Reply DecodeReply(rpc::Result::Reader r) {
     case rpc::Result::Body::RESERVE: {
       auto b = body.getReserve();
       reply.body = ReserveResult{Str(b.getReservationId()), Str(b.getAccount()), b.getAmountMicros(),
-                                 b.getExpiresAtUs(), b.getHeadroomAfterMicros()};
+                                 b.getExpiresAtUs(), b.getHeadroomAfterMicros(), b.getSeq(),
+                                 Str(b.getAdviceAccount())};
       break;
     }
     case rpc::Result::Body::SETTLE: {
       auto b = body.getSettle();
       reply.body = SettleResult{Str(b.getReservationId()), b.getCostMicros(), b.getReleasedMicros(),
-                                b.getOverrunMicros(), b.getLate()};
+                                b.getOverrunMicros(), b.getLate(), b.getSeq()};
       break;
     }
     case rpc::Result::Body::RELEASED_MICROS: reply.body = VoidResult{body.getReleasedMicros()}; break;
     case rpc::Result::Body::EXPIRES_AT_US: reply.body = ExtendResult{body.getExpiresAtUs()}; break;
     case rpc::Result::Body::USAGE: {
       auto b = body.getUsage();
-      reply.body = UsageResult{Str(b.getUsageId()), b.getCostMicros(), b.getOverrunMicros()};
+      reply.body = UsageResult{Str(b.getUsageId()), b.getCostMicros(), b.getOverrunMicros(),
+                               b.getSeq()};
       break;
     }
     case rpc::Result::Body::ID:
@@ -967,6 +1359,9 @@ Reply DecodeReply(rpc::Result::Reader r) {
       reply.body = PrincipalView{Str(b.getKeyId()), Str(b.getAccount()), static_cast<Role>(b.getRole())};
       break;
     }
+    default:
+      DecodeAnalyticsReply(body, &reply);
+      break;
   }
   return reply;
 }

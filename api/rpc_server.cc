@@ -1,5 +1,7 @@
 #include "api/rpc_server.h"
 
+#include "api/admin.h"
+
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
 #include <kj/compat/tls.h>
@@ -424,6 +426,11 @@ class LedgerImpl final : public ReaderMethods<rpc::Ledger::Server> {
 
   kj::Promise<void> checkpoint(CheckpointContext context) override {
     std::string dir = Str(context.getParams().getDir());
+    if (std::string problem = CheckCheckpointDir(dir); !problem.empty()) {
+      EncodeReply(Reply::Error(ResultCode::kInvalidArgument, problem),
+                  context.getResults().initResult());
+      return kj::READY_NOW;
+    }
     Shared* shared = session_.shared();
     std::vector<Request> check;
     check.push_back(Request{session_.credentials(), query::GetChainHead{}});  // global admin only
@@ -454,12 +461,8 @@ class LedgerImpl final : public ReaderMethods<rpc::Ledger::Server> {
 
  private:
   static Reply TakeCheckpoint(Sequencer* sequencer, const std::string& dir) {
-    if (dir.empty()) return Reply::Error(ResultCode::kInvalidArgument, "dir is required");
-    if (std::filesystem::exists(dir)) {
-      return Reply::Error(ResultCode::kInvalidArgument, dir + " already exists");
-    }
-    Status status = sequencer->log()->CreateCheckpointCopy(dir);
-    if (!status.ok()) return Reply::Error(ResultCode::kUnavailable, status.message());
+    Status status = CreateCheckpointAt(sequencer, dir);
+    if (!status.ok()) return Reply::Error(ResultCode::kInvalidArgument, status.message());
     Reply reply;
     reply.body = IdResult{dir, 0};
     reply.created = true;

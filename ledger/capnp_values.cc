@@ -64,6 +64,12 @@ void Put(s::Caps::Builder b, const Caps& c) {
   b.setOnExpiry(static_cast<s::OnExpiry>(c.on_expiry));
   b.setRunawayAction(static_cast<s::RunawayAction>(c.runaway_action));
   b.setTimeZone(Text(c.time_zone));
+  b.setRunawayErrorStreak(c.runaway_error_streak);
+  b.setRunawayBurnMultiplierBp(c.runaway_burn_multiplier_bp);
+  b.setRunawayMinMicrosPerHour(c.runaway_min_micros_per_hour);
+  b.setMaxCallsPerMinute(c.max_calls_per_minute);
+  b.setMaxTokensPerMinute(c.max_tokens_per_minute);
+  b.setDegradeAtPct(c.degrade_at_pct);
 }
 
 Caps Get(s::Caps::Reader r) {
@@ -78,6 +84,12 @@ Caps Get(s::Caps::Reader r) {
   c.on_expiry = static_cast<OnExpiry>(r.getOnExpiry());
   c.runaway_action = static_cast<RunawayAction>(r.getRunawayAction());
   c.time_zone = Str(r.getTimeZone());
+  c.runaway_error_streak = r.getRunawayErrorStreak();
+  c.runaway_burn_multiplier_bp = r.getRunawayBurnMultiplierBp();
+  c.runaway_min_micros_per_hour = r.getRunawayMinMicrosPerHour();
+  c.max_calls_per_minute = r.getMaxCallsPerMinute();
+  c.max_tokens_per_minute = r.getMaxTokensPerMinute();
+  c.degrade_at_pct = r.getDegradeAtPct();
   return c;
 }
 

@@ -9,7 +9,12 @@ namespace {
 // Version 2: varints (zig-zag for signed values), times after the first as
 // deltas from the creation time, payload hashes fixed-width. About 40% of the
 // fixed-width version 1, which no stored data uses any more.
-constexpr uint8_t kColdVersion = 2;
+// Version 3 appends the receipts replies repeat: the sequence numbers of the
+// Reserved and Settled events (of the UsageCharged event for a usage) and the
+// account of a degrade advice (+1, 0 = none). Version 2 still decodes, with
+// those receipts unknown (0).
+constexpr uint8_t kColdVersion = 3;
+constexpr uint8_t kColdVersionReceiptless = 2;
 
 // Exact for any two values: the difference wraps, and so does the sum.
 int64_t Delta(int64_t value, int64_t base) {
@@ -98,12 +103,16 @@ std::string EncodeColdReservation(const Reservation& x) {
   w.U8(static_cast<uint8_t>((x.late ? 1 : 0) | (x.expiry_charged ? 2 : 0)));
   WriteCharge(w, x.charge);
   w.Var(x.version);
+  w.Var(x.reserve_seq);
+  w.Var(x.settle_seq);
+  w.Var(x.advice_account == kNoAccount ? 0 : uint64_t{x.advice_account} + 1);
   return out;
 }
 
 bool DecodeColdReservation(std::string_view bytes, Reservation* x) {
   BinaryReader r(bytes);
-  if (r.U8() != kColdVersion) return false;
+  const uint8_t version = r.U8();
+  if (version != kColdVersion && version != kColdVersionReceiptless) return false;
   x->id = r.VarStr();
   x->account = static_cast<AccountIndex>(r.Var());
   x->funding = static_cast<AccountIndex>(r.Var());
@@ -132,6 +141,13 @@ bool DecodeColdReservation(std::string_view bytes, Reservation* x) {
   x->expiry_charged = (flags & 2) != 0;
   ReadCharge(r, &x->charge);
   x->version = r.Var();
+  if (version == kColdVersion) {
+    x->reserve_seq = r.Var();
+    x->settle_seq = r.Var();
+    uint64_t advice = r.Var();
+    if (advice > kNoAccount) return false;
+    x->advice_account = advice == 0 ? kNoAccount : static_cast<AccountIndex>(advice - 1);
+  }
   return r.done();
 }
 
@@ -145,18 +161,21 @@ std::string EncodeColdUsage(std::string_view id, const UsageRecord& usage) {
   w.ZigZag(usage.overrun_micros);
   WriteCharge(w, usage.charge);
   w.Var(usage.version);
+  w.Var(usage.seq);
   return out;
 }
 
 bool DecodeColdUsage(std::string_view bytes, std::string* id, UsageRecord* usage) {
   BinaryReader r(bytes);
-  if (r.U8() != kColdVersion) return false;
+  const uint8_t version = r.U8();
+  if (version != kColdVersion && version != kColdVersionReceiptless) return false;
   *id = r.VarStr();
   usage->request_hash = r.U64();
   usage->cost_micros = r.ZigZag();
   usage->overrun_micros = r.ZigZag();
   ReadCharge(r, &usage->charge);
   usage->version = r.Var();
+  if (version == kColdVersion) usage->seq = r.Var();
   return r.done();
 }
 

@@ -46,6 +46,12 @@ struct CapsPatch {
   Patch<std::vector<uint8_t>> alert_thresholds_pct;
   Patch<OnExpiry> on_expiry;
   Patch<RunawayAction> runaway_action;
+  Patch<int64_t> runaway_error_streak;
+  Patch<int64_t> runaway_burn_multiplier_bp;
+  Patch<int64_t> runaway_min_micros_per_hour;
+  Patch<int64_t> max_calls_per_minute;
+  Patch<int64_t> max_tokens_per_minute;
+  Patch<int64_t> degrade_at_pct;
 };
 
 // Reserve by estimate: model + input tokens + the most output tokens the call may use.
@@ -61,7 +67,12 @@ struct UsageTokens {
   TokenCounts tokens;
 };
 
-enum class GroupBy : uint8_t { kNone, kModel, kAction, kWaste, kChild, kDay, kTag, kOutcome };
+enum class GroupBy : uint8_t { kNone, kModel, kAction, kWaste, kChild, kDay, kTag, kOutcome, kRun };
+
+// What a leaderboard ranks accounts by.
+enum class LeaderboardMetric : uint8_t { kSpend, kEfficiency, kWaste };
+std::string_view LeaderboardMetricName(LeaderboardMetric metric);
+bool ParseLeaderboardMetric(std::string_view text, LeaderboardMetric* metric);
 
 namespace cmd {
 
@@ -127,6 +138,9 @@ struct RecordUsage {
   Outcome outcome = Outcome::kNone;
   std::string run_id;
   Tags tags;
+  // Imported history: when the spend happened (within the last 35 days, not
+  // in the future); 0 = now.
+  int64_t occurred_at_us = 0;
 };
 struct Refund {
   std::string refund_id;
@@ -155,7 +169,7 @@ struct SetPrice {
 struct SetBaseline {
   std::string account;
   int64_t micros_per_hour = 0;
-  int64_t multiplier_bp = 20'000;  // 2x
+  int64_t multiplier_bp = 30'000;  // 3x
 };
 struct IssueKey {
   std::string request_id;  // the Idempotency-Key; may be empty
@@ -183,6 +197,19 @@ struct RemoveWebhook {
 };
 struct IngestDailyReport {
   event::DailyReportIngested report;  // request_hash is computed by the machine
+};
+// Moves funds between two wallets (an orchestrator funding its workers).
+struct Transfer {
+  std::string transfer_id;
+  std::string from;
+  std::string to;
+  int64_t amount_micros = 0;
+  std::string reason;
+};
+// Adds tag keys to a root account's indexed keys.
+struct IndexTagKeys {
+  std::string account;
+  std::vector<std::string> keys;
 };
 // Service commands (system credentials only).
 struct ExpireDue {};
@@ -222,6 +249,7 @@ struct GetSpend {
 struct ListAlerts {
   std::string account;  // empty = everything the key sees
   int64_t since_us = 0;
+  std::optional<AlertType> type;  // only alerts of this type
 };
 struct ListPrices {};
 struct EstimateCost {
@@ -245,6 +273,50 @@ struct GetChainHead {};
 struct GetDigest {};
 // Every account with its parent (service only: the RPC server's alert routing).
 struct AccountTree {};
+// Burn rate of an account's subtree over the last `window_s` (whole minutes).
+struct GetBurnRate {
+  std::string account;
+  int64_t window_s = 3600;
+};
+// Runs that spent in the window under `parent` (empty = the key's scope), fastest first.
+struct ListActiveRuns {
+  std::string parent;
+  int64_t window_s = 3600;
+  size_t limit = 100;
+};
+struct GetBaseline {
+  std::string account;
+};
+// Accounts whose anomaly is active now under `parent` (empty = the key's scope).
+struct ListAnomalies {
+  std::string parent;
+};
+struct GetEfficiency {
+  std::string account;
+  int64_t from_day = 0;
+  int64_t to_day = 0;
+};
+// Daily totals with breakdowns over the last `days` days (today included).
+struct GetTrends {
+  std::string account;
+  int64_t days = 30;
+};
+// Accounts strictly below `parent` (empty = the key's scope) that spend
+// directly (leaves), ranked over the last `days` days.
+struct GetLeaderboard {
+  std::string parent;
+  LeaderboardMetric metric = LeaderboardMetric::kSpend;
+  int64_t days = 7;
+  size_t limit = 100;
+};
+// Platform figures of the key's scope.
+struct GetStats {};
+// Per-account figures for /metrics: accounts at depth <= `depth_max` (roots
+// are depth 0), at most `accounts_max` of them, in opening order.
+struct AccountMetrics {
+  int depth_max = 2;
+  size_t accounts_max = 1'000;
+};
 
 }  // namespace query
 
@@ -253,12 +325,16 @@ using RequestBody =
                  cmd::Reserve, cmd::Settle, cmd::Void, cmd::Extend, cmd::RecordUsage,
                  cmd::Refund, cmd::RecordRevenue, cmd::Adjust, cmd::SetPrice, cmd::SetBaseline,
                  cmd::IssueKey, cmd::RevokeKey, cmd::RegisterWebhook, cmd::RemoveWebhook,
-                 cmd::IngestDailyReport, cmd::ExpireDue, cmd::CountRejections,
+                 cmd::IngestDailyReport, cmd::Transfer, cmd::IndexTagKeys, cmd::ExpireDue,
+                 cmd::CountRejections,
                  query::Authenticate, query::GetAccount, query::ListAccounts, query::GetBalance,
                  query::GetReservation, query::ListReservations, query::GetSpend,
                  query::ListAlerts, query::ListPrices, query::EstimateCost, query::ListKeys,
                  query::ListWebhooks, query::GetPnl, query::GetChainHead, query::GetDigest,
-                 query::AccountTree, query::DailyReports>;
+                 query::AccountTree, query::DailyReports, query::GetBurnRate,
+                 query::ListActiveRuns, query::GetBaseline, query::ListAnomalies,
+                 query::GetEfficiency, query::GetTrends, query::GetLeaderboard, query::GetStats,
+                 query::AccountMetrics>;
 
 struct Request {
   Credentials credentials;
@@ -301,6 +377,7 @@ struct AccountView {
   std::string name;
   bool wallet = false;
   bool frozen = false;
+  std::string frozen_reason;
   Caps caps;
   BalanceView balance;
   std::vector<std::string> indexed_tag_keys;
@@ -320,6 +397,8 @@ struct ReserveResult {
   int64_t amount_micros = 0;
   int64_t expires_at_us = 0;
   int64_t headroom_after_micros = 0;
+  uint64_t seq = 0;            // the Reserved event: a receipt
+  std::string advice_account;  // set when the degrade advice fired
 };
 
 struct SettleResult {
@@ -328,6 +407,7 @@ struct SettleResult {
   int64_t released_micros = 0;
   int64_t overrun_micros = 0;
   bool late = false;
+  uint64_t seq = 0;  // the Settled event
 };
 
 struct VoidResult {
@@ -342,6 +422,130 @@ struct UsageResult {
   std::string usage_id;
   int64_t cost_micros = 0;
   int64_t overrun_micros = 0;
+  uint64_t seq = 0;  // the UsageCharged event
+};
+
+struct TransferResult {
+  std::string transfer_id;
+  int64_t from_balance_micros = 0;
+  int64_t to_balance_micros = 0;
+};
+
+struct TagKeysView {
+  std::string account;
+  std::vector<std::string> keys;
+};
+
+struct BurnRateView {
+  std::string account;
+  int64_t window_s = 0;
+  int64_t micros_per_hour = 0;
+  int64_t spend_micros = 0;
+  int64_t calls = 0;
+  int64_t baseline_micros_per_hour = 0;  // 0 = no baseline (then no ratio)
+  int64_t ratio_pct = 0;
+};
+
+struct RunView {
+  std::string run_id;
+  std::string account;
+  int64_t micros_per_hour = 0;
+  int64_t spend_micros = 0;
+  int64_t calls = 0;
+  int64_t first_at_us = 0;
+  int64_t last_at_us = 0;
+};
+struct RunList {
+  int64_t window_s = 0;
+  std::vector<RunView> runs;
+};
+
+struct BaselineView {
+  std::string account;
+  int64_t micros_per_hour = 0;
+  int64_t multiplier_bp = 0;
+};
+
+struct AnomalyView {
+  std::string account;
+  int64_t micros_per_hour = 0;
+  int64_t baseline_micros_per_hour = 0;
+  int64_t threshold_micros_per_hour = 0;
+  int64_t ratio_pct = 0;
+  int64_t since_us = 0;
+};
+struct AnomalyList {
+  std::vector<AnomalyView> anomalies;
+};
+
+// Figures of efficiency: whole-account or one model.
+struct EfficiencyFigures {
+  std::string model;                     // empty for the account's totals
+  int64_t score_bp = 10'000;             // 100 x (1 - waste / total), in basis points
+  int64_t total_micros = 0;
+  int64_t waste_micros = 0;
+  int64_t input_tokens = 0;
+  int64_t cached_input_tokens = 0;
+  int64_t cache_write_tokens = 0;
+  int64_t cache_hit_rate_bp = 0;         // cached / all input tokens
+  int64_t cache_savings_micros = 0;      // cached x (input rate - cached rate)
+  int64_t cache_write_extra_micros = 0;  // cache writes x (write rate - input rate)
+  int64_t cache_net_savings_micros = 0;
+  int64_t input_spend_micros = 0;        // input, cached input and cache writes at their rates
+  int64_t cache_write_spend_micros = 0;
+};
+struct Recommendation {
+  std::string rule;
+  std::string message;
+  int64_t value = 0;       // the figure that triggered it
+  bool value_is_pct = false;  // basis points of a share (else micro-USD)
+};
+struct EfficiencyView {
+  std::string account;
+  int64_t from_day = 0;
+  int64_t to_day = 0;
+  EfficiencyFigures total;
+  std::vector<EfficiencyFigures> by_model;  // spend descending
+  std::vector<Recommendation> recommendations;
+};
+
+struct TrendDay {
+  int64_t day = 0;
+  int64_t cost_micros = 0;
+  int64_t calls = 0;
+  int64_t tokens = 0;
+  std::vector<std::pair<std::string, int64_t>> by_model;   // cost descending
+  std::vector<std::pair<std::string, int64_t>> by_action;
+  std::vector<std::pair<std::string, int64_t>> by_waste;
+};
+struct TrendsView {
+  std::string account;
+  int64_t first_day = 0;
+  int64_t last_day = 0;
+  std::vector<TrendDay> days;  // every day of the period, oldest first
+};
+
+struct LeaderboardEntry {
+  std::string account;
+  int64_t value = 0;         // spend or waste in micro-USD; efficiency in basis points
+  int64_t spend_micros = 0;
+};
+struct LeaderboardView {
+  LeaderboardMetric metric = LeaderboardMetric::kSpend;
+  std::vector<LeaderboardEntry> entries;
+};
+
+struct StatsView {
+  int64_t accounts = 0;
+  int64_t active_accounts_today = 0;
+  int64_t spend_today_micros = 0;
+  int64_t spend_month_micros = 0;
+  int64_t calls_today = 0;
+  int64_t reservations_pending = 0;
+  int64_t events_total = 0;
+  int64_t alerts_active = 0;  // raised in the last 24 hours, anomalies and runaways still on
+  int64_t runs_active = 0;    // runs that spent in the last hour
+  int64_t frozen_accounts = 0;
 };
 
 struct IdResult {  // refund, revenue, daily report, webhook ...
@@ -471,6 +675,23 @@ struct PnlView {
   std::optional<int64_t> margin_bp;  // none without revenue
 };
 
+struct AccountMetric {
+  std::string account;
+  int64_t spend_today_micros = 0;
+  int64_t burn_micros_per_hour = 0;  // over the last 5 minutes
+  // spent / limit in basis points per window; -1 when the cap is not set.
+  int64_t daily_utilization_bp = -1;
+  int64_t monthly_utilization_bp = -1;
+  int64_t lifetime_utilization_bp = -1;
+  bool frozen = false;
+};
+struct AccountMetricsView {
+  std::vector<AccountMetric> accounts;
+  int64_t runs_active = 0;       // runs that spent in the last hour
+  int64_t accounts_frozen = 0;
+  int64_t anomalies_active = 0;
+};
+
 struct ChainHead {
   uint64_t sequence = 0;
   Sha256Digest hash{};
@@ -494,7 +715,9 @@ using ReplyBody =
                  SettleResult, VoidResult, ExtendResult, UsageResult, IdResult, BalanceResult,
                  KeyResult, PrincipalView, ReservationView, ReservationList, SpendReport,
                  AlertList, PriceList, CostResult, KeyList, WebhookList, PnlView, ChainHead,
-                 DigestView, AccountTreeView, DailyReportList>;
+                 DigestView, AccountTreeView, DailyReportList, TransferResult, TagKeysView,
+                 BurnRateView, RunList, BaselineView, AnomalyList, EfficiencyView, TrendsView,
+                 LeaderboardView, StatsView, AccountMetricsView>;
 
 struct Reply {
   ResultCode code = ResultCode::kOk;
@@ -505,6 +728,7 @@ struct Reply {
   std::string account;             // the account whose cap or wallet refused
   int64_t limit_micros = kNoLimit; // the refusing cap's limit
   int64_t available_micros = kNoLimit;  // room that was left
+  int64_t retry_after_s = 0;       // rate_limited: seconds to the next minute
   ReplyBody body;
 
   bool ok() const { return code == ResultCode::kOk; }

@@ -138,6 +138,7 @@ struct BodyEncoder {
     b.setEstimateMaxOutputTokens(e.estimate_max_output_tokens);
     b.setHeadroomAfterMicros(e.headroom_after_micros);
     b.setRequestHash(e.request_hash);
+    if (!e.advice_account.empty()) b.setAdviceAccount(Text(e.advice_account));
   }
   void operator()(const event::Settled& e) {
     auto b = body.initSettled();
@@ -188,6 +189,7 @@ struct BodyEncoder {
     Put(b.initDimensions(), e.dimensions);
     if (!e.tokens.IsZero()) Put(b.initTokens(), e.tokens);
     b.setRequestHash(e.request_hash);
+    b.setOccurredAtUs(e.occurred_at_us);
   }
   void operator()(const event::RevenueRecorded& e) {
     auto b = body.initRevenueRecorded();
@@ -283,6 +285,20 @@ struct BodyEncoder {
     b.setRequestHash(e.request_hash);
     b.setMetadataJson(Text(e.metadata_json));
   }
+  void operator()(const event::Transferred& e) {
+    auto b = body.initTransferred();
+    b.setTransferId(Text(e.transfer_id));
+    b.setFromAccount(Text(e.from_account));
+    b.setToAccount(Text(e.to_account));
+    b.setAmountMicros(e.amount_micros);
+    b.setReason(Text(e.reason));
+    b.setRequestHash(e.request_hash);
+  }
+  void operator()(const event::TagKeysIndexed& e) {
+    auto b = body.initTagKeysIndexed();
+    b.setAccount(Text(e.account));
+    PutTexts(b.initKeys(static_cast<unsigned>(e.keys.size())), e.keys);
+  }
 };
 
 // ---- event bodies: decode ---------------------------------------------------
@@ -334,6 +350,7 @@ Status DecodeBody(s::Event::Body::Reader body, EventBody* out) {
       e.estimate_max_output_tokens = r.getEstimateMaxOutputTokens();
       e.headroom_after_micros = r.getHeadroomAfterMicros();
       e.request_hash = r.getRequestHash();
+      e.advice_account = Str(r.getAdviceAccount());
       *out = std::move(e);
       return Status::Ok();
     }
@@ -379,7 +396,7 @@ Status DecodeBody(s::Event::Body::Reader body, EventBody* out) {
       auto r = body.getUsageCharged();
       *out = event::UsageCharged{Str(r.getUsageId()), Str(r.getAccount()), r.getCostMicros(),
                                  r.getOverrunMicros(), Get(r.getDimensions()), Get(r.getTokens()),
-                                 r.getRequestHash()};
+                                 r.getRequestHash(), r.getOccurredAtUs()};
       return Status::Ok();
     }
     case B::REVENUE_RECORDED: {
@@ -470,6 +487,18 @@ Status DecodeBody(s::Event::Body::Reader body, EventBody* out) {
       e.request_hash = r.getRequestHash();
       e.metadata_json = Str(r.getMetadataJson());
       *out = std::move(e);
+      return Status::Ok();
+    }
+    case B::TRANSFERRED: {
+      auto r = body.getTransferred();
+      *out = event::Transferred{Str(r.getTransferId()), Str(r.getFromAccount()),
+                                Str(r.getToAccount()), r.getAmountMicros(), Str(r.getReason()),
+                                r.getRequestHash()};
+      return Status::Ok();
+    }
+    case B::TAG_KEYS_INDEXED: {
+      auto r = body.getTagKeysIndexed();
+      *out = event::TagKeysIndexed{Str(r.getAccount()), GetTexts(r.getKeys())};
       return Status::Ok();
     }
   }

@@ -46,6 +46,17 @@ void WriteCapsJson(const Caps& c, bool with_time_zone, JsonWriter* out) {
   w.OptionalField("runaway_action", c.runaway_action == RunawayAction::kInherit
                                         ? ""
                                         : RunawayActionName(c.runaway_action));
+  w.LimitField("runaway_error_streak", c.runaway_error_streak);
+  w.Key("runaway_burn_multiplier");
+  if (c.runaway_burn_multiplier_bp < 0) {
+    w.Null();
+  } else {
+    w.Usd(c.runaway_burn_multiplier_bp * 100);  // basis points as an exact decimal ("2.5")
+  }
+  w.LimitField("runaway_min_micros_per_hour", c.runaway_min_micros_per_hour);
+  w.LimitField("max_calls_per_minute", c.max_calls_per_minute);
+  w.LimitField("max_tokens_per_minute", c.max_tokens_per_minute);
+  w.LimitField("degrade_at_pct", c.degrade_at_pct);
   if (with_time_zone) w.Field("time_zone", c.time_zone);
   w.EndObject();
 }
@@ -93,6 +104,7 @@ struct BodyWriter {
       w.Field("max_output_tokens", e.estimate_max_output_tokens);
       w.EndObject();
     }
+    w.OptionalField("advice_account", e.advice_account);
   }
   void operator()(const event::Settled& e) {
     w.Field("reservation_id", e.reservation_id).Field("account", e.account);
@@ -125,6 +137,7 @@ struct BodyWriter {
     w.Field("cost_micros", e.cost_micros).Field("overrun_micros", e.overrun_micros);
     WriteDimensions(w, e.dimensions);
     WriteTokens(w, e.tokens);
+    if (e.occurred_at_us != 0) w.Field("occurred_at", FormatTimestamp(e.occurred_at_us));
   }
   void operator()(const event::RevenueRecorded& e) {
     w.Field("revenue_id", e.revenue_id).Field("account", e.account);
@@ -183,6 +196,15 @@ struct BodyWriter {
     WriteAmounts(w, "cost_by_model", e.cost_by_model);
     WriteAmounts(w, "cost_by_action", e.cost_by_action);
     WriteAmounts(w, "waste_categories", e.waste_categories);
+  }
+  void operator()(const event::Transferred& e) {
+    w.Field("transfer_id", e.transfer_id).Field("from", e.from_account).Field("to", e.to_account);
+    w.Field("amount_micros", e.amount_micros).Field("reason", e.reason);
+  }
+  void operator()(const event::TagKeysIndexed& e) {
+    w.Field("account", e.account).Key("keys").BeginArray();
+    for (const auto& key : e.keys) w.String(key);
+    w.EndArray();
   }
 };
 

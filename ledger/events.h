@@ -60,6 +60,7 @@ struct Reserved {
   int64_t estimate_max_output_tokens = 0;
   int64_t headroom_after_micros = 0;
   uint64_t request_hash = 0;
+  std::string advice_account;  // degrade advice: the account whose cap triggered it
 };
 
 struct Settled {
@@ -110,6 +111,7 @@ struct UsageCharged {
   Dimensions dimensions;
   TokenCounts tokens;
   uint64_t request_hash = 0;
+  int64_t occurred_at_us = 0;  // imported history: when the spend happened; 0 = now
 };
 
 struct RevenueRecorded {
@@ -212,6 +214,20 @@ struct DailyReportIngested {
   std::string metadata_json;
 };
 
+struct Transferred {
+  std::string transfer_id;
+  std::string from_account;
+  std::string to_account;
+  int64_t amount_micros = 0;
+  std::string reason;
+  uint64_t request_hash = 0;
+};
+
+struct TagKeysIndexed {
+  std::string account;            // a root
+  std::vector<std::string> keys;  // added to its indexed tag keys
+};
+
 }  // namespace event
 
 // The order of the alternatives is the order of the union in the schema.
@@ -222,7 +238,8 @@ using EventBody =
                  event::UsageCharged, event::RevenueRecorded, event::PriceSet,
                  event::BaselineSet, event::AlertRaised, event::Adjusted,
                  event::RejectionsCounted, event::ApiKeyIssued, event::ApiKeyRevoked,
-                 event::WebhookRegistered, event::WebhookRemoved, event::DailyReportIngested>;
+                 event::WebhookRegistered, event::WebhookRemoved, event::DailyReportIngested,
+                 event::Transferred, event::TagKeysIndexed>;
 
 struct Event {
   uint64_t sequence = 0;

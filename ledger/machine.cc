@@ -9,6 +9,7 @@
 #include "ledger/machine_internal.h"
 #include "ledger/money.h"
 #include "ledger/prices.h"
+#include "ledger/reactions.h"
 #include "ledger/status.h"
 #include "ledger/validate.h"
 
@@ -41,28 +42,6 @@ std::string Severity(uint8_t pct) {
 }
 
 }  // namespace
-
-int64_t Headroom(const State& state, AccountIndex account, int64_t now_us) {
-  const int64_t day = DayOf(now_us);
-  const int64_t month = MonthOfDay(day);
-  const Account& self = state.account(account);
-  if (self.funding == kNoAccount) return 0;
-  const Account& wallet = state.account(self.funding);
-  int64_t room = wallet.balance_micros - wallet.wallet_held_micros;
-  for (AccountIndex a = account; a != kNoAccount; a = state.account(a).parent) {
-    const Account& node = state.account(a);
-    if (node.frozen) return 0;
-    if (node.caps.max_inflight >= 0 && node.inflight >= node.caps.max_inflight) return 0;
-    const int64_t limits[3] = {node.caps.hard_limit_micros, node.caps.monthly_limit_micros,
-                               node.caps.daily_limit_micros};
-    const int64_t spent[3] = {node.spent_total_micros, node.SpentMonth(month), node.SpentDay(day)};
-    for (int i = 0; i < 3; ++i) {
-      if (limits[i] < 0) continue;
-      room = std::min(room, limits[i] - SaturatingSum(spent[i], node.held_micros, 0));
-    }
-  }
-  return std::max<int64_t>(0, room);
-}
 
 Machine::Machine(State* state) : state_(state) {}
 
@@ -164,13 +143,32 @@ void Machine::Handler::Emit(EventBody body, uint64_t price_version) {
   events_->push_back(std::move(event));
 }
 
-std::optional<Refusal> Machine::Handler::CheckAdmission(AccountIndex account,
-                                                        int64_t amount) const {
+std::optional<Refusal> Machine::Handler::CheckAdmission(AccountIndex account, int64_t amount,
+                                                        int64_t tokens) const {
   const int64_t day = DayOf(now_us_);
   const int64_t month = MonthOfDay(day);
+  const int64_t minute = MinuteOf(now_us_);
+  // Seconds to the next minute, when the rate counters start again.
+  const int64_t retry_s = ((minute + 1) * kMicrosPerMinute - now_us_ + kMicrosPerSecond - 1) /
+                          kMicrosPerSecond;
+  // At each account of the path, leaf first: frozen, the rate caps, the
+  // inflight limit, then the money caps (hard, monthly, daily).
   for (AccountIndex a = account; a != kNoAccount; a = state_.account(a).parent) {
     const Account& node = state_.account(a);
     if (node.frozen) return Refusal{ResultCode::kAccountFrozen, a};
+    const bool current = node.rate_minute == minute;
+    const int64_t calls = current ? node.calls_in_minute : 0;
+    const int64_t counted = current ? node.tokens_in_minute : 0;
+    if (node.caps.max_calls_per_minute >= 0 && calls >= node.caps.max_calls_per_minute) {
+      return Refusal{ResultCode::kRateLimited, a, node.caps.max_calls_per_minute, 0,
+                     std::max<int64_t>(1, retry_s)};
+    }
+    if (node.caps.max_tokens_per_minute >= 0 &&
+        SaturatingSum(counted, tokens, 0) > node.caps.max_tokens_per_minute) {
+      return Refusal{ResultCode::kRateLimited, a, node.caps.max_tokens_per_minute,
+                     std::max<int64_t>(0, node.caps.max_tokens_per_minute - counted),
+                     std::max<int64_t>(1, retry_s)};
+    }
     if (node.caps.max_inflight >= 0 && node.inflight >= node.caps.max_inflight) {
       return Refusal{ResultCode::kInflightLimitReached, a, node.caps.max_inflight, 0};
     }
@@ -200,6 +198,96 @@ std::optional<Refusal> Machine::Handler::CheckAdmission(AccountIndex account,
                    std::max<int64_t>(0, available)};
   }
   return std::nullopt;
+}
+
+AccountIndex Machine::Handler::DegradeAdvice(AccountIndex account, int64_t amount) const {
+  const int64_t day = DayOf(now_us_);
+  const int64_t month = MonthOfDay(day);
+  for (AccountIndex a = account; a != kNoAccount; a = state_.account(a).parent) {
+    const Account& node = state_.account(a);
+    if (node.caps.degrade_at_pct < 0) continue;
+    const int64_t limits[3] = {node.caps.hard_limit_micros, node.caps.monthly_limit_micros,
+                               node.caps.daily_limit_micros};
+    const int64_t spent[3] = {node.spent_total_micros, node.SpentMonth(month), node.SpentDay(day)};
+    for (int i = 0; i < 3; ++i) {
+      if (limits[i] < 0) continue;
+      __int128 used = static_cast<__int128>(spent[i]) + node.held_micros + amount;
+      if (used * 100 > static_cast<__int128>(node.caps.degrade_at_pct) * limits[i]) return a;
+    }
+  }
+  return kNoAccount;
+}
+
+void Machine::Handler::React(AccountIndex account) {
+  // The path, leaf first, with the runaway settings each account inherits.
+  AccountIndex path[kAccountDepthMax + 1];
+  int depth = 0;
+  for (AccountIndex a = account; a != kNoAccount; a = state_.account(a).parent) path[depth++] = a;
+  RunawaySettings settings[kAccountDepthMax + 1];
+  for (int i = depth - 1; i >= 0; --i) {
+    const Caps& caps = state_.account(path[i]).caps;
+    RunawaySettings inherited = i + 1 < depth ? settings[i + 1] : RunawaySettings{};
+    RunawaySettings& own = settings[i];
+    own = inherited;
+    if (caps.runaway_error_streak >= 0) own.error_streak = caps.runaway_error_streak;
+    if (caps.runaway_burn_multiplier_bp >= 0) own.burn_multiplier_bp = caps.runaway_burn_multiplier_bp;
+    if (caps.runaway_min_micros_per_hour >= 0) {
+      own.min_micros_per_hour = caps.runaway_min_micros_per_hour;
+    }
+    if (caps.runaway_action != RunawayAction::kInherit) own.action = caps.runaway_action;
+  }
+  for (int i = 0; i < depth; ++i) {
+    const Account& node = state_.account(path[i]);
+    int64_t rate = 0;
+    int64_t threshold = 0;
+    if (node.anomaly_since_us != 0 || !AnomalyHolds(node, now_us_, &rate, &threshold)) continue;
+    event::AlertRaised alert;
+    alert.alert_id = state_.last_sequence + 1;
+    alert.account = node.id;
+    alert.type = AlertType::kAnomaly;
+    alert.severity = "warning";
+    alert.limit_micros = threshold;
+    alert.value_micros = rate;
+    alert.message = "burn rate of " + node.id + " is " + FormatUsd(rate) +
+                    " USD/h over the last 5 minutes, above its baseline of " +
+                    FormatUsd(node.baseline_micros_per_hour) + " USD/h x " +
+                    FormatUsd(node.baseline_multiplier_bp * 100);
+    Emit(std::move(alert));
+  }
+  // One runaway alert per episode; with the freeze policy, the deepest
+  // account that reveals the runaway is frozen in this same commit (its
+  // ancestors' episodes alert only: the spender is already stopped).
+  bool frozen_below = false;
+  for (int i = 0; i < depth; ++i) {
+    const Account& node = state_.account(path[i]);
+    if (node.runaway) continue;
+    RunawayVerdict verdict = CheckRunaway(node, settings[i], now_us_);
+    if (!verdict.holds()) continue;
+    std::string why =
+        verdict.streak
+            ? std::to_string(node.error_streak) + " consecutive error outcomes"
+            : "a 5-minute burn of " + FormatUsd(verdict.recent_micros_per_hour) +
+                  " USD/h, above " + FormatUsd(settings[i].burn_multiplier_bp * 100) + " x the " +
+                  FormatUsd(verdict.before_micros_per_hour) + " USD/h of the hour before";
+    const bool freeze = settings[i].action == RunawayAction::kFreeze && !frozen_below &&
+                        !node.frozen;
+    std::string id = node.id;
+    event::AlertRaised alert;
+    alert.alert_id = state_.last_sequence + 1;
+    alert.account = id;
+    alert.type = AlertType::kRunaway;
+    alert.severity = "critical";
+    alert.value_micros = verdict.recent_micros_per_hour;
+    alert.limit_micros = static_cast<int64_t>(std::min<__int128>(
+        INT64_MAX, static_cast<__int128>(verdict.before_micros_per_hour) *
+                       settings[i].burn_multiplier_bp / 10'000));
+    alert.message = "runaway on " + id + ": " + why + (freeze ? "; the account is frozen" : "");
+    Emit(std::move(alert));
+    if (freeze) {
+      Emit(event::AccountFrozen{id, "runaway: " + why});
+      frozen_below = true;
+    }
+  }
 }
 
 int64_t Machine::Handler::RoomForTruth(AccountIndex account, const ChargeRecord* reversal,
@@ -248,44 +336,48 @@ bool Machine::Handler::SpendFits(AccountIndex account, int64_t cost, Reply* erro
   return fits;
 }
 
-void Machine::Handler::RaiseSpendAlerts(AccountIndex account, int64_t overrun_micros) {
+void Machine::Handler::RaiseThresholdAlerts(AccountIndex a) {
   const int64_t day = DayOf(now_us_);
   const int64_t month = MonthOfDay(day);
-  for (AccountIndex a = account; a != kNoAccount; a = state_.account(a).parent) {
-    const Account& node = state_.account(a);
-    struct Window {
-      CapWindow window;
-      int64_t limit;
-      int64_t spent;
-      int64_t instance;
-    };
-    const Window windows[3] = {
-        {CapWindow::kDaily, node.caps.daily_limit_micros, node.SpentDay(day), day},
-        {CapWindow::kMonthly, node.caps.monthly_limit_micros, node.SpentMonth(month), month},
-        {CapWindow::kLifetime, node.caps.hard_limit_micros, node.spent_total_micros, 0}};
-    for (const Window& w : windows) {
-      if (w.limit < 0) continue;
-      for (uint8_t pct : node.caps.alert_thresholds_pct) {
-        // Re-read the arm each time: the previous Emit may have changed it.
-        const ThresholdArm& arm = state_.account(a).arms[static_cast<int>(w.window) - 1];
-        bool fired = arm.instance == w.instance && arm.fired.test(pct);
-        if (fired || !ReachesThreshold(w.spent, pct, w.limit)) continue;
-        event::AlertRaised alert;
-        alert.alert_id = state_.last_sequence + 1;
-        alert.account = node.id;
-        alert.type = AlertType::kBudgetThreshold;
-        alert.severity = Severity(pct);
-        alert.threshold_pct = pct;
-        alert.window = w.window;
-        alert.window_instance = w.instance;
-        alert.limit_micros = w.limit;
-        alert.value_micros = w.spent;
-        alert.message = std::string(CapWindowName(w.window)) + " spend of " + node.id +
-                        " reached " + std::to_string(pct) + "% of its limit (" +
-                        FormatUsd(w.spent) + " of " + FormatUsd(w.limit) + " USD)";
-        Emit(std::move(alert));
-      }
+  const Account& node = state_.account(a);
+  struct Window {
+    CapWindow window;
+    int64_t limit;
+    int64_t spent;
+    int64_t instance;
+  };
+  const Window windows[3] = {
+      {CapWindow::kDaily, node.caps.daily_limit_micros, node.SpentDay(day), day},
+      {CapWindow::kMonthly, node.caps.monthly_limit_micros, node.SpentMonth(month), month},
+      {CapWindow::kLifetime, node.caps.hard_limit_micros, node.spent_total_micros, 0}};
+  for (const Window& w : windows) {
+    if (w.limit < 0) continue;
+    for (uint8_t pct : node.caps.alert_thresholds_pct) {
+      // Re-read the arm each time: the previous Emit may have changed it.
+      const ThresholdArm& arm = state_.account(a).arms[static_cast<int>(w.window) - 1];
+      bool fired = arm.instance == w.instance && arm.fired.test(pct);
+      if (fired || !ReachesThreshold(w.spent, pct, w.limit)) continue;
+      event::AlertRaised alert;
+      alert.alert_id = state_.last_sequence + 1;
+      alert.account = node.id;
+      alert.type = AlertType::kBudgetThreshold;
+      alert.severity = Severity(pct);
+      alert.threshold_pct = pct;
+      alert.window = w.window;
+      alert.window_instance = w.instance;
+      alert.limit_micros = w.limit;
+      alert.value_micros = w.spent;
+      alert.message = std::string(CapWindowName(w.window)) + " spend of " + node.id +
+                      " reached " + std::to_string(pct) + "% of its limit (" +
+                      FormatUsd(w.spent) + " of " + FormatUsd(w.limit) + " USD)";
+      Emit(std::move(alert));
     }
+  }
+}
+
+void Machine::Handler::RaiseSpendAlerts(AccountIndex account, int64_t overrun_micros) {
+  for (AccountIndex a = account; a != kNoAccount; a = state_.account(a).parent) {
+    RaiseThresholdAlerts(a);
   }
   const Account& self = state_.account(account);
   if (overrun_micros > 0 && self.overrun_alert_hour != HourOf(now_us_)) {
@@ -295,8 +387,7 @@ void Machine::Handler::RaiseSpendAlerts(AccountIndex account, int64_t overrun_mi
     alert.type = AlertType::kOverrun;
     alert.severity = "warning";
     alert.value_micros = overrun_micros;
-    alert.message = "recorded spend of " + self.id + " went " + FormatUsd(overrun_micros) +
-                    " USD past its hold or caps";
+    alert.message = OverrunMessage(self.id, overrun_micros, 1);
     Emit(std::move(alert));
   }
 }
@@ -319,6 +410,11 @@ Reply Machine::Handler::RefusalReply(const Refusal& refusal) const {
       message = "the wallet of " + id + " has " + FormatUsd(refusal.available_micros) +
                 " USD available";
       break;
+    case ResultCode::kRateLimited:
+      message = "account " + id + " has reached a rate cap of " +
+                std::to_string(refusal.limit_micros) + " per minute; retry in " +
+                std::to_string(refusal.retry_after_s) + " s";
+      break;
     default:
       message = std::string(ResultCodeName(refusal.code)) + " on account " + id + ": " +
                 FormatUsd(refusal.available_micros) + " of " + FormatUsd(refusal.limit_micros) +
@@ -326,10 +422,12 @@ Reply Machine::Handler::RefusalReply(const Refusal& refusal) const {
   }
   Reply reply = Reply::Error(refusal.code, std::move(message));
   reply.account = id;
-  if (refusal.code != ResultCode::kInflightLimitReached) {
+  reply.retry_after_s = refusal.retry_after_s;
+  if (refusal.code != ResultCode::kInflightLimitReached &&
+      refusal.code != ResultCode::kRateLimited) {
     reply.limit_micros = refusal.limit_micros;
   }
-  reply.available_micros = refusal.available_micros;
+  if (refusal.code != ResultCode::kRateLimited) reply.available_micros = refusal.available_micros;
   return reply;
 }
 

@@ -62,9 +62,4 @@ class Machine {
   std::map<std::tuple<std::string, int64_t, uint32_t>, uint64_t> rejections_;
 };
 
-// The largest amount a reservation on `account` could get at `now_us`:
-// max(0, min(available funds, every cap's room on the path)), 0 when an
-// account on the path is frozen or its inflight count is at its limit.
-int64_t Headroom(const State& state, AccountIndex account, int64_t now_us);
-
 }  // namespace purser

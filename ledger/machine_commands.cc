@@ -8,6 +8,7 @@
 #include "ledger/machine_internal.h"
 #include "ledger/money.h"
 #include "ledger/prices.h"
+#include "ledger/reactions.h"
 #include "ledger/status.h"
 #include "ledger/validate.h"
 
@@ -109,12 +110,12 @@ Reply Machine::Handler::Do(const cmd::OpenAccount& c) {
                       .Finish();
   if (AccountIndex existing = state_.FindAccount(c.id); existing != kNoAccount) {
     if (state_.account(existing).request_hash == hash) {
-      return Ok(MakeAccountView(existing), false);
+      return Ok(MakeOpenedAccountView(existing, c.indexed_tag_keys), false);
     }
     return Reply::Error(ResultCode::kAlreadyExists, "account " + c.id + " already exists");
   }
   Emit(event::AccountOpened{c.id, c.parent, c.kind, c.name, c.wallet, c.indexed_tag_keys, hash});
-  return Ok(MakeAccountView(state_.FindAccount(c.id)), true);
+  return Ok(MakeOpenedAccountView(state_.FindAccount(c.id), c.indexed_tag_keys), true);
 }
 
 Reply Machine::Handler::Do(const cmd::SetCaps& c) {
@@ -144,6 +145,21 @@ Reply Machine::Handler::Do(const cmd::SetCaps& c) {
       p.runaway_action.value == RunawayAction::kInherit) {
     return Invalid("runaway_action must be alert or freeze");
   }
+  PURSER_CHECK_INPUT(CheckLimit("runaway_error_streak", p.runaway_error_streak, kRunawayStreakMax));
+  PURSER_CHECK_INPUT(CheckLimit("runaway_burn_multiplier", p.runaway_burn_multiplier_bp,
+                                kMultiplierBpMax));
+  if (p.runaway_burn_multiplier_bp.op == Patch<int64_t>::Op::kSet &&
+      p.runaway_burn_multiplier_bp.value != 0 && p.runaway_burn_multiplier_bp.value < 10'000) {
+    return Invalid("runaway_burn_multiplier must be 0 (off) or in 1..100");
+  }
+  PURSER_CHECK_INPUT(CheckLimit("runaway_min_micros_per_hour", p.runaway_min_micros_per_hour,
+                                kInputValueMax));
+  PURSER_CHECK_INPUT(CheckLimit("max_calls_per_minute", p.max_calls_per_minute, kInputValueMax));
+  PURSER_CHECK_INPUT(CheckLimit("max_tokens_per_minute", p.max_tokens_per_minute, kInputValueMax));
+  PURSER_CHECK_INPUT(CheckLimit("degrade_at_pct", p.degrade_at_pct, 100));
+  if (p.degrade_at_pct.op == Patch<int64_t>::Op::kSet && p.degrade_at_pct.value < 1) {
+    return Invalid("degrade_at_pct must be in 1..100");
+  }
   Reply error;
   AccountIndex index = Resolve(c.account, Access::kAdminBelowRoot, &error);
   if (index == kNoAccount) return error;
@@ -158,8 +174,22 @@ Reply Machine::Handler::Do(const cmd::SetCaps& c) {
   ApplyPatch(sorted, &caps.alert_thresholds_pct, Caps{}.alert_thresholds_pct);
   ApplyPatch(p.on_expiry, &caps.on_expiry, OnExpiry::kInherit);
   ApplyPatch(p.runaway_action, &caps.runaway_action, RunawayAction::kInherit);
+  ApplyPatch(p.runaway_error_streak, &caps.runaway_error_streak, kNoLimit);
+  ApplyPatch(p.runaway_burn_multiplier_bp, &caps.runaway_burn_multiplier_bp, kNoLimit);
+  ApplyPatch(p.runaway_min_micros_per_hour, &caps.runaway_min_micros_per_hour, kNoLimit);
+  ApplyPatch(p.max_calls_per_minute, &caps.max_calls_per_minute, kNoLimit);
+  ApplyPatch(p.max_tokens_per_minute, &caps.max_tokens_per_minute, kNoLimit);
+  ApplyPatch(p.degrade_at_pct, &caps.degrade_at_pct, kNoLimit);
+  // A setting that nothing would act on is refused, never stored silently.
+  if (caps.degrade_at_pct >= 0 && caps.daily_limit_micros < 0 && caps.monthly_limit_micros < 0 &&
+      caps.hard_limit_micros < 0) {
+    return Invalid("degrade_at_pct needs a daily, monthly or hard limit on the same account");
+  }
   if (caps == state_.account(index).caps) return Ok(CapsView{caps}, false);  // no event
   Emit(event::CapsSet{c.account, caps});
+  // A cap lowered below what is already spent raises its alerts now, not at
+  // the next spend.
+  RaiseThresholdAlerts(index);
   return Ok(CapsView{caps}, true);
 }
 
@@ -212,7 +242,9 @@ Reply Machine::Handler::Do(const cmd::Deposit& c) {
 
 Reply Machine::Handler::ReserveReply(const Reservation& r, bool created) const {
   return Ok(ReserveResult{r.id, state_.account(r.account).id, r.amount_micros,
-                          r.original_expires_us, r.headroom_after_micros},
+                          r.original_expires_us, r.headroom_after_micros, r.reserve_seq,
+                          r.advice_account == kNoAccount ? std::string()
+                                                         : state_.account(r.advice_account).id},
             created);
 }
 
@@ -266,11 +298,16 @@ Reply Machine::Handler::Do(const cmd::Reserve& c) {
   if (ttl_s > ttl_max) {
     return Invalid("ttl_s is above the effective reservation_ttl_s of " + std::to_string(ttl_max));
   }
-  if (std::optional<Refusal> refusal = CheckAdmission(index, amount)) {
+  const int64_t tokens =
+      c.estimate ? RateTokens(TokenCounts{c.estimate->input_tokens, c.estimate->max_output_tokens,
+                                          0, 0, 0})
+                 : 0;
+  if (std::optional<Refusal> refusal = CheckAdmission(index, amount, tokens)) {
     CountRejection(index, refusal->code);
     return RefusalReply(*refusal);
   }
   const Account& account = state_.account(index);
+  const AccountIndex advice = DegradeAdvice(index, amount);
   event::Reserved e;
   e.reservation_id = c.reservation_id;
   e.account = c.account;
@@ -295,13 +332,15 @@ Reply Machine::Handler::Do(const cmd::Reserve& c) {
     }
   }
   e.request_hash = hash;
+  if (advice != kNoAccount) e.advice_account = state_.account(advice).id;
   uint64_t price_version = c.estimate ? state_.price_version : 0;
   Emit(std::move(e), price_version);
   return ReserveReply(*state_.FindReservation(c.reservation_id), true);
 }
 
 Reply Machine::Handler::SettleReply(const Reservation& r, bool created) const {
-  return Ok(SettleResult{r.id, r.cost_micros, r.released_micros, r.overrun_micros, r.late},
+  return Ok(SettleResult{r.id, r.cost_micros, r.released_micros, r.overrun_micros, r.late,
+                          r.settle_seq},
             created);
 }
 
@@ -370,6 +409,7 @@ Reply Machine::Handler::Do(const cmd::Settle& c) {
   int64_t overrun = e.overrun_micros;
   Emit(std::move(e), price_version);
   RaiseSpendAlerts(account, overrun);
+  React(account);
   return SettleReply(*state_.FindReservation(c.reservation_id), true);
 }
 
@@ -385,7 +425,14 @@ Reply Machine::Handler::Do(const cmd::Void& c) {
   if (!Allowed(r.account, Access::kWrite)) {
     return Reply::Error(ResultCode::kPermissionDenied, "the reservation is outside this key's scope");
   }
-  if (r.status == ReservationStatus::kVoided) return Ok(VoidResult{r.released_micros}, false);
+  if (r.status == ReservationStatus::kVoided) {
+    // settle_hash holds the void's payload hash (0 for voids of older builds).
+    if (r.settle_hash != 0 && r.settle_hash != VoidHash(c.reason)) {
+      return Reply::Error(ResultCode::kIdempotencyConflict,
+                          "reservation " + r.id + " was voided with a different reason");
+    }
+    return Ok(VoidResult{r.released_micros}, false);
+  }
   if (r.status != ReservationStatus::kPending) {
     return Reply::Error(ResultCode::kReservationNotPending,
                         "reservation " + r.id + " is " +
@@ -408,14 +455,15 @@ Reply Machine::Handler::Do(const cmd::Extend& c) {
   if (!Allowed(r.account, Access::kWrite)) {
     return Reply::Error(ResultCode::kPermissionDenied, "the reservation is outside this key's scope");
   }
+  // The request's own values before the state it meets (API.md, Errors).
+  int64_t ttl_max = EffectiveTtlMax(r.account);
+  if (c.ttl_s > ttl_max) {
+    return Invalid("ttl_s is above the effective reservation_ttl_s of " + std::to_string(ttl_max));
+  }
   if (r.status != ReservationStatus::kPending) {
     return Reply::Error(ResultCode::kReservationNotPending,
                         "reservation " + r.id + " is " +
                             std::string(ReservationStatusName(r.status)));
-  }
-  int64_t ttl_max = EffectiveTtlMax(r.account);
-  if (c.ttl_s > ttl_max) {
-    return Invalid("ttl_s is above the effective reservation_ttl_s of " + std::to_string(ttl_max));
   }
   int64_t expires = now_us_ + c.ttl_s * kMicrosPerSecond;
   Emit(event::Extended{c.reservation_id, expires, c.ttl_s});
@@ -430,24 +478,30 @@ Reply Machine::Handler::Do(const cmd::RecordUsage& c) {
   PURSER_CHECK_INPUT(CheckDimension("run_id", c.run_id, false));
   Tags tags = c.tags;
   PURSER_CHECK_INPUT(CheckAndSortTags(&tags));
+  if (c.occurred_at_us != 0) {
+    if (c.occurred_at_us > now_us_) return Invalid("occurred_at is in the future");
+    if (c.occurred_at_us < now_us_ - kOccurredAtDaysMax * kMicrosPerDay) {
+      return Invalid("occurred_at is more than 35 days ago");
+    }
+  }
   Reply error;
   AccountIndex index = Resolve(c.account, Access::kWrite, &error);
   if (index == kNoAccount) return error;
   RequestHasher hasher;
   hasher.Add(c.account);
   HashUsage(&hasher, c.amount_micros, c.usage);
-  uint64_t hash = hasher.Add(c.action)
-                      .Add(c.waste)
-                      .Add(static_cast<int64_t>(c.outcome))
-                      .Add(c.run_id)
-                      .Add(tags)
-                      .Finish();
+  hasher.Add(c.action).Add(c.waste).Add(static_cast<int64_t>(c.outcome)).Add(c.run_id).Add(tags);
+  // Payloads without occurred_at hash as they always did.
+  if (c.occurred_at_us != 0) hasher.Add(c.occurred_at_us);
+  uint64_t hash = hasher.Finish();
   if (auto it = state_.usages.find(c.usage_id); it != state_.usages.end()) {
     if (it->second.request_hash != hash) {
       return Reply::Error(ResultCode::kIdempotencyConflict,
                           "usage " + c.usage_id + " exists with a different payload");
     }
-    return Ok(UsageResult{c.usage_id, it->second.cost_micros, it->second.overrun_micros}, false);
+    return Ok(UsageResult{c.usage_id, it->second.cost_micros, it->second.overrun_micros,
+                          it->second.seq},
+              false);
   }
   int64_t cost = 0;
   uint64_t price_version = 0;
@@ -468,10 +522,14 @@ Reply Machine::Handler::Do(const cmd::RecordUsage& c) {
                             c.outcome, c.run_id, std::move(tags)};
   if (c.usage) e.tokens = c.usage->tokens;
   e.request_hash = hash;
+  e.occurred_at_us = c.occurred_at_us;
   int64_t overrun = e.overrun_micros;
   Emit(std::move(e), price_version);
+  uint64_t seq = state_.last_sequence;
   RaiseSpendAlerts(index, overrun);
-  return Ok(UsageResult{c.usage_id, cost, overrun}, true);
+  // Imported history neither streaks nor runs away: it is not happening now.
+  if (c.occurred_at_us == 0) React(index);
+  return Ok(UsageResult{c.usage_id, cost, overrun, seq}, true);
 }
 
 Reply Machine::Handler::Do(const cmd::Refund& c) {
@@ -599,10 +657,11 @@ Reply Machine::Handler::Do(const cmd::SetPrice& c) {
                        c.rates.reasoning_per_mtok}) {
     if (rate < -1 || rate > kInputValueMax) return Invalid("rates must be in 0..10^12");
   }
-  const PriceRates* current = state_.CurrentRates(c.model);
-  if (current != nullptr && *current == c.rates) {
-    return Ok(PriceList{state_.price_version, {PriceView{c.model, c.rates, state_.price_version}}},
-              false);
+  if (auto it = state_.prices.find(c.model);
+      it != state_.prices.end() && !it->second.empty() && it->second.back().rates == c.rates) {
+    // Unchanged: nothing is appended, and the answer is the model's own version.
+    uint64_t version = it->second.back().version;
+    return Ok(PriceList{state_.price_version, {PriceView{c.model, c.rates, version}}}, false);
   }
   uint64_t version = state_.price_version + 1;
   Emit(event::PriceSet{c.model, c.rates, version});
@@ -611,7 +670,7 @@ Reply Machine::Handler::Do(const cmd::SetPrice& c) {
 
 Reply Machine::Handler::Do(const cmd::SetBaseline& c) {
   PURSER_RETURN_IF(RequireRole(Role::kAdmin));
-  PURSER_CHECK_INPUT(CheckAmount("micros_per_hour", c.micros_per_hour, false));
+  PURSER_CHECK_INPUT(CheckAmount("micros_per_hour", c.micros_per_hour, true));
   if (c.multiplier_bp < 1 || c.multiplier_bp > kMultiplierBpMax) {
     return Invalid("multiplier must be in 0.0001..100");
   }
@@ -622,7 +681,7 @@ Reply Machine::Handler::Do(const cmd::SetBaseline& c) {
   bool same = account.baseline_micros_per_hour == c.micros_per_hour &&
               account.baseline_multiplier_bp == c.multiplier_bp;
   if (!same) Emit(event::BaselineSet{c.account, c.micros_per_hour, c.multiplier_bp});
-  return Ok(std::monostate{}, !same);
+  return Ok(BaselineView{c.account, c.micros_per_hour, c.multiplier_bp}, !same);
 }
 
 Reply Machine::Handler::Do(const cmd::IssueKey& c) {
@@ -712,9 +771,9 @@ Reply Machine::Handler::Do(const cmd::RegisterWebhook& c) {
   if (c.events.empty() || c.events.size() > kWebhookEventsMax) {
     return Invalid("events must name 1..16 event kinds");
   }
-  static const std::vector<std::string> kKinds = {"budget_threshold", "overrun", "anomaly",
-                                                  "runaway", "account_frozen",
-                                                  "reservation_expired"};
+  static const std::vector<std::string> kKinds = {
+      "budget_threshold", "overrun",         "anomaly",            "runaway",
+      "account_frozen",   "account_unfrozen", "reservation_expired"};
   for (const std::string& kind : c.events) {
     if (std::find(kKinds.begin(), kKinds.end(), kind) == kKinds.end()) {
       return Invalid("unknown webhook event kind: " + kind);
@@ -839,6 +898,84 @@ Reply Machine::Handler::Do(const cmd::CountRejections& c) {
     Emit(count);
   }
   return Ok(std::monostate{}, !c.counts.empty());
+}
+
+Reply Machine::Handler::Do(const cmd::Transfer& c) {
+  PURSER_RETURN_IF(RequireRole(Role::kAdmin));
+  PURSER_CHECK_INPUT(CheckClientId("transfer_id", c.transfer_id));
+  PURSER_CHECK_INPUT(CheckAccountId("from", c.from));
+  PURSER_CHECK_INPUT(CheckAccountId("to", c.to));
+  PURSER_CHECK_INPUT(CheckAmount("amount_micros", c.amount_micros, true));
+  PURSER_CHECK_INPUT(CheckText("reason", c.reason, kTextBytesMax));
+  if (c.from == c.to) return Invalid("from and to must be different wallets");
+  // Out of any wallet in the key's subtree (its root's included), into
+  // wallets strictly below its root: no key funds itself.
+  Reply error;
+  AccountIndex from = Resolve(c.from, Access::kAdminInSubtree, &error);
+  if (from == kNoAccount) return error;
+  AccountIndex to = Resolve(c.to, Access::kAdminBelowRoot, &error);
+  if (to == kNoAccount) return error;
+  uint64_t hash =
+      RequestHasher().Add(c.from).Add(c.to).Add(c.amount_micros).Add(c.reason).Finish();
+  if (auto it = state_.transfers.find(c.transfer_id); it != state_.transfers.end()) {
+    if (it->second.request_hash != hash) {
+      return Reply::Error(ResultCode::kIdempotencyConflict,
+                          "transfer " + c.transfer_id + " was made with a different payload");
+    }
+    return Ok(TransferResult{c.transfer_id, it->second.from_balance_micros,
+                             it->second.to_balance_micros},
+              false);
+  }
+  const Account& source = state_.account(from);
+  const Account& target = state_.account(to);
+  if (!source.wallet) return Invalid("account " + c.from + " has no wallet");
+  if (!target.wallet) return Invalid("account " + c.to + " has no wallet");
+  int64_t available = source.balance_micros - source.wallet_held_micros;
+  if (available < c.amount_micros) {
+    return RefusalReply(Refusal{ResultCode::kInsufficientFunds, from, kNoLimit,
+                                std::max<int64_t>(0, available)});
+  }
+  if (!CheckedAdd(target.balance_micros, c.amount_micros) ||
+      !CheckedAdd(target.transferred_in_micros, c.amount_micros) ||
+      !CheckedAdd(source.transferred_out_micros, c.amount_micros)) {
+    return Invalid("this transfer would overflow a balance");
+  }
+  Emit(event::Transferred{c.transfer_id, c.from, c.to, c.amount_micros, c.reason, hash});
+  return Ok(TransferResult{c.transfer_id, state_.account(from).balance_micros,
+                           state_.account(to).balance_micros},
+            true);
+}
+
+Reply Machine::Handler::Do(const cmd::IndexTagKeys& c) {
+  PURSER_RETURN_IF(RequireRole(Role::kAdmin));
+  if (c.keys.empty() || c.keys.size() > kIndexedTagKeysMax) {
+    return Invalid("keys must name 1..16 tag keys");
+  }
+  for (size_t i = 0; i < c.keys.size(); ++i) {
+    if (c.keys[i].empty()) return Invalid("tag keys must not be empty");
+    PURSER_CHECK_INPUT(CheckText("tag key", c.keys[i], kTagKeyBytesMax));
+    for (size_t k = 0; k < i; ++k) {
+      if (c.keys[k] == c.keys[i]) return Invalid("tag key repeated: " + c.keys[i]);
+    }
+  }
+  // Roots only, so the global admin (a scoped admin acts strictly below its root).
+  Reply error;
+  AccountIndex index = Resolve(c.account, Access::kAdminBelowRoot, &error);
+  if (index == kNoAccount) return error;
+  const Account& root = state_.account(index);
+  if (root.parent != kNoAccount) return Invalid("indexed tag keys are declared on a root account only");
+  std::vector<std::string> added;
+  for (const std::string& key : c.keys) {
+    if (std::find(root.indexed_tag_keys.begin(), root.indexed_tag_keys.end(), key) ==
+        root.indexed_tag_keys.end()) {
+      added.push_back(key);
+    }
+  }
+  if (root.indexed_tag_keys.size() + added.size() > kIndexedTagKeysMax) {
+    return Invalid("a root indexes at most 16 tag keys");
+  }
+  if (!added.empty()) Emit(event::TagKeysIndexed{c.account, added});
+  return Ok(TagKeysView{c.account, state_.account(index).indexed_tag_keys}, !added.empty());
 }
 
 }  // namespace purser

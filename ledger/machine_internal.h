@@ -26,6 +26,7 @@ struct Refusal {
   AccountIndex account = kNoAccount;
   int64_t limit_micros = kNoLimit;
   int64_t available_micros = kNoLimit;
+  int64_t retry_after_s = 0;  // rate caps: seconds to the next minute
 };
 
 // Handles one request: holds the state, the principal, the time and the
@@ -58,6 +59,8 @@ class Machine::Handler {
   Reply Do(const cmd::RegisterWebhook& c);
   Reply Do(const cmd::RemoveWebhook& c);
   Reply Do(const cmd::IngestDailyReport& c);
+  Reply Do(const cmd::Transfer& c);
+  Reply Do(const cmd::IndexTagKeys& c);
   Reply Do(const cmd::ExpireDue& c);
   Reply Do(const cmd::CountRejections& c);
 
@@ -80,6 +83,17 @@ class Machine::Handler {
   Reply Do(const query::AccountTree& q);
   Reply Do(const query::DailyReports& q);
 
+  // Analytics (analytics.cc).
+  Reply Do(const query::GetBurnRate& q);
+  Reply Do(const query::ListActiveRuns& q);
+  Reply Do(const query::GetBaseline& q);
+  Reply Do(const query::ListAnomalies& q);
+  Reply Do(const query::GetEfficiency& q);
+  Reply Do(const query::GetTrends& q);
+  Reply Do(const query::GetLeaderboard& q);
+  Reply Do(const query::GetStats& q);
+  Reply Do(const query::AccountMetrics& q);
+
  private:
   enum class Access { kRead, kWrite, kAdminBelowRoot, kAdminInSubtree };
 
@@ -95,8 +109,17 @@ class Machine::Handler {
 
   void Emit(EventBody body, uint64_t price_version = 0);
 
-  // Admission of a hold of `amount` on `account` now (SPEC section 2).
-  std::optional<Refusal> CheckAdmission(AccountIndex account, int64_t amount) const;
+  // Admission of a hold of `amount` (and `tokens` for the rate caps) on
+  // `account` now (SPEC section 2): frozen and rate caps first, in path
+  // order, then inflight and the money caps, then the funds.
+  std::optional<Refusal> CheckAdmission(AccountIndex account, int64_t amount,
+                                        int64_t tokens) const;
+  // The account whose degrade_at_pct the hold would pass, or kNoAccount.
+  AccountIndex DegradeAdvice(AccountIndex account, int64_t amount) const;
+  // After live spend on `account`: anomaly alerts on transitions, runaway
+  // alerts once per episode, and the freeze of the runaway policy, all in
+  // this command's commit.
+  void React(AccountIndex account);
   // The smallest room left by the caps on the path and the funds, for the
   // overrun of recorded truth. `reversal` (may be null) is a charge that is
   // about to be reversed first, freeing room in windows still current.
@@ -107,6 +130,8 @@ class Machine::Handler {
   bool SpendFits(AccountIndex account, int64_t cost, Reply* error) const;
   // Threshold alerts of every account on the path, then an overrun alert.
   void RaiseSpendAlerts(AccountIndex account, int64_t overrun_micros);
+  // Threshold alerts of one account's windows that its spend has reached.
+  void RaiseThresholdAlerts(AccountIndex account);
   void CountRejection(AccountIndex account, ResultCode code);
   Reply RefusalReply(const Refusal& refusal) const;
 
@@ -121,6 +146,12 @@ class Machine::Handler {
   Reply ReserveReply(const Reservation& r, bool created) const;
   Reply SettleReply(const Reservation& r, bool created) const;
   AccountView MakeAccountView(AccountIndex index) const;
+  // The account as its create answered (for an identical retry).
+  AccountView MakeOpenedAccountView(AccountIndex index,
+                                    const std::vector<std::string>& indexed_tag_keys) const;
+  // The accounts a scoped query covers: `id`'s subtree, or the key's scope
+  // when `id` is empty (every root for the global admin). False with *error.
+  bool ScopeRoots(const std::string& id, std::vector<AccountIndex>* roots, Reply* error) const;
   BalanceView MakeBalanceView(AccountIndex index) const;
   ReservationView MakeReservationView(const Reservation& r) const;
   void AddSpendRows(AccountIndex account, const query::GetSpend& q, int64_t slot,

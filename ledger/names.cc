@@ -32,6 +32,8 @@ constexpr const char* RequestName() {
   else if constexpr (std::is_same_v<T, cmd::RegisterWebhook>) return "register_webhook";
   else if constexpr (std::is_same_v<T, cmd::RemoveWebhook>) return "remove_webhook";
   else if constexpr (std::is_same_v<T, cmd::IngestDailyReport>) return "daily_report";
+  else if constexpr (std::is_same_v<T, cmd::Transfer>) return "transfer";
+  else if constexpr (std::is_same_v<T, cmd::IndexTagKeys>) return "index_tag_keys";
   else if constexpr (std::is_same_v<T, cmd::ExpireDue>) return "expire";
   else if constexpr (std::is_same_v<T, cmd::CountRejections>) return "count_rejections";
   else if constexpr (std::is_same_v<T, query::Authenticate>) return "authenticate";
@@ -51,6 +53,15 @@ constexpr const char* RequestName() {
   else if constexpr (std::is_same_v<T, query::GetDigest>) return "digest";
   else if constexpr (std::is_same_v<T, query::AccountTree>) return "account_tree";
   else if constexpr (std::is_same_v<T, query::DailyReports>) return "daily_reports";
+  else if constexpr (std::is_same_v<T, query::GetBurnRate>) return "burn_rate";
+  else if constexpr (std::is_same_v<T, query::ListActiveRuns>) return "active_runs";
+  else if constexpr (std::is_same_v<T, query::GetBaseline>) return "get_baseline";
+  else if constexpr (std::is_same_v<T, query::ListAnomalies>) return "anomalies";
+  else if constexpr (std::is_same_v<T, query::GetEfficiency>) return "efficiency";
+  else if constexpr (std::is_same_v<T, query::GetTrends>) return "trends";
+  else if constexpr (std::is_same_v<T, query::GetLeaderboard>) return "leaderboard";
+  else if constexpr (std::is_same_v<T, query::GetStats>) return "stats";
+  else if constexpr (std::is_same_v<T, query::AccountMetrics>) return "account_metrics";
   else static_assert(sizeof(T) == 0, "name every request type");
 }
 
@@ -79,20 +90,19 @@ constexpr const char* EventName() {
   else if constexpr (std::is_same_v<T, event::WebhookRegistered>) return "WebhookRegistered";
   else if constexpr (std::is_same_v<T, event::WebhookRemoved>) return "WebhookRemoved";
   else if constexpr (std::is_same_v<T, event::DailyReportIngested>) return "DailyReportIngested";
+  else if constexpr (std::is_same_v<T, event::Transferred>) return "Transferred";
+  else if constexpr (std::is_same_v<T, event::TagKeysIndexed>) return "TagKeysIndexed";
   else static_assert(sizeof(T) == 0, "name every event type");
 }
 
-template <typename T>
-constexpr bool IsCommandType() {
-  return !std::is_same_v<T, query::Authenticate> && !std::is_same_v<T, query::GetAccount> &&
-         !std::is_same_v<T, query::ListAccounts> && !std::is_same_v<T, query::GetBalance> &&
-         !std::is_same_v<T, query::GetReservation> &&
-         !std::is_same_v<T, query::ListReservations> && !std::is_same_v<T, query::GetSpend> &&
-         !std::is_same_v<T, query::ListAlerts> && !std::is_same_v<T, query::ListPrices> &&
-         !std::is_same_v<T, query::EstimateCost> && !std::is_same_v<T, query::ListKeys> &&
-         !std::is_same_v<T, query::ListWebhooks> && !std::is_same_v<T, query::GetPnl> &&
-         !std::is_same_v<T, query::GetChainHead> && !std::is_same_v<T, query::GetDigest> &&
-         !std::is_same_v<T, query::AccountTree> && !std::is_same_v<T, query::DailyReports>;
+// Commands come first in RequestBody, queries after them from Authenticate on.
+template <size_t I = 0>
+constexpr size_t FirstQueryIndex() {
+  if constexpr (std::is_same_v<std::variant_alternative_t<I, RequestBody>, query::Authenticate>) {
+    return I;
+  } else {
+    return FirstQueryIndex<I + 1>();
+  }
 }
 
 template <size_t... I>
@@ -111,9 +121,26 @@ const char* RequestTypeName(const RequestBody& body) {
   return std::visit([](const auto& b) { return RequestName<std::decay_t<decltype(b)>>(); }, body);
 }
 
-bool IsCommand(const RequestBody& body) {
-  return std::visit([](const auto& b) { return IsCommandType<std::decay_t<decltype(b)>>(); },
-                    body);
+bool IsCommand(const RequestBody& body) { return body.index() < FirstQueryIndex(); }
+
+std::string_view LeaderboardMetricName(LeaderboardMetric metric) {
+  switch (metric) {
+    case LeaderboardMetric::kSpend: return "spend";
+    case LeaderboardMetric::kEfficiency: return "efficiency";
+    case LeaderboardMetric::kWaste: return "waste";
+  }
+  return "spend";
+}
+
+bool ParseLeaderboardMetric(std::string_view text, LeaderboardMetric* metric) {
+  for (LeaderboardMetric m :
+       {LeaderboardMetric::kSpend, LeaderboardMetric::kEfficiency, LeaderboardMetric::kWaste}) {
+    if (LeaderboardMetricName(m) == text) {
+      *metric = m;
+      return true;
+    }
+  }
+  return false;
 }
 
 const char* EventTypeName(const EventBody& body) {

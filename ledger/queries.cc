@@ -30,6 +30,7 @@ Dimension DimensionOf(GroupBy group_by) {
     case GroupBy::kAction: return Dimension::kAction;
     case GroupBy::kWaste: return Dimension::kWaste;
     case GroupBy::kOutcome: return Dimension::kOutcome;
+    case GroupBy::kRun: return Dimension::kRun;
     default: return Dimension::kTotal;
   }
 }
@@ -88,10 +89,49 @@ AccountView Machine::Handler::MakeAccountView(AccountIndex index) const {
   view.name = account.name;
   view.wallet = account.wallet;
   view.frozen = account.frozen;
+  view.frozen_reason = account.frozen_reason;
   view.caps = account.caps;
   view.balance = MakeBalanceView(index);
   view.indexed_tag_keys = account.indexed_tag_keys;
   return view;
+}
+
+AccountView Machine::Handler::MakeOpenedAccountView(
+    AccountIndex index, const std::vector<std::string>& indexed_tag_keys) const {
+  const Account& account = state_.account(index);
+  AccountView view;
+  view.id = account.id;
+  if (account.parent != kNoAccount) view.parent = state_.account(account.parent).id;
+  view.kind = account.kind;
+  view.name = account.name;
+  view.wallet = account.wallet;
+  BalanceView& balance = view.balance;
+  balance.account = account.id;
+  if (account.funding != kNoAccount) {
+    balance.funding_account = state_.account(account.funding).id;
+    balance.balance_micros = account.opened_funding_balance_micros;
+    balance.held_micros = account.opened_funding_held_micros;
+    balance.available_micros =
+        account.opened_funding_balance_micros - account.opened_funding_held_micros;
+  }
+  balance.headroom_micros = account.opened_headroom_micros;
+  view.indexed_tag_keys = indexed_tag_keys;  // as declared by the create
+  return view;
+}
+
+bool Machine::Handler::ScopeRoots(const std::string& id, std::vector<AccountIndex>* roots,
+                                  Reply* error) const {
+  roots->clear();
+  if (!id.empty()) {
+    AccountIndex index = Resolve(id, Access::kRead, error);
+    if (index == kNoAccount) return false;
+    roots->push_back(index);
+  } else if (principal_.global()) {
+    *roots = state_.roots;
+  } else {
+    roots->push_back(principal_.root);
+  }
+  return true;
 }
 
 Reply Machine::Handler::Do(const query::GetAccount& q) {
@@ -249,29 +289,35 @@ Reply Machine::Handler::Do(const query::GetSpend& q) {
   report.to_day = q.to_day;
   std::map<std::string, SpendGroup> groups;
   if (q.group_by == GroupBy::kChild) {
-    query::GetSpend totals = q;
-    totals.group_by = GroupBy::kNone;
-    SpendReport self;
-    AddSpendRows(index, totals, -1, nullptr, &self);
-    groups["(self)"] = SpendGroup{"(self)", self.total_micros, self.calls};
+    // Each child's group covers its subtree, tokens included; the account's
+    // own spend is "(self)".
+    auto totals_of = [&](const std::vector<AccountIndex>& accounts) {
+      SpendGroup group;
+      for (AccountIndex a : accounts) {
+        const Account& node = state_.account(a);
+        for (auto it = node.days.lower_bound(q.from_day);
+             it != node.days.end() && it->first <= q.to_day; ++it) {
+          auto row = it->second.find(RowKey(Dimension::kTotal, 0));
+          if (row != it->second.end()) AddRow(&group, row->second);
+        }
+      }
+      return group;
+    };
+    groups["(self)"] = totals_of({index});
     for (AccountIndex child : state_.account(index).children) {
-      SpendReport sub;
-      for (AccountIndex a : Subtree(state_, child)) AddSpendRows(a, totals, -1, nullptr, &sub);
-      groups[state_.account(child).id] = SpendGroup{state_.account(child).id, sub.total_micros,
-                                                    sub.calls};
+      groups[state_.account(child).id] = totals_of(Subtree(state_, child));
     }
-    report.total_micros = self.total_micros;
-    report.calls = self.calls;
-    for (AccountIndex child : state_.account(index).children) {
-      const SpendGroup& g = groups[state_.account(child).id];
-      report.total_micros += g.cost_micros;
-      report.calls += g.calls;
+    for (const auto& [key, group] : groups) {
+      report.total_micros += group.cost_micros;
+      report.calls += group.calls;
     }
   } else {
     for (AccountIndex a : Subtree(state_, index)) AddSpendRows(a, q, slot, &groups, &report);
   }
   for (auto& [key, group] : groups) {
-    if (key == "(none)" && group.calls == 0 && group.cost_micros == 0) continue;
+    if ((key == "(none)" || key == "(self)") && group.calls == 0 && group.cost_micros == 0) {
+      continue;
+    }
     group.key = key;
     report.groups.push_back(group);
   }
@@ -295,6 +341,7 @@ Reply Machine::Handler::Do(const query::ListAlerts& q) {
   AlertList list;
   for (auto it = begin; it != state_.alerts.end(); ++it) {
     if (scope != kNoAccount && !state_.IsInSubtree(it->account, scope)) continue;
+    if (q.type && it->type != *q.type) continue;
     AlertView view;
     view.id = it->id;
     view.account = state_.account(it->account).id;

@@ -1,5 +1,6 @@
 #include "ledger/recovery.h"
 
+#include <cstdio>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -192,6 +193,14 @@ Status LoadCheckpoint(EventLog* log, State* state, Sha256Digest* link) {
   if (view.link != checkpoint_link) {
     return Status::Error("the checkpoint does not match the log at event " +
                          std::to_string(sequence));
+  }
+  if (!IsCurrentSnapshot(bytes)) {
+    // Written by an older build: its projections lack what this build keeps.
+    // They are derived, so the whole log is replayed instead.
+    fprintf(stderr, "purser: the projection checkpoint at event %llu is of an older format; "
+                    "replaying the whole log\n",
+            static_cast<unsigned long long>(sequence));
+    return Status::Ok();
   }
   if (Status status = DeserializeState(bytes, state); !status.ok()) return status;
   if (state->last_sequence != sequence) return Status::Error("the checkpoint state is inconsistent");

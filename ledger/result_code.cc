@@ -21,6 +21,7 @@ std::string_view ResultCodeName(ResultCode code) {
     case ResultCode::kUnauthenticated: return "unauthenticated";
     case ResultCode::kUnavailable: return "unavailable";
     case ResultCode::kNotImplemented: return "not_implemented";
+    case ResultCode::kRateLimited: return "rate_limited";
   }
   return "unknown";
 }
@@ -44,6 +45,7 @@ int ResultCodeHttpStatus(ResultCode code) {
     case ResultCode::kUnauthenticated: return 401;
     case ResultCode::kUnavailable: return 503;
     case ResultCode::kNotImplemented: return 501;
+    case ResultCode::kRateLimited: return 429;
   }
   return 500;
 }
@@ -56,6 +58,7 @@ bool IsCountedRejection(ResultCode code) {
     case ResultCode::kMonthlyCapExceeded:
     case ResultCode::kHardLimitExceeded:
     case ResultCode::kInflightLimitReached:
+    case ResultCode::kRateLimited:
       return true;
     default:
       return false;

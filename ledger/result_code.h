@@ -28,9 +28,10 @@ enum class ResultCode : uint32_t {
   kUnauthenticated = 14,
   kUnavailable = 15,
   kNotImplemented = 16,
+  kRateLimited = 17,  // a rate cap on the path (max calls or tokens per minute)
 };
 
-inline constexpr uint32_t kResultCodeCount = 17;
+inline constexpr uint32_t kResultCodeCount = 18;
 
 // The snake_case name API.md uses for a code ("daily_cap_exceeded").
 std::string_view ResultCodeName(ResultCode code);

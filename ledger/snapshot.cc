@@ -13,7 +13,7 @@ namespace {
 
 bool IsStringDimension(Dimension dimension) {
   return dimension == Dimension::kModel || dimension == Dimension::kAction ||
-         dimension == Dimension::kWaste ||
+         dimension == Dimension::kWaste || dimension == Dimension::kRun ||
          static_cast<uint8_t>(dimension) >= static_cast<uint8_t>(Dimension::kTagBase);
 }
 
@@ -47,6 +47,11 @@ void Write(BinaryWriter& w, const Caps& caps) {
   w.U8(static_cast<uint8_t>(caps.on_expiry));
   w.U8(static_cast<uint8_t>(caps.runaway_action));
   w.Str(caps.time_zone);
+  for (int64_t value : {caps.runaway_error_streak, caps.runaway_burn_multiplier_bp,
+                        caps.runaway_min_micros_per_hour, caps.max_calls_per_minute,
+                        caps.max_tokens_per_minute, caps.degrade_at_pct}) {
+    w.I64(value);
+  }
 }
 void Read(BinaryReader& r, Caps* caps) {
   caps->daily_limit_micros = r.I64();
@@ -60,6 +65,31 @@ void Read(BinaryReader& r, Caps* caps) {
   caps->on_expiry = static_cast<OnExpiry>(r.U8());
   caps->runaway_action = static_cast<RunawayAction>(r.U8());
   caps->time_zone = r.Str();
+  for (int64_t* value : {&caps->runaway_error_streak, &caps->runaway_burn_multiplier_bp,
+                         &caps->runaway_min_micros_per_hour, &caps->max_calls_per_minute,
+                         &caps->max_tokens_per_minute, &caps->degrade_at_pct}) {
+    *value = r.I64();
+  }
+}
+
+void Write(BinaryWriter& w, const MinuteSeries& series) {
+  w.U64(series.buckets().size());
+  for (const MinuteBucket& b : series.buckets()) {
+    w.I64(b.minute);
+    w.I64(b.spend_micros);
+    w.I64(b.calls);
+  }
+}
+void Read(BinaryReader& r, MinuteSeries* series) {
+  uint64_t count = r.Count();
+  std::vector<MinuteBucket>& buckets = series->mutable_buckets();
+  for (uint64_t i = 0; i < count && r.ok(); ++i) {
+    MinuteBucket b;
+    b.minute = r.I64();
+    b.spend_micros = r.I64();
+    b.calls = r.I64();
+    buckets.push_back(b);
+  }
 }
 
 void Write(BinaryWriter& w, const SpendTotals& t) {
@@ -153,9 +183,16 @@ void WriteAccount(BinaryWriter& w, const State& state, const Account& a) {
                         a.inflight, a.spend_day, a.spent_day_micros, a.spend_month,
                         a.spent_month_micros, a.spent_total_micros, a.own_held_micros,
                         a.own_inflight, a.revenue_total_micros, a.baseline_micros_per_hour,
-                        a.baseline_multiplier_bp, a.overrun_alert_hour}) {
+                        a.baseline_multiplier_bp, a.overrun_alert_hour, a.transferred_in_micros,
+                        a.transferred_out_micros, a.rate_minute, a.calls_in_minute,
+                        a.tokens_in_minute, a.error_streak, a.anomaly_since_us,
+                        a.opened_funding_balance_micros, a.opened_funding_held_micros,
+                        a.opened_headroom_micros}) {
     w.I64(value);
   }
+  w.Bool(a.runaway);
+  w.Str(a.frozen_reason);
+  Write(w, a.burn);
   w.U64(a.overrun_alert_index);
   for (const ThresholdArm& arm : a.arms) {
     w.I64(arm.instance);
@@ -208,9 +245,16 @@ void ReadAccount(BinaryReader& r, State* state, Account* a, std::string* parent)
                          &a->spend_month, &a->spent_month_micros, &a->spent_total_micros,
                          &a->own_held_micros, &a->own_inflight, &a->revenue_total_micros,
                          &a->baseline_micros_per_hour, &a->baseline_multiplier_bp,
-                         &a->overrun_alert_hour}) {
+                         &a->overrun_alert_hour, &a->transferred_in_micros,
+                         &a->transferred_out_micros, &a->rate_minute, &a->calls_in_minute,
+                         &a->tokens_in_minute, &a->error_streak, &a->anomaly_since_us,
+                         &a->opened_funding_balance_micros, &a->opened_funding_held_micros,
+                         &a->opened_headroom_micros}) {
     *value = r.I64();
   }
+  a->runaway = r.Bool();
+  a->frozen_reason = r.Str();
+  Read(r, &a->burn);
   a->overrun_alert_index = r.U64();
   for (ThresholdArm& arm : a->arms) {
     arm.instance = r.I64();
@@ -258,6 +302,14 @@ void WriteReservation(BinaryWriter& w, const State& state, const Reservation& x)
   w.Bool(x.expiry_charged);
   Write(w, state, x.charge);
   w.U64(x.version);
+  if (!w.canonical()) {
+    // Receipts and rate bookkeeping that replies repeat; the digest leaves
+    // them out (SPEC section 7 lists what it covers).
+    w.U64(x.reserve_seq);
+    w.U64(x.settle_seq);
+    w.Str(x.advice_account == kNoAccount ? "" : state.account(x.advice_account).id);
+    w.I64(x.estimate_tokens);
+  }
 }
 
 void ReadReservation(BinaryReader& r, State* state, Reservation* x) {
@@ -280,6 +332,11 @@ void ReadReservation(BinaryReader& r, State* state, Reservation* x) {
   x->expiry_charged = r.Bool();
   Read(r, state, &x->charge);
   x->version = r.U64();
+  x->reserve_seq = r.U64();
+  x->settle_seq = r.U64();
+  std::string advice = r.Str();
+  x->advice_account = advice.empty() ? kNoAccount : state->FindAccount(advice);
+  x->estimate_tokens = r.I64();
 }
 
 void WriteIds(BinaryWriter& w, const StringMap<IdEntry>& ids) {
@@ -491,6 +548,60 @@ Status ReadReports(BinaryReader& r, State* state) {
   return Status::Ok();
 }
 
+void WriteTransfers(BinaryWriter& w, const State& state) {
+  w.U64(state.transfers.size());
+  for (const auto* item : Sorted(w, state.transfers)) {
+    w.Str(item->first);
+    w.U64(item->second.request_hash);
+    w.I64(item->second.from_balance_micros);
+    w.I64(item->second.to_balance_micros);
+  }
+}
+
+void ReadTransfers(BinaryReader& r, State* state) {
+  uint64_t count = r.Count();
+  for (uint64_t i = 0; i < count && r.ok(); ++i) {
+    std::string id = r.Str();
+    TransferEntry entry;
+    entry.request_hash = r.U64();
+    entry.from_balance_micros = r.I64();
+    entry.to_balance_micros = r.I64();
+    state->transfers.emplace(std::move(id), entry);
+  }
+}
+
+// Runs by run id string in canonical order; the checkpoint keeps interned ids.
+void WriteRuns(BinaryWriter& w, const State& state) {
+  std::vector<std::pair<std::string, const Run*>> runs;
+  runs.reserve(state.runs.size());
+  for (const auto& [id, run] : state.runs) runs.emplace_back(state.strings.Get(id), &run);
+  if (w.canonical()) std::sort(runs.begin(), runs.end());
+  w.U64(runs.size());
+  for (const auto& [id, run] : runs) {
+    w.Str(id);
+    w.Str(state.account(run->account).id);
+    w.I64(run->first_us);
+    w.I64(run->last_us);
+    Write(w, run->burn);
+  }
+}
+
+Status ReadRuns(BinaryReader& r, State* state) {
+  uint64_t count = r.Count();
+  for (uint64_t i = 0; i < count && r.ok(); ++i) {
+    uint32_t id = state->strings.Intern(r.Str());
+    Run run;
+    run.account = state->FindAccount(r.Str());
+    run.first_us = r.I64();
+    run.last_us = r.I64();
+    Read(r, &run.burn);
+    if (run.account == kNoAccount) return Status::Error("checkpoint run without its account");
+    state->runs_by_last.emplace(run.last_us, id);
+    state->runs.emplace(id, std::move(run));
+  }
+  return Status::Ok();
+}
+
 void WriteUsage(BinaryWriter& w, const State& state, const std::string& id, const UsageRecord& u) {
   w.U8(1);
   w.Str(id);
@@ -499,6 +610,7 @@ void WriteUsage(BinaryWriter& w, const State& state, const std::string& id, cons
   w.I64(u.overrun_micros);
   Write(w, state, u.charge);
   w.U64(u.version);
+  if (!w.canonical()) w.U64(u.seq);
   w.MaybeFlush();
 }
 
@@ -614,6 +726,8 @@ Status WriteState(BinaryWriter& w, const State& state, const SnapshotOptions& op
   WriteWebhooks(w, state);
   WriteAlerts(w, state);
   WriteReports(w, state);
+  WriteTransfers(w, state);
+  WriteRuns(w, state);
   w.Flush();
   return Status::Ok();
 }
@@ -655,6 +769,9 @@ Status ReadAccounts(BinaryReader& r, State* state) {
     order.insert(order.end(), a.children.begin(), a.children.end());
   }
   if (order.size() != state->accounts.size()) return Status::Error("checkpoint tree has a cycle");
+  for (AccountIndex i = 0; i < state->accounts.size(); ++i) {
+    if (state->accounts[i].anomaly_since_us != 0) state->anomalous_accounts.insert(i);
+  }
   return Status::Ok();
 }
 
@@ -690,6 +807,7 @@ Status ReadState(BinaryReader& r, State* state) {
     usage.overrun_micros = r.I64();
     Read(r, state, &usage.charge);
     usage.version = r.U64();
+    usage.seq = r.U64();
     state->usages.emplace(std::move(id), std::move(usage));
   }
   ReadIds(r, &state->deposits);
@@ -717,6 +835,8 @@ Status ReadState(BinaryReader& r, State* state) {
   ReadWebhooks(r, state);
   ReadAlerts(r, state);
   if (Status status = ReadReports(r, state); !status.ok()) return status;
+  ReadTransfers(r, state);
+  if (Status status = ReadRuns(r, state); !status.ok()) return status;
   if (!r.done()) return Status::Error("checkpoint is truncated or has trailing bytes");
   return Status::Ok();
 }
@@ -741,6 +861,11 @@ Result<Sha256Digest> StateDigest(const State& state, ColdStore* cold) {
   options.canonical = true;
   if (Status status = WriteState(writer, state, options, cold); !status.ok()) return status;
   return sha.Finish();
+}
+
+bool IsCurrentSnapshot(std::string_view bytes) {
+  BinaryReader reader(bytes);
+  return reader.Str() == kSnapshotMagic && reader.ok();
 }
 
 Status DeserializeState(std::string_view bytes, State* state) {

@@ -23,7 +23,14 @@
 
 namespace purser {
 
-inline constexpr char kSnapshotMagic[] = "purser-state-1";
+// Version 2 added the reaction state (burn minutes, rate counters, streaks,
+// runaway and anomaly flags, runs), transfers and reply receipts. A
+// checkpoint of an older version is not loaded: recovery replays the whole
+// log instead (projections are derived; the log is the truth).
+inline constexpr char kSnapshotMagic[] = "purser-state-2";
+
+// True when `bytes` is a checkpoint this build writes and reads.
+bool IsCurrentSnapshot(std::string_view bytes);
 
 struct SnapshotOptions {
   // Every collection in key order, interned ids as strings: the digest's

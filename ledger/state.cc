@@ -7,7 +7,10 @@
 #include "ledger/clock.h"
 #include "ledger/limits.h"
 #include "ledger/money.h"
+#include "ledger/prices.h"
+#include "ledger/reactions.h"
 #include "ledger/status.h"
+#include "ledger/validate.h"
 
 namespace purser {
 
@@ -53,6 +56,30 @@ std::optional<uint32_t> Interner::Find(std::string_view text) const {
   auto it = ids_.find(text);
   if (it == ids_.end()) return std::nullopt;
   return it->second;
+}
+
+int64_t Headroom(const State& state, AccountIndex account, int64_t now_us) {
+  const int64_t day = DayOf(now_us);
+  const int64_t month = MonthOfDay(day);
+  const Account& self = state.account(account);
+  if (self.funding == kNoAccount) return 0;
+  const Account& wallet = state.account(self.funding);
+  int64_t room = wallet.balance_micros - wallet.wallet_held_micros;
+  for (AccountIndex a = account; a != kNoAccount; a = state.account(a).parent) {
+    const Account& node = state.account(a);
+    if (node.frozen) return 0;
+    if (node.caps.max_inflight >= 0 && node.inflight >= node.caps.max_inflight) return 0;
+    const int64_t limits[3] = {node.caps.hard_limit_micros, node.caps.monthly_limit_micros,
+                               node.caps.daily_limit_micros};
+    const int64_t spent[3] = {node.spent_total_micros, node.SpentMonth(month), node.SpentDay(day)};
+    for (int i = 0; i < 3; ++i) {
+      if (limits[i] < 0) continue;
+      int64_t used;  // saturating: a saturated sum is above every limit
+      if (__builtin_add_overflow(spent[i], node.held_micros, &used)) used = INT64_MAX;
+      room = std::min(room, limits[i] - used);
+    }
+  }
+  return std::max<int64_t>(0, room);
 }
 
 State::State() = default;
@@ -133,7 +160,13 @@ bool State::IsInSubtree(AccountIndex account, AccountIndex ancestor) const {
 
 const PriceRates* State::CurrentRates(std::string_view model) const {
   auto it = prices.find(model);
-  if (it == prices.end() || it->second.empty()) return nullptr;
+  if (it == prices.end() || it->second.empty()) {
+    // A dated snapshot name costs what its model costs.
+    std::string_view alias = PriceAliasOf(model);
+    if (alias.empty()) return nullptr;
+    it = prices.find(alias);
+    if (it == prices.end() || it->second.empty()) return nullptr;
+  }
   return &it->second.back().rates;
 }
 
@@ -146,7 +179,7 @@ void State::Apply(const Event& event) {
   std::visit([&](const auto& body) { ApplyBody(event, body); }, event.body);
 }
 
-void State::ApplyBody(const Event&, const event::AccountOpened& e) {
+void State::ApplyBody(const Event& event, const event::AccountOpened& e) {
   PURSER_ASSERT(FindAccount(e.account) == kNoAccount);
   auto index = static_cast<AccountIndex>(accounts.size());
   Account& account = accounts.emplace_back();
@@ -171,14 +204,24 @@ void State::ApplyBody(const Event&, const event::AccountOpened& e) {
                              : (account.parent == kNoAccount ? kNoAccount
                                                              : accounts[account.parent].funding);
   account_ids.emplace(e.account, index);
+  // What the create answered, for an identical retry.
+  if (account.funding != kNoAccount) {
+    account.opened_funding_balance_micros = accounts[account.funding].balance_micros;
+    account.opened_funding_held_micros = accounts[account.funding].wallet_held_micros;
+  }
+  account.opened_headroom_micros = Headroom(*this, index, event.timestamp_us);
 }
 
 void State::ApplyBody(const Event&, const event::AccountFrozen& e) {
-  accounts[MustFindAccount(e.account)].frozen = true;
+  Account& account = accounts[MustFindAccount(e.account)];
+  account.frozen = true;
+  account.frozen_reason = e.reason;
 }
 
 void State::ApplyBody(const Event&, const event::AccountUnfrozen& e) {
-  accounts[MustFindAccount(e.account)].frozen = false;
+  Account& account = accounts[MustFindAccount(e.account)];
+  account.frozen = false;
+  account.frozen_reason.clear();
 }
 
 void State::ApplyBody(const Event&, const event::CapsSet& e) {
@@ -235,34 +278,101 @@ void State::ApplyBody(const Event& event, const event::Reserved& e) {
   r.action = strings.Intern(e.action);
   r.tags = e.tags;
   r.version = event.sequence;
+  r.reserve_seq = event.sequence;
+  r.advice_account = e.advice_account.empty() ? kNoAccount : MustFindAccount(e.advice_account);
+  r.estimate_tokens =
+      RateTokens(TokenCounts{e.estimate_input_tokens, e.estimate_max_output_tokens, 0, 0, 0});
   ChangeHold(r, +1);
   expiry_queue.emplace(r.expires_us, &r);
+  CountRate(r.account, event.timestamp_us, 1, r.estimate_tokens);
 }
 
-ChargeRecord State::RecordSpend(AccountIndex account_index, int64_t cost_micros,
-                                int64_t timestamp_us, const Dimensions& dimensions,
-                                const TokenCounts& tokens, int64_t overrun_micros) {
-  const int64_t day = DayOf(timestamp_us);
+void State::CountRate(AccountIndex account, int64_t timestamp_us, int64_t calls, int64_t tokens) {
+  const int64_t minute = MinuteOf(timestamp_us);
+  for (AccountIndex a = account; a != kNoAccount; a = accounts[a].parent) {
+    Account& node = accounts[a];
+    if (node.rate_minute < minute) {
+      node.rate_minute = minute;
+      node.calls_in_minute = 0;
+      node.tokens_in_minute = 0;
+    }
+    if (node.rate_minute != minute) continue;  // a minute already over
+    node.calls_in_minute += calls;
+    node.tokens_in_minute = std::max<int64_t>(0, node.tokens_in_minute + tokens);
+  }
+}
+
+void State::SettleReactions(AccountIndex account, int64_t now_us, bool live, Outcome outcome) {
+  if (!live) return;
+  for (AccountIndex a = account; a != kNoAccount; a = accounts[a].parent) {
+    Account& node = accounts[a];
+    node.error_streak = outcome == Outcome::kError ? node.error_streak + 1 : 0;
+    if (node.runaway && !CheckRunaway(node, EffectiveRunaway(*this, a), now_us).holds()) {
+      node.runaway = false;  // the episode is over; a later one raises a new alert
+    }
+  }
+}
+
+void State::TrackRun(uint32_t run_id, AccountIndex account, const SpendFacts& facts) {
+  if (run_id == 0) return;
+  const int64_t now_minute = MinuteOf(facts.event_us);
+  if (MinuteOf(facts.spend_us) <= now_minute - MinuteSeries::kMinutesKept) return;
+  auto [it, inserted] = runs.try_emplace(run_id);
+  Run& run = it->second;
+  if (inserted) {
+    run.first_us = facts.spend_us;
+    run.last_us = facts.spend_us;
+  } else {
+    runs_by_last.erase({run.last_us, run_id});
+    run.first_us = std::min(run.first_us, facts.spend_us);
+    run.last_us = std::max(run.last_us, facts.spend_us);
+  }
+  run.account = account;
+  run.burn.Add(MinuteOf(facts.spend_us), facts.cost_micros, 1, now_minute);
+  runs_by_last.emplace(run.last_us, run_id);
+  // The oldest runs fold away: past the bound, or a day without spend.
+  const int64_t day_ago_us = facts.event_us - kMicrosPerDay;
+  while (!runs_by_last.empty() &&
+         (runs.size() > kActiveRunsMax || runs_by_last.begin()->first < day_ago_us)) {
+    runs.erase(runs_by_last.begin()->second);
+    runs_by_last.erase(runs_by_last.begin());
+  }
+}
+
+ChargeRecord State::RecordSpend(AccountIndex account_index, const SpendFacts& facts,
+                                const Dimensions& dimensions, const TokenCounts& tokens) {
+  const int64_t cost_micros = facts.cost_micros;
+  const int64_t day = DayOf(facts.spend_us);
   const int64_t month = MonthOfDay(day);
+  const int64_t minute = MinuteOf(facts.spend_us);
+  const int64_t now_minute = MinuteOf(facts.event_us);
   for (AccountIndex a = account_index; a != kNoAccount; a = accounts[a].parent) {
     Account& node = accounts[a];
-    if (node.spend_day != day) {
+    // Imported history of a closed day or month counts in its own window
+    // (the day books below) and leaves the current one alone.
+    if (node.spend_day < day) {
       node.spend_day = day;
       node.spent_day_micros = 0;
     }
-    if (node.spend_month != month) {
+    if (node.spend_month < month) {
       node.spend_month = month;
       node.spent_month_micros = 0;
     }
-    node.spent_day_micros = Add(node.spent_day_micros, cost_micros);
-    node.spent_month_micros = Add(node.spent_month_micros, cost_micros);
+    if (node.spend_day == day) node.spent_day_micros = Add(node.spent_day_micros, cost_micros);
+    if (node.spend_month == month) {
+      node.spent_month_micros = Add(node.spent_month_micros, cost_micros);
+    }
     node.spent_total_micros = Add(node.spent_total_micros, cost_micros);
+    node.burn.Add(minute, cost_micros, 1, now_minute);
   }
   Account& account = accounts[account_index];
   if (account.funding != kNoAccount) {
     Account& wallet = accounts[account.funding];
     wallet.balance_micros = Add(wallet.balance_micros, -cost_micros);
     wallet.charged_micros = Add(wallet.charged_micros, cost_micros);
+  }
+  if (facts.calls > 0 || facts.rate_tokens != 0) {
+    CountRate(account_index, facts.event_us, facts.calls, facts.rate_tokens);
   }
 
   ChargeRecord charge;
@@ -277,6 +387,16 @@ ChargeRecord State::RecordSpend(AccountIndex account_index, int64_t cost_micros,
   if (!dimensions.waste.empty()) add_row(RowKey(Dimension::kWaste, strings.Intern(dimensions.waste)));
   if (dimensions.outcome != Outcome::kNone) {
     add_row(RowKey(Dimension::kOutcome, static_cast<uint32_t>(dimensions.outcome)));
+  }
+  DayBook& book = BookOf(account, day);
+  if (!dimensions.run_id.empty()) {
+    uint32_t run = strings.Intern(dimensions.run_id);
+    TrackRun(run, account_index, facts);
+    // A day's run rows are bounded: past the bound, new runs share "(other)".
+    if (!book.contains(RowKey(Dimension::kRun, run)) && book.size() >= kDayBookRowsMax) {
+      run = strings.Intern("(other)");
+    }
+    add_row(RowKey(Dimension::kRun, run));
   }
   Account& root = accounts[account.root];
   for (const Tag& tag : dimensions.tags) {
@@ -295,10 +415,9 @@ ChargeRecord State::RecordSpend(AccountIndex account_index, int64_t cost_micros,
     add_row(TagRowKey(slot, value));
   }
 
-  DayBook& book = BookOf(account, day);
   AddTotals(&book[RowKey(Dimension::kTotal, 0)], cost_micros, 1, tokens);
   for (uint64_t key : charge.row_keys) AddTotals(&book[key], cost_micros, 1, tokens);
-  AggregateOverrun(account_index, overrun_micros, timestamp_us);
+  AggregateOverrun(account_index, facts.overrun_micros, facts.event_us);
   return charge;
 }
 
@@ -344,6 +463,7 @@ void State::AggregateOverrun(AccountIndex account_index, int64_t overrun_micros,
   Alert& alert = alerts[account.overrun_alert_index];
   alert.count += 1;
   alert.value_micros = Add(alert.value_micros, overrun_micros);
+  alert.message = OverrunMessage(account.id, alert.value_micros, alert.count);
 }
 
 void State::ApplyBody(const Event& event, const event::Settled& e) {
@@ -360,6 +480,7 @@ void State::ApplyBody(const Event& event, const event::Settled& e) {
       ReverseSpend(&r.charge, e.expiry_charge_reversed_micros, Reversal::kExpiryCharge);
     }
   }
+  const bool was_pending = !e.late;
   r.status = ReservationStatus::kSettled;
   r.settle_hash = e.request_hash;
   r.cost_micros = e.cost_micros;
@@ -367,9 +488,33 @@ void State::ApplyBody(const Event& event, const event::Settled& e) {
   r.overrun_micros = e.overrun_micros;
   r.late = e.late;
   r.expiry_charged = false;
-  r.charge = RecordSpend(r.account, e.cost_micros, event.timestamp_us, e.dimensions, e.tokens,
-                         e.overrun_micros);
+  // The rate counters swap the estimate for the real tokens.
+  if (was_pending && r.estimate_tokens > 0) {
+    CountRate(r.account, r.created_us, 0, -r.estimate_tokens);
+  }
+  ClearCalmAnomalies(r.account, event.timestamp_us);
+  SpendFacts facts;
+  facts.cost_micros = e.cost_micros;
+  facts.event_us = event.timestamp_us;
+  facts.spend_us = event.timestamp_us;
+  facts.overrun_micros = e.overrun_micros;
+  facts.calls = 0;
+  facts.rate_tokens = RateTokens(e.tokens);
+  facts.live = true;
+  r.charge = RecordSpend(r.account, facts, e.dimensions, e.tokens);
+  SettleReactions(r.account, event.timestamp_us, true, e.dimensions.outcome);
   r.version = event.sequence;
+  r.settle_seq = event.sequence;
+}
+
+void State::ClearCalmAnomalies(AccountIndex account, int64_t now_us) {
+  for (AccountIndex a = account; a != kNoAccount; a = accounts[a].parent) {
+    Account& node = accounts[a];
+    if (node.anomaly_since_us != 0 && !AnomalyHolds(node, now_us, nullptr, nullptr)) {
+      node.anomaly_since_us = 0;  // the rate fell back; a new rise raises a new alert
+      anomalous_accounts.erase(a);
+    }
+  }
 }
 
 void State::ApplyBody(const Event& event, const event::Voided& e) {
@@ -379,6 +524,7 @@ void State::ApplyBody(const Event& event, const event::Voided& e) {
   expiry_queue.erase({r.expires_us, &r});
   r.status = ReservationStatus::kVoided;
   r.released_micros = e.released_micros;
+  r.settle_hash = VoidHash(e.reason);  // a retry with another reason is a conflict
   r.version = event.sequence;
 }
 
@@ -396,8 +542,12 @@ void State::ApplyBody(const Event& event, const event::Expired& e) {
     dimensions.run_id = strings.Get(r.run_id);
     dimensions.waste = "unreconciled";
     dimensions.tags = r.tags;
-    r.charge = RecordSpend(r.account, e.charged_micros, event.timestamp_us, dimensions,
-                           TokenCounts{}, 0);
+    SpendFacts facts;
+    facts.cost_micros = e.charged_micros;
+    facts.event_us = event.timestamp_us;
+    facts.spend_us = event.timestamp_us;
+    facts.calls = 0;
+    r.charge = RecordSpend(r.account, facts, dimensions, TokenCounts{});
     r.expiry_charged = true;
   }
 }
@@ -435,9 +585,21 @@ void State::ApplyBody(const Event& event, const event::UsageCharged& e) {
   usage.request_hash = e.request_hash;
   usage.cost_micros = e.cost_micros;
   usage.overrun_micros = e.overrun_micros;
-  usage.charge = RecordSpend(MustFindAccount(e.account), e.cost_micros, event.timestamp_us,
-                             e.dimensions, e.tokens, e.overrun_micros);
+  AccountIndex account = MustFindAccount(e.account);
+  const bool live = e.occurred_at_us == 0;
+  if (live) ClearCalmAnomalies(account, event.timestamp_us);
+  SpendFacts facts;
+  facts.cost_micros = e.cost_micros;
+  facts.event_us = event.timestamp_us;
+  facts.spend_us = live ? event.timestamp_us : e.occurred_at_us;
+  facts.overrun_micros = e.overrun_micros;
+  facts.calls = live ? 1 : 0;
+  facts.rate_tokens = live ? RateTokens(e.tokens) : 0;
+  facts.live = live;
+  usage.charge = RecordSpend(account, facts, e.dimensions, e.tokens);
+  SettleReactions(account, event.timestamp_us, live, e.dimensions.outcome);
   usage.version = event.sequence;
+  usage.seq = event.sequence;
 }
 
 void State::ApplyBody(const Event& event, const event::RevenueRecorded& e) {
@@ -485,6 +647,11 @@ void State::ApplyBody(const Event& event, const event::AlertRaised& e) {
   } else if (e.type == AlertType::kOverrun) {
     account.overrun_alert_hour = HourOf(event.timestamp_us);
     account.overrun_alert_index = alerts.size() - 1;
+  } else if (e.type == AlertType::kAnomaly) {
+    account.anomaly_since_us = event.timestamp_us;
+    anomalous_accounts.insert(index);
+  } else if (e.type == AlertType::kRunaway) {
+    account.runaway = true;
   }
 }
 
@@ -557,5 +724,30 @@ void State::ApplyBody(const Event& event, const event::DailyReportIngested& e) {
   daily_reports[{e.account, *day}] = DailyReport{event.sequence, e};
   daily_report_ids[e.report_id] = e.request_hash;
 }
+
+void State::ApplyBody(const Event&, const event::Transferred& e) {
+  Account& from = accounts[MustFindAccount(e.from_account)];
+  PURSER_ASSERT(from.wallet);
+  from.balance_micros = Add(from.balance_micros, -e.amount_micros);
+  from.transferred_out_micros = Add(from.transferred_out_micros, e.amount_micros);
+  Account& to = accounts[MustFindAccount(e.to_account)];
+  PURSER_ASSERT(to.wallet);
+  to.balance_micros = Add(to.balance_micros, e.amount_micros);
+  to.transferred_in_micros = Add(to.transferred_in_micros, e.amount_micros);
+  transfers.emplace(e.transfer_id, TransferEntry{e.request_hash,
+                                                 accounts[MustFindAccount(e.from_account)].balance_micros,
+                                                 to.balance_micros});
+}
+
+void State::ApplyBody(const Event&, const event::TagKeysIndexed& e) {
+  Account& root = accounts[MustFindAccount(e.account)];
+  PURSER_ASSERT(root.parent == kNoAccount);
+  for (const std::string& key : e.keys) {
+    root.indexed_tag_keys.push_back(key);
+    root.tag_values_seen.emplace_back();
+  }
+}
+
+uint64_t VoidHash(std::string_view reason) { return RequestHasher().Add(reason).Finish(); }
 
 }  // namespace purser

@@ -88,6 +88,7 @@ enum class Dimension : uint8_t {
   kRevenue = 4,    // cost_micros holds revenue, calls counts records
   kRejection = 5,  // value = ResultCode number, calls holds the count
   kOutcome = 6,    // value = Outcome number
+  kRun = 7,        // value = interned run id (at most kDayBookRowsMax rows a day, then "(other)")
   kTagBase = 16,   // kTagBase + slot of an indexed tag key on the root
 };
 inline uint64_t RowKey(Dimension dimension, uint32_t value) {
@@ -101,6 +102,41 @@ inline uint32_t RowValue(uint64_t key) { return static_cast<uint32_t>(key); }
 
 // An account's own spend on one UTC day, by dimension.
 using DayBook = absl::flat_hash_map<uint64_t, SpendTotals>;
+
+// Spend per UTC minute over the last 24 hours (SPEC section 4: burn rates),
+// minutes with spend only, oldest first. A burn rate over any window of whole
+// minutes is a sum over at most 1,440 buckets, never a log scan; older
+// minutes fold into the day totals (they are dropped here).
+struct MinuteBucket {
+  int64_t minute = 0;  // minutes since the epoch, UTC
+  int64_t spend_micros = 0;
+  int64_t calls = 0;
+  bool operator==(const MinuteBucket&) const = default;
+};
+
+class MinuteSeries {
+ public:
+  static constexpr int64_t kMinutesKept = 24 * 60;
+
+  // Adds spend to `minute`, dropping buckets older than 24 hours before
+  // `now_minute`. A minute older than that is not recorded.
+  void Add(int64_t minute, int64_t spend_micros, int64_t calls, int64_t now_minute);
+  // The sums over the minutes [first_minute, last_minute].
+  MinuteBucket Sum(int64_t first_minute, int64_t last_minute) const;
+  // The same, remembered for one range until a bucket in it changes: the
+  // runaway rule asks for the same hour on every spend of a minute.
+  int64_t SpendCached(int64_t first_minute, int64_t last_minute) const;
+  int64_t last_minute() const { return buckets_.empty() ? INT64_MIN : buckets_.back().minute; }
+  const std::vector<MinuteBucket>& buckets() const { return buckets_; }
+  std::vector<MinuteBucket>& mutable_buckets() { return buckets_; }
+  bool operator==(const MinuteSeries& other) const { return buckets_ == other.buckets_; }
+
+ private:
+  std::vector<MinuteBucket> buckets_;
+  mutable int64_t cache_first_ = 0;
+  mutable int64_t cache_last_ = -1;  // empty range: no cache
+  mutable int64_t cache_spend_ = 0;
+};
 
 // Threshold alerts already raised in one window instance.
 struct ThresholdArm {
@@ -119,6 +155,7 @@ struct Account {
   AccountKind kind = AccountKind::kOrg;
   bool wallet = false;
   bool frozen = false;
+  std::string frozen_reason;  // of the freeze in force
   Caps caps;
 
   // Wallet (when `wallet`).
@@ -143,8 +180,24 @@ struct Account {
   int64_t own_inflight = 0;
 
   int64_t revenue_total_micros = 0;  // own revenue, lifetime
-  int64_t baseline_micros_per_hour = 0;
+  int64_t baseline_micros_per_hour = 0;  // 0 = no baseline
   int64_t baseline_multiplier_bp = 0;
+  // Wallet flows of transfers (conservation law).
+  int64_t transferred_in_micros = 0;
+  int64_t transferred_out_micros = 0;
+
+  // Reaction state of the subtree (SPEC section 4), all from event times.
+  MinuteSeries burn;                // spend per minute, last 24 hours
+  int64_t rate_minute = -1;         // the minute the two rate counters count
+  int64_t calls_in_minute = 0;      // reservations admitted + usage charges
+  int64_t tokens_in_minute = 0;     // estimates until settled, then real tokens
+  int64_t error_streak = 0;         // consecutive `error` outcomes of live spend
+  bool runaway = false;             // in a runaway episode (alert raised, not over)
+  int64_t anomaly_since_us = 0;     // anomalous since; 0 = not anomalous
+  // What the create answered, so that an identical retry answers it again.
+  int64_t opened_funding_balance_micros = 0;
+  int64_t opened_funding_held_micros = 0;
+  int64_t opened_headroom_micros = 0;
 
   ThresholdArm arms[3];          // daily, monthly, lifetime
   int64_t overrun_alert_hour = -1;
@@ -196,6 +249,11 @@ struct Reservation {
   bool expiry_charged = false;
   ChargeRecord charge;
   uint64_t version = 0;  // the sequence of the last event that changed it
+  // Reply-only figures (receipts), left out of the state digest.
+  uint64_t reserve_seq = 0;                 // the Reserved event
+  uint64_t settle_seq = 0;                  // the Settled event
+  AccountIndex advice_account = kNoAccount;  // degrade advice given at admission
+  int64_t estimate_tokens = 0;  // counted in its minute's rate until settled
 };
 
 // Pending reservations in expiry order: (expires_at, id).
@@ -213,6 +271,22 @@ struct UsageRecord {
   int64_t overrun_micros = 0;
   ChargeRecord charge;
   uint64_t version = 0;  // the sequence of the last event that changed it
+  uint64_t seq = 0;      // the UsageCharged event (reply-only, not in the digest)
+};
+
+// A transfer's id-index entry: its payload hash and the balances it left.
+struct TransferEntry {
+  uint64_t request_hash = 0;
+  int64_t from_balance_micros = 0;
+  int64_t to_balance_micros = 0;
+};
+
+// An agent run (Dimensions::run_id) that spent in the last 24 hours.
+struct Run {
+  AccountIndex account = kNoAccount;  // the account of its latest spend
+  int64_t first_us = 0;
+  int64_t last_us = 0;
+  MinuteSeries burn;
 };
 
 // An id-index entry of a create with no richer record: its payload hash and
@@ -274,6 +348,19 @@ struct PriceVersion {
   PriceRates rates;
 };
 
+inline constexpr size_t kActiveRunsMax = 100'000;  // runs tracked for burn rates
+inline constexpr size_t kDayBookRowsMax = 4'096;    // rows of one account's day before runs fold
+
+// The payload hash of a void (its reason): an identical retry answers again,
+// another reason is a conflict.
+uint64_t VoidHash(std::string_view reason);
+
+class State;
+// The largest amount a reservation on `account` could get at `now_us`:
+// max(0, min(available funds, every cap's room on the path)), 0 when an
+// account on the path is frozen or its inflight count is at its limit.
+int64_t Headroom(const State& state, AccountIndex account, int64_t now_us);
+
 class State {
  public:
   State();
@@ -334,6 +421,15 @@ class State {
 
   std::vector<Alert> alerts;  // in event order
 
+  StringMap<TransferEntry> transfers;
+
+  // Runs that spent in the last 24 hours, by interned run id, and the same
+  // by last spend, so that the oldest folds away past kActiveRunsMax.
+  absl::flat_hash_map<uint32_t, Run> runs;
+  std::set<std::pair<int64_t, uint32_t>> runs_by_last;
+  // Accounts whose anomaly_since_us is set (an index of Account fields).
+  std::set<AccountIndex> anomalous_accounts;
+
   std::map<std::pair<std::string, int64_t>, DailyReport> daily_reports;  // (account, day)
   StringMap<uint64_t> daily_report_ids;  // report id -> request hash
 
@@ -368,6 +464,8 @@ class State {
   void ApplyBody(const Event& event, const event::WebhookRegistered& e);
   void ApplyBody(const Event& event, const event::WebhookRemoved& e);
   void ApplyBody(const Event& event, const event::DailyReportIngested& e);
+  void ApplyBody(const Event& event, const event::Transferred& e);
+  void ApplyBody(const Event& event, const event::TagKeysIndexed& e);
 
   AccountIndex MustFindAccount(std::string_view id) const;
   Reservation& MustFindReservation(std::string_view id);
@@ -376,9 +474,27 @@ class State {
   // `sign` (+1 take, -1 release).
   void ChangeHold(const Reservation& reservation, int sign);
   // Records spend and returns what a refund would need to reverse it.
-  ChargeRecord RecordSpend(AccountIndex account, int64_t cost_micros, int64_t timestamp_us,
-                           const Dimensions& dimensions, const TokenCounts& tokens,
-                           int64_t overrun_micros);
+  // `spend_us` is when the spend belongs (occurred_at of an import, else the
+  // event's time); `live` is spend recorded as it happens (settle or usage
+  // without occurred_at): it moves error streaks and runaway episodes.
+  struct SpendFacts {
+    int64_t cost_micros = 0;
+    int64_t event_us = 0;
+    int64_t spend_us = 0;
+    int64_t overrun_micros = 0;
+    int64_t calls = 1;          // rate counters: 1 for usage, 0 for a settle (counted at reserve)
+    int64_t rate_tokens = 0;    // tokens added to the current minute's rate counters
+    bool live = false;
+  };
+  ChargeRecord RecordSpend(AccountIndex account, const SpendFacts& facts,
+                           const Dimensions& dimensions, const TokenCounts& tokens);
+  // Rate counters of the path: `calls` and `tokens` in the minute of `now_us`.
+  void CountRate(AccountIndex account, int64_t now_us, int64_t calls, int64_t tokens);
+  // Ends anomalies and runaway episodes on the path whose rules no longer hold.
+  void SettleReactions(AccountIndex account, int64_t now_us, bool live, Outcome outcome);
+  void TrackRun(uint32_t run_id, AccountIndex account, const SpendFacts& facts);
+  // Ends the anomalies on the path whose burn fell back before this spend.
+  void ClearCalmAnomalies(AccountIndex account, int64_t now_us);
   // Reverses `amount_micros` of a charge: wallet, windows still current,
   // lifetime and dimension rows.
   enum class Reversal { kRefund, kExpiryCharge };

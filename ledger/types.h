@@ -83,8 +83,23 @@ struct Caps {
   OnExpiry on_expiry = OnExpiry::kInherit;
   RunawayAction runaway_action = RunawayAction::kInherit;
   std::string time_zone = "UTC";
+  // Runaway detection (SPEC section 4); -1 = inherit from the parent (then
+  // the defaults below), 0 = the rule is off.
+  int64_t runaway_error_streak = kNoLimit;          // consecutive error outcomes
+  int64_t runaway_burn_multiplier_bp = kNoLimit;    // 5-min burn vs the hour before
+  int64_t runaway_min_micros_per_hour = kNoLimit;   // the hour's rate that arms the burn rule
+  // Rate caps over the subtree in the current UTC minute; -1 = none.
+  int64_t max_calls_per_minute = kNoLimit;
+  int64_t max_tokens_per_minute = kNoLimit;
+  // Degrade advice when spent + held passes this share of a cap; -1 = none.
+  int64_t degrade_at_pct = kNoLimit;
   bool operator==(const Caps&) const = default;
 };
+
+// Effective defaults of the runaway rules when no account on the path sets them.
+inline constexpr int64_t kDefaultRunawayErrorStreak = 5;
+inline constexpr int64_t kDefaultRunawayBurnMultiplierBp = 30'000;     // 3x
+inline constexpr int64_t kDefaultRunawayMinMicrosPerHour = 1'000'000;  // 1 USD/h
 
 using Sha256Digest = std::array<uint8_t, 32>;
 

@@ -97,6 +97,15 @@ struct Caps {
   onExpiry @6 :OnExpiry;               # expiry policy; inherit = ask the parent
   runawayAction @7 :RunawayAction;     # runaway policy
   timeZone @8 :Text;                   # the zone of day/month windows; always "UTC" for now
+  runawayErrorStreak @9 :Int64 = -1;   # runaway after this many consecutive error outcomes in the
+                                       # subtree; 0 = rule off; -1 = inherit (default 5)
+  runawayBurnMultiplierBp @10 :Int64 = -1;  # runaway when the 5-minute burn exceeds this multiple
+                                       # (basis points) of the hour before; 0 = off; -1 = inherit (3x)
+  runawayMinMicrosPerHour @11 :Int64 = -1;  # the burn rule needs the hour before at this rate at
+                                       # least; -1 = inherit (1 USD/h)
+  maxCallsPerMinute @12 :Int64 = -1;   # reservations admitted in the subtree per UTC minute; -1 = none
+  maxTokensPerMinute @13 :Int64 = -1;  # tokens (estimates until settled, then real) per minute; -1 = none
+  degradeAtPct @14 :Int64 = -1;        # advise "degrade" past this share of a cap; -1 = none
 }
 
 struct TokenCounts {
@@ -161,6 +170,8 @@ struct Event {
     webhookRegistered @24 :WebhookRegistered;
     webhookRemoved @25 :WebhookRemoved;
     dailyReportIngested @26 :DailyReportIngested;
+    transferred @27 :Transferred;
+    tagKeysIndexed @28 :TagKeysIndexed;
   }
 }
 
@@ -216,6 +227,7 @@ struct Reserved {
   estimateMaxOutputTokens @11 :Int64;
   headroomAfterMicros @12 :Int64;  # headroom of the account right after the hold
   requestHash @13 :UInt64;
+  adviceAccount @14 :Text;         # degrade advice: the account whose degradeAtPct fired; empty = none
 }
 
 struct Settled {
@@ -266,6 +278,8 @@ struct UsageCharged {
   dimensions @4 :Dimensions;
   tokens @5 :TokenCounts;
   requestHash @6 :UInt64;
+  occurredAtUs @7 :Int64;          # imported history: when the spend happened (its day and month
+                                   # count it); 0 = at this event
 }
 
 struct RevenueRecorded {
@@ -368,4 +382,22 @@ struct DailyReportIngested {
 struct NamedAmount {
   name @0 :Text;
   amountMicros @1 :Int64;
+}
+
+struct Transferred {
+  # Funds moved between two wallets in one atomic step. Conservation law:
+  # balance = deposits + adjustments + refunds + transfers in - transfers out - charges.
+  transferId @0 :Text;
+  fromAccount @1 :Text;            # a wallet; its balance - held covered the amount
+  toAccount @2 :Text;              # a wallet
+  amountMicros @3 :Int64;          # > 0
+  reason @4 :Text;
+  requestHash @5 :UInt64;
+}
+
+struct TagKeysIndexed {
+  # Tag keys added to a root account's indexed keys (never removed); spend
+  # recorded before stays as it was indexed.
+  account @0 :Text;
+  keys @1 :List(Text);
 }

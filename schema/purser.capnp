@@ -52,6 +52,7 @@ enum ResultCode {
   unauthenticated @14;
   unavailable @15;       # not ready, stopping, or the command queue is full: retry later
   notImplemented @16;
+  rateLimited @17;       # a rate cap on the path: retry after Result.retryAfterS seconds
 }
 
 # ---------------------------------------------------------------------------
@@ -143,6 +144,8 @@ struct Command {
     registerWebhook @17 :RegisterWebhook;
     removeWebhook @18 :Text;      # the webhook id
     query @19 :Query;             # a read inside a batch, ordered with its writes
+    transfer @20 :Transfer;
+    indexTagKeys @21 :IndexTagKeys;
   }
 }
 
@@ -178,6 +181,12 @@ struct SetCaps {
   removeOnExpiry @10 :Bool;
   runawayAction @11 :E.RunawayAction;   # inherit = keep
   removeRunawayAction @12 :Bool;
+  runawayErrorStreak @13 :CapsField;    # 0 = the rule off; remove = inherit (default 5)
+  runawayBurnMultiplierBp @14 :CapsField;  # basis points (30000 = 3x); 0 = off
+  runawayMinMicrosPerHour @15 :CapsField;
+  maxCallsPerMinute @16 :CapsField;     # rate caps over the subtree per UTC minute
+  maxTokensPerMinute @17 :CapsField;
+  degradeAtPct @18 :CapsField;          # 1..100: advice "degrade" past this share of a cap
 }
 
 struct Freeze {
@@ -252,6 +261,20 @@ struct Usage {
   outcome @6 :E.Outcome;
   runId @7 :Text;
   tags @8 :List(E.Tag);
+  occurredAtUs @9 :Int64;         # imported history (within 35 days); 0 = now
+}
+
+struct Transfer {
+  transferId @0 :Text;            # idempotency id
+  from @1 :Text;                  # a wallet in the key's subtree (its root's included)
+  to @2 :Text;                    # a wallet strictly below the key's root
+  amountMicros @3 :Int64;
+  reason @4 :Text;
+}
+
+struct IndexTagKeys {
+  account @0 :Text;               # a root account (global admin)
+  keys @1 :List(Text);            # added; never removed
 }
 
 struct Refund {
@@ -322,7 +345,39 @@ struct Query {
     chainHead @12 :Void;          # global admin
     digest @13 :Void;             # global admin
     whoAmI @14 :Void;
+    burnRate @15 :WindowQuery;    # account = the subtree's root
+    activeRuns @16 :WindowQuery;  # account = the parent (empty: the key's scope)
+    getBaseline @17 :Text;
+    anomalies @18 :Text;          # the parent (empty: the key's scope)
+    efficiency @19 :DateRange;
+    trends @20 :TrendsQuery;
+    leaderboard @21 :LeaderboardQuery;
+    stats @22 :Void;
   }
+}
+
+struct WindowQuery {
+  account @0 :Text;
+  windowS @1 :Int64;              # a multiple of 60 in 60..86400
+  limit @2 :UInt32;               # activeRuns only; 0 = 100
+}
+
+struct TrendsQuery {
+  account @0 :Text;
+  days @1 :Int64;                 # 1..366 (the HTTP API offers 7, 30, 90)
+}
+
+enum LeaderboardMetric {
+  spend @0;
+  efficiency @1;
+  waste @2;
+}
+
+struct LeaderboardQuery {
+  parent @0 :Text;                # empty: the key's scope
+  metric @1 :LeaderboardMetric;
+  days @2 :Int64;
+  limit @3 :UInt32;               # 0 = 100
 }
 
 struct ListReservations {
@@ -340,6 +395,7 @@ enum GroupBy {
   day @5;
   tag @6;
   outcome @7;
+  run @8;
 }
 
 struct GetSpend {
@@ -353,6 +409,8 @@ struct GetSpend {
 struct ListAlerts {
   account @0 :Text;
   sinceUs @1 :Int64;
+  type @2 :E.AlertType;           # when hasType
+  hasType @3 :Bool;
 }
 
 struct DateRange {
@@ -397,7 +455,119 @@ struct Result {
     chainHead @28 :ChainHead;
     digest @29 :DigestView;
     principal @30 :Principal;
+    transfer @32 :TransferResult;
+    indexedTagKeys @33 :List(Text);
+    burnRate @34 :BurnRateView;
+    runs @35 :List(RunView);
+    baseline @36 :BaselineView;
+    anomalies @37 :List(AnomalyView);
+    efficiency @38 :EfficiencyView;
+    trends @39 :List(TrendDay);
+    leaderboard @40 :List(LeaderboardEntry);
+    stats @41 :StatsView;
   }
+  retryAfterS @31 :Int64;         # rateLimited: seconds to the next minute
+}
+
+struct TransferResult {
+  transferId @0 :Text;
+  fromBalanceMicros @1 :Int64;
+  toBalanceMicros @2 :Int64;
+}
+
+struct BurnRateView {
+  account @0 :Text;
+  windowS @1 :Int64;
+  microsPerHour @2 :Int64;
+  spendMicros @3 :Int64;
+  calls @4 :Int64;
+  baselineMicrosPerHour @5 :Int64;  # 0: no baseline
+  ratioPct @6 :Int64;
+}
+
+struct RunView {
+  runId @0 :Text;
+  account @1 :Text;
+  microsPerHour @2 :Int64;
+  spendMicros @3 :Int64;
+  calls @4 :Int64;
+  firstAtUs @5 :Int64;
+  lastAtUs @6 :Int64;
+}
+
+struct BaselineView {
+  account @0 :Text;
+  microsPerHour @1 :Int64;
+  multiplierBp @2 :Int64;
+}
+
+struct AnomalyView {
+  account @0 :Text;
+  microsPerHour @1 :Int64;
+  baselineMicrosPerHour @2 :Int64;
+  thresholdMicrosPerHour @3 :Int64;
+  ratioPct @4 :Int64;
+  sinceUs @5 :Int64;
+}
+
+struct EfficiencyFigures {
+  model @0 :Text;                 # empty for the account's totals
+  scoreBp @1 :Int64;              # 100 x (1 - waste/total), in basis points
+  totalMicros @2 :Int64;
+  wasteMicros @3 :Int64;
+  cacheHitRateBp @4 :Int64;
+  cacheSavingsMicros @5 :Int64;
+  cacheWriteExtraMicros @6 :Int64;
+  cacheNetSavingsMicros @7 :Int64;
+}
+
+struct Recommendation {
+  rule @0 :Text;
+  message @1 :Text;
+  valueBp @2 :Int64;              # the share that triggered it, in basis points
+}
+
+struct EfficiencyView {
+  account @0 :Text;
+  fromDay @1 :Text;
+  toDay @2 :Text;
+  total @3 :EfficiencyFigures;
+  byModel @4 :List(EfficiencyFigures);
+  recommendations @5 :List(Recommendation);
+}
+
+struct NamedCost {
+  name @0 :Text;
+  costMicros @1 :Int64;
+}
+
+struct TrendDay {
+  date @0 :Text;                  # YYYY-MM-DD
+  costMicros @1 :Int64;
+  calls @2 :Int64;
+  tokens @3 :Int64;
+  byModel @4 :List(NamedCost);
+  byAction @5 :List(NamedCost);
+  byWaste @6 :List(NamedCost);
+}
+
+struct LeaderboardEntry {
+  account @0 :Text;
+  value @1 :Int64;                # micro-USD for spend and waste; basis points for efficiency
+  spendMicros @2 :Int64;
+}
+
+struct StatsView {
+  accounts @0 :Int64;
+  activeAccountsToday @1 :Int64;
+  spendTodayMicros @2 :Int64;
+  spendMonthMicros @3 :Int64;
+  callsToday @4 :Int64;
+  reservationsPending @5 :Int64;
+  eventsTotal @6 :Int64;
+  alertsActive @7 :Int64;
+  runsActive @8 :Int64;
+  frozenAccounts @9 :Int64;
 }
 
 struct BalanceView {
@@ -428,6 +598,7 @@ struct AccountView {
   caps @6 :E.Caps;
   balance @7 :BalanceView;
   indexedTagKeys @8 :List(Text);
+  frozenReason @9 :Text;
 }
 
 struct ReserveResult {
@@ -436,6 +607,8 @@ struct ReserveResult {
   amountMicros @2 :Int64;
   expiresAtUs @3 :Int64;
   headroomAfterMicros @4 :Int64;
+  seq @5 :UInt64;                 # the Reserved event: a receipt for proofs
+  adviceAccount @6 :Text;         # set when the degrade advice fired: switch to a cheaper model
 }
 
 struct SettleResult {
@@ -444,12 +617,14 @@ struct SettleResult {
   releasedMicros @2 :Int64;
   overrunMicros @3 :Int64;
   late @4 :Bool;
+  seq @5 :UInt64;                 # the Settled event
 }
 
 struct UsageResult {
   usageId @0 :Text;
   costMicros @1 :Int64;
   overrunMicros @2 :Int64;
+  seq @3 :UInt64;                 # the UsageCharged event
 }
 
 struct IdResult {

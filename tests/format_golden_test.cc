@@ -93,10 +93,45 @@ TEST(FormatGolden, ChecksumsAndChainOfASmallLogAreStable) {
     EXPECT_EQ(again, payload) << "round trip of event " << event.sequence;
   }
   EXPECT_EQ(checksums, 
-            "abf9d9f4b5f950df 008f653275a60871 c895cae9c263e60d 51b0bac025fb6aa1 "
-            "2828159de4276809 f5e52613492d4dcb 10bfafb57d001a72 ");
-  EXPECT_EQ(HexEncode(link), "08b165b4d8cf10cd4de67cae0ff92f3791c0da2988a9c031288cd432fddde430");
-  EXPECT_EQ(HexEncode(Sha256(all)), "5c3addda4520c48bb161eaa8a4a45da0314cd9a6e8191e05f91b219fbb72b330");
+            "abf9d9f4b5f950df 008f653275a60871 83372faa6fcf94d3 bd818040b8d25082 "
+            "cfbc8955bbe4bbcf 507be96b4e0a55d9 d0335f514f727c1b ");
+  EXPECT_EQ(HexEncode(link), "cf2ff75dfea875dc53266cf2eabaaa2494a305366cb6052c1c0e5fb677ebed56");
+  EXPECT_EQ(HexEncode(Sha256(all)), "8f8b91e889bdc9cf37232e7c644097df18d42b28d3f1e3e93f2aac9bab64c003");
+}
+
+// Payloads written by the build before the reaction fields (Caps rate and
+// runaway settings, Reserved.adviceAccount, UsageCharged.occurredAtUs) were
+// added: they still decode, and the new fields read as "absent".
+TEST(FormatGolden, PayloadsOfTheEarlierSchemaStillDecode) {
+  auto decode = [](std::string_view hex) {
+    std::string bytes;
+    for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+      bytes.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
+    }
+    Event event;
+    EXPECT_TRUE(DecodePayload(bytes, &event).ok());
+    return event;
+  };
+  Event caps_set = decode(
+      "101550040201037f02e828a8ee60060000010311053a4104023f73797374656d11052251040602076f7267ff7f"
+      "6967ffffffffff0000041105221105220f324b5a6407555443");
+  const Caps& caps = std::get<event::CapsSet>(caps_set.body).caps;
+  EXPECT_EQ(caps.daily_limit_micros, 10'000'000);
+  EXPECT_EQ(caps.max_calls_per_minute, kNoLimit);
+  EXPECT_EQ(caps.runaway_error_streak, kNoLimit);
+  EXPECT_EQ(caps.runaway_burn_multiplier_bp, kNoLimit);
+  EXPECT_EQ(caps.degrade_at_pct, kNoLimit);
+  Event reserved = decode(
+      "101f50040201057f04e828a8ee60060000010511053a510407073f73797374656d0740420f7e8b0abaee600603"
+      "2c010002016311191a11192211192211192200001115170000037231076f7267076f72670772756e410402110522"
+      "11052a07656e760f70726f64");
+  EXPECT_EQ(std::get<event::Reserved>(reserved.body).reservation_id, "r1");
+  EXPECT_EQ(std::get<event::Reserved>(reserved.body).advice_account, "");
+  Event usage = decode(
+      "101850040201087f07e828a8ee60060000010b11057a51080304ff6b5f303132333435003f3637383961620105"
+      "00000103110d1a110d22510c01050000037531076f72670005");
+  EXPECT_EQ(std::get<event::UsageCharged>(usage.body).cost_micros, 5);
+  EXPECT_EQ(std::get<event::UsageCharged>(usage.body).occurred_at_us, 0);
 }
 
 TEST(FormatGolden, SequenceKeysAreBigEndian) {
@@ -144,7 +179,7 @@ Reservation GoldenColdReservation() {
 TEST(FormatGolden, ColdReservationRecordHasTheseExactBytes) {
   std::string bytes = EncodeColdReservation(GoldenColdReservation());
   EXPECT_EQ(HexEncode(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
-            "02"                        // record version
+            "03"                        // record version
             "027231" "03" "01" "01"     // id "r1", account, funding, status
             "80a0c782d5bbb006"          // created_us, zig-zag varint
             "808c8d9e02" "808c8d9e02"   // expiry and original expiry, as deltas
@@ -153,10 +188,28 @@ TEST(FormatGolden, ColdReservationRecordHasTheseExactBytes) {
             "0205" "01" "03656e76" "0470726f64"    // run, action, one tag
             "00"                                    // flags
             "01" "94e601" "00" "d8c402" "02" "0101" "1004"  // charge
-            "07");                                  // version
+            "07"                                    // version
+            "00" "00" "00");                        // receipts: reserve and settle seq, advice
   Reservation decoded;
   ASSERT_TRUE(DecodeColdReservation(bytes, &decoded));
   EXPECT_EQ(EncodeColdReservation(decoded), bytes);
+}
+
+TEST(FormatGolden, ColdRecordsOfVersionTwoStillDecode) {
+  // Written before the receipts were appended (version 2).
+  const std::string hex =
+      "0202723103010180a0c782d5bbb006808c8d9e02808c8d9e0280897ad80480b9dd2e94e601eca27800efcdab8967"
+      "4523011032547698badcfe02050103656e760470726f64000194e60100d8c402020101100407";
+  std::string bytes;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+    bytes.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  }
+  Reservation decoded;
+  ASSERT_TRUE(DecodeColdReservation(bytes, &decoded));
+  EXPECT_EQ(decoded.cost_micros, 14'730);
+  EXPECT_EQ(decoded.version, 7u);
+  EXPECT_EQ(decoded.reserve_seq, 0u) << "unknown in version 2";
+  EXPECT_EQ(decoded.advice_account, kNoAccount);
 }
 
 TEST(FormatGolden, ColdRecordsRoundTripExtremeValues) {

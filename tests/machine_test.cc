@@ -291,9 +291,11 @@ TEST_F(Settle, AVoidedReservationAcceptsNothing) {
   EXPECT_EQ(std::get<VoidResult>(voided.body).released_micros, 1'000);
   EXPECT_EQ(SettleWith("r1", 10).code, ResultCode::kReservationNotPending);
   EXPECT_EQ(Run(cmd::Extend{"r1", 10}).code, ResultCode::kReservationNotPending);
-  Reply again = Run(cmd::Void{"r1", ""});
-  EXPECT_TRUE(again.ok());
+  Reply again = Run(cmd::Void{"r1", "cancelled"});
+  EXPECT_TRUE(again.ok()) << "an identical retry answers again";
   EXPECT_FALSE(again.created);
+  EXPECT_EQ(Run(cmd::Void{"r1", "another reason"}).code, ResultCode::kIdempotencyConflict)
+      << "the same id with a different payload is a conflict";
   EXPECT_EQ(Balance("org").held_micros, 0);
 }
 
