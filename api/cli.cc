@@ -2,16 +2,23 @@
 
 #include <simdjson.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdlib>
+#include <map>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
 #include "api/client.h"
+#include "api/http_json.h"
 #include "api/json_views.h"
 #include "ledger/clock.h"
 #include "ledger/crypto.h"
 #include "ledger/flags.h"
+#include "ledger/json_writer.h"
+#include "ledger/limits.h"
 #include "ledger/money.h"
 
 namespace purser {
@@ -22,12 +29,18 @@ constexpr char kUsage[] = R"(usage: purser [--connect HOST:PORT] [--key KEY | --
 
   account create ID [--parent P] [--kind org|team|agent|workflow] [--name N] [--wallet]
                     [--tag-keys k1,k2]
-  account get ID            account list [--parent P]            balance ACCOUNT
+  account get ID     account list [--parent P]     account index-tags ID k1,k2
+  balance ACCOUNT
   budget set ACCOUNT [--daily USD|none] [--monthly USD|none] [--hard USD|none]
                      [--max-inflight N|none] [--ttl S|none] [--thresholds 50,75,90,100|none]
                      [--on-expiry release|charge|none] [--runaway alert|freeze|none]
+                     [--runaway-streak N|none] [--runaway-multiplier X|none]
+                     [--runaway-min USD/h|none] [--calls-per-minute N|none]
+                     [--tokens-per-minute N|none] [--degrade-at PCT|none]
   budget get ACCOUNT
+  baseline set ACCOUNT --rate USD/h [--multiplier X]       baseline get ACCOUNT
   deposit ACCOUNT USD [--id KEY] [--reference R]
+  transfer FROM TO USD [--id ID] [--reason R]
   reserve ACCOUNT (USD | --model M --input N --max-output N) [--id ID] [--ttl S]
                   [--run R] [--action A] [--tag k=v]...
   settle ID (USD | --model M --input N --output N [--cached N] [--cache-write N]
@@ -35,13 +48,22 @@ constexpr char kUsage[] = R"(usage: purser [--connect HOST:PORT] [--key KEY | --
             [--tag k=v]...
   void ID [--reason R]       extend ID --ttl S
   usage ACCOUNT (USD | --model M --input N --output N ...) [--id ID] [--action A]
-                [--waste W] [--outcome O] [--run R] [--tag k=v]...
+                [--waste W] [--outcome O] [--run R] [--tag k=v]... [--occurred-at RFC3339]
+  import FILE [--batch N]   usage records as JSON lines (the body of POST /v1/usage),
+                            idempotent on usage_id: a second run imports nothing twice
   refund (--reservation ID | --usage ID) USD [--id ID] [--reason R]
   spend ACCOUNT [--from YYYY-MM-DD] [--to YYYY-MM-DD]
-                [--group-by model|action|waste|outcome|child|day|tag:KEY]
-  alerts [--account A] [--since RFC3339]
+                [--group-by model|action|waste|outcome|child|day|run|tag:KEY]
+  trends ACCOUNT [--days 7|30|90]          efficiency ACCOUNT [--from D] [--to D]
+  burn ACCOUNT [--window S]                burn --active [--parent P] [--window S] [--limit N]
+  anomalies [--parent P]                   leaderboard [--metric spend|efficiency|waste]
+  stats                                                [--period 7d|30d] [--parent P]
+  alerts [--account A] [--since RFC3339] [--type budget_threshold|overrun|anomaly|runaway]
   prices list               prices set MODEL --input USD --output USD [--cached-input USD]
                             [--cache-write USD] [--reasoning USD]   (per million tokens)
+  prices import FILE [--dry-run]   a gateway price map (per-model input_cost_per_token,
+                            output_cost_per_token, cache_read_input_token_cost,
+                            cache_creation_input_token_cost), converted exactly
   keys create ACCOUNT --role reader|writer|admin [--label L] [--id KEY]
   keys rotate KEY_ID [--grace S]      keys revoke KEY_ID      keys list
   freeze ACCOUNT [--reason R]         unfreeze ACCOUNT
@@ -49,11 +71,12 @@ constexpr char kUsage[] = R"(usage: purser [--connect HOST:PORT] [--key KEY | --
 
 The key comes from --key, --key-file or $PURSER_KEY; the address from --connect or
 $PURSER_CONNECT (default 127.0.0.1:8481). Money is decimal USD ("25.00"), converted
-exactly to micro-USD.
+exactly to micro-USD. An unknown flag or a flag without its value is a usage error.
 
 exit status: 0 ok; 2 bad usage; 3 cannot connect or authenticate;
              10 + the result code when the ledger refuses (e.g. 17 insufficient_funds,
-             18 daily_cap_exceeded, 21 inflight_limit_reached, 25 unavailable).
+             18 daily_cap_exceeded, 21 inflight_limit_reached, 25 unavailable,
+             27 rate_limited); 4 an import or price import refused some records.
 )";
 
 constexpr int kExitUsage = 2;
@@ -84,6 +107,14 @@ class Args {
     std::optional<int64_t> micros = ParseUsd(text);
     if (!micros) throw UsageError{std::string(what) + " must be decimal USD with at most 6 decimals"};
     return *micros;
+  }
+  // A decimal multiplier ("2.5") as basis points, exactly.
+  int64_t BasisPoints(const std::string& text, const char* what) const {
+    std::optional<int64_t> micros = ParseUsd(text);
+    if (!micros || *micros % 100 != 0 || *micros < 0) {
+      throw UsageError{std::string(what) + " must be a number with at most 4 decimals"};
+    }
+    return *micros / 100;
   }
   int64_t Int(const std::string& name, int64_t fallback) const {
     if (!flags_.Has(name)) return fallback;
@@ -133,10 +164,25 @@ std::string NewId(const char* prefix) { return std::string(prefix) + RandomHex(8
 
 // ---- commands -> requests ------------------------------------------------------------
 
+std::vector<std::string> CommaList(const std::string& text) {
+  std::vector<std::string> items;
+  for (size_t start = 0; !text.empty() && start <= text.size();) {
+    size_t comma = text.find(',', start);
+    items.push_back(text.substr(start, comma - start));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return items;
+}
+
 RequestBody AccountCommand(const Args& args) {
-  std::string sub = args.Positional(1, "account subcommand (create, get, list)");
+  std::string sub = args.Positional(1, "account subcommand (create, get, list, index-tags)");
   if (sub == "get") return query::GetAccount{args.Positional(2, "account id")};
   if (sub == "list") return query::ListAccounts{args.Get("parent")};
+  if (sub == "index-tags") {
+    return cmd::IndexTagKeys{args.Positional(2, "account id"),
+                             CommaList(args.Positional(3, "tag keys (k1,k2)"))};
+  }
   if (sub != "create") throw UsageError{"unknown account subcommand " + sub};
   cmd::OpenAccount c;
   c.id = args.Positional(2, "account id");
@@ -145,13 +191,7 @@ RequestBody AccountCommand(const Args& args) {
   if (!ParseAccountKind(kind, &c.kind)) throw UsageError{"--kind must be org, team, agent or workflow"};
   c.name = args.Get("name", c.id);
   c.wallet = args.Has("wallet");
-  std::string keys = args.Get("tag-keys");
-  for (size_t start = 0; !keys.empty() && start <= keys.size();) {
-    size_t comma = keys.find(',', start);
-    c.indexed_tag_keys.push_back(keys.substr(start, comma - start));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
+  c.indexed_tag_keys = CommaList(args.Get("tag-keys"));
   return c;
 }
 
@@ -196,6 +236,19 @@ RequestBody BudgetCommand(const Args& args) {
     else if (value == "alert") c.patch.runaway_action = Patch<RunawayAction>::Set(RunawayAction::kAlert);
     else if (value == "freeze") c.patch.runaway_action = Patch<RunawayAction>::Set(RunawayAction::kFreeze);
     else throw UsageError{"--runaway must be alert, freeze or none"};
+  }
+  c.patch.runaway_error_streak = LimitPatch(args, "runaway-streak", false);
+  c.patch.runaway_min_micros_per_hour = LimitPatch(args, "runaway-min", true);
+  c.patch.max_calls_per_minute = LimitPatch(args, "calls-per-minute", false);
+  c.patch.max_tokens_per_minute = LimitPatch(args, "tokens-per-minute", false);
+  c.patch.degrade_at_pct = LimitPatch(args, "degrade-at", false);
+  if (args.Has("runaway-multiplier")) {
+    std::string value = args.Get("runaway-multiplier");
+    if (value == "none") {
+      c.patch.runaway_burn_multiplier_bp = Patch<int64_t>::Remove();
+    } else {
+      c.patch.runaway_burn_multiplier_bp = Patch<int64_t>::Set(args.BasisPoints(value, "--runaway-multiplier"));
+    }
   }
   return c;
 }
@@ -246,7 +299,18 @@ RequestBody SpendingCommand(const std::string& command, const Args& args) {
     c.outcome = OutcomeFlag(args);
     c.run_id = args.Get("run");
     c.tags = args.TagList();
+    if (args.Has("occurred-at")) {
+      std::optional<int64_t> at = ParseTimestamp(args.Get("occurred-at"));
+      if (!at) throw UsageError{"--occurred-at must be RFC 3339 UTC"};
+      c.occurred_at_us = *at;
+    }
     return c;
+  }
+  if (command == "transfer") {
+    return cmd::Transfer{args.Get("id", NewId("t_")), args.Positional(1, "from account"),
+                         args.Positional(2, "to account"),
+                         args.Usd(args.Positional(3, "amount (USD)"), "amount"),
+                         args.Get("reason")};
   }
   if (command == "void") return cmd::Void{args.Positional(1, "reservation id"), args.Get("reason")};
   if (command == "extend") return cmd::Extend{args.Positional(1, "reservation id"), args.Int("ttl", 0)};
@@ -289,7 +353,7 @@ RequestBody SpendQuery(const Args& args) {
     static const std::pair<const char*, GroupBy> kGroups[] = {
         {"none", GroupBy::kNone},   {"model", GroupBy::kModel}, {"action", GroupBy::kAction},
         {"waste", GroupBy::kWaste}, {"child", GroupBy::kChild}, {"day", GroupBy::kDay},
-        {"outcome", GroupBy::kOutcome}};
+        {"outcome", GroupBy::kOutcome}, {"run", GroupBy::kRun}};
     bool known = false;
     for (const auto& [name, value] : kGroups) {
       if (group == name) {
@@ -297,7 +361,9 @@ RequestBody SpendQuery(const Args& args) {
         known = true;
       }
     }
-    if (!known) throw UsageError{"--group-by must be model, action, waste, outcome, child, day or tag:KEY"};
+    if (!known) {
+      throw UsageError{"--group-by must be model, action, waste, outcome, child, day, run or tag:KEY"};
+    }
   }
   return q;
 }
@@ -344,7 +410,15 @@ RequestBody AdminCommand(const std::string& command, const Args& args) {
       if (!parsed) throw UsageError{"--since must be RFC 3339 UTC"};
       since = *parsed;
     }
-    return query::ListAlerts{args.Get("account"), since};
+    query::ListAlerts q{args.Get("account"), since, std::nullopt};
+    if (args.Has("type")) {
+      for (AlertType t : {AlertType::kBudgetThreshold, AlertType::kOverrun, AlertType::kAnomaly,
+                          AlertType::kRunaway}) {
+        if (AlertTypeName(t) == args.Get("type")) q.type = t;
+      }
+      if (!q.type) throw UsageError{"--type must be budget_threshold, overrun, anomaly or runaway"};
+    }
+    return q;
   }
   if (command == "balance") return query::GetBalance{args.Positional(1, "account")};
   if (command == "whoami") return query::Authenticate{};
@@ -355,13 +429,72 @@ RequestBody AdminCommand(const std::string& command, const Args& args) {
   throw UsageError{"unknown command " + command};
 }
 
+int64_t DayFlag(const Args& args, const std::string& flag, int64_t fallback) {
+  if (!args.Has(flag)) return fallback;
+  std::optional<int64_t> parsed = ParseDate(args.Get(flag));
+  if (!parsed) throw UsageError{"--" + flag + " must be YYYY-MM-DD"};
+  return *parsed;
+}
+
+RequestBody AnalyticsCommand(const std::string& command, const Args& args) {
+  int64_t today = DayOf(WallClockMicros());
+  if (command == "trends") {
+    int64_t days = args.Int("days", 30);
+    if (days != 7 && days != 30 && days != 90) throw UsageError{"--days must be 7, 30 or 90"};
+    return query::GetTrends{args.Positional(1, "account"), days};
+  }
+  if (command == "efficiency") {
+    return query::GetEfficiency{args.Positional(1, "account"),
+                                DayFlag(args, "from", FirstDayOfMonth(MonthOfDay(today))),
+                                DayFlag(args, "to", today)};
+  }
+  if (command == "burn") {
+    int64_t window = args.Int("window", 3600);
+    if (args.Has("active")) {
+      return query::ListActiveRuns{args.Get("parent"), window,
+                                   static_cast<size_t>(args.Int("limit", 100))};
+    }
+    return query::GetBurnRate{args.Positional(1, "account (or --active)"), window};
+  }
+  if (command == "anomalies") return query::ListAnomalies{args.Get("parent")};
+  if (command == "stats") return query::GetStats{};
+  if (command == "leaderboard") {
+    query::GetLeaderboard q;
+    q.parent = args.Get("parent");
+    if (!ParseLeaderboardMetric(args.Get("metric", "spend"), &q.metric)) {
+      throw UsageError{"--metric must be spend, efficiency or waste"};
+    }
+    std::string period = args.Get("period", "7d");
+    if (period != "7d" && period != "30d") throw UsageError{"--period must be 7d or 30d"};
+    q.days = period == "7d" ? 7 : 30;
+    q.limit = static_cast<size_t>(args.Int("limit", 100));
+    return q;
+  }
+  // baseline
+  std::string sub = args.Positional(1, "baseline subcommand (set, get)");
+  std::string account = args.Positional(2, "account");
+  if (sub == "get") return query::GetBaseline{account};
+  if (sub != "set") throw UsageError{"unknown baseline subcommand " + sub};
+  if (!args.Has("rate")) throw UsageError{"baseline set needs --rate USD/h"};
+  cmd::SetBaseline c;
+  c.account = account;
+  c.micros_per_hour = args.Usd(args.Get("rate"), "--rate");
+  if (args.Has("multiplier")) c.multiplier_bp = args.BasisPoints(args.Get("multiplier"), "--multiplier");
+  return c;
+}
+
 RequestBody BuildRequest(const Args& args) {
   std::string command = args.Positional(0, "command");
   if (command == "account") return AccountCommand(args);
   if (command == "budget") return BudgetCommand(args);
   if (command == "spend") return SpendQuery(args);
-  for (const char* spending : {"reserve", "settle", "usage", "void", "extend", "deposit", "refund"}) {
+  for (const char* spending :
+       {"reserve", "settle", "usage", "void", "extend", "deposit", "refund", "transfer"}) {
     if (command == spending) return SpendingCommand(command, args);
+  }
+  for (const char* analytics :
+       {"trends", "efficiency", "burn", "anomalies", "stats", "leaderboard", "baseline"}) {
+    if (command == analytics) return AnalyticsCommand(command, args);
   }
   return AdminCommand(command, args);
 }
@@ -488,6 +621,313 @@ std::string KeyFromArgs(Flags& flags) {
 
 }  // namespace
 
+namespace {
+
+// ---- the flags each command takes -----------------------------------------------------
+
+// Every command's own flags; the global ones (connect, key, key-file,
+// tls-ca, json, help) go with all of them.
+const std::vector<std::string>* FlagsOf(const std::vector<std::string>& positional) {
+  static const std::map<std::string, std::vector<std::string>> kFlags = {
+      {"account create", {"parent", "kind", "name", "wallet", "tag-keys"}},
+      {"account get", {}},
+      {"account list", {"parent"}},
+      {"account index-tags", {}},
+      {"balance", {}},
+      {"budget set",
+       {"daily", "monthly", "hard", "max-inflight", "ttl", "thresholds", "on-expiry", "runaway",
+        "runaway-streak", "runaway-multiplier", "runaway-min", "calls-per-minute",
+        "tokens-per-minute", "degrade-at"}},
+      {"budget get", {}},
+      {"baseline set", {"rate", "multiplier"}},
+      {"baseline get", {}},
+      {"deposit", {"id", "reference"}},
+      {"transfer", {"id", "reason"}},
+      {"reserve", {"model", "input", "max-output", "id", "ttl", "run", "action", "tag"}},
+      {"settle",
+       {"model", "input", "output", "cached", "cache-write", "reasoning", "action", "waste",
+        "outcome", "tag"}},
+      {"void", {"reason"}},
+      {"extend", {"ttl"}},
+      {"usage",
+       {"model", "input", "output", "cached", "cache-write", "reasoning", "id", "action", "waste",
+        "outcome", "run", "tag", "occurred-at"}},
+      {"import", {"batch"}},
+      {"refund", {"reservation", "usage", "id", "reason"}},
+      {"spend", {"from", "to", "group-by"}},
+      {"trends", {"days"}},
+      {"efficiency", {"from", "to"}},
+      {"burn", {"window", "active", "parent", "limit"}},
+      {"anomalies", {"parent"}},
+      {"leaderboard", {"metric", "period", "parent", "limit"}},
+      {"stats", {}},
+      {"alerts", {"account", "since", "type"}},
+      {"prices list", {}},
+      {"prices set", {"input", "output", "cached-input", "cache-write", "reasoning"}},
+      {"prices import", {"dry-run"}},
+      {"keys create", {"role", "label", "id"}},
+      {"keys rotate", {"grace", "id", "label"}},
+      {"keys revoke", {}},
+      {"keys list", {}},
+      {"freeze", {"reason"}},
+      {"unfreeze", {}},
+      {"checkpoint", {}},
+      {"whoami", {}},
+  };
+  if (positional.empty()) return nullptr;
+  if (positional.size() >= 2) {
+    auto it = kFlags.find(positional[0] + " " + positional[1]);
+    if (it != kFlags.end()) return &it->second;
+  }
+  auto it = kFlags.find(positional[0]);
+  return it == kFlags.end() ? nullptr : &it->second;
+}
+
+// "" when every flag given is one the command takes, else the first that is not.
+std::string UnknownFlag(const Flags& flags, const std::vector<std::string>& own) {
+  std::vector<std::string> known = {"connect", "key", "key-file", "tls-ca", "json", "help"};
+  known.insert(known.end(), own.begin(), own.end());
+  std::vector<std::string> unknown = flags.Unknown(known);
+  return unknown.empty() ? "" : unknown.front();
+}
+
+// ---- imports -----------------------------------------------------------------------------
+
+bool IsTerminal() { return isatty(STDERR_FILENO) == 1; }
+
+// `purser import FILE`: usage records as JSON lines, in batches, idempotent
+// on usage_id. Progress on a terminal, then a summary.
+int ImportUsage(Client& client, const std::string& path, size_t batch, bool json) {
+  std::ifstream in(path);
+  if (!in) {
+    std::cerr << "purser: cannot read " << path << '\n';
+    return kExitUsage;
+  }
+  struct Totals {
+    int64_t lines = 0, imported = 0, present = 0, refused = 0, invalid = 0;
+    int64_t cost_micros = 0;
+  } totals;
+  std::vector<std::string> problems;
+  std::vector<RequestBody> bodies;
+  std::vector<int64_t> line_numbers;
+  auto note = [&](int64_t line, const std::string& what) {
+    if (problems.size() < 10) problems.push_back("line " + std::to_string(line) + ": " + what);
+  };
+  auto flush = [&]() {
+    if (bodies.empty()) return;
+    std::vector<Reply> replies = client.CallBatch(std::move(bodies));
+    for (size_t i = 0; i < replies.size(); ++i) {
+      const Reply& reply = replies[i];
+      if (!reply.ok()) {
+        ++totals.refused;
+        note(line_numbers[i], std::string(ResultCodeName(reply.code)) + ": " + reply.message);
+      } else if (reply.created) {
+        ++totals.imported;
+        totals.cost_micros += std::get<UsageResult>(reply.body).cost_micros;
+      } else {
+        ++totals.present;
+      }
+    }
+    bodies.clear();
+    line_numbers.clear();
+    if (IsTerminal()) {
+      std::cerr << "\rimport: " << totals.lines << " lines, " << totals.imported << " imported, "
+                << totals.present << " already there, " << totals.refused + totals.invalid
+                << " refused" << std::flush;
+    }
+  };
+  std::string line;
+  while (std::getline(in, line)) {
+    ++totals.lines;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    cmd::RecordUsage c;
+    if (DecodeError e = DecodeUsage(line, &c); !e.ok()) {
+      ++totals.invalid;
+      note(totals.lines, e.message);
+      continue;
+    }
+    if (c.usage_id.empty() || c.account.empty()) {
+      ++totals.invalid;
+      note(totals.lines, "usage_id and account are required");
+      continue;
+    }
+    bodies.push_back(std::move(c));
+    line_numbers.push_back(totals.lines);
+    if (bodies.size() >= batch) flush();
+  }
+  flush();
+  if (IsTerminal()) std::cerr << '\n';
+  if (json) {
+    JsonWriter w;
+    w.BeginObject().Field("lines", totals.lines).Field("imported", totals.imported);
+    w.Field("already_present", totals.present).Field("refused", totals.refused);
+    w.Field("invalid", totals.invalid).Field("cost_micros", totals.cost_micros).EndObject();
+    std::cout << w.Take() << '\n';
+  } else {
+    std::cout << "imported " << totals.imported << " of " << totals.lines << " lines ($"
+              << FormatUsd(totals.cost_micros) << "); " << totals.present
+              << " were already there; " << totals.refused << " refused; " << totals.invalid
+              << " invalid\n";
+  }
+  for (const std::string& problem : problems) std::cerr << "  " << problem << '\n';
+  return totals.refused + totals.invalid > 0 ? 4 : 0;
+}
+
+}  // namespace
+
+// A decimal number's text ("2.5e-06", "0.0000025") times 10^12, exactly:
+// the micro-USD per million tokens of a USD-per-token price. nullopt when it
+// is negative, not a number, or not a whole number of micro-USD per million.
+std::optional<int64_t> PerTokenToMicrosPerMtok(std::string_view text) {
+  size_t i = 0;
+  if (i < text.size() && text[i] == '-') return std::nullopt;
+  std::string digits;
+  int64_t exponent = 0;
+  bool any = false;
+  bool point = false;
+  for (; i < text.size(); ++i) {
+    char c = text[i];
+    if (c >= '0' && c <= '9') {
+      digits.push_back(c);
+      if (point) --exponent;
+      any = true;
+    } else if (c == '.' && !point) {
+      point = true;
+    } else {
+      break;
+    }
+  }
+  if (!any) return std::nullopt;
+  if (i < text.size()) {
+    if (text[i] != 'e' && text[i] != 'E') return std::nullopt;
+    ++i;
+    bool negative = false;
+    if (i < text.size() && (text[i] == '+' || text[i] == '-')) negative = text[i++] == '-';
+    if (i == text.size() || text.size() - i > 4) return std::nullopt;
+    int64_t e = 0;
+    for (; i < text.size(); ++i) {
+      if (text[i] < '0' || text[i] > '9') return std::nullopt;
+      e = e * 10 + (text[i] - '0');
+    }
+    exponent += negative ? -e : e;
+  }
+  exponent += 12;  // USD per token -> micro-USD per million tokens
+  while (!digits.empty() && digits.front() == '0') digits.erase(digits.begin());
+  if (digits.empty()) return 0;
+  // Drop trailing zeros into the exponent, then the value must be whole.
+  while (digits.size() > 1 && digits.back() == '0' && exponent < 0) {
+    digits.pop_back();
+    ++exponent;
+  }
+  if (exponent < 0) return std::nullopt;
+  if (static_cast<int64_t>(digits.size()) + exponent > 13) return std::nullopt;  // > 10^12
+  digits.append(static_cast<size_t>(exponent), '0');
+  std::optional<int64_t> value = ParseInt64(digits);
+  if (!value || *value > kInputValueMax) return std::nullopt;
+  return value;
+}
+
+namespace {
+
+// `purser prices import FILE`: the price map LLM gateways keep.
+int ImportPrices(Client* client, const std::string& path, bool dry_run, bool json) {
+  std::ifstream in(path);
+  if (!in) {
+    std::cerr << "purser: cannot read " << path << '\n';
+    return kExitUsage;
+  }
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  simdjson::padded_string padded(text);
+  simdjson::ondemand::parser parser;
+  simdjson::ondemand::document document;
+  simdjson::ondemand::object models;
+  if (parser.iterate(padded).get(document) || document.get_object().get(models)) {
+    std::cerr << "purser: " << path << " is not a JSON object of models\n";
+    return kExitUsage;
+  }
+  std::vector<RequestBody> prices;
+  std::vector<std::string> skipped;
+  for (auto field : models) {
+    std::string_view raw_key;
+    if (field.unescaped_key().get(raw_key)) continue;
+    std::string model(raw_key);
+    simdjson::ondemand::object entry;
+    if (field.value().get_object().get(entry)) continue;
+    std::optional<int64_t> rates[4];
+    bool bad = false;
+    for (auto property : entry) {
+      std::string_view name;
+      if (property.unescaped_key().get(name)) continue;
+      static const char* kNames[4] = {"input_cost_per_token", "output_cost_per_token",
+                                      "cache_read_input_token_cost",
+                                      "cache_creation_input_token_cost"};
+      for (int k = 0; k < 4; ++k) {
+        if (name != kNames[k]) continue;
+        simdjson::ondemand::json_type type;
+        if (property.value().type().get(type) || type != simdjson::ondemand::json_type::number) {
+          bad = true;
+          continue;
+        }
+        std::string_view token = property.value().raw_json_token();
+        while (!token.empty() && (token.back() == ' ' || token.back() == '\n' ||
+                                  token.back() == '\r' || token.back() == '\t' || token.back() == ',')) {
+          token.remove_suffix(1);
+        }
+        rates[k] = PerTokenToMicrosPerMtok(token);
+        if (!rates[k]) bad = true;
+      }
+    }
+    if (bad || model.size() > 128) {
+      skipped.push_back(model);
+      continue;
+    }
+    if (!rates[0] || !rates[1]) continue;  // not a token-priced model (images, specs)
+    prices.push_back(cmd::SetPrice{
+        model, PriceRates{*rates[0], *rates[1], rates[2].value_or(-1), rates[3].value_or(-1), -1}});
+  }
+  int64_t changed = 0, unchanged = 0, refused = 0;
+  std::vector<std::string> problems;
+  if (!dry_run) {
+    for (size_t start = 0; start < prices.size(); start += kBatchCommandsMax) {
+      size_t end = std::min(prices.size(), start + kBatchCommandsMax);
+      std::vector<RequestBody> batch(prices.begin() + static_cast<std::ptrdiff_t>(start),
+                                     prices.begin() + static_cast<std::ptrdiff_t>(end));
+      std::vector<Reply> replies = client->CallBatch(std::move(batch));
+      for (size_t i = 0; i < replies.size(); ++i) {
+        if (!replies[i].ok()) {
+          ++refused;
+          if (problems.size() < 10) {
+            problems.push_back(std::get<cmd::SetPrice>(prices[start + i]).model + ": " +
+                               replies[i].message);
+          }
+        } else if (replies[i].created) {
+          ++changed;
+        } else {
+          ++unchanged;
+        }
+      }
+    }
+  }
+  if (json) {
+    JsonWriter w;
+    w.BeginObject().Field("models", static_cast<int64_t>(prices.size()));
+    w.Field("changed", changed).Field("unchanged", unchanged).Field("refused", refused);
+    w.Key("skipped").BeginArray();
+    for (const std::string& model : skipped) w.String(model);
+    w.EndArray().Field("dry_run", dry_run).EndObject();
+    std::cout << w.Take() << '\n';
+  } else {
+    std::cout << prices.size() << " models priced per token" << (dry_run ? " (dry run)" : "")
+              << ": " << changed << " changed, " << unchanged << " unchanged, " << refused
+              << " refused; " << skipped.size()
+              << " skipped (a price that is not a whole micro-USD per million tokens)\n";
+  }
+  for (const std::string& problem : problems) std::cerr << "  " << problem << '\n';
+  return refused > 0 || !skipped.empty() ? 4 : 0;
+}
+
+}  // namespace
+
 int CliMain(int argc, char** argv) {
   // Repeated --tag flags are collected before the generic parser (which keeps the last).
   std::vector<std::string> tags;
@@ -502,23 +942,40 @@ int CliMain(int argc, char** argv) {
       rest.push_back(argv[i]);
     }
   }
-  Flags flags(static_cast<int>(rest.size()), rest.data(), 1, {"json", "wallet", "help"});
+  Flags flags(static_cast<int>(rest.size()), rest.data(), 1,
+              {"json", "wallet", "help", "active", "dry-run"});
   if (flags.Has("help") || flags.positional().empty()) {
     std::cout << kUsage;
     return flags.Has("help") ? 0 : kExitUsage;
   }
-  if (!flags.error().empty()) {
-    std::cerr << "purser: " << flags.error() << '\n';
+  auto usage_error = [](const std::string& message) {
+    std::cerr << "purser: " << message << "\n\n" << kUsage;
     return kExitUsage;
+  };
+  if (!flags.error().empty()) return usage_error(flags.error());
+  const std::vector<std::string>* own = FlagsOf(flags.positional());
+  if (own == nullptr) return usage_error("unknown command " + flags.positional()[0]);
+  if (std::string unknown = UnknownFlag(flags, *own); !unknown.empty()) {
+    return usage_error("unknown flag --" + unknown + " for " + flags.positional()[0]);
+  }
+  if (!tags.empty() && std::find(own->begin(), own->end(), "tag") == own->end()) {
+    return usage_error("unknown flag --tag for " + flags.positional()[0]);
   }
   Args args(flags);
   args.repeated_tags_ = tags;
+  const std::string& command = flags.positional()[0];
+  const bool import = command == "import" ||
+                      (command == "prices" && flags.positional().size() > 1 &&
+                       flags.positional()[1] == "import");
   RequestBody body;
   try {
-    body = BuildRequest(args);
+    if (import) {
+      args.Positional(command == "import" ? 1 : 2, "file");
+    } else {
+      body = BuildRequest(args);
+    }
   } catch (const UsageError& error) {
-    std::cerr << "purser: " << error.message << "\n(purser --help for usage)\n";
-    return kExitUsage;
+    return usage_error(error.message);
   }
   ClientOptions options;
   const char* env_connect = std::getenv("PURSER_CONNECT");
@@ -529,14 +986,36 @@ int CliMain(int argc, char** argv) {
     std::cerr << "purser: no API key (--key, --key-file or PURSER_KEY)\n";
     return kExitUsage;
   }
+  if (command == "prices" && import && flags.Has("dry-run")) {
+    return ImportPrices(nullptr, flags.positional()[2], true, flags.Has("json"));
+  }
   Result<std::unique_ptr<Client>> client = Client::Connect(options);
   if (!client.ok()) {
-    std::cerr << "purser: cannot connect to " << options.address << ": " << client.status().message()
-              << '\n';
+    const std::string& message = client.status().message();
+    if (message.find("unauthenticated") != std::string::npos) {
+      std::cerr << "purser: authentication failed: the API key is not valid (unknown, revoked, "
+                   "or rotated and past its grace)\n";
+    } else {
+      std::cerr << "purser: cannot connect to " << options.address << ": " << message << '\n';
+    }
     return kExitConnect;
   }
+  if (command == "import") {
+    int64_t batch = 1000;
+    try {
+      batch = args.Int("batch", 1000);
+    } catch (const UsageError& error) {
+      return usage_error(error.message);
+    }
+    if (batch < 1 || batch > static_cast<int64_t>(kBatchCommandsMax)) {
+      return usage_error("--batch must be in 1..8192");
+    }
+    return ImportUsage(**client, flags.positional()[1], static_cast<size_t>(batch),
+                       flags.Has("json"));
+  }
+  if (import) return ImportPrices(client->get(), flags.positional()[2], false, flags.Has("json"));
   Reply reply;
-  if (flags.positional()[0] == "checkpoint") {
+  if (command == "checkpoint") {
     reply = (*client)->Checkpoint(args.Positional(1, "directory"));
   } else {
     reply = (*client)->Call(std::move(body));

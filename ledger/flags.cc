@@ -18,10 +18,12 @@ Flags::Flags(int argc, char** argv, int first, const std::vector<std::string>& s
       values_[name.substr(0, eq)] = name.substr(eq + 1);
     } else if (std::find(switches.begin(), switches.end(), name) != switches.end()) {
       values_[name] = "true";
-    } else if (i + 1 < argc) {
+    } else if (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0) {
       values_[name] = argv[++i];
     } else {
-      error_ = "--" + name + " needs a value";
+      // A value never starts with "--": "--id --ttl 5" is a missing value,
+      // not an id of "--ttl".
+      if (error_.empty()) error_ = "--" + name + " needs a value";
     }
   }
 }

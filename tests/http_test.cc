@@ -13,6 +13,7 @@
 #include <atomic>
 #include <thread>
 
+#include "ledger/clock.h"
 #include "tests/daemon_util.h"
 #include "tests/test_util.h"
 
@@ -28,6 +29,7 @@ struct Response {
   std::string body;
   std::string retry_after;
   std::string content_type;
+  std::string allow;
 };
 
 // A keep-alive HTTP/1.1 client on one connection.
@@ -61,6 +63,7 @@ class HttpClient {
     response.body = message.body();
     response.retry_after = std::string(message[http::field::retry_after]);
     response.content_type = std::string(message[http::field::content_type]);
+    response.allow = std::string(message[http::field::allow]);
     return response;
   }
 
@@ -488,6 +491,228 @@ TEST(HttpSecurity, ANonLoopbackHttpAddressWithoutTlsIsRefused) {
   waitpid(pid, &status, 0);
   EXPECT_TRUE(WIFEXITED(status));
   EXPECT_NE(WEXITSTATUS(status), 0);
+}
+
+
+std::string StrField(const Response& response, const char* pointer) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(response.body).get(root)) return "<not json>";
+  std::string_view value;
+  if (root.at_pointer(pointer).get(value)) return "<missing>";
+  return std::string(value);
+}
+
+// A loop of failing calls under runaway_action: freeze is stopped by the
+// ledger itself, and the freeze shows in the account, the alerts and /metrics.
+TEST_F(Http, ALoopingAgentWithErrorsIsFrozenByTheLedger) {
+  Tree();
+  ASSERT_EQ(Call("PUT", "/v1/accounts/team/caps",
+                 R"({"runaway_action":"freeze","runaway_error_streak":5})")
+                .status,
+            200);
+  for (int i = 0; i < 5; ++i) {
+    std::string id = "loop-" + std::to_string(i);
+    ASSERT_EQ(Call("POST", "/v1/reservations",
+                   R"({"reservation_id":")" + id + R"(","account":"agent","amount_micros":100000})")
+                  .status,
+              201);
+    Response settled = Call("POST", "/v1/reservations/" + id + "/settle",
+                            R"({"amount_micros":90000,"outcome":"error"})");
+    ASSERT_EQ(settled.status, 200) << settled.body;
+  }
+  Response account = Call("GET", "/v1/accounts/agent");
+  EXPECT_NE(account.body.find(R"("frozen":true)"), std::string::npos) << account.body;
+  EXPECT_NE(StrField(account, "/frozen_reason").find("runaway"), std::string::npos) << account.body;
+  Response alerts = Call("GET", "/v1/alerts?type=runaway&account=agent");
+  EXPECT_NE(alerts.body.find(R"("type":"runaway")"), std::string::npos) << alerts.body;
+  Response refused = Call("POST", "/v1/reservations",
+                          R"({"reservation_id":"loop-6","account":"agent","amount_micros":1000})");
+  EXPECT_EQ(refused.status, 403);
+  EXPECT_EQ(ErrorCode(refused), "account_frozen");
+  Response metrics = Call("GET", "/metrics");
+  EXPECT_NE(metrics.body.find("purser_accounts_frozen 1"), std::string::npos);
+  EXPECT_NE(metrics.body.find(R"(purser_alerts_total{type="runaway"} )"), std::string::npos);
+  EXPECT_EQ(metrics.body.find(R"(purser_alerts_total{type="runaway"} 0)"), std::string::npos);
+  EXPECT_NE(metrics.body.find(R"(purser_account_spend_today_micro_usd{account="team"} 450000)"),
+            std::string::npos)
+      << metrics.body;
+  EXPECT_EQ(Call("POST", "/v1/accounts/agent/unfreeze").status, 200);
+  EXPECT_EQ(Call("POST", "/v1/reservations",
+                 R"({"reservation_id":"loop-7","account":"agent","amount_micros":1000})")
+                .status,
+            201);
+}
+
+TEST_F(Http, RateCapsAnswer429WithRetryAfter) {
+  Tree();
+  ASSERT_EQ(Call("PUT", "/v1/accounts/agent/caps", R"({"max_calls_per_minute":1})").status, 200);
+  ASSERT_EQ(Call("POST", "/v1/reservations",
+                 R"({"reservation_id":"a","account":"agent","amount_micros":1000})")
+                .status,
+            201);
+  Response limited = Call("POST", "/v1/reservations",
+                          R"({"reservation_id":"b","account":"agent","amount_micros":1000})");
+  ASSERT_EQ(limited.status, 429) << limited.body;
+  EXPECT_EQ(ErrorCode(limited), "rate_limited");
+  EXPECT_EQ(StrField(limited, "/error/account"), "agent");
+  int64_t retry = IntField(limited, "/error/retry_after_s");
+  EXPECT_GE(retry, 1);
+  EXPECT_LE(retry, 60);
+  EXPECT_EQ(limited.retry_after, std::to_string(retry));
+}
+
+TEST_F(Http, EveryBatchOpAnswersExactlyWhatItsOwnEndpointAnswers) {
+  Tree();
+  ASSERT_EQ(Call("POST", "/v1/accounts", R"({"id":"worker","parent":"team","kind":"agent","wallet":true})")
+                .status,
+            201);
+  // The single endpoints, then the same payloads (as retries) through a batch.
+  struct Op {
+    std::string op, method, target, body, extra, idempotency;
+  };
+  std::vector<Op> ops = {
+      {"reserve", "POST", "/v1/reservations",
+       R"("reservation_id":"r1","account":"agent","amount_micros":5000)", "", ""},
+      {"settle", "POST", "/v1/reservations/r1/settle", R"("amount_micros":4000)",
+       R"("reservation_id":"r1",)", ""},
+      {"reserve", "POST", "/v1/reservations",
+       R"("reservation_id":"r2","account":"agent","amount_micros":5000)", "", ""},
+      {"void", "POST", "/v1/reservations/r2/void", R"("reason":"done")", R"("reservation_id":"r2",)", ""},
+      {"usage", "POST", "/v1/usage", R"("usage_id":"u1","account":"agent","amount_micros":7000)", "", ""},
+      {"refund", "POST", "/v1/refunds", R"("refund_id":"f1","usage_id":"u1","amount_micros":1000)", "", ""},
+      {"revenue", "POST", "/v1/revenue", R"("revenue_id":"v1","account":"team","amount_micros":9000)", "", ""},
+      {"deposit", "POST", "/v1/accounts/org/deposits", R"("amount_micros":3000)",
+       R"("account":"org","idempotency_key":"dep-9",)", "dep-9"},
+      {"transfer", "POST", "/v1/transfers",
+       R"("transfer_id":"t1","from":"org","to":"worker","amount_micros":2000)", "", ""},
+  };
+  std::vector<Response> singles;
+  for (const Op& op : ops) {
+    Response single = Call(op.method, op.target, "{" + op.body + "}", op.idempotency);
+    ASSERT_LT(single.status, 300) << op.op << " " << single.body;
+    singles.push_back(single);
+  }
+  std::string batch = R"({"commands":[)";
+  for (size_t i = 0; i < ops.size(); ++i) {
+    batch += (i == 0 ? "" : ",") + std::string(R"({"op":")") + ops[i].op + "\"," + ops[i].extra +
+             ops[i].body + "}";
+  }
+  batch += "]}";
+  Response answered = Call("POST", "/v1/batch", batch);
+  ASSERT_EQ(answered.status, 200) << answered.body;
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  ASSERT_FALSE(parser.parse(answered.body).get(root));
+  simdjson::dom::array results = root["results"];
+  ASSERT_EQ(results.size(), ops.size());
+  size_t i = 0;
+  for (simdjson::dom::element result : results) {
+    // A retry of a create answers 200 with the original body.
+    std::string body = simdjson::to_string(result["body"]);
+    EXPECT_EQ(body, singles[i].body) << ops[i].op;
+    EXPECT_EQ(int64_t(result["status"]), 200) << ops[i].op;
+    ++i;
+  }
+}
+
+TEST_F(Http, AuthenticationComesFirstThenMethodsAreChecked) {
+  Tree();
+  EXPECT_EQ(client_->Call("GET", "/v1/nothing-here", "", "pk_wrong").status, 401);
+  EXPECT_EQ(client_->Call("DELETE", "/v1/accounts", "", "pk_wrong").status, 401);
+  EXPECT_EQ(client_->Call("POST", "/v1/reservations", "{not json", "pk_wrong").status, 401);
+  Response wrong = Call("DELETE", "/v1/accounts/org");
+  EXPECT_EQ(wrong.status, 405);
+  EXPECT_EQ(ErrorCode(wrong), "method_not_allowed");
+  EXPECT_EQ(wrong.allow, "GET");
+  Response caps = Call("GET", "/v1/accounts/org/caps");
+  EXPECT_EQ(caps.status, 405);
+  EXPECT_EQ(caps.allow, "PUT");
+  EXPECT_EQ(Call("POST", "/v1/accounts/org/baseline").allow, "GET, PUT");
+  EXPECT_EQ(Call("GET", "/v1/nothing-here").status, 404);
+}
+
+TEST_F(Http, TheNewReadsFollowTheContract) {
+  Tree();
+  ASSERT_EQ(Call("PUT", "/v1/accounts/team/baseline", R"({"micros_per_hour":1000000,"multiplier":2.5})")
+                .status,
+            200);
+  Response baseline = Call("GET", "/v1/accounts/team/baseline");
+  EXPECT_EQ(baseline.body, R"({"account":"team","micros_per_hour":1000000,"multiplier":2.5})");
+  EXPECT_EQ(Call("GET", "/v1/accounts/agent/baseline").status, 404);
+  ASSERT_EQ(Call("POST", "/v1/usage",
+                 R"({"usage_id":"u1","account":"agent","amount_micros":600000,"run_id":"run-1"})")
+                .status,
+            201);
+  Response burn = Call("GET", "/v1/accounts/team/burn-rate?window_s=300");
+  EXPECT_EQ(burn.body, R"({"account":"team","window_s":300,"micros_per_hour":7200000,)"
+                       R"("spend_micros":600000,"calls":1,"baseline_micros_per_hour":1000000,)"
+                       R"("ratio_pct":720})");
+  EXPECT_EQ(Call("GET", "/v1/accounts/team/burn-rate?window_s=30").status, 400);
+  Response runs = Call("GET", "/v1/burn-rates/active?window_s=600");
+  EXPECT_EQ(StrField(runs, "/runs/0/run_id"), "run-1");
+  Response anomalies = Call("GET", "/v1/anomalies/active");
+  EXPECT_EQ(StrField(anomalies, "/anomalies/0/account"), "team") << anomalies.body;
+  Response trends = Call("GET", "/v1/accounts/org/trends?days=7");
+  EXPECT_EQ(IntField(trends, "/period/days"), 7);
+  EXPECT_EQ(IntField(trends, "/data/6/total_cost_micros"), 600'000);
+  EXPECT_EQ(Call("GET", "/v1/accounts/org/trends?days=8").status, 400);
+  Response leaderboard = Call("GET", "/v1/leaderboard?metric=spend&period=7d&parent=org");
+  EXPECT_EQ(StrField(leaderboard, "/entries/0/account"), "agent");
+  EXPECT_EQ(IntField(leaderboard, "/entries/0/spend_micros"), 600'000);
+  Response stats = Call("GET", "/v1/stats");
+  EXPECT_EQ(IntField(stats, "/spend_today_micros"), 600'000);
+  Response efficiency = Call("GET", "/v1/accounts/org/efficiency");
+  EXPECT_EQ(efficiency.status, 200);
+  EXPECT_NE(efficiency.body.find(R"("score":100)"), std::string::npos) << efficiency.body;
+  Response tags = Call("POST", "/v1/accounts/org/indexed-tag-keys", R"({"keys":["customer"]})");
+  EXPECT_EQ(tags.body, R"({"indexed_tag_keys":["env","customer"]})");
+  EXPECT_NE(Call("GET", "/v1/accounts/org").body.find(R"("indexed_tag_keys":["env","customer"])"),
+            std::string::npos);
+}
+
+TEST_F(Http, ImportedHistoryCountsInItsDay) {
+  Tree();
+  int64_t day = DayOf(WallClockMicros()) - 3;
+  std::string when = FormatDate(day) + "T12:00:00Z";
+  Response usage = Call("POST", "/v1/usage",
+                        R"({"usage_id":"h1","account":"agent","amount_micros":250000,"occurred_at":")" +
+                            when + "\"}");
+  ASSERT_EQ(usage.status, 201) << usage.body;
+  Response spend = Call("GET", "/v1/accounts/org/spend?from=" + FormatDate(day) + "&to=" + FormatDate(day));
+  EXPECT_EQ(IntField(spend, "/total_micros"), 250'000);
+  EXPECT_EQ(IntField(Call("GET", "/v1/accounts/org/balance"), "/spent_today_micros"), 0);
+  Response old = Call("POST", "/v1/usage",
+                      R"({"usage_id":"h2","account":"agent","amount_micros":1,"occurred_at":")" +
+                          FormatDate(day - 40) + "T00:00:00Z\"}");
+  EXPECT_EQ(old.status, 400);
+}
+
+TEST_F(Http, RegisterOpensACustomerWithAFinopsKey) {
+  Response registered = Call("POST", "/api/finops/register",
+                             R"({"company_name":"Acme Corp","monthly_budget":100.5,"alert_threshold_pct":80})");
+  ASSERT_EQ(registered.status, 201) << registered.body;
+  std::string key = StrField(registered, "/api_key");
+  EXPECT_EQ(key.rfind("finops_", 0), 0u) << key;
+  std::string customer = StrField(registered, "/customer_id");
+  Response missing = client_->Call("POST", "/api/finops/daily-report",
+                                   R"({"date":"2026-11-20","total_cost":80,"total_tokens":5})", key);
+  EXPECT_EQ(missing.status, 400) << "total_requests is required";
+  Response report = client_->Call(
+      "POST", "/api/finops/daily-report",
+      R"({"date":")" + FormatDate(DayOf(WallClockMicros())) +
+          R"(","total_cost":90.25,"total_tokens":5,"total_requests":3,"cost_by_model":{"gpt-4o":90},"waste_categories":{"retries":30}})",
+      key);
+  ASSERT_EQ(report.status, 200) << report.body;
+  Response dashboard = client_->Call("GET", "/api/finops/dashboard?period=7d", "", key);
+  ASSERT_EQ(dashboard.status, 200) << dashboard.body;
+  EXPECT_NE(dashboard.body.find(R"("monthly_budget":100.5)"), std::string::npos) << dashboard.body;
+  EXPECT_NE(dashboard.body.find(R"("rule":"waste_high")"), std::string::npos) << dashboard.body;
+  EXPECT_NE(dashboard.body.find(R"("rule":"cheaper_model")"), std::string::npos) << dashboard.body;
+  Response alerts = client_->Call("GET", "/api/finops/alerts", "", key);
+  EXPECT_NE(alerts.body.find("report-budget-"), std::string::npos) << alerts.body;
+  EXPECT_NE(alerts.body.find(R"("severity":"warning")"), std::string::npos) << alerts.body;
+  EXPECT_EQ(Call("GET", "/v1/accounts/" + customer).status, 200);
 }
 
 }  // namespace

@@ -485,5 +485,55 @@ TEST(RpcSecurity, TlsConnectionsWorkWithTheServersCertificate) {
   EXPECT_FALSE(Client::Connect(options).ok());
 }
 
+
+TEST_F(RpcService, ALoopingAgentIsFrozenAndRateCapsSayWhenToRetry) {
+  Tree(*admin_);
+  cmd::SetCaps caps;
+  caps.account = "team";
+  caps.patch.runaway_action = Patch<RunawayAction>::Set(RunawayAction::kFreeze);
+  caps.patch.max_calls_per_minute = Patch<int64_t>::Set(100);
+  ASSERT_TRUE(admin_->Call(caps).ok());
+  for (int i = 0; i < 5; ++i) {
+    std::string id = "loop-" + std::to_string(i);
+    ASSERT_TRUE(admin_->Call(Reserve(id, "agent-1", 10'000)).ok());
+    cmd::Settle settle;
+    settle.reservation_id = id;
+    settle.amount_micros = 9'000;
+    settle.outcome = Outcome::kError;
+    Reply settled = admin_->Call(settle);
+    ASSERT_TRUE(settled.ok()) << settled.message;
+    EXPECT_GT(std::get<SettleResult>(settled.body).seq, 0u);
+  }
+  Reply account = admin_->Call(query::GetAccount{"agent-1"});
+  ASSERT_TRUE(account.ok());
+  EXPECT_TRUE(std::get<AccountView>(account.body).frozen);
+  EXPECT_NE(std::get<AccountView>(account.body).frozen_reason.find("runaway"), std::string::npos);
+  EXPECT_EQ(admin_->Call(Reserve("after", "agent-1", 1'000)).code, ResultCode::kAccountFrozen);
+  Reply alerts = admin_->Call(query::ListAlerts{"agent-1", 0, AlertType::kRunaway});
+  ASSERT_TRUE(alerts.ok());
+  EXPECT_FALSE(std::get<AlertList>(alerts.body).alerts.empty());
+
+  cmd::SetCaps tight;
+  tight.account = "agent-2";
+  tight.patch.max_calls_per_minute = Patch<int64_t>::Set(0);
+  ASSERT_TRUE(admin_->Call(tight).ok());
+  Reply limited = admin_->Call(Reserve("r-limited", "agent-2", 1'000));
+  EXPECT_EQ(limited.code, ResultCode::kRateLimited);
+  EXPECT_GE(limited.retry_after_s, 1);
+  EXPECT_EQ(limited.account, "agent-2");
+
+  Reply burn = admin_->Call(query::GetBurnRate{"team", 600});
+  ASSERT_TRUE(burn.ok()) << burn.message;
+  EXPECT_EQ(std::get<BurnRateView>(burn.body).spend_micros, 45'000);
+  cmd::OpenAccount worker{"worker", "team", AccountKind::kAgent, "", true, {}};
+  ASSERT_TRUE(admin_->Call(worker).ok());
+  Reply moved = admin_->Call(cmd::Transfer{"t1", "org", "worker", 1'000'000, "seed"});
+  ASSERT_TRUE(moved.ok()) << moved.message;
+  EXPECT_EQ(std::get<TransferResult>(moved.body).to_balance_micros, 1'000'000);
+  Reply stats = admin_->Call(query::GetStats{});
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(std::get<StatsView>(stats.body).frozen_accounts, 1);
+}
+
 }  // namespace
 }  // namespace purser::testing
