@@ -2,7 +2,8 @@
 // and against a plain reference model written here from SPEC sections 2-3,
 // independently of ledger/. After every step the result codes and the money
 // of every account (balance, holds, inflight, day/month/lifetime spend) must
-// agree.
+// agree. The commands include rate caps (calls per minute), transfers
+// between wallets and imported history (usage with occurred_at).
 
 #include <gtest/gtest.h>
 
@@ -23,7 +24,8 @@ struct ModelAccount {
   bool wallet = false;
   int funding = -1;
   bool frozen = false;
-  int64_t daily = -1, monthly = -1, hard = -1, max_inflight = -1;
+  int64_t daily = -1, monthly = -1, hard = -1, max_inflight = -1, max_calls = -1;
+  int64_t rate_minute = -1, calls = 0;
   bool on_expiry_set = false;
   bool charge_on_expiry = false;
   int64_t balance = 0, wallet_held = 0;
@@ -76,11 +78,28 @@ class Model {
     return a.month == month ? a.spent_month : 0;
   }
 
+  // One call in the minute of `now` on every account of the path.
+  void CountCall(int account, int64_t now) {
+    int64_t minute = now / 60'000'000;
+    for (int a : Path(account)) {
+      ModelAccount& x = accounts[a];
+      if (x.rate_minute < minute) {
+        x.rate_minute = minute;
+        x.calls = 0;
+      }
+      ++x.calls;
+    }
+  }
+
   ResultCode Admit(int account, int64_t amount, int64_t now) const {
     int64_t day = now / kDayUs;
+    int64_t minute = now / 60'000'000;
     for (int a : Path(account)) {
       const ModelAccount& x = accounts[a];
       if (x.frozen) return ResultCode::kAccountFrozen;
+      if (x.max_calls >= 0 && (x.rate_minute == minute ? x.calls : 0) >= x.max_calls) {
+        return ResultCode::kRateLimited;
+      }
       if (x.max_inflight >= 0 && x.inflight >= x.max_inflight) return ResultCode::kInflightLimitReached;
       if (x.hard >= 0 && x.spent_total + x.held + amount > x.hard) return ResultCode::kHardLimitExceeded;
       if (x.monthly >= 0 && SpentMonth(x, Month(day)) + x.held + amount > x.monthly) {
@@ -107,14 +126,16 @@ class Model {
     if (funding >= 0) accounts[funding].wallet_held += sign * r.amount;
   }
 
-  ModelCharge Spend(int account, int64_t cost, int64_t now) {
-    int64_t day = now / kDayUs;
+  // Spend at `at` (now, or an imported time): a closed day or month keeps
+  // its own total, the current windows are left alone.
+  ModelCharge Spend(int account, int64_t cost, int64_t at) {
+    int64_t day = at / kDayUs;
     for (int a : Path(account)) {
       ModelAccount& x = accounts[a];
-      if (x.day != day) { x.day = day; x.spent_day = 0; }
-      if (x.month != Month(day)) { x.month = Month(day); x.spent_month = 0; }
-      x.spent_day += cost;
-      x.spent_month += cost;
+      if (x.day < day) { x.day = day; x.spent_day = 0; }
+      if (x.month < Month(day)) { x.month = Month(day); x.spent_month = 0; }
+      if (x.day == day) x.spent_day += cost;
+      if (x.month == Month(day)) x.spent_month += cost;
       x.spent_total += cost;
     }
     int funding = accounts[account].funding;
@@ -214,6 +235,7 @@ class ModelTest : public LedgerFixture {
     Reply reply = Hold(id, model_.accounts[account].id, amount, ttl);
     ASSERT_EQ(reply.code, expected) << reply.message;
     ++outcomes_[expected == ResultCode::kOk ? "reserve admitted" : "reserve refused"];
+    if (expected == ResultCode::kRateLimited) ++outcomes_["reserve rate limited"];
     if (expected != ResultCode::kOk) ++outcomes_[std::string("  refused: ") + std::string(ResultCodeName(expected))];
     if (expected != ResultCode::kOk) return;
     ModelReservation r;
@@ -221,6 +243,7 @@ class ModelTest : public LedgerFixture {
     r.amount = amount;
     r.expires = now_us_ + ttl * kMicrosPerSecond;
     model_.Hold(r, +1);
+    model_.CountCall(account, now_us_);
     model_.reservations[id] = r;
     reservation_ids_.push_back(id);
   }
@@ -295,15 +318,53 @@ class ModelTest : public LedgerFixture {
     bool frozen = false;
     for (int a : model_.Path(account)) frozen = frozen || model_.accounts[a].frozen;
     int64_t room = model_.Room(account, now_us_, nullptr, 0);
-    Reply reply = Usage(id, model_.accounts[account].id, cost);
+    // One in four records history: up to 35 days back (imports).
+    int64_t occurred_at = 0;
+    if (random() % 4 == 0) {
+      occurred_at = now_us_ - static_cast<int64_t>(random() % (35 * 86'400)) * kMicrosPerSecond;
+    }
+    cmd::RecordUsage usage;
+    usage.usage_id = id;
+    usage.account = model_.accounts[account].id;
+    usage.amount_micros = cost;
+    usage.occurred_at_us = occurred_at;
+    Reply reply = Run(usage);
     if (frozen) {
       ASSERT_EQ(reply.code, ResultCode::kAccountFrozen);
       return;
     }
     ASSERT_TRUE(reply.ok()) << reply.message;
     ASSERT_EQ(std::get<UsageResult>(reply.body).overrun_micros, std::max<int64_t>(0, cost - room));
-    model_.usages[id] = model_.Spend(account, cost, now_us_);
+    model_.usages[id] = model_.Spend(account, cost, occurred_at == 0 ? now_us_ : occurred_at);
+    if (occurred_at == 0) {
+      model_.CountCall(account, now_us_);  // usage counts toward rate caps, never refused
+    } else {
+      ++outcomes_["imported usage"];
+    }
     usage_ids_.push_back(id);
+  }
+
+  void StepTransfer(std::mt19937_64& random) {
+    int wallets[] = {Find("org"), Find("team-b")};
+    int from = wallets[random() % 2];
+    int to = from == wallets[0] ? wallets[1] : wallets[0];
+    ModelAccount& source = model_.accounts[from];
+    int64_t amount = 1 + static_cast<int64_t>(random() % 60'000'000);
+    if (random() % 4 == 0) {  // exactly what is available, or one micro past it
+      amount = std::max<int64_t>(1, source.balance - source.wallet_held +
+                                        static_cast<int64_t>(random() % 2));
+    }
+    Reply reply = Run(cmd::Transfer{"t" + std::to_string(next_id_++), source.id,
+                                    model_.accounts[to].id, amount, ""});
+    if (source.balance - source.wallet_held < amount) {
+      ASSERT_EQ(reply.code, ResultCode::kInsufficientFunds);
+      ++outcomes_["transfer refused"];
+      return;
+    }
+    ASSERT_TRUE(reply.ok()) << reply.message;
+    source.balance -= amount;
+    model_.accounts[to].balance += amount;
+    ++outcomes_["transfer"];
   }
 
   void StepRefund(std::mt19937_64& random) {
@@ -354,6 +415,7 @@ class ModelTest : public LedgerFixture {
     pick(&patch.monthly_limit_micros, &m.monthly, 400'000'000);
     pick(&patch.hard_limit_micros, &m.hard, 40'000'000'000);
     pick(&patch.max_inflight, &m.max_inflight, 40);
+    if (random() % 3 == 0) pick(&patch.max_calls_per_minute, &m.max_calls, 60);
     if (random() % 4 == 0) {
       m.charge_on_expiry = !m.charge_on_expiry;
       m.on_expiry_set = true;
@@ -435,7 +497,8 @@ TEST_F(ModelTest, HundredFiftyThousandRandomCommandsAgreeWithTheReferenceModelAt
     else if (pick < 84) StepRefund(random);
     else if (pick < 87) StepCaps(random);
     else if (pick < 89) StepFreeze(random);
-    else if (pick < 93) StepDeposit(random);
+    else if (pick < 91) StepDeposit(random);
+    else if (pick < 93) StepTransfer(random);
     else StepTime(random);
     if (HasFatalFailure()) FAIL() << "diverged at step " << step;
     CompareAccounts(step);
@@ -446,7 +509,8 @@ TEST_F(ModelTest, HundredFiftyThousandRandomCommandsAgreeWithTheReferenceModelAt
   // The run must have exercised every interesting path, or it proves little.
   for (const char* outcome : {"reserve admitted", "reserve refused", "settle", "settle with overrun",
                               "late settle", "late settle after expiry charge", "refund", "expired",
-                              "expiry charged"}) {
+                              "expiry charged", "reserve rate limited", "transfer",
+                              "transfer refused", "imported usage"}) {
     EXPECT_GE(outcomes_[outcome], 50) << outcome;
   }
   for (const auto& [outcome, count] : outcomes_) std::printf("  %-32s %d\n", outcome.c_str(), count);

@@ -7,6 +7,7 @@
 #include <map>
 #include <sstream>
 
+#include "api/json_views.h"
 #include "ledger/event_codec.h"
 #include "replay/replay.h"
 #include "tests/test_util.h"
@@ -281,6 +282,70 @@ TEST(Rebuild, MovingFinishedRecordsOutOfMemoryChangesNothing) {
   EXPECT_EQ(Call(*sequencer, cmd::Refund{"f3", ChargeKind::kReservation, "r01", 301, ""}).code,
             ResultCode::kRefundExceedsCharged)
       << "the cold record carries the refunds made before";
+}
+
+TEST(Rebuild, ReactionsRefusalsAndTransfersRebuildToTheLiveDigestAndAlerts) {
+  TempDir dir;
+  Sha256Digest live;
+  std::string live_alerts;
+  {
+    auto sequencer = OpenSequencer(dir.path());
+    OpenTree(*sequencer, 3, 50'000'000);
+    ASSERT_TRUE(Call(*sequencer, cmd::OpenAccount{"worker", "org", AccountKind::kAgent, "", true, {}})
+                    .ok());
+    ASSERT_TRUE(Call(*sequencer, cmd::Transfer{"t1", "org", "worker", 5'000'000, "seed"}).ok());
+    cmd::SetCaps caps;
+    caps.account = "agent-0";
+    caps.patch.runaway_action = Patch<RunawayAction>::Set(RunawayAction::kFreeze);
+    caps.patch.runaway_error_streak = Patch<int64_t>::Set(3);
+    ASSERT_TRUE(Call(*sequencer, caps).ok());
+    cmd::SetCaps rate;
+    rate.account = "agent-1";
+    rate.patch.max_calls_per_minute = Patch<int64_t>::Set(2);
+    ASSERT_TRUE(Call(*sequencer, rate).ok());
+    ASSERT_TRUE(Call(*sequencer, cmd::SetBaseline{"agent-2", 1'000, 10'000}).ok());
+    for (int i = 0; i < 6; ++i) {
+      std::string id = "e" + std::to_string(i);
+      Reply reserved = Call(*sequencer, ReserveCommand(id, "agent-0", 10'000));
+      if (!reserved.ok()) continue;  // frozen after the third error
+      cmd::Settle settle = SettleCommand(id, 9'000);
+      settle.outcome = Outcome::kError;
+      ASSERT_TRUE(Call(*sequencer, settle).ok());
+    }
+    int limited = 0;
+    for (int i = 0; i < 5; ++i) {
+      limited += Call(*sequencer, ReserveCommand("l" + std::to_string(i), "agent-1", 1'000)).code ==
+                 ResultCode::kRateLimited;
+    }
+    EXPECT_GE(limited, 1);
+    cmd::RecordUsage usage;
+    usage.usage_id = "spike";
+    usage.account = "agent-2";
+    usage.amount_micros = 1'000'000;
+    usage.run_id = "run-x";
+    ASSERT_TRUE(Call(*sequencer, usage).ok());
+    Reply account = Call(*sequencer, query::GetAccount{"agent-0"});
+    EXPECT_TRUE(std::get<AccountView>(account.body).frozen);
+    live_alerts = ReplyToJson(Call(*sequencer, query::ListAlerts{}));
+    EXPECT_NE(live_alerts.find("runaway"), std::string::npos);
+    EXPECT_NE(live_alerts.find("anomaly"), std::string::npos);
+    sequencer->Stop();  // appends the rejection counts, writes a checkpoint
+  }
+  {
+    auto reopened = OpenSequencer(dir.path());  // from the checkpoint (format 2)
+    live = LiveDigest(*reopened);
+    EXPECT_EQ(ReplyToJson(Call(*reopened, query::ListAlerts{})), live_alerts);
+  }
+  VerifyReport verified;
+  Status status = Verify(VerifyOptions{dir.path(), std::nullopt, std::nullopt, nullptr, 0}, &verified);
+  EXPECT_TRUE(status.ok()) << "the conservation law counts transfers: " << status.message();
+  RebuildReport rebuilt;
+  status = Rebuild(RebuildOptions{dir.path(), dir.Sub("copy"), UINT64_MAX, INT64_MAX, nullptr, 0},
+                   &rebuilt);
+  ASSERT_TRUE(status.ok()) << status.message();
+  EXPECT_EQ(rebuilt.digest, live);
+  auto copy = OpenSequencer(dir.Sub("copy"));
+  EXPECT_EQ(ReplyToJson(Call(*copy, query::ListAlerts{})), live_alerts);
 }
 
 TEST(Export, WritesJsonLinesFilteredByAccountSubtree) {
