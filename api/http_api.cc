@@ -169,7 +169,7 @@ std::string PrintablePath(std::string_view path) {
   std::string out;
   for (char c : path.substr(0, 512)) {
     auto byte = static_cast<unsigned char>(c);
-    out.push_back(byte < 0x20 || byte == 0x7f ? '?' : c);
+    out.push_back(byte < 0x20 || byte >= 0x7f ? '?' : c);
   }
   return out;
 }
@@ -604,10 +604,9 @@ Plan ChargebackRoute(const RouteContext& c) {
     const SpendReport& report = std::get<SpendReport>(reply.body);
     // Rounded half-up once, on the subtotal; checked: an answer that does
     // not fit int64 is an error, never a wrapped number.
-    __int128 scaled = static_cast<__int128>(report.total_micros) * markup_bp;
-    __int128 markup = (scaled + 5'000) / 10'000;
-    __int128 total = static_cast<__int128>(report.total_micros) + markup;
-    if (total > INT64_MAX || markup > INT64_MAX) {
+    int64_t markup = 0;
+    int64_t total = 0;
+    if (!ApplyMarkup(report.total_micros, markup_bp, &markup, &total)) {
       return Refuse(ResultCode::kInvalidArgument,
                     "the chargeback total does not fit in 64-bit micro-USD");
     }
@@ -618,8 +617,8 @@ Plan ChargebackRoute(const RouteContext& c) {
       w.Field("calls", group.calls).EndObject();
     }
     w.EndArray();
-    w.Field("subtotal_micros", report.total_micros).Field("markup_micros", static_cast<int64_t>(markup));
-    w.Field("total_micros", static_cast<int64_t>(total)).EndObject();
+    w.Field("subtotal_micros", report.total_micros).Field("markup_micros", markup);
+    w.Field("total_micros", total).EndObject();
     return Json(200, w.Take());
   });
 }

@@ -144,7 +144,10 @@ class Field {
       if (auto error = element.get_int64().get(number)) {
         return FromSimdjson(error, key_, "an array of integers");
       }
-      if (number < 0 || number > 255 || out->size() >= max) {
+      if (number < 1 || number > 100) {
+        return DecodeError::Invalid(std::string(key_) + " values must be percentages in 1..100");
+      }
+      if (out->size() >= max) {
         return DecodeError::Invalid(std::string(key_) + " must hold at most " +
                                     std::to_string(max) + " percentages");
       }
@@ -445,7 +448,10 @@ DecodeError DecodeReserve(std::string_view body, cmd::Reserve* out) {
     }
     if (key == "ttl_s") {
       if (f.IsNull()) return {};
-      return f.Integer(&out->ttl_s);
+      if (DecodeError e = f.Integer(&out->ttl_s); !e.ok()) return e;
+      // 0 is not "the default": a TTL is at least a second (omit it for the default).
+      if (out->ttl_s < 1) return DecodeError::Invalid("ttl_s must be at least 1 (omit it for the default)");
+      return {};
     }
     if (key == "run_id") return f.OptionalString(&out->run_id);
     if (key == "action") return f.OptionalString(&out->action);

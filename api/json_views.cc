@@ -2,6 +2,7 @@
 
 #include "ledger/clock.h"
 #include "ledger/event_json.h"
+#include "ledger/validate.h"
 
 namespace purser {
 
@@ -368,7 +369,16 @@ void WriteReplyJson(const Reply& reply, JsonWriter* out) { std::visit(BodyWriter
 void WriteErrorJson(const Reply& reply, JsonWriter* out) {
   JsonWriter& w = *out;
   w.BeginObject().Key("error").BeginObject();
-  w.Field("code", ResultCodeName(reply.code)).Field("message", reply.message);
+  // Messages may quote what a client sent (an id, a path): never raw bytes
+  // that are not clean UTF-8.
+  std::string message = reply.message;
+  if (!CheckText("message", message, message.size()).empty()) {
+    for (char& c : message) {
+      auto byte = static_cast<unsigned char>(c);
+      if (byte < 0x20 || byte >= 0x7f) c = '?';
+    }
+  }
+  w.Field("code", ResultCodeName(reply.code)).Field("message", message);
   if (!reply.account.empty()) w.Field("account", reply.account);
   if (reply.limit_micros >= 0) w.Field("limit_micros", reply.limit_micros);
   if (reply.available_micros >= 0) w.Field("available_micros", reply.available_micros);

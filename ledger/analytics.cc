@@ -34,11 +34,7 @@ int64_t TokenCost(int64_t tokens, int64_t rate_per_mtok) {
   return static_cast<int64_t>(rounded);
 }
 
-int64_t Saturate(__int128 value) {
-  if (value > INT64_MAX) return INT64_MAX;
-  if (value < INT64_MIN) return INT64_MIN;
-  return static_cast<int64_t>(value);
-}
+int64_t Saturate(__int128 value) { return ReadSum(value); }
 
 // Every account of the subtree of `root`, itself first.
 std::vector<AccountIndex> SubtreeOf(const State& state, AccountIndex root) {

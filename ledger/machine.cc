@@ -70,7 +70,12 @@ Reply Machine::Handler::Run(const Request& request) {
   if (!Authenticate(request.credentials)) {
     return Reply::Error(ResultCode::kUnauthenticated, "the API key is not valid");
   }
-  return std::visit([&](const auto& body) { return Do(body); }, request.body);
+  g_read_overflow = false;
+  Reply reply = std::visit([&](const auto& body) { return Do(body); }, request.body);
+  if (g_read_overflow && reply.ok() && !IsCommand(request.body)) {
+    return Invalid("a total of this answer does not fit in 64 bits; ask for a narrower range");
+  }
+  return reply;
 }
 
 bool Machine::Handler::Authenticate(const Credentials& credentials) {
@@ -111,6 +116,11 @@ bool Machine::Handler::Allowed(AccountIndex account, Access access) const {
       return account != principal_.root;
   }
   return false;
+}
+
+Reply Machine::Handler::NotFoundFor(const std::string& what) const {
+  if (principal_.global()) return Reply::Error(ResultCode::kNotFound, what + " not found");
+  return Reply::Error(ResultCode::kPermissionDenied, what + " is outside this key's scope");
 }
 
 AccountIndex Machine::Handler::Resolve(std::string_view id, Access access, Reply* error) const {

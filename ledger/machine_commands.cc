@@ -353,11 +353,11 @@ Reply Machine::Handler::Do(const cmd::Settle& c) {
   PURSER_CHECK_INPUT(CheckAndSortTags(&tags));
   Reservation* found = state_.FindReservation(c.reservation_id);
   if (found == nullptr) {
-    return Reply::Error(ResultCode::kNotFound, "reservation " + c.reservation_id + " not found");
+    return NotFoundFor("reservation " + c.reservation_id);
   }
   Reservation& r = *found;
   if (!Allowed(r.account, Access::kWrite)) {
-    return Reply::Error(ResultCode::kPermissionDenied, "the reservation is outside this key's scope");
+    return NotFoundFor("reservation " + r.id);
   }
   RequestHasher hasher;
   HashUsage(&hasher, c.amount_micros, c.usage);
@@ -419,11 +419,11 @@ Reply Machine::Handler::Do(const cmd::Void& c) {
   PURSER_CHECK_INPUT(CheckText("reason", c.reason, kTextBytesMax));
   const Reservation* found = state_.FindReservation(c.reservation_id);
   if (found == nullptr) {
-    return Reply::Error(ResultCode::kNotFound, "reservation " + c.reservation_id + " not found");
+    return NotFoundFor("reservation " + c.reservation_id);
   }
   const Reservation& r = *found;
   if (!Allowed(r.account, Access::kWrite)) {
-    return Reply::Error(ResultCode::kPermissionDenied, "the reservation is outside this key's scope");
+    return NotFoundFor("reservation " + r.id);
   }
   if (r.status == ReservationStatus::kVoided) {
     // settle_hash holds the void's payload hash (0 for voids of older builds).
@@ -449,11 +449,11 @@ Reply Machine::Handler::Do(const cmd::Extend& c) {
   if (c.ttl_s < 1 || c.ttl_s > kMaxReservationTtlS) return Invalid("ttl_s is out of range");
   const Reservation* found = state_.FindReservation(c.reservation_id);
   if (found == nullptr) {
-    return Reply::Error(ResultCode::kNotFound, "reservation " + c.reservation_id + " not found");
+    return NotFoundFor("reservation " + c.reservation_id);
   }
   const Reservation& r = *found;
   if (!Allowed(r.account, Access::kWrite)) {
-    return Reply::Error(ResultCode::kPermissionDenied, "the reservation is outside this key's scope");
+    return NotFoundFor("reservation " + r.id);
   }
   // The request's own values before the state it meets (API.md, Errors).
   int64_t ttl_max = EffectiveTtlMax(r.account);
@@ -542,7 +542,7 @@ Reply Machine::Handler::Do(const cmd::Refund& c) {
   if (c.target_kind == ChargeKind::kReservation) {
     auto it = state_.reservations.find(c.target_id);
     if (it == state_.reservations.end()) {
-      return Reply::Error(ResultCode::kNotFound, "reservation " + c.target_id + " not found");
+      return NotFoundFor("reservation " + c.target_id);
     }
     bool charged = it->second.status == ReservationStatus::kSettled || it->second.expiry_charged;
     if (!charged) {
@@ -553,7 +553,7 @@ Reply Machine::Handler::Do(const cmd::Refund& c) {
   } else {
     auto it = state_.usages.find(c.target_id);
     if (it == state_.usages.end()) {
-      return Reply::Error(ResultCode::kNotFound, "usage " + c.target_id + " not found");
+      return NotFoundFor("usage " + c.target_id);
     }
     charge = &it->second.charge;
   }
@@ -695,7 +695,14 @@ Reply Machine::Handler::Do(const cmd::IssueKey& c) {
   if (!c.rotate_of.empty()) {
     auto old = state_.keys.find(c.rotate_of);
     if (old == state_.keys.end() || old->second.revoked) {
-      return Reply::Error(ResultCode::kNotFound, "key " + c.rotate_of + " not found");
+      return NotFoundFor("key " + c.rotate_of);
+    }
+    // A key is rotated once: a second rotation would reset (resurrect) the
+    // old secret's expiry. Later rotations go through its successor.
+    if (old->second.valid_until_us != INT64_MAX &&
+        !(c.request_id.size() > 0 && state_.key_requests.contains(c.request_id))) {
+      return Reply::Error(ResultCode::kAlreadyExists,
+                          "key " + c.rotate_of + " was rotated already; rotate its successor");
     }
     // A rotation keeps the old key's account and role.
     account_id = old->second.account == kNoAccount ? "" : state_.account(old->second.account).id;
@@ -749,13 +756,13 @@ Reply Machine::Handler::Do(const cmd::RevokeKey& c) {
   PURSER_RETURN_IF(RequireRole(Role::kAdmin));
   auto it = state_.keys.find(c.key_id);
   if (it == state_.keys.end()) {
-    return Reply::Error(ResultCode::kNotFound, "key " + c.key_id + " not found");
+    return NotFoundFor("key " + c.key_id);
   }
   const ApiKey& key = it->second;
   bool allowed = principal_.global() ||
                  (key.account != kNoAccount && Allowed(key.account, Access::kAdminBelowRoot));
   if (!allowed) {
-    return Reply::Error(ResultCode::kPermissionDenied, "key " + c.key_id + " is outside this scope");
+    return NotFoundFor("key " + c.key_id);
   }
   if (key.revoked) return Ok(std::monostate{}, false);
   Emit(event::ApiKeyRevoked{c.key_id});
@@ -808,13 +815,13 @@ Reply Machine::Handler::Do(const cmd::RemoveWebhook& c) {
   PURSER_RETURN_IF(RequireRole(Role::kAdmin));
   auto it = state_.webhooks.find(c.webhook_id);
   if (it == state_.webhooks.end() || it->second.removed) {
-    return Reply::Error(ResultCode::kNotFound, "webhook " + c.webhook_id + " not found");
+    return NotFoundFor("webhook " + c.webhook_id);
   }
   const Webhook& hook = it->second;
   bool allowed = principal_.global() ||
                  (hook.account != kNoAccount && Allowed(hook.account, Access::kAdminInSubtree));
   if (!allowed) {
-    return Reply::Error(ResultCode::kPermissionDenied, "webhook outside this key's scope");
+    return NotFoundFor("webhook " + c.webhook_id);
   }
   Emit(event::WebhookRemoved{c.webhook_id});
   return Ok(std::monostate{}, true);

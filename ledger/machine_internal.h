@@ -20,6 +20,18 @@ inline Reply Ok(ReplyBody body, bool created) {
   return reply;
 }
 
+// Sums computed at read time (spend groups, trends, analytics) go through
+// ReadSum: a total that does not fit int64 marks the query, which then
+// answers an error instead of a wrong (wrapped or clamped) number.
+inline thread_local bool g_read_overflow = false;
+inline int64_t ReadSum(__int128 value) {
+  if (value > INT64_MAX || value < INT64_MIN) {
+    g_read_overflow = true;
+    return value > 0 ? INT64_MAX : INT64_MIN;
+  }
+  return static_cast<int64_t>(value);
+}
+
 // A refusal of an admission check: which rule, which account, what was left.
 struct Refusal {
   ResultCode code = ResultCode::kOk;
@@ -106,6 +118,10 @@ class Machine::Handler {
   // key whether or not the account exists).
   AccountIndex Resolve(std::string_view id, Access access, Reply* error) const;
   bool Allowed(AccountIndex account, Access access) const;
+  // A missing record: 404 for the global admin, and for a scoped key the
+  // same 403 as a record outside its scope, so that it cannot learn what
+  // exists elsewhere (API.md).
+  Reply NotFoundFor(const std::string& what) const;
 
   void Emit(EventBody body, uint64_t price_version = 0);
 

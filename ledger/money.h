@@ -30,6 +30,22 @@ inline std::optional<int64_t> CheckedSub(int64_t a, int64_t b) {
   return difference;
 }
 
+// A markup of `markup_bp` basis points on `subtotal_micros`, rounded half-up
+// once (chargeback invoices). False when the markup or the total does not
+// fit int64: such an answer is an error, never a wrapped number.
+inline bool ApplyMarkup(int64_t subtotal_micros, int64_t markup_bp, int64_t* markup_micros,
+                        int64_t* total_micros) {
+  __int128 scaled = static_cast<__int128>(subtotal_micros) * markup_bp;
+  __int128 markup = (scaled + (scaled >= 0 ? 5'000 : -5'000)) / 10'000;
+  __int128 total = static_cast<__int128>(subtotal_micros) + markup;
+  if (markup > INT64_MAX || markup < INT64_MIN || total > INT64_MAX || total < INT64_MIN) {
+    return false;
+  }
+  *markup_micros = static_cast<int64_t>(markup);
+  *total_micros = static_cast<int64_t>(total);
+  return true;
+}
+
 // Parses a decimal USD amount exactly from its text: an optional '-', digits,
 // an optional '.' and at most 6 more digits ("14.73" -> 14'730'000). No
 // exponent, no '+', no spaces, no leading '.', no more than 6 decimals; the

@@ -15,13 +15,16 @@ namespace purser {
 namespace {
 
 void AddRow(SpendGroup* group, const SpendTotals& row, int sign = 1) {
-  group->cost_micros += sign * row.cost_micros;
-  group->calls += sign * row.calls;
-  group->input_tokens += sign * row.input_tokens;
-  group->output_tokens += sign * row.output_tokens;
-  group->cached_input_tokens += sign * row.cached_input_tokens;
-  group->cache_write_tokens += sign * row.cache_write_tokens;
-  group->reasoning_tokens += sign * row.reasoning_tokens;
+  auto add = [sign](int64_t* total, int64_t value) {
+    *total = ReadSum(static_cast<__int128>(*total) + static_cast<__int128>(sign) * value);
+  };
+  add(&group->cost_micros, row.cost_micros);
+  add(&group->calls, row.calls);
+  add(&group->input_tokens, row.input_tokens);
+  add(&group->output_tokens, row.output_tokens);
+  add(&group->cached_input_tokens, row.cached_input_tokens);
+  add(&group->cache_write_tokens, row.cache_write_tokens);
+  add(&group->reasoning_tokens, row.reasoning_tokens);
 }
 
 Dimension DimensionOf(GroupBy group_by) {
@@ -190,10 +193,10 @@ ReservationView Machine::Handler::MakeReservationView(const Reservation& r) cons
 Reply Machine::Handler::Do(const query::GetReservation& q) {
   auto it = state_.reservations.find(q.reservation_id);
   if (it == state_.reservations.end()) {
-    return Reply::Error(ResultCode::kNotFound, "reservation " + q.reservation_id + " not found");
+    return NotFoundFor("reservation " + q.reservation_id);
   }
   if (!Allowed(it->second.account, Access::kRead)) {
-    return Reply::Error(ResultCode::kPermissionDenied, "the reservation is outside this key's scope");
+    return NotFoundFor("reservation " + q.reservation_id);
   }
   return Ok(MakeReservationView(it->second), false);
 }
@@ -238,8 +241,8 @@ void Machine::Handler::AddSpendRows(AccountIndex account, const query::GetSpend&
     auto total_it = book.find(RowKey(Dimension::kTotal, 0));
     if (total_it == book.end()) continue;  // revenue or rejections only
     const SpendTotals& total = total_it->second;
-    report->total_micros += total.cost_micros;
-    report->calls += total.calls;
+    report->total_micros = ReadSum(static_cast<__int128>(report->total_micros) + total.cost_micros);
+    report->calls = ReadSum(static_cast<__int128>(report->calls) + total.calls);
     switch (q.group_by) {
       case GroupBy::kNone:
         break;
@@ -308,8 +311,8 @@ Reply Machine::Handler::Do(const query::GetSpend& q) {
       groups[state_.account(child).id] = totals_of(Subtree(state_, child));
     }
     for (const auto& [key, group] : groups) {
-      report.total_micros += group.cost_micros;
-      report.calls += group.calls;
+      report.total_micros = ReadSum(static_cast<__int128>(report.total_micros) + group.cost_micros);
+      report.calls = ReadSum(static_cast<__int128>(report.calls) + group.calls);
     }
   } else {
     for (AccountIndex a : Subtree(state_, index)) AddSpendRows(a, q, slot, &groups, &report);
@@ -427,14 +430,15 @@ Reply Machine::Handler::Do(const query::GetPnl& q) {
     for (auto it = node.days.lower_bound(q.from_day);
          it != node.days.end() && it->first <= q.to_day; ++it) {
       if (auto row = it->second.find(RowKey(Dimension::kRevenue, 0)); row != it->second.end()) {
-        view.revenue_micros += row->second.cost_micros;
+        view.revenue_micros =
+            ReadSum(static_cast<__int128>(view.revenue_micros) + row->second.cost_micros);
       }
       if (auto row = it->second.find(RowKey(Dimension::kTotal, 0)); row != it->second.end()) {
-        view.cost_micros += row->second.cost_micros;
+        view.cost_micros = ReadSum(static_cast<__int128>(view.cost_micros) + row->second.cost_micros);
       }
     }
   }
-  view.profit_micros = view.revenue_micros - view.cost_micros;
+  view.profit_micros = ReadSum(static_cast<__int128>(view.revenue_micros) - view.cost_micros);
   if (view.revenue_micros > 0) {
     // Basis points, rounded half away from zero, in integers.
     __int128 scaled = static_cast<__int128>(view.profit_micros) * 10'000;

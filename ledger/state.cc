@@ -686,7 +686,8 @@ void State::ApplyBody(const Event& event, const event::ApiKeyIssued& e) {
   if (!e.rotated_from.empty()) {
     auto old = keys.find(e.rotated_from);
     PURSER_ASSERT(old != keys.end());
-    old->second.valid_until_us = e.old_key_valid_until_us;
+    // The expiry of an old secret never moves later.
+    old->second.valid_until_us = std::min(old->second.valid_until_us, e.old_key_valid_until_us);
   }
 }
 

@@ -71,7 +71,10 @@ bool IsValidAccountId(std::string_view id) {
 
 bool IsValidClientId(std::string_view id) {
   if (id.empty() || id.size() > kClientIdBytesMax) return false;
-  return std::all_of(id.begin(), id.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == ':' || c == '-';
+  });
 }
 
 std::string CheckAccountId(std::string_view field, std::string_view id) {
@@ -81,7 +84,7 @@ std::string CheckAccountId(std::string_view field, std::string_view id) {
 
 std::string CheckClientId(std::string_view field, std::string_view id) {
   if (IsValidClientId(id)) return {};
-  return Field(field, "must be 1..128 printable ASCII characters without spaces");
+  return Field(field, "must be 1..128 characters of A-Z, a-z, 0-9, '.', '_', ':' and '-'");
 }
 
 std::string CheckText(std::string_view field, std::string_view text, size_t max_bytes) {

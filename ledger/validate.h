@@ -13,7 +13,9 @@ namespace purser {
 
 // [a-z0-9][a-z0-9._-]{0,63}
 bool IsValidAccountId(std::string_view id);
-// 1..128 bytes of printable ASCII without spaces.
+// [A-Za-z0-9._:-]{1,128}: every client id (reservation, usage, refund,
+// revenue, adjustment, transfer ids and Idempotency-Keys), so that an id is
+// always one URL path segment as it is (no "/", no percent-encoding).
 bool IsValidClientId(std::string_view id);
 
 std::string CheckAccountId(std::string_view field, std::string_view id);

@@ -17,7 +17,7 @@
 # - Times are Int64 microseconds since the Unix epoch, UTC.
 # - An optional limit is Int64 with -1 meaning "no limit".
 # - Ids are Text in [a-z0-9][a-z0-9._-]{0,63} for accounts; other client ids
-#   are 1..128 printable ASCII bytes.
+#   are [A-Za-z0-9._:-]{1,128} (older logs may hold any printable ASCII).
 # - Secrets (API key material, webhook secrets) never appear here: keys are
 #   stored as SHA-256 hashes, webhook secrets outside the log.
 

@@ -595,6 +595,47 @@ TEST_F(Keys, RevocationAndRotationWithGrace) {
             ResultCode::kUnauthenticated);
 }
 
+TEST_F(Keys, ARotatedKeyCannotBeRotatedAgainNorResurrected) {
+  Tree(0);
+  auto hash = [](const char* secret) { return Credentials::FromApiKey(secret).key_sha256; };
+  ASSERT_TRUE(Run(cmd::IssueKey{"", "k1", "team", Role::kReader, "", hash("one"), "", 0}).ok());
+  ASSERT_TRUE(Run(cmd::IssueKey{"", "k2", "", Role::kReader, "", hash("two"), "k1", 60}).ok());
+  int64_t expiry = state_.keys.at("k1").valid_until_us;
+  Advance(30);
+  Reply again = Run(cmd::IssueKey{"", "k3", "", Role::kReader, "", hash("three"), "k1", 3600});
+  EXPECT_EQ(again.code, ResultCode::kAlreadyExists) << "re-rotating during grace would extend it";
+  EXPECT_EQ(state_.keys.at("k1").valid_until_us, expiry);
+  Advance(31);
+  EXPECT_EQ(Run(query::GetBalance{"agent"}, Credentials::FromApiKey("one")).code,
+            ResultCode::kUnauthenticated);
+  Reply dead = Run(cmd::IssueKey{"", "k4", "", Role::kReader, "", hash("four"), "k1", 3600});
+  EXPECT_EQ(dead.code, ResultCode::kAlreadyExists) << "a secret past its grace stays dead";
+  EXPECT_EQ(Run(query::GetBalance{"agent"}, Credentials::FromApiKey("one")).code,
+            ResultCode::kUnauthenticated);
+  EXPECT_TRUE(Run(cmd::IssueKey{"", "k5", "", Role::kReader, "", hash("five"), "k2", 10}).ok())
+      << "the successor rotates";
+}
+
+TEST_F(Keys, AScopedKeyCannotTellAnotherSubtreesReservationFromAMissingOne) {
+  Tree(10'000'000);
+  ASSERT_TRUE(Open("team2", "org", false, AccountKind::kTeam).ok());
+  ASSERT_TRUE(Hold("theirs", "team2", 1'000).ok());
+  Sha256Digest hash = Credentials::FromApiKey("team-writer").key_sha256;
+  ASSERT_TRUE(Run(cmd::IssueKey{"", "kw", "team", Role::kWriter, "", hash, "", 0}).ok());
+  Credentials key = Credentials::FromApiKey("team-writer");
+  for (const char* id : {"theirs", "nobody-has-this"}) {
+    EXPECT_EQ(Run(query::GetReservation{id}, key).code, ResultCode::kPermissionDenied) << id;
+    cmd::Settle settle;
+    settle.reservation_id = id;
+    settle.amount_micros = 1;
+    EXPECT_EQ(Run(settle, key).code, ResultCode::kPermissionDenied) << id;
+    EXPECT_EQ(Run(cmd::Void{id, ""}, key).code, ResultCode::kPermissionDenied) << id;
+    EXPECT_EQ(Run(cmd::Extend{id, 10}, key).code, ResultCode::kPermissionDenied) << id;
+  }
+  EXPECT_EQ(Run(query::GetReservation{"nobody-has-this"}).code, ResultCode::kNotFound)
+      << "the global admin sees what exists";
+}
+
 TEST_F(Money, CommandsThatWouldOverflowAreRefusedAndChangeNothing) {
   Tree(0);
   // Reaching int64 limits through 10^12-bounded inputs takes millions of

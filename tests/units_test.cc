@@ -50,6 +50,35 @@ TEST(MoneyArithmetic, CheckedHelpersReportOverflow) {
   EXPECT_FALSE(ParseInt64("9223372036854775808").has_value());
 }
 
+TEST(MoneyArithmetic, AChargebackMarkupThatDoesNotFitIsRefusedNotWrapped) {
+  int64_t markup = 0;
+  int64_t total = 0;
+  ASSERT_TRUE(ApplyMarkup(1'000'000, 1'250, &markup, &total));  // 12.5%
+  EXPECT_EQ(markup, 125'000);
+  EXPECT_EQ(total, 1'125'000);
+  ASSERT_TRUE(ApplyMarkup(3, 5'000, &markup, &total));  // 1.5 rounds half-up once
+  EXPECT_EQ(markup, 2);
+  // The figures that came back as -9,165,208,073,709,551,616 before.
+  EXPECT_FALSE(ApplyMarkup(INT64_MAX / 2, 100'000, &markup, &total));
+  EXPECT_FALSE(ApplyMarkup(INT64_MAX - 10, 100, &markup, &total));
+  EXPECT_TRUE(ApplyMarkup(INT64_MAX - 10, 0, &markup, &total));
+}
+
+TEST(CostGolden, DatedSnapshotNamesResolveToTheirModel) {
+  EXPECT_EQ(PriceAliasOf("gpt-4o-2024-08-06"), "gpt-4o");
+  EXPECT_EQ(PriceAliasOf("claude-sonnet-4-20250514"), "claude-sonnet-4");
+  EXPECT_EQ(PriceAliasOf("claude-3-5-sonnet-latest"), "claude-3-5-sonnet");
+  EXPECT_EQ(PriceAliasOf("gemini-2.0-flash-001"), "gemini-2.0-flash");
+  EXPECT_EQ(PriceAliasOf("gpt-4o"), "");
+  EXPECT_EQ(PriceAliasOf("o3-mini"), "");
+  for (const char* model : {"gemini-2.5-pro", "deepseek-chat", "o1", "o3", "o4-mini", "gpt-5",
+                            "claude-opus-4-1", "claude-haiku-4-5"}) {
+    bool found = false;
+    for (const ModelPrice& price : DefaultPriceTable()) found |= price.model == model;
+    EXPECT_TRUE(found) << model;
+  }
+}
+
 TEST(Calendar, DaysAndMonthsAreUtc) {
   int64_t t = *ParseTimestamp("2026-11-23T23:59:59Z");
   EXPECT_EQ(FormatDate(DayOf(t)), "2026-11-23");
@@ -112,7 +141,9 @@ TEST(Validation, AccountIdsTagsAndText) {
   EXPECT_FALSE(IsValidAccountId("Acme"));
   EXPECT_FALSE(IsValidAccountId("_x"));
   EXPECT_FALSE(IsValidAccountId(""));
-  EXPECT_TRUE(IsValidClientId("r-123/ABC"));
+  EXPECT_TRUE(IsValidClientId("r-123_ABC.x:9"));
+  EXPECT_FALSE(IsValidClientId("r-123/ABC")) << "a / would never reach its own URL";
+  EXPECT_FALSE(IsValidClientId("a%2Fb"));
   EXPECT_FALSE(IsValidClientId("has space"));
   EXPECT_FALSE(IsValidClientId(std::string(129, 'x')));
   Tags tags = {{"b", "2"}, {"a", "1"}};
