@@ -3,6 +3,7 @@
 #include "ledger/limits.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -10,7 +11,9 @@
 
 #include <atomic>
 #include <cstdio>
+#include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <fstream>
 #include <iostream>
 
@@ -30,11 +33,19 @@ constexpr char kUsage[] =
     "usage: purserd [--data-dir DIR] [--rpc HOST:PORT | --rpc unix:PATH] [--http HOST:PORT]\n"
     "               [--tls-cert PEM --tls-key PEM] [--insecure] [--log-level info|warn|error]\n"
     "               [--queue-max N] [--checkpoint-every N] [--http-threads N]\n"
-    "               [--allow-private-webhooks]\n"
+    "               [--allow-private-webhooks] [--metrics-public] [--metrics-account-depth N]\n"
+    "               [--rpc-handshake-timeout-ms MS] [--rpc-idle-timeout-s S] [--connections-max N]\n"
     "  --data-dir     the RocksDB directory (default ./data)\n"
     "  --rpc          Cap'n Proto RPC address (default 127.0.0.1:8481; port 0 = ephemeral)\n"
     "  --http         HTTP/JSON address (default 127.0.0.1:8480; port 0 = ephemeral)\n"
-    "  --insecure     allow a non-loopback address without TLS\n";
+    "  --insecure     allow a non-loopback address without TLS\n"
+    "  --rpc-handshake-timeout-ms  close RPC connections that do not authenticate in time\n"
+    "                 (default 10000)\n"
+    "  --rpc-idle-timeout-s  close authenticated RPC sessions idle this long (default 600;\n"
+    "                 0 = never; an open subscription keeps a session)\n"
+    "  --connections-max  per server (RPC, HTTP), within the descriptor budget (default 4096)\n"
+    "  --metrics-public    serve /metrics without a key\n"
+    "  --metrics-account-depth  per-account series for accounts this deep (default 2)\n";
 
 std::atomic<int> g_stop_signal{0};
 int g_signal_pipe[2] = {-1, -1};
@@ -90,6 +101,44 @@ Status EnsureAdminKey(Sequencer& sequencer, const std::string& data_dir) {
   return Status::Ok();
 }
 
+struct DescriptorBudget {
+  int64_t limit = 0;
+  int rocksdb_files = -1;
+  size_t rpc_connections = 0;
+  size_t http_connections = 0;
+  std::string error;
+};
+
+// Raises RLIMIT_NOFILE to its hard limit and splits it: RocksDB's table
+// cache first (a quarter, 64..1,000 files), a reserve for the WAL, logs,
+// webhooks and the process itself, and the rest to connections, half each
+// for RPC and HTTP (at most `connections_max` each, default 4,096).
+DescriptorBudget BudgetDescriptors(std::optional<int64_t> connections_max) {
+  DescriptorBudget budget;
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    if (limit.rlim_cur < limit.rlim_max) {
+      rlimit raised = limit;
+      raised.rlim_cur = limit.rlim_max;
+      if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+    }
+  }
+  budget.limit = limit.rlim_cur == RLIM_INFINITY ? 1 << 20 : static_cast<int64_t>(limit.rlim_cur);
+  constexpr int64_t kReserve = 128;  // WAL, LOG, MANIFEST, listeners, webhooks, stdio
+  budget.rocksdb_files = static_cast<int>(std::clamp<int64_t>(budget.limit / 4, 64, 1'000));
+  int64_t left = budget.limit - budget.rocksdb_files - kReserve;
+  if (left < 16) {
+    budget.error = "the descriptor limit (" + std::to_string(budget.limit) +
+                   ") is too low: purserd needs at least " +
+                   std::to_string(budget.rocksdb_files + kReserve + 16) + " (ulimit -n)";
+    return budget;
+  }
+  int64_t each = std::min<int64_t>(left / 2, connections_max.value_or(4'096));
+  budget.rpc_connections = static_cast<size_t>(std::max<int64_t>(each, 1));
+  budget.http_connections = budget.rpc_connections;
+  return budget;
+}
+
 void LogChainHead(Sequencer& sequencer) {
   Reply reply = sequencer.Call(Request{Credentials::System(), query::GetChainHead{}});
   if (!reply.ok()) return;
@@ -104,7 +153,8 @@ int DaemonMain(int argc, char** argv) {
   static const std::vector<std::string> kKnown = {
       "data-dir",     "rpc",       "http",           "tls-cert",         "tls-key",
       "insecure",     "log-level", "queue-max",      "checkpoint-every", "help",
-      "http-threads", "allow-private-webhooks",      "metrics-public",   "metrics-account-depth"};
+      "http-threads", "allow-private-webhooks",      "metrics-public",   "metrics-account-depth",
+      "rpc-handshake-timeout-ms", "rpc-idle-timeout-s", "connections-max"};
   if (flags.Has("help")) {
     std::cout << kUsage;
     return 0;
@@ -130,8 +180,21 @@ int DaemonMain(int argc, char** argv) {
   sigaction(SIGTERM, &action, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // Descriptors: raise the soft limit to the hard one, then budget them so
+  // that RocksDB always has its share and connections take only the rest.
+  DescriptorBudget budget = BudgetDescriptors(flags.GetInt("connections-max"));
+  if (!budget.error.empty()) {
+    Log(Level::kError, budget.error);
+    return 2;
+  }
+  Log(Level::kInfo, "descriptors: limit " + std::to_string(budget.limit) + ", RocksDB " +
+                        std::to_string(budget.rocksdb_files) + ", RPC connections " +
+                        std::to_string(budget.rpc_connections) + ", HTTP connections " +
+                        std::to_string(budget.http_connections));
+
   SequencerOptions sequencer_options;
   sequencer_options.data_dir = data_dir;
+  sequencer_options.max_open_files = budget.rocksdb_files;
   if (auto queue = flags.GetInt("queue-max")) sequencer_options.queue_commands_max = static_cast<size_t>(*queue);
   if (auto every = flags.GetInt("checkpoint-every")) {
     sequencer_options.checkpoint_every_events = static_cast<uint64_t>(*every);
@@ -168,6 +231,7 @@ int DaemonMain(int argc, char** argv) {
   http_options.tls_key_file = flags.Get("tls-key");
   http_options.insecure = flags.Has("insecure");
   http_options.threads = static_cast<int>(flags.GetInt("http-threads").value_or(1));
+  http_options.connections_max = budget.http_connections;
   HttpServer http(&api, http_options);
   if (Status status = http.Start(); !status.ok()) {
     Log(Level::kError, status.message());
@@ -180,6 +244,15 @@ int DaemonMain(int argc, char** argv) {
   rpc_options.tls_cert_file = flags.Get("tls-cert");
   rpc_options.tls_key_file = flags.Get("tls-key");
   rpc_options.insecure = flags.Has("insecure");
+  rpc_options.connections_max = budget.rpc_connections;
+  rpc_options.handshake_timeout_ms = flags.GetInt("rpc-handshake-timeout-ms").value_or(10'000);
+  rpc_options.idle_timeout_s = flags.GetInt("rpc-idle-timeout-s").value_or(600);
+  if (rpc_options.handshake_timeout_ms < 1 || rpc_options.idle_timeout_s < 0) {
+    Log(Level::kError, "--rpc-handshake-timeout-ms must be positive, --rpc-idle-timeout-s >= 0");
+    http.Stop();
+    sequencer.Stop();
+    return 2;
+  }
   RpcServer rpc(&sequencer, rpc_options);
   if (Status status = rpc.Start(); !status.ok()) {
     Log(Level::kError, status.message());

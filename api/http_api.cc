@@ -795,15 +795,20 @@ void Execute(Sequencer* sequencer, const Credentials& credentials, Plan plan,
   bool accepted = sequencer->Submit(
       std::move(requests),
       [sequencer, credentials, shared_plan, respond](std::vector<Reply>&& replies) mutable {
-        if (shared_plan->then) {
-          Execute(sequencer, credentials, shared_plan->then(replies), std::move(respond));
-          return;
+        // This runs on the sequencer's log thread: nothing may escape it.
+        try {
+          if (shared_plan->then) {
+            Execute(sequencer, credentials, shared_plan->then(replies), respond);
+            return;
+          }
+          if (shared_plan->async_format) {
+            shared_plan->async_format(replies, respond);
+            return;
+          }
+          respond(shared_plan->format(replies));
+        } catch (const std::exception& e) {
+          respond(InternalError(e.what()));
         }
-        if (shared_plan->async_format) {
-          shared_plan->async_format(replies, std::move(respond));
-          return;
-        }
-        respond(shared_plan->format(replies));
       });
   if (!accepted) {
     respond(Refuse(ResultCode::kUnavailable, "the command queue is full or the service is stopping"));
@@ -816,6 +821,16 @@ HttpApi::HttpApi(Sequencer* sequencer, Metrics* metrics, HttpApiOptions options)
     : sequencer_(sequencer), metrics_(metrics), options_(options) {}
 
 void HttpApi::Handle(const HttpRequest& request, std::function<void(HttpResponse&&)> respond) {
+  // No exception escapes a request: a bug answers 500 and the service goes on.
+  try {
+    HandleRequest(request, respond);
+  } catch (const std::exception& e) {
+    respond(InternalError(e.what()));
+  }
+}
+
+void HttpApi::HandleRequest(const HttpRequest& request,
+                            const std::function<void(HttpResponse&&)>& respond) {
   const Segments& segments = request.segments;
   if ((request.method == "GET" || request.method == "HEAD") && Match(segments, {"healthz"})) {
     respond(Json(200, "{\"status\":\"ok\"}"));
@@ -832,7 +847,7 @@ void HttpApi::Handle(const HttpRequest& request, std::function<void(HttpResponse
   const query::AccountMetrics account_metrics{metrics_->account_depth(), 1'000};
   if (request.method == "GET" && Match(segments, {"metrics"}) && options_.metrics_public) {
     Execute(sequencer_, Credentials::System(), Plan::Full(account_metrics, render_metrics),
-            std::move(respond));
+            respond);
     return;
   }
   // Every other request carries a key: "Authorization: Bearer <key>".
@@ -848,11 +863,11 @@ void HttpApi::Handle(const HttpRequest& request, std::function<void(HttpResponse
     Plan plan = request.method == "GET"
                     ? Plan::Full(account_metrics, render_metrics)
                     : Plan::Now(MethodNotAllowed(request.method, "GET"));
-    Execute(sequencer_, credentials, std::move(plan), std::move(respond));
+    Execute(sequencer_, credentials, std::move(plan), respond);
     return;
   }
   RouteContext context{request, segments, options_, sequencer_};
-  Execute(sequencer_, credentials, Dispatch(context), std::move(respond));
+  Execute(sequencer_, credentials, Dispatch(context), respond);
 }
 
 }  // namespace purser

@@ -64,6 +64,7 @@ class HttpApi {
   struct Plan;
 
  private:
+  void HandleRequest(const HttpRequest& request, const std::function<void(HttpResponse&&)>& respond);
   Sequencer* sequencer_;
   Metrics* metrics_;
   HttpApiOptions options_;

@@ -64,6 +64,15 @@ inline HttpResponse MethodNotAllowed(const std::string& method, const std::strin
   return response;
 }
 
+// A bug in serving a request: answered, logged by nobody, never fatal.
+inline HttpResponse InternalError(const std::string& what) {
+  JsonWriter w;
+  w.BeginObject().Key("error").BeginObject().Field("code", "internal");
+  w.Field("message", "the request failed inside the service: " + what.substr(0, 200));
+  w.EndObject().EndObject();
+  return Json(500, w.Take());
+}
+
 inline HttpResponse NotImplemented(const std::string& what) {
   return Refuse(ResultCode::kNotImplemented,
                 what + " is not implemented yet: its projection does not exist (no data is faked)");

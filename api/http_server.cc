@@ -66,12 +66,38 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                             });
   }
 
+  // True for errors of the connection itself (closed, reset, timed out,
+  // stopping), which get no answer; anything else is a malformed request.
+  static bool ConnectionGone(beast::error_code error) {
+    return error == http::error::end_of_stream || error == net::error::eof ||
+           error == beast::error::timeout || error == net::error::operation_aborted ||
+           error == net::error::connection_reset || error == net::error::broken_pipe ||
+           error == net::ssl::error::stream_truncated;
+  }
+
   void OnHeader(beast::error_code error) {
     if (error) {
-      if (error == http::error::header_limit) Fail(431, ResultCode::kInvalidArgument, "headers too large");
-      return;  // closed, timed out or garbage: drop the connection
+      if (error == http::error::header_limit) {
+        Fail(431, ResultCode::kInvalidArgument, "headers too large");
+      } else if (error == http::error::body_limit) {
+        Fail(413, ResultCode::kInvalidArgument, "payload_too_large");  // by its Content-Length
+      } else if (!ConnectionGone(error)) {
+        // Garbage, HTTP/0.9, a bad method or version, bad lengths: answered.
+        Fail(400, ResultCode::kInvalidArgument, "malformed HTTP request: " + error.message());
+      }
+      return;
     }
     const auto& header = parser_->get();
+    // Both framings at once is how requests are smuggled past proxies.
+    if (header.count(http::field::content_length) > 0 &&
+        header.count(http::field::transfer_encoding) > 0) {
+      Fail(400, ResultCode::kInvalidArgument, "Content-Length together with Transfer-Encoding");
+      return;
+    }
+    if (header.count(http::field::content_length) > 1) {
+      Fail(400, ResultCode::kInvalidArgument, "more than one Content-Length");
+      return;
+    }
     std::string_view target(header.target().data(), header.target().size());
     size_t limit = target.rfind("/v1/batch", 0) == 0 ? options_->batch_body_bytes_max
                                                      : options_->body_bytes_max;
@@ -92,7 +118,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       Fail(413, ResultCode::kInvalidArgument, "payload_too_large");
       return;
     }
-    if (error) return;
+    if (error) {
+      if (!ConnectionGone(error)) {
+        Fail(400, ResultCode::kInvalidArgument, "malformed HTTP request: " + error.message());
+      }
+      return;
+    }
     http::request<http::string_body> request = parser_->release();
     keep_alive_ = request.keep_alive();
     version_ = request.version();

@@ -90,11 +90,21 @@ class Workers {
   std::vector<std::thread> threads_;
 };
 
+// What the capabilities of one connection know of it, for its watchdog:
+// whether it authenticated, when it was last used, and whether a
+// subscription keeps it open although it sends nothing.
+struct ConnectionState {
+  bool authenticated = false;
+  int subscriptions = 0;
+  kj::TimePoint last_activity = kj::origin<kj::TimePoint>();
+};
+
 struct Shared {
   Sequencer* sequencer;
   LoopInbox* inbox;
   const RpcServerOptions* options;
   Workers* workers;
+  kj::Timer* timer = nullptr;  // the loop's
 
   // Submits requests to the sequencer; the promise resolves on the loop
   // thread with one reply each (unavailable when the queue is full).
@@ -240,19 +250,33 @@ class Notices {
 
 class SubscriptionImpl final : public rpc::Subscription::Server {
  public:
-  SubscriptionImpl(Notices* notices, uint64_t id) : notices_(notices), id_(id) {}
-  ~SubscriptionImpl() { notices_->Remove(id_); }
+  SubscriptionImpl(Notices* notices, uint64_t id, std::shared_ptr<ConnectionState> connection)
+      : notices_(notices), id_(id), connection_(std::move(connection)) {
+    ++connection_->subscriptions;
+  }
+  ~SubscriptionImpl() {
+    notices_->Remove(id_);
+    --connection_->subscriptions;
+  }
 
  private:
   Notices* notices_;
   uint64_t id_;
+  std::shared_ptr<ConnectionState> connection_;
 };
 
 // The methods of Reader, shared by ReaderImpl and LedgerImpl.
 class Session {
  public:
-  Session(Shared* shared, Notices* notices, Credentials credentials)
-      : shared_(shared), notices_(notices), credentials_(credentials) {}
+  Session(Shared* shared, Notices* notices, Credentials credentials,
+          std::shared_ptr<ConnectionState> connection)
+      : shared_(shared),
+        notices_(notices),
+        credentials_(credentials),
+        connection_(std::move(connection)) {}
+
+  // A call on this connection: its idle timer starts again.
+  void Touch() { connection_->last_activity = shared_->timer->now(); }
 
   kj::Promise<void> Query(rpc::Query::Reader query, rpc::Result::Builder result) {
     RequestBody body;
@@ -268,6 +292,7 @@ class Session {
   // Runs decoded requests; `answer` fills the results from the replies.
   kj::Promise<void> Run(std::vector<RequestBody> bodies,
                         kj::Function<void(std::vector<Reply>&)> answer) {
+    Touch();
     std::vector<Request> requests;
     requests.reserve(bodies.size());
     for (RequestBody& body : bodies) requests.push_back(Request{credentials_, std::move(body)});
@@ -320,7 +345,7 @@ class Session {
       const auto& principal = std::get<PrincipalView>(replies[0].body);
       std::string scope = account.empty() ? principal.account : account;
       uint64_t id = notices_->Add(scope, principal.key_id, kj::mv(subscriber));
-      results.setSubscription(kj::heap<SubscriptionImpl>(notices_, id));
+      results.setSubscription(kj::heap<SubscriptionImpl>(notices_, id, connection_));
     });
   }
 
@@ -331,6 +356,7 @@ class Session {
   Shared* shared_;
   Notices* notices_;
   Credentials credentials_;
+  std::shared_ptr<ConnectionState> connection_;
 };
 
 // Server-chosen parts of creates: key ids and secrets, webhook ids. The
@@ -380,7 +406,10 @@ class ReaderMethods : public Server {
                               context.getResults());
   }
 
-  kj::Promise<void> ping(typename Server::PingContext) override { return kj::READY_NOW; }
+  kj::Promise<void> ping(typename Server::PingContext) override {
+    session_.Touch();  // a keep-alive
+    return kj::READY_NOW;
+  }
 
  protected:
   Session session_;
@@ -471,9 +500,12 @@ class LedgerImpl final : public ReaderMethods<rpc::Ledger::Server> {
 
 };
 
+// One per connection: the bootstrap capability, and the one place that
+// marks the connection authenticated.
 class GateImpl final : public rpc::Gate::Server {
  public:
-  GateImpl(Shared* shared, Notices* notices) : shared_(shared), notices_(notices) {}
+  GateImpl(Shared* shared, Notices* notices, std::shared_ptr<ConnectionState> connection)
+      : shared_(shared), notices_(notices), connection_(std::move(connection)) {}
 
   kj::Promise<void> authenticate(AuthenticateContext context) override {
     std::string key = Str(context.getParams().getApiKey());
@@ -487,9 +519,13 @@ class GateImpl final : public rpc::Gate::Server {
           session.setKeyId(Text(principal.key_id));
           session.setAccount(Text(principal.account));
           session.setRole(static_cast<schema::Role>(principal.role));
-          session.setReader(kj::heap<ReaderImpl>(Session(shared_, notices_, credentials)));
+          connection_->authenticated = true;
+          connection_->last_activity = shared_->timer->now();
+          session.setReader(
+              kj::heap<ReaderImpl>(Session(shared_, notices_, credentials, connection_)));
           if (principal.role != Role::kReader) {
-            session.setLedger(kj::heap<LedgerImpl>(Session(shared_, notices_, credentials)));
+            session.setLedger(
+                kj::heap<LedgerImpl>(Session(shared_, notices_, credentials, connection_)));
           }
         });
   }
@@ -497,6 +533,7 @@ class GateImpl final : public rpc::Gate::Server {
  private:
   Shared* shared_;
   Notices* notices_;
+  std::shared_ptr<ConnectionState> connection_;
 };
 
 // ---------------------------------------------------------------------------
@@ -590,14 +627,56 @@ class RpcServer::Loop final : private kj::TaskSet::ErrorHandler {
       capnp::ReaderOptions reader_options;
       reader_options.traversalLimitInWords = options_.traversal_limit_words;
       reader_options.nestingLimit = options_.nesting_limit;
-      auto connection = kj::heap<Connection>(kj::mv(stream), gate_, reader_options,
+      auto state = std::make_shared<ConnectionState>();
+      state->last_activity = shared_.timer->now();
+      capnp::Capability::Client gate = kj::heap<GateImpl>(&shared_, &notices_, state);
+      auto connection = kj::heap<Connection>(kj::mv(stream), kj::mv(gate), reader_options,
                                              options_.flow_limit_bytes / sizeof(capnp::word));
       ++connections_;
-      auto done = connection->network.onDisconnect();
-      tasks_->add(done.attach(kj::mv(connection)).then([this]() { --connections_; },
-                                                        [this](kj::Exception&&) { --connections_; }));
+      // The connection lives until the peer leaves or its watchdog fires:
+      // whichever comes first cancels the other and closes it.
+      auto done = connection->network.onDisconnect().attach(kj::mv(connection));
+      tasks_->add(done.exclusiveJoin(Watchdog(state))
+                      .then([this]() { --connections_; },
+                            [this](kj::Exception&&) { --connections_; }));
       return AcceptLoop(listener);
+    }, [this, &listener](kj::Exception&& exception) -> kj::Promise<void> {
+      // Out of descriptors or a failed handshake: refuse this connection,
+      // keep accepting (after a short pause, so a flood cannot spin us).
+      (void)exception;
+      return shared_.timer->afterDelay(50 * kj::MILLISECONDS).then([this, &listener]() {
+        return AcceptLoop(listener);
+      });
     });
+  }
+
+  // Resolves when the connection should close: no session within the
+  // handshake timeout, or no call for the idle timeout (while it holds no
+  // subscription).
+  kj::Promise<void> Watchdog(std::shared_ptr<ConnectionState> state) {
+    return HandshakeWatch(state, shared_.timer->now() +
+                                     options_.handshake_timeout_ms * kj::MILLISECONDS);
+  }
+
+  // Until the session is traded (noticed within a quarter second) or the
+  // deadline passes.
+  kj::Promise<void> HandshakeWatch(std::shared_ptr<ConnectionState> state, kj::TimePoint deadline) {
+    if (state->authenticated) return IdleWatch(state);
+    kj::TimePoint now = shared_.timer->now();
+    if (now >= deadline) return kj::READY_NOW;  // closed: too slow to authenticate
+    kj::Duration wait = std::min<kj::Duration>(deadline - now, 250 * kj::MILLISECONDS);
+    return shared_.timer->afterDelay(wait).then(
+        [this, state, deadline]() { return HandshakeWatch(state, deadline); });
+  }
+
+  kj::Promise<void> IdleWatch(std::shared_ptr<ConnectionState> state) {
+    if (options_.idle_timeout_s <= 0) return kj::NEVER_DONE;
+    kj::Duration idle = options_.idle_timeout_s * kj::SECONDS;
+    kj::TimePoint deadline = state->last_activity + idle;
+    kj::TimePoint now = shared_.timer->now();
+    if (deadline <= now && state->subscriptions == 0) return kj::READY_NOW;
+    kj::Duration wait = deadline > now ? deadline - now : idle;
+    return shared_.timer->afterDelay(wait).then([this, state]() { return IdleWatch(state); });
   }
 
   kj::Own<kj::ConnectionReceiver> Listen(kj::AsyncIoContext& io) {
@@ -644,7 +723,7 @@ class RpcServer::Loop final : private kj::TaskSet::ErrorHandler {
         return;
       }
       *port = static_cast<uint16_t>(listener->getPort());
-      gate_ = kj::heap<GateImpl>(&shared_, &notices_);
+      shared_.timer = &io.provider->getTimer();
       accepting_ = AcceptLoop(*listener).eagerlyEvaluate([](kj::Exception&&) {});
       auto stop = kj::newPromiseAndFulfiller<void>();
       stop_ = kj::mv(stop.fulfiller);
@@ -656,7 +735,6 @@ class RpcServer::Loop final : private kj::TaskSet::ErrorHandler {
       inbox = kj::Promise<void>(kj::READY_NOW);
       inbox_.DrainAndClose();
       io.provider->getTimer().afterDelay(50 * kj::MILLISECONDS).wait(io.waitScope);
-      gate_ = nullptr;
       stop_ = nullptr;
       tasks_ = nullptr;
     });
@@ -677,7 +755,7 @@ class RpcServer::Loop final : private kj::TaskSet::ErrorHandler {
   std::thread thread_;
   // Loop thread only:
   kj::TaskSet* tasks_ = nullptr;
-  capnp::Capability::Client gate_ = nullptr;
+
   kj::Promise<void> accepting_ = nullptr;
   kj::Maybe<kj::Own<kj::PromiseFulfiller<void>>> stop_;
   kj::Own<kj::TlsKeypair> keypair_;

@@ -38,6 +38,12 @@ struct RpcServerOptions {
   int nesting_limit = 16;
   // Open connections at once; more are closed at accept. Default: 4,096.
   size_t connections_max = 4096;
+  // A connection that has not traded a valid key for a session within this
+  // time is closed. Default: 10 s.
+  int64_t handshake_timeout_ms = 10'000;
+  // An authenticated connection with no call for this long (and no open
+  // subscription) is closed; 0 = never. Default: 600 s.
+  int64_t idle_timeout_s = 600;
 };
 
 // True for addresses that stay on this host (127.0.0.0/8, ::1, localhost, unix:).

@@ -114,6 +114,7 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const EventLogOptions& options)
   // (~286 MB here), so a new, empty database took that much disk. Without
   // fallocate it takes what it holds; measured in bench/RESULTS.md.
   db_options.allow_fallocate = false;
+  db_options.max_open_files = options.max_open_files;
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
       {"events", EventsOptions(options)},

@@ -53,6 +53,11 @@ struct EventLogOptions {
   // Memtable size of the cold store, which takes a checkpoint's worth of
   // records in one batch. Default: 256 MiB.
   size_t cold_write_buffer_bytes = 256 << 20;
+  // Files RocksDB keeps open (table cache); -1 = as many as it wants. The
+  // service sets a number so that its own connections can never take the
+  // descriptors RocksDB needs (a full descriptor table would fail-stop the
+  // log at its next file). Default: -1.
+  int max_open_files = -1;
 };
 
 // A batch of records and index entries for one group commit: its records

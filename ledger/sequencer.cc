@@ -39,6 +39,7 @@ Result<std::unique_ptr<Sequencer>> Sequencer::Open(SequencerOptions options) {
   std::unique_ptr<Sequencer> sequencer(new Sequencer(std::move(options)));
   EventLogOptions log_options;
   log_options.path = sequencer->options_.data_dir;
+  log_options.max_open_files = sequencer->options_.max_open_files;
   Result<std::unique_ptr<EventLog>> log = EventLog::Open(log_options);
   if (!log.ok()) return log.status();
   sequencer->log_ = std::move(*log);

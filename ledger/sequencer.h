@@ -58,6 +58,8 @@ struct SequencerOptions {
   // memory by the traffic of one interval, and the checkpoint's pause of the
   // sequencer with it (~0.6 s per million events here). Default: 1,000,000.
   uint64_t checkpoint_every_events = 1'000'000;
+  // Files RocksDB may keep open (EventLogOptions::max_open_files). Default: -1.
+  int max_open_files = -1;
   // Write the default price table on the first start of an empty log. Default: true.
   bool write_default_prices = true;
   // Service time source (microseconds since the epoch). Default: the wall clock.

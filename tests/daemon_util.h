@@ -3,6 +3,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,12 +24,18 @@ class Daemon {
  public:
   // Starts purserd on `data_dir`; returns false (with a test failure) when it
   // does not come up.
-  bool Start(const std::string& data_dir, std::vector<std::string> extra = {}) {
+  // `descriptors_max` > 0 sets the child's RLIMIT_NOFILE (soft and hard).
+  bool Start(const std::string& data_dir, std::vector<std::string> extra = {},
+             int descriptors_max = 0) {
     data_dir_ = data_dir;
     int out[2];
     if (pipe(out) != 0) return false;
     pid_ = fork();
     if (pid_ == 0) {
+      if (descriptors_max > 0) {
+        rlimit limit{static_cast<rlim_t>(descriptors_max), static_cast<rlim_t>(descriptors_max)};
+        setrlimit(RLIMIT_NOFILE, &limit);
+      }
       dup2(out[1], STDOUT_FILENO);
       int devnull = open("/dev/null", O_WRONLY);
       if (getenv("PURSER_TEST_VERBOSE") == nullptr) dup2(devnull, STDERR_FILENO);

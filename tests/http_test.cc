@@ -715,5 +715,97 @@ TEST_F(Http, RegisterOpensACustomerWithAFinopsKey) {
   EXPECT_EQ(Call("GET", "/v1/accounts/" + customer).status, 200);
 }
 
+
+// Sends raw bytes on a new connection (closing the write side when asked)
+// and returns what comes back before the server closes.
+std::string RawExchange(int port, const std::string& bytes, bool close_write = false) {
+  net::io_context io;
+  net::ip::tcp::socket socket(io);
+  socket.connect({net::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port)});
+  beast::error_code error;
+  net::write(socket, net::buffer(bytes), error);  // the server may answer and close early
+  if (close_write) socket.shutdown(net::ip::tcp::socket::shutdown_send, error);
+  std::string answer;
+  char buffer[4096];
+  for (;;) {
+    size_t n = socket.read_some(net::buffer(buffer), error);
+    answer.append(buffer, n);
+    if (error) break;
+  }
+  return answer;
+}
+
+TEST_F(Http, MalformedRequestsGetAnAnswerBeforeTheConnectionCloses) {
+  const int port = daemon_.http_port();
+  struct Case {
+    const char* name;
+    std::string bytes;
+    const char* status;
+  };
+  std::vector<Case> cases = {
+      {"HTTP/0.9", "GET /healthz\r\n\r\n", "400"},
+      {"garbage", std::string("\x16\x03\x01\x02\x00garbage\r\n\r\n", 19), "400"},
+      {"both framings", "POST /v1/usage HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                        "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "400"},
+      {"two lengths", "POST /v1/usage HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                      "Content-Length: 6\r\n\r\nabcde", "400"},
+      {"negative length", "POST /v1/usage HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", "400"},
+      {"bad chunk size", "POST /v1/usage HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         "zz\r\nabc\r\n0\r\n\r\n", "400"},
+      {"batch over 16 MiB by length", "POST /v1/batch HTTP/1.1\r\nHost: x\r\n"
+                                      "Content-Length: 20000000\r\n\r\n", "413"},
+      {"batch over 16 MiB chunked",
+       "POST /v1/batch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+           std::string("1000000\r\n") + std::string(0x1000000, 'a') + "\r\n" +
+           std::string("1000000\r\n") + std::string(0x1000000, 'a') + "\r\n",
+       "413"},
+  };
+  for (const Case& c : cases) {
+    std::string answer = RawExchange(port, c.bytes, true);
+    EXPECT_EQ(answer.substr(0, 12), std::string("HTTP/1.1 ") + c.status) << c.name << ": " << answer;
+  }
+  std::string head = RawExchange(port, "HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(head.substr(0, 12), "HTTP/1.1 200") << "HEAD /healthz needs no key";
+  EXPECT_NE(head.find("Content-Length: 15"), std::string::npos);
+  EXPECT_EQ(head.find("status"), std::string::npos) << "HEAD has no body: " << head;
+  EXPECT_EQ(client_->Call("GET", "/healthz").status, 200) << "still serving";
+}
+
+TEST_F(Http, ABadCheckpointPathIsRefusedAndTheDaemonLives) {
+  for (const std::string& dir :
+       {std::string("/tmp/") + std::string(300, 'x'), std::string("relative/dir"),
+        std::string("/tmp/../etc"), std::string("")}) {
+    Response refused = Call("POST", "/v1/admin/checkpoint", R"({"dir":")" + dir + "\"}");
+    EXPECT_EQ(refused.status, 400) << dir.substr(0, 40) << " " << refused.body;
+  }
+  Response nul = Call("POST", "/v1/admin/checkpoint", R"({"dir":"/tmp/a\u0000b"})");
+  EXPECT_EQ(nul.status, 400) << nul.body;
+  EXPECT_EQ(Call("POST", "/v1/admin/checkpoint", R"({"dir":"/nonexistent-parent/x"})").status, 400);
+  EXPECT_EQ(client_->Call("GET", "/healthz").status, 200);
+  Response good = Call("POST", "/v1/admin/checkpoint", R"({"dir":")" + dir_.Sub("copy") + "\"}");
+  EXPECT_EQ(good.status, 201) << good.body;
+}
+
+TEST_F(Http, IdsAreOnePathSegmentAndOneCharacterSet) {
+  Tree();
+  Response slash = Call("POST", "/v1/reservations",
+                        R"({"reservation_id":"a/b","account":"agent","amount_micros":1})");
+  EXPECT_EQ(slash.status, 400) << slash.body;
+  Response encoded = Call("POST", "/v1/reservations/a%2Fb/settle", R"({"amount_micros":1})");
+  EXPECT_EQ(encoded.status, 400) << "an encoded slash stays inside its segment: an invalid id";
+  EXPECT_EQ(ErrorCode(encoded), "invalid_argument");
+  ASSERT_EQ(Call("POST", "/v1/reservations",
+                 R"({"reservation_id":"run:7.step-1_x","account":"agent","amount_micros":1})")
+                .status,
+            201);
+  EXPECT_EQ(Call("POST", "/v1/reservations/run%3A7.step-1_x/void").status, 200);
+  Response zero = Call("POST", "/v1/reservations",
+                       R"({"reservation_id":"z","account":"agent","amount_micros":1,"ttl_s":0})");
+  EXPECT_EQ(zero.status, 400) << "ttl_s 0 is not the default: " << zero.body;
+  Response thresholds = Call("PUT", "/v1/accounts/team/caps", R"({"alert_thresholds_pct":[-5]})");
+  EXPECT_EQ(thresholds.status, 400);
+  EXPECT_NE(thresholds.body.find("1..100"), std::string::npos) << thresholds.body;
+}
+
 }  // namespace
 }  // namespace purser::testing

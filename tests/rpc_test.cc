@@ -19,6 +19,11 @@
 #include "tests/daemon_util.h"
 #include "tests/test_util.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
 namespace purser::testing {
 namespace {
 
@@ -533,6 +538,87 @@ TEST_F(RpcService, ALoopingAgentIsFrozenAndRateCapsSayWhenToRetry) {
   Reply stats = admin_->Call(query::GetStats{});
   ASSERT_TRUE(stats.ok());
   EXPECT_EQ(std::get<StatsView>(stats.body).frozen_accounts, 1);
+}
+
+
+// Opens a plain TCP connection to `port`; -1 when refused.
+int OpenSocket(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// True when the server closed `fd` (a read returns end of file) within `timeout_ms`.
+bool ClosedByServer(int fd, int timeout_ms) {
+  pollfd wait_for{fd, POLLIN, 0};
+  if (poll(&wait_for, 1, timeout_ms) <= 0) return false;
+  char byte;
+  return read(fd, &byte, 1) <= 0;
+}
+
+TEST(RpcLimits, ConnectionsThatNeverAuthenticateAreClosedAtTheDeadline) {
+  TempDir dir;
+  Daemon daemon;
+  ASSERT_TRUE(daemon.Start(dir.Sub("data"), {"--rpc-handshake-timeout-ms", "300"}));
+  int idle = OpenSocket(daemon.port());
+  ASSERT_GE(idle, 0);
+  EXPECT_FALSE(ClosedByServer(idle, 100)) << "not before the deadline";
+  EXPECT_TRUE(ClosedByServer(idle, 2'000)) << "closed at the deadline";
+  close(idle);
+  auto admin = daemon.Admin();
+  ASSERT_NE(admin, nullptr);
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  EXPECT_TRUE(admin->Call(query::Authenticate{}).ok()) << "an authenticated session stays";
+}
+
+TEST(RpcLimits, IdleSessionsTimeOutUnlessTheyHoldASubscription) {
+  TempDir dir;
+  Daemon daemon;
+  ASSERT_TRUE(daemon.Start(dir.Sub("data"), {"--rpc-idle-timeout-s", "1"}));
+  auto idle = daemon.Admin();
+  auto watcher = daemon.Admin();
+  ASSERT_NE(idle, nullptr);
+  ASSERT_NE(watcher, nullptr);
+  ASSERT_TRUE(watcher->Subscribe("", [](const AlertNotice&) {}).ok());
+  ASSERT_TRUE(idle->Call(query::Authenticate{}).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(2'500));
+  EXPECT_FALSE(idle->Call(query::Authenticate{}).ok()) << "closed after a second without calls";
+  EXPECT_TRUE(watcher->Call(query::Authenticate{}).ok()) << "a subscriber is not idle";
+}
+
+TEST(RpcLimits, RunningOutOfDescriptorsRefusesConnectionsNeverTheLedger) {
+  TempDir dir;
+  Daemon daemon;
+  ASSERT_TRUE(daemon.Start(dir.Sub("data"), {}, 300));
+  auto admin = daemon.Admin();
+  ASSERT_NE(admin, nullptr);
+  Tree(*admin);
+  std::vector<int> sockets;
+  for (int i = 0; i < 400; ++i) {
+    int fd = OpenSocket(daemon.port());
+    if (fd >= 0) sockets.push_back(fd);
+  }
+  // The ledger keeps working through the flood: commands, and enough of
+  // them to roll RocksDB files.
+  for (int i = 0; i < 2'000; ++i) {
+    std::string id = "f" + std::to_string(i);
+    ASSERT_TRUE(admin->Call(Reserve(id, "agent-1", 1)).ok()) << i;
+  }
+  Reply checkpoint = admin->Checkpoint(dir.Sub("copy"));
+  EXPECT_TRUE(checkpoint.ok()) << checkpoint.message;
+  for (int fd : sockets) close(fd);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto later = daemon.Admin();
+  ASSERT_NE(later, nullptr) << "connections are accepted again";
+  EXPECT_TRUE(later->Call(query::Authenticate{}).ok());
+  EXPECT_EQ(daemon.Stop(), 0) << "the ledger never failed";
 }
 
 }  // namespace
