@@ -1,5 +1,6 @@
 #include "api/daemon.h"
 
+#include "api/health.h"
 #include "ledger/limits.h"
 
 #include <fcntl.h>
@@ -45,7 +46,10 @@ constexpr char kUsage[] =
     "                 0 = never; an open subscription keeps a session)\n"
     "  --connections-max  per server (RPC, HTTP), within the descriptor budget (default 4096)\n"
     "  --metrics-public    serve /metrics without a key\n"
-    "  --metrics-account-depth  per-account series for accounts this deep (default 2)\n";
+    "  --metrics-account-depth  per-account series for accounts this deep (default 2)\n"
+    "  --scrub-interval-s  verify every SST checksum this often, and at start (default 21600;\n"
+    "                 0 = at start only); corruption: /healthz 503, exit status 3 at stop\n"
+    "  --accept-truncated-log  start although the log lost acknowledged events (logged)\n";
 
 std::atomic<int> g_stop_signal{0};
 int g_signal_pipe[2] = {-1, -1};
@@ -149,12 +153,14 @@ void LogChainHead(Sequencer& sequencer) {
 }  // namespace
 
 int DaemonMain(int argc, char** argv) {
-  Flags flags(argc, argv, 1, {"insecure", "help", "allow-private-webhooks", "metrics-public"});
+  Flags flags(argc, argv, 1,
+              {"insecure", "help", "allow-private-webhooks", "metrics-public", "accept-truncated-log"});
   static const std::vector<std::string> kKnown = {
       "data-dir",     "rpc",       "http",           "tls-cert",         "tls-key",
       "insecure",     "log-level", "queue-max",      "checkpoint-every", "help",
       "http-threads", "allow-private-webhooks",      "metrics-public",   "metrics-account-depth",
-      "rpc-handshake-timeout-ms", "rpc-idle-timeout-s", "connections-max"};
+      "rpc-handshake-timeout-ms", "rpc-idle-timeout-s", "connections-max", "scrub-interval-s",
+      "accept-truncated-log"};
   if (flags.Has("help")) {
     std::cout << kUsage;
     return 0;
@@ -195,6 +201,10 @@ int DaemonMain(int argc, char** argv) {
   SequencerOptions sequencer_options;
   sequencer_options.data_dir = data_dir;
   sequencer_options.max_open_files = budget.rocksdb_files;
+  sequencer_options.accept_truncated_log = flags.Has("accept-truncated-log");
+  if (sequencer_options.accept_truncated_log) {
+    Log(Level::kWarn, "--accept-truncated-log: a log that lost acknowledged events will start");
+  }
   if (auto queue = flags.GetInt("queue-max")) sequencer_options.queue_commands_max = static_cast<size_t>(*queue);
   if (auto every = flags.GetInt("checkpoint-every")) {
     sequencer_options.checkpoint_every_events = static_cast<uint64_t>(*every);
@@ -220,8 +230,11 @@ int DaemonMain(int argc, char** argv) {
     sequencer.Stop();
     return 2;
   }
-  Metrics metrics(&sequencer, static_cast<int>(depth.value_or(2)));
+  StorageHealth health;
+  health.Start(&sequencer, flags.GetInt("scrub-interval-s").value_or(6 * 3600));
+  Metrics metrics(&sequencer, static_cast<int>(depth.value_or(2)), &health);
   HttpApiOptions api_options;
+  api_options.health = &health;
   api_options.allow_private_webhooks = flags.Has("allow-private-webhooks");
   api_options.metrics_public = flags.Has("metrics-public");
   HttpApi api(&sequencer, &metrics, api_options);
@@ -281,8 +294,19 @@ int DaemonMain(int argc, char** argv) {
   sequencer.Stop();  // executes and syncs what is queued, writes a checkpoint
   rpc.Stop();        // answers the last replies, closes connections
   http.Stop();
+  health.Stop();
   bool failed = sequencer.failed();
+  // Corruption met by RocksDB itself in the background (a flush or a
+  // compaction) counts too.
+  std::string background = sequencer.log()->Property("rocksdb.background-errors");
+  if (!background.empty() && background != "0") {
+    health.ReportCorruption("RocksDB background errors: " + background);
+  }
   LogChainHead(sequencer);
+  if (health.corrupt()) {
+    Log(Level::kError, "stopped; the database is damaged: " + health.message());
+    return 3;
+  }
   Log(Level::kInfo, failed ? "stopped after a storage failure" : "stopped cleanly");
   return failed ? 1 : 0;
 }

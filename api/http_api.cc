@@ -1,6 +1,7 @@
 #include "api/http_api.h"
 
 #include "api/admin.h"
+#include "api/health.h"
 
 #include <thread>
 
@@ -833,6 +834,13 @@ void HttpApi::HandleRequest(const HttpRequest& request,
                             const std::function<void(HttpResponse&&)>& respond) {
   const Segments& segments = request.segments;
   if ((request.method == "GET" || request.method == "HEAD") && Match(segments, {"healthz"})) {
+    if (options_.health != nullptr && options_.health->corrupt()) {
+      JsonWriter w;
+      w.BeginObject().Field("status", "corrupt").Field("message", options_.health->message());
+      w.EndObject();
+      respond(Json(503, w.Take()));
+      return;
+    }
     respond(Json(200, "{\"status\":\"ok\"}"));
     return;
   }

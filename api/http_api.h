@@ -44,6 +44,8 @@ struct HttpApiOptions {
   // Serve /metrics without a key (for a Prometheus that cannot send one).
   // Default: false.
   bool metrics_public = false;
+  // Storage health for /healthz (503 once corruption was seen); may be null.
+  const class StorageHealth* health = nullptr;
 };
 
 // Splits "/a/b?x=1&y=%20" into a path, its segments (split before each is

@@ -1,5 +1,7 @@
 #include "api/metrics.h"
 
+#include "api/health.h"
+
 #include <sstream>
 
 namespace purser {
@@ -39,8 +41,8 @@ void WriteHistogram(std::ostream& out, const std::string& name, const std::strin
 
 }  // namespace
 
-Metrics::Metrics(Sequencer* sequencer, int account_depth)
-    : sequencer_(sequencer), account_depth_(account_depth) {
+Metrics::Metrics(Sequencer* sequencer, int account_depth, const StorageHealth* health)
+    : sequencer_(sequencer), account_depth_(account_depth), health_(health) {
   sequencer_->AddObserver([this](const std::vector<Event>& events) { Observe(events); });
 }
 
@@ -192,6 +194,13 @@ std::string Metrics::Render(const AccountMetricsView& accounts) const {
     }
   }
   WriteAccountSeries(out, accounts);
+  if (health_ != nullptr) {
+    out << "# HELP purser_storage_corruption 1 once a scrub or a read met corruption.\n"
+        << "# TYPE purser_storage_corruption gauge\npurser_storage_corruption "
+        << (health_->corrupt() ? 1 : 0) << '\n';
+    out << "# HELP purser_scrubs_total Checksum scrubs of the whole database.\n"
+        << "# TYPE purser_scrubs_total counter\npurser_scrubs_total " << health_->scrubs() << '\n';
+  }
   return out.str();
 }
 

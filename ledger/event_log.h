@@ -130,6 +130,8 @@ class EventLog {
 
   // The sequence that established `id` of `kind`, or 0.
   uint64_t FindId(char kind, std::string_view id);
+  // Visits every id-index entry: its key (kind byte + id) and sequence.
+  Status ForEachId(const std::function<void(std::string_view key, uint64_t sequence)>& visit);
 
   // Iterates records from `from_sequence` (inclusive) in order. A record's
   // sequence is its segment's key plus its position; a record whose length
@@ -162,6 +164,10 @@ class EventLog {
   uint64_t EventsBytesOnDisk();
   Status CompactEvents();
   Status FlushAll();
+  // Reads every SST file and checks its block checksums (a scrub). An
+  // error names the file; RocksDB's own background errors (a compaction
+  // that met corruption) are reported too.
+  Status VerifyChecksums();
   std::string Property(const std::string& name);
 
   rocksdb::DB* db() { return db_.get(); }
@@ -185,7 +191,7 @@ class EventLog {
 // The id-index entry of an event, if it establishes a client id:
 // kind byte ('a' account, 'd' deposit, 'r' reservation, 'u' usage, 'f'
 // refund, 'v' revenue, 'j' adjustment, 'k' key, 'w' webhook, 'p' daily
-// report) and the id. Returns false when the event has none.
+// report, 't' transfer) and the id. Returns false when the event has none.
 bool IdIndexEntry(const EventBody& body, char* kind, std::string* id);
 
 }  // namespace purser

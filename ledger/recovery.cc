@@ -179,31 +179,35 @@ Status LoadCheckpoint(EventLog* log, State* state, Sha256Digest* link) {
   uint64_t sequence = 0;
   Sha256Digest checkpoint_link;
   std::string bytes;
-  if (Status status = log->ReadCheckpoint(&sequence, &checkpoint_link, &bytes); !status.ok()) {
-    return status;
-  }
-  if (sequence == 0) return Status::Ok();
+  Status status = log->ReadCheckpoint(&sequence, &checkpoint_link, &bytes);
+  if (status.ok() && sequence == 0) return Status::Ok();
+  // The projection checkpoint is derived data: when it cannot be used, the
+  // whole log is replayed instead (it is checked record by record anyway).
+  auto replay_all = [&](const std::string& why) {
+    std::fprintf(stderr, "purser: the projection checkpoint cannot be used (%s); replaying the "
+                         "whole log\n", why.c_str());
+    *state = State();
+    *link = Sha256Digest{};
+    return Status::Ok();
+  };
+  if (!status.ok()) return replay_all(status.message());
   std::string record;
-  if (Status status = log->ReadRecord(sequence, &record); !status.ok()) {
-    return Status::Error("the checkpoint is at event " + std::to_string(sequence) +
-                         " which the log does not hold: " + status.message());
+  if (Status read = log->ReadRecord(sequence, &record); !read.ok()) {
+    return replay_all("it is at event " + std::to_string(sequence) +
+                      ", which the log does not hold: " + read.message());
   }
   RecordView view;
-  if (Status status = DecodeRecord(sequence, record, &view); !status.ok()) return status;
+  if (Status decoded = DecodeRecord(sequence, record, &view); !decoded.ok()) {
+    return replay_all(decoded.message());
+  }
   if (view.link != checkpoint_link) {
-    return Status::Error("the checkpoint does not match the log at event " +
-                         std::to_string(sequence));
+    return replay_all("it does not match the log at event " + std::to_string(sequence));
   }
-  if (!IsCurrentSnapshot(bytes)) {
-    // Written by an older build: its projections lack what this build keeps.
-    // They are derived, so the whole log is replayed instead.
-    fprintf(stderr, "purser: the projection checkpoint at event %llu is of an older format; "
-                    "replaying the whole log\n",
-            static_cast<unsigned long long>(sequence));
-    return Status::Ok();
+  if (!IsCurrentSnapshot(bytes)) return replay_all("it is of an older format");
+  if (Status loaded = DeserializeState(bytes, state); !loaded.ok()) {
+    return replay_all(loaded.message());
   }
-  if (Status status = DeserializeState(bytes, state); !status.ok()) return status;
-  if (state->last_sequence != sequence) return Status::Error("the checkpoint state is inconsistent");
+  if (state->last_sequence != sequence) return replay_all("its state is inconsistent");
   *link = checkpoint_link;
   return Status::Ok();
 }

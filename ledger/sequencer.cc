@@ -1,5 +1,7 @@
 #include "ledger/sequencer.h"
 
+#include "ledger/head_file.h"
+
 #include <pthread.h>
 
 #include <algorithm>
@@ -67,17 +69,68 @@ Status Sequencer::Recover() {
     return LoadColdRecordsFor(log_.get(), event, &state_);
   };
   if (Status status = ReplayLog(log_.get(), &state_, &link, replay); !status.ok()) {
-    return Status::Error("recovery: " + status.message());
+    if (checkpoint_sequence == 0) return Status::Error("recovery: " + status.message());
+    // The tail after a checkpoint needs the cold store; when that fails (a
+    // damaged cold record), the whole log is replayed without it.
+    std::fprintf(stderr, "purser: recovery after the checkpoint failed (%s); replaying the whole "
+                         "log\n", status.message().c_str());
+    state_ = State();
+    link = Sha256Digest{};
+    checkpoint_sequence = 0;
+    replay.before_apply = nullptr;
+    if (Status again = ReplayLog(log_.get(), &state_, &link, replay); !again.ok()) {
+      return Status::Error("recovery: " + again.message());
+    }
   }
   if (state_.last_sequence != log_->last_sequence() || link != log_->last_link()) {
     return Status::Error("recovery: the log's head does not match what was replayed");
   }
+  if (Status status = CheckHeadMark(); !status.ok()) return status;
   recovered_tail_events_ = state_.last_sequence - checkpoint_sequence;
   events_since_checkpoint_ = recovered_tail_events_;
   durable_sequence_ = state_.last_sequence;
   events_total_ = state_.last_sequence;
   pending_reservations_ = state_.expiry_queue.size();
   return Status::Ok();
+}
+
+// The log must reach the head mark written apart from it: a log that lost
+// acknowledged events (truncated, or an older copy) is refused unless the
+// operator accepts the loss.
+Status Sequencer::CheckHeadMark() {
+  Result<std::optional<HeadMark>> read = ReadHeadFile(options_.data_dir);
+  if (!read.ok()) {
+    if (!options_.accept_truncated_log) return read.status();
+    std::fprintf(stderr, "purser: %s; rewriting it as accepted\n", read.status().message().c_str());
+    return WriteHeadFile(options_.data_dir, HeadMark{log_->last_sequence(), log_->last_link()});
+  }
+  if (!read->has_value()) return Status::Ok();
+  const HeadMark& mark = **read;
+  std::string problem;
+  if (mark.sequence > log_->last_sequence()) {
+    problem = "the log ends at event " + std::to_string(log_->last_sequence()) + " but event " +
+              std::to_string(mark.sequence) + " was acknowledged (" + kHeadFileName +
+              "): acknowledged events are missing";
+  } else if (mark.sequence > 0) {
+    std::string record;
+    RecordView view;
+    Status read_record = log_->ReadRecord(mark.sequence, &record);
+    if (read_record.ok()) read_record = DecodeRecord(mark.sequence, record, &view);
+    if (!read_record.ok() || view.link != mark.link) {
+      problem = "the log does not hold the acknowledged event " + std::to_string(mark.sequence) +
+                " of " + kHeadFileName + ": it was replaced or damaged";
+    }
+  }
+  if (problem.empty()) return Status::Ok();
+  if (!options_.accept_truncated_log) {
+    return Status::Error(problem +
+                         ". Refusing to start. To accept the loss, run `purser-replay salvage "
+                         "--data-dir " +
+                         options_.data_dir + "` or start with --accept-truncated-log");
+  }
+  std::fprintf(stderr, "purser: WARNING: %s; accepted by the operator (--accept-truncated-log)\n",
+               problem.c_str());
+  return WriteHeadFile(options_.data_dir, HeadMark{log_->last_sequence(), log_->last_link()});
 }
 
 Status Sequencer::WriteDefaultPrices() {
@@ -472,8 +525,14 @@ void Sequencer::LogLoop() {
   while (true) {
     {
       std::unique_lock lock(pipeline_mutex_);
-      pipeline_cv_.wait(lock, [&] { return !pipeline_.empty() || pipeline_closed_; });
-      if (pipeline_.empty()) return;
+      // Idle for a second: the head mark catches up with the last write.
+      while (!pipeline_cv_.wait_for(lock, std::chrono::seconds(1),
+                                    [&] { return !pipeline_.empty() || pipeline_closed_; })) {
+        lock.unlock();
+        MaybeWriteHeadMark(/*force=*/false);
+        lock.lock();
+      }
+      if (pipeline_.empty()) break;
       // Every batch waiting goes into one write and one fsync: group commit
       // at the log, on top of the sequencer's.
       batches.swap(pipeline_);
@@ -502,7 +561,23 @@ void Sequencer::LogLoop() {
     }
     for (Batch& batch : batches) CompleteBatch(&batch);
     batches.clear();
+    MaybeWriteHeadMark(/*force=*/false);
   }
+  MaybeWriteHeadMark(/*force=*/true);  // at stop: the final head
+}
+
+void Sequencer::MaybeWriteHeadMark(bool force) {
+  if (failed_.load() || log_->last_sequence() == head_mark_sequence_) return;
+  auto now = std::chrono::steady_clock::now();
+  if (!force && now - head_mark_written_ < std::chrono::seconds(1)) return;
+  // After the acknowledgements: the mark never runs ahead of the durable log.
+  Status status = WriteHeadFile(options_.data_dir, HeadMark{log_->last_sequence(), log_->last_link()});
+  if (!status.ok()) {
+    FailAll(status);  // a disk that cannot take the mark cannot be trusted with the log
+    return;
+  }
+  head_mark_sequence_ = log_->last_sequence();
+  head_mark_written_ = now;
 }
 
 void Sequencer::CompleteBatch(Batch* batch) {

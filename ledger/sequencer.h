@@ -19,6 +19,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -60,6 +61,10 @@ struct SequencerOptions {
   uint64_t checkpoint_every_events = 1'000'000;
   // Files RocksDB may keep open (EventLogOptions::max_open_files). Default: -1.
   int max_open_files = -1;
+  // Start even when the log lost events that the head mark says were
+  // acknowledged (ledger/head_file.h), logging the loss and moving the mark.
+  // An explicit operator decision, never the default. Default: false.
+  bool accept_truncated_log = false;
   // Write the default price table on the first start of an empty log. Default: true.
   bool write_default_prices = true;
   // Service time source (microseconds since the epoch). Default: the wall clock.
@@ -167,6 +172,9 @@ class Sequencer {
 
   explicit Sequencer(SequencerOptions options);
   Status Recover();
+  Status CheckHeadMark();
+  // Log thread: rewrites the head mark once a second (or now, at stop).
+  void MaybeWriteHeadMark(bool force);
   Status WriteDefaultPrices();
   void SequencerLoop();
   void LogLoop();
@@ -210,6 +218,8 @@ class Sequencer {
   static constexpr size_t kLoadedRecordsMax = 200'000;
   uint64_t events_since_checkpoint_ = 0;
   uint64_t recovered_tail_events_ = 0;
+  uint64_t head_mark_sequence_ = 0;  // log thread only
+  std::chrono::steady_clock::time_point head_mark_written_{};
   std::mutex observers_mutex_;
   std::vector<EventObserver> observers_;
 

@@ -366,6 +366,10 @@ class State {
   State();
   State(const State&) = delete;
   State& operator=(const State&) = delete;
+  // Moves keep every reservation at its address (node maps), so the expiry
+  // queue's pointers stay valid.
+  State(State&&) = default;
+  State& operator=(State&&) = default;
 
   // Applies one event. Pure: the result depends only on the state and the
   // event. Events must come in sequence order without gaps.

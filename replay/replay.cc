@@ -11,6 +11,7 @@
 #include "ledger/cold_record.h"
 #include "ledger/crypto.h"
 #include "ledger/event_codec.h"
+#include "ledger/head_file.h"
 #include "ledger/event_json.h"
 #include "ledger/event_log.h"
 #include "ledger/flags.h"
@@ -227,42 +228,104 @@ class ConservationCheck {
   std::unordered_map<std::string, __int128> flow_;
 };
 
+// Replays the log up to the stored projection checkpoint and compares the
+// two. Event errors are returned (they name the event); a checkpoint that
+// cannot be read, does not match the log or differs from the rebuild is a
+// problem of the checkpoint, reported in *checkpoint_problem, and the replay
+// goes on without it (as the service does).
 Status CheckCheckpoint(EventLog* log, State* state, Sha256Digest* link, ReplayOptions options,
-                       ConservationCheck* conservation, ColdStore* rebuilt_cold, bool* checked) {
+                       ConservationCheck* conservation, ColdStore* rebuilt_cold, bool* checked,
+                       std::string* checkpoint_problem) {
   uint64_t checkpoint_sequence = 0;
   Sha256Digest checkpoint_link;
   std::string bytes;
   if (Status status = log->ReadCheckpoint(&checkpoint_sequence, &checkpoint_link, &bytes);
       !status.ok()) {
-    return status;
+    *checkpoint_problem = "the projection checkpoint cannot be read: " + status.message();
+    return Status::Ok();
   }
   if (checkpoint_sequence == 0) return Status::Ok();
   // A checkpoint of an older format is not loaded by the service either (it
   // replays the whole log), so there is nothing to compare it with.
   if (!IsCurrentSnapshot(bytes)) return Status::Ok();
   options.until_sequence = checkpoint_sequence;
-  options.on_event = [conservation](const Event& e, std::string_view) { conservation->Observe(e); };
+  options.on_event = [conservation, also = options.on_event](const Event& e, std::string_view record) {
+    conservation->Observe(e);
+    if (also) also(e, record);
+  };
   if (Status status = ReplayLog(log, state, link, options); !status.ok()) return status;
   if (state->last_sequence != checkpoint_sequence || *link != checkpoint_link) {
-    return Status::Error("the projection checkpoint at " + std::to_string(checkpoint_sequence) +
-                         " does not match the log");
+    *checkpoint_problem = "the projection checkpoint at " + std::to_string(checkpoint_sequence) +
+                          " does not match the log";
+    return Status::Ok();
   }
   State stored;
   if (Status loaded = DeserializeState(bytes, &stored); !loaded.ok()) {
-    return Status::Error("the projection checkpoint does not load: " + loaded.message());
+    *checkpoint_problem = "the projection checkpoint does not load: " + loaded.message();
+    return Status::Ok();
   }
   LogColdStore cold(log);
   Result<Sha256Digest> stored_digest = StateDigest(stored, &cold);
-  if (!stored_digest.ok()) return stored_digest.status();
+  if (!stored_digest.ok()) {
+    *checkpoint_problem = "the cold store (records) is damaged: " + stored_digest.status().message();
+    return Status::Ok();
+  }
   Result<Sha256Digest> rebuilt_digest = StateDigest(*state, rebuilt_cold);
   if (!rebuilt_digest.ok()) return rebuilt_digest.status();
   if (*stored_digest != *rebuilt_digest) {
-    return Status::Error("the projection checkpoint at " + std::to_string(checkpoint_sequence) +
-                         " differs from a rebuild of the log");
+    *checkpoint_problem = "the projection checkpoint at " + std::to_string(checkpoint_sequence) +
+                          " differs from a rebuild of the log";
+    return Status::Ok();
   }
   *checked = true;
   return Status::Ok();
 }
+
+// The id index (`ids`) against the log: every event that establishes a
+// client id has its entry, pointing at it; the index holds nothing else.
+class IdIndexCheck {
+ public:
+  explicit IdIndexCheck(EventLog* log) : log_(log) {}
+  void Observe(const Event& event) {
+    char kind = 0;
+    std::string id;
+    if (!IdIndexEntry(event.body, &kind, &id)) return;
+    ++expected_;
+    if (!problem_.empty()) return;
+    uint64_t found = log_->FindId(kind, id);
+    if (found != event.sequence) {
+      problem_ = "the id index holds " + (found == 0 ? std::string("no entry") :
+                                          "event " + std::to_string(found)) +
+                 " for " + std::string(1, kind) + ":" + id + " of event " +
+                 std::to_string(event.sequence);
+    }
+  }
+  // After the replay: the index holds exactly the entries seen.
+  Status Finish() {
+    if (!problem_.empty()) return Status::Error(problem_);
+    uint64_t entries = 0;
+    uint64_t beyond = 0;
+    Status status = log_->ForEachId([&](std::string_view, uint64_t sequence) {
+      ++entries;
+      if (sequence > log_->last_sequence()) ++beyond;
+    });
+    if (!status.ok()) return Status::Error("the id index cannot be read: " + status.message());
+    if (beyond > 0) {
+      return Status::Error("the id index names " + std::to_string(beyond) +
+                           " events beyond the log's head");
+    }
+    if (entries != expected_) {
+      return Status::Error("the id index holds " + std::to_string(entries) + " entries where the log "
+                           "establishes " + std::to_string(expected_) + " ids");
+    }
+    return Status::Ok();
+  }
+
+ private:
+  EventLog* log_;
+  uint64_t expected_ = 0;
+  std::string problem_;
+};
 
 }  // namespace
 
@@ -275,13 +338,19 @@ Status Verify(const VerifyOptions& options, VerifyReport* report) {
   State state;
   Sha256Digest link{};
   ConservationCheck conservation;
+  IdIndexCheck ids(log->get());
   ReplayOptions replay;
   replay.progress = ProgressPrinter(options.progress, "verify");
   replay.before_apply = [&](const Event& event) { return evictor.BeforeApply(event, &state); };
-  Status status = CheckCheckpoint(log->get(), &state, &link, replay, &conservation,
-                                  evictor.cold(), &report->checkpoint_checked);
+  std::string checkpoint_problem;
+  replay.on_event = [&](const Event& e, std::string_view) { ids.Observe(e); };
+  Status status = CheckCheckpoint(log->get(), &state, &link, replay, &conservation, evictor.cold(),
+                                  &report->checkpoint_checked, &checkpoint_problem);
   if (status.ok()) {
-    replay.on_event = [&](const Event& e, std::string_view) { conservation.Observe(e); };
+    replay.on_event = [&](const Event& e, std::string_view) {
+      conservation.Observe(e);
+      ids.Observe(e);
+    };
     status = ReplayLog(log->get(), &state, &link, replay);
   }
   report->events = state.last_sequence;
@@ -291,25 +360,62 @@ Status Verify(const VerifyOptions& options, VerifyReport* report) {
     report->bad_sequence = state.last_sequence + 1;
     return status;
   }
+  if (!checkpoint_problem.empty()) return Status::Error(checkpoint_problem);
   if (Status law = conservation.Check(state, &report->wallets_checked); !law.ok()) return law;
-  if (options.expect_sequence) {
-    if (state.last_sequence < *options.expect_sequence) {
+  std::optional<uint64_t> expect_sequence = options.expect_sequence;
+  std::optional<Sha256Digest> expect_hash = options.expect_hash;
+  if (!expect_sequence && options.use_head_mark) {
+    Result<std::optional<HeadMark>> mark = ReadHeadFile(options.data_dir);
+    if (!mark.ok()) return mark.status();
+    if (mark->has_value()) {
+      expect_sequence = (*mark)->sequence;
+      expect_hash = (*mark)->link;
+      report->head_mark_checked = true;
+    }
+  }
+  if (expect_sequence) {
+    if (state.last_sequence < *expect_sequence) {
       return Status::Error("the log ends at " + std::to_string(state.last_sequence) +
-                           " before the expected head " + std::to_string(*options.expect_sequence) +
-                           ": it was truncated");
+                           " before the expected head " + std::to_string(*expect_sequence) +
+                           (options.expect_sequence ? "" : std::string(" of ") + kHeadFileName) +
+                           ": acknowledged events are missing (truncated)");
     }
     std::string record;
     RecordView view;
-    if (Status read = (*log)->ReadRecord(*options.expect_sequence, &record); !read.ok()) return read;
-    if (Status decoded = DecodeRecord(*options.expect_sequence, record, &view); !decoded.ok()) {
+    if (Status read = (*log)->ReadRecord(*expect_sequence, &record); !read.ok()) return read;
+    if (Status decoded = DecodeRecord(*expect_sequence, record, &view); !decoded.ok()) {
       return decoded;
     }
-    if (options.expect_hash && view.link != *options.expect_hash) {
-      report->bad_sequence = *options.expect_sequence;
-      return Status::Error("the chain link at " + std::to_string(*options.expect_sequence) +
-                           " is " + HexEncode(view.link) + ", not the expected head");
+    if (expect_hash && view.link != *expect_hash) {
+      report->bad_sequence = *expect_sequence;
+      return Status::Error("the chain link at " + std::to_string(*expect_sequence) + " is " +
+                           HexEncode(view.link) + ", not the expected head");
     }
   }
+  return ids.Finish();
+}
+
+Status Salvage(const std::string& data_dir, std::ostream& out) {
+  VerifyOptions options;
+  options.data_dir = data_dir;
+  options.use_head_mark = false;
+  VerifyReport report;
+  if (Status status = Verify(options, &report); !status.ok()) {
+    return Status::Error("the log itself does not verify (salvage accepts a shorter log, not a "
+                         "damaged one): " + status.message());
+  }
+  Result<std::optional<HeadMark>> mark = ReadHeadFile(data_dir);
+  uint64_t marked = mark.ok() && mark->has_value() ? (*mark)->sequence : 0;
+  if (Status written = WriteHeadFile(data_dir, HeadMark{report.last_sequence, report.head});
+      !written.ok()) {
+    return written;
+  }
+  out << "salvaged: the head mark is now " << report.last_sequence << ':' << HexEncode(report.head);
+  if (marked > report.last_sequence) {
+    out << "; " << marked - report.last_sequence << " acknowledged events (" << report.last_sequence + 1
+        << ".." << marked << ") are lost";
+  }
+  out << '\n';
   return Status::Ok();
 }
 
@@ -435,6 +541,9 @@ constexpr char kUsage[] =
     "      rebuilds every projection from the log; prints `seq N` and `digest HEX`\n"
     "  export  --data-dir D [--account A] [--from T] [--to T]\n"
     "      JSON lines, one event each (T: RFC 3339 or YYYY-MM-DD)\n"
+    "  salvage --data-dir D\n"
+    "      accepts a log that lost acknowledged events: it must verify on its own;\n"
+    "      the head mark (purser-head) moves to its head and the loss is printed\n"
     "verify and rebuild take --max-records N (default 4000000): when memory holds\n"
     "N reservations and usage records, the finished ones move to a scratch store\n"
     "in $TMPDIR (or, with --out, to the new database); 0 keeps all in memory\n";
@@ -472,7 +581,8 @@ int RunVerify(Flags& flags) {
   }
   std::cout << "ok: " << report.events << " events, head " << report.last_sequence << ':'
             << HexEncode(report.head) << ", " << report.wallets_checked << " wallets balanced"
-            << (report.checkpoint_checked ? ", checkpoint matches" : "") << '\n';
+            << (report.checkpoint_checked ? ", checkpoint matches" : "")
+            << (report.head_mark_checked ? ", head mark reached" : "") << '\n';
   return 0;
 }
 
@@ -539,6 +649,10 @@ int ReplayMain(int argc, char** argv) {
   if (command == "verify") return RunVerify(flags);
   if (command == "rebuild") return RunRebuild(flags);
   if (command == "export") return RunExport(flags);
+  if (command == "salvage") {
+    Status status = Salvage(flags.Get("data-dir"), std::cout);
+    return status.ok() ? 0 : Fail(status.message());
+  }
   std::cerr << kUsage;
   return 2;
 }

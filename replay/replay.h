@@ -29,6 +29,10 @@ struct VerifyOptions {
   // reservations and usage records, so that memory does not grow with the
   // log (about 0.5 KiB each). 0: keep everything in memory.
   uint64_t max_records_in_memory = 4'000'000;
+  // Without expect_*: check the log against the head mark kept beside it
+  // (ledger/head_file.h), which catches a log that lost acknowledged
+  // events. Default: true.
+  bool use_head_mark = true;
 };
 
 struct VerifyReport {
@@ -37,6 +41,7 @@ struct VerifyReport {
   Sha256Digest head{};
   uint64_t wallets_checked = 0;
   bool checkpoint_checked = false;
+  bool head_mark_checked = false;
   // The first bad event, 0 when the problem is not one event.
   uint64_t bad_sequence = 0;
 };
@@ -46,6 +51,12 @@ struct VerifyReport {
 // refunds - charges, summed independently from the events), the projection
 // checkpoint against a rebuild at its sequence, and the expected head.
 Status Verify(const VerifyOptions& options, VerifyReport* report);
+
+// `purser-replay salvage`: the operator accepts a log that lost acknowledged
+// events (after a damaged disk, a restored copy). The log must still verify
+// on its own; the head mark then moves to its head, and what was lost is
+// printed on `out`.
+Status Salvage(const std::string& data_dir, std::ostream& out);
 
 struct RebuildOptions {
   std::string data_dir;
