@@ -681,7 +681,7 @@ std::vector<Route> OperationRoutes() {
            if (!parsed) return Invalid400("since must be RFC 3339 UTC");
            since = *parsed;
          }
-         query::ListAlerts q{c.Param("account"), since};
+         query::ListAlerts q{c.Param("account"), since, std::nullopt};
          if (c.Has("type")) {
            std::string type = c.Param("type");
            bool known = false;

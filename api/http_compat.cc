@@ -67,7 +67,7 @@ Plan Reads(const std::string& account, int days, bool full,
   plan.bodies.push_back(query::DailyReports{account, first, last});
   plan.bodies.push_back(query::DailyReports{account, FirstDayOfMonth(MonthOfDay(last)), last});
   if (full) {
-    plan.bodies.push_back(query::ListAlerts{account, 0});
+    plan.bodies.push_back(query::ListAlerts{account, 0, std::nullopt});
     plan.bodies.push_back(query::GetEfficiency{account, first, last});
     plan.bodies.push_back(query::ListPrices{});
   }

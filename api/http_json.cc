@@ -448,7 +448,7 @@ DecodeError DecodeReserve(std::string_view body, cmd::Reserve* out) {
     }
     if (key == "ttl_s") {
       if (f.IsNull()) return {};
-      if (DecodeError e = f.Integer(&out->ttl_s); !e.ok()) return e;
+      if (DecodeError inner = f.Integer(&out->ttl_s); !inner.ok()) return inner;
       // 0 is not "the default": a TTL is at least a second (omit it for the default).
       if (out->ttl_s < 1) return DecodeError::Invalid("ttl_s must be at least 1 (omit it for the default)");
       return {};

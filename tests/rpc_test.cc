@@ -117,7 +117,7 @@ TEST_F(RpcService, EveryCommandAndQueryAnswersWithItsTypedResult) {
   EXPECT_TRUE(std::get<PnlView>(c.Call(query::GetPnl{"team", today, today}).body).margin_bp);
   EXPECT_GT(std::get<ChainHead>(c.Call(query::GetChainHead{}).body).sequence, 20u);
   EXPECT_TRUE(c.Call(query::GetDigest{}).ok());
-  EXPECT_TRUE(c.Call(query::ListAlerts{"", 0}).ok());
+  EXPECT_TRUE(c.Call(query::ListAlerts{"", 0, std::nullopt}).ok());
 }
 
 TEST_F(RpcService, RefusalsComeBackAsNumberedCodesNamingTheAccount) {
