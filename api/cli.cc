@@ -67,6 +67,13 @@ constexpr char kUsage[] = R"(usage: purser [--connect HOST:PORT] [--key KEY | --
   keys create ACCOUNT --role reader|writer|admin [--label L] [--id KEY]
   keys rotate KEY_ID [--grace S]      keys revoke KEY_ID      keys list
   freeze ACCOUNT [--reason R]         unfreeze ACCOUNT
+  webhooks list
+  webhooks add URL --events budget_threshold,overrun,... [--account A]
+               [--secret-file F]   (without one, a new secret is made and shown once)
+  webhooks update ID [--url U] [--events a,b] [--enable | --disable]
+  webhooks rm ID
+  webhooks deliveries ID [--state pending|delivered|retrying|dead] [--limit N]
+  webhooks redeliver ID EVENT_ID
   checkpoint DIR            whoami
 
 The key comes from --key, --key-file or $PURSER_KEY; the address from --connect or
@@ -368,6 +375,58 @@ RequestBody SpendQuery(const Args& args) {
   return q;
 }
 
+// The secret a new webhook signs with: from --secret-file, or a new one that
+// the command shows once. Never taken from the command line (ps shows it).
+std::string WebhookSecret(const Args& args, bool* made) {
+  *made = !args.Has("secret-file");
+  if (*made) return "whsec_" + RandomHex(24);
+  std::ifstream in(args.Get("secret-file"));
+  std::string secret;
+  if (!in || !std::getline(in, secret) || secret.empty()) {
+    throw UsageError{"--secret-file must name a readable file whose first line is the secret"};
+  }
+  return secret;
+}
+
+RequestBody WebhookCommand(const Args& args) {
+  std::string sub = args.Positional(1, "webhooks subcommand (list, add, update, rm, deliveries, redeliver)");
+  if (sub == "list") return query::ListWebhooks{};
+  if (sub == "rm") return cmd::RemoveWebhook{args.Positional(2, "webhook id")};
+  if (sub == "add") {
+    cmd::RegisterWebhook c;
+    c.url = args.Positional(2, "url");
+    if (!args.Has("events")) throw UsageError{"--events is required"};
+    c.events = CommaList(args.Get("events"));
+    c.account = args.Get("account");
+    return c;  // the secret is added by the caller (WebhookSecret)
+  }
+  if (sub == "update") {
+    cmd::UpdateWebhook c;
+    c.webhook_id = args.Positional(2, "webhook id");
+    if (args.Has("url")) c.url = args.Get("url");
+    if (args.Has("events")) c.events = CommaList(args.Get("events"));
+    if (args.Has("enable") && args.Has("disable")) throw UsageError{"--enable or --disable, not both"};
+    if (args.Has("enable")) c.enabled = true;
+    if (args.Has("disable")) c.enabled = false;
+    if (!c.url && !c.events && !c.enabled) throw UsageError{"nothing to update"};
+    return c;
+  }
+  if (sub == "deliveries" || sub == "redeliver") {
+    args.Positional(2, "webhook id");
+    if (sub == "redeliver") args.Positional(3, "event id");
+    if (args.Has("state")) {
+      std::string state = args.Get("state");
+      if (state != "pending" && state != "delivered" && state != "retrying" && state != "dead") {
+        throw UsageError{"--state must be pending, delivered, retrying or dead"};
+      }
+    }
+    int64_t limit = args.Int("limit", 100);
+    if (limit < 1 || limit > static_cast<int64_t>(kListLimitMax)) throw UsageError{"--limit must be in 1..10000"};
+    return query::Authenticate{};  // sent as Ledger.webhookDeliveries or redeliver
+  }
+  throw UsageError{"unknown webhooks subcommand " + sub};
+}
+
 RequestBody AdminCommand(const std::string& command, const Args& args) {
   if (command == "prices") {
     std::string sub = args.Positional(1, "prices subcommand (list, set)");
@@ -401,6 +460,7 @@ RequestBody AdminCommand(const std::string& command, const Args& args) {
     }
     return c;
   }
+  if (command == "webhooks") return WebhookCommand(args);
   if (command == "freeze") return cmd::Freeze{args.Positional(1, "account"), args.Get("reason")};
   if (command == "unfreeze") return cmd::Unfreeze{args.Positional(1, "account")};
   if (command == "alerts") {
@@ -607,6 +667,19 @@ void PrintHuman(const Reply& reply, std::ostream& out) {
   PrintObject(simdjson::dom::object(root), out, "");
 }
 
+int PrintDeliveries(const std::vector<DeliveryView>& deliveries, bool json) {
+  std::string text = DeliveriesJson(deliveries);
+  if (json) {
+    std::cout << text << '\n';
+    return 0;
+  }
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(text).get(root)) return 1;
+  PrintObject(simdjson::dom::object(root), std::cout, "");
+  return 0;
+}
+
 std::string KeyFromArgs(Flags& flags) {
   if (flags.Has("key")) return flags.Get("key");
   if (flags.Has("key-file")) {
@@ -672,6 +745,12 @@ const std::vector<std::string>* FlagsOf(const std::vector<std::string>& position
       {"freeze", {"reason"}},
       {"unfreeze", {}},
       {"checkpoint", {}},
+      {"webhooks list", {}},
+      {"webhooks add", {"events", "account", "secret-file"}},
+      {"webhooks update", {"url", "events", "enable", "disable"}},
+      {"webhooks rm", {}},
+      {"webhooks deliveries", {"state", "limit"}},
+      {"webhooks redeliver", {}},
       {"whoami", {}},
   };
   if (positional.empty()) return nullptr;
@@ -943,7 +1022,7 @@ int CliMain(int argc, char** argv) {
     }
   }
   Flags flags(static_cast<int>(rest.size()), rest.data(), 1,
-              {"json", "wallet", "help", "active", "dry-run"});
+              {"json", "wallet", "help", "active", "dry-run", "enable", "disable"});
   if (flags.Has("help") || flags.positional().empty()) {
     std::cout << kUsage;
     return flags.Has("help") ? 0 : kExitUsage;
@@ -1015,8 +1094,44 @@ int CliMain(int argc, char** argv) {
   }
   if (import) return ImportPrices(client->get(), flags.positional()[2], false, flags.Has("json"));
   Reply reply;
+  std::string shown_secret;  // a webhook secret the CLI made, shown once
+  const std::string sub = flags.positional().size() > 1 ? flags.positional()[1] : "";
   if (command == "checkpoint") {
     reply = (*client)->Checkpoint(args.Positional(1, "directory"));
+  } else if (command == "webhooks" && (sub == "deliveries" || sub == "redeliver")) {
+    if (sub == "redeliver") {
+      reply = (*client)->Redeliver(flags.positional()[2], flags.positional()[3]);
+    } else {
+      std::vector<DeliveryView> deliveries;
+      reply = (*client)->WebhookDeliveries(flags.positional()[2],
+                                           static_cast<uint32_t>(args.Int("limit", 100)),
+                                           flags.Get("state"), &deliveries);
+      if (reply.ok()) return PrintDeliveries(deliveries, flags.Has("json"));
+    }
+  } else if (command == "webhooks" && sub == "add") {
+    bool made = false;
+    try {
+      std::get<cmd::RegisterWebhook>(body).secret = WebhookSecret(args, &made);
+    } catch (const UsageError& error) {
+      return usage_error(error.message);
+    }
+    if (made) shown_secret = std::get<cmd::RegisterWebhook>(body).secret;
+    reply = (*client)->Call(std::move(body));
+    if (reply.ok()) {
+      const std::string& id = std::get<IdResult>(reply.body).id;
+      if (flags.Has("json")) {
+        JsonWriter w;
+        w.BeginObject().Field("webhook_id", id).OptionalField("secret", shown_secret).EndObject();
+        std::cout << w.Take() << '\n';
+      } else {
+        std::cout << "webhook_id  " << id << '\n';
+        if (made) {
+          std::cout << "secret      " << shown_secret
+                    << "\n(shown once: receivers verify Purser-Signature with it)\n";
+        }
+      }
+      return 0;
+    }
   } else {
     reply = (*client)->Call(std::move(body));
   }

@@ -122,7 +122,11 @@ class Client::Impl {
     });
   }
 
-  Reply Checkpoint(const std::string& dir) {
+  // One call of a Ledger method that is not a command: `send` builds and
+  // sends the request, `read` takes the reply out of the response (loop
+  // thread). Blocks until the answer.
+  template <typename Send, typename Read>
+  Reply LedgerCall(Send send, Read read) {
     std::promise<Reply> done;
     std::future<Reply> result = done.get_future();
     inbox_.Post([&] {
@@ -130,15 +134,56 @@ class Client::Impl {
         done.set_value(Reply::Error(ResultCode::kPermissionDenied, "this key cannot write"));
         return;
       }
-      auto request = ledger_.checkpointRequest();
-      request.setDir(Text(dir));
-      tasks_->add(request.send()
-                      .then([&done](auto response) { done.set_value(DecodeReply(response.getResult())); })
+      tasks_->add(send(ledger_)
+                      .then([&done, &read](auto response) { done.set_value(read(response)); })
                       .catch_([&done](kj::Exception&& e) {
                         done.set_value(Failure(e.getDescription().cStr()));
                       }));
     });
     return result.get();
+  }
+
+  Reply Checkpoint(const std::string& dir) {
+    return LedgerCall(
+        [&](auto& ledger) {
+          auto request = ledger.checkpointRequest();
+          request.setDir(Text(dir));
+          return request.send();
+        },
+        [](auto& response) { return DecodeReply(response.getResult()); });
+  }
+
+  Reply WebhookDeliveries(const std::string& webhook_id, uint32_t limit, const std::string& state,
+                          std::vector<DeliveryView>* deliveries) {
+    return LedgerCall(
+        [&](auto& ledger) {
+          auto request = ledger.webhookDeliveriesRequest();
+          request.setWebhookId(Text(webhook_id));
+          request.setLimit(limit);
+          request.setState(Text(state));
+          return request.send();
+        },
+        [deliveries](auto& response) {
+          Reply reply = DecodeReply(response.getResult());
+          for (auto d : response.getDeliveries()) {
+            deliveries->push_back(DeliveryView{Str(d.getEventId()), Str(d.getType()),
+                                               Str(d.getState()), d.getAttempts(),
+                                               d.getLastStatusCode(), Str(d.getLastError()),
+                                               d.getLastAttemptAtUs(), d.getNextAttemptAtUs(), 0});
+          }
+          return reply;
+        });
+  }
+
+  Reply Redeliver(const std::string& webhook_id, const std::string& event_id) {
+    return LedgerCall(
+        [&](auto& ledger) {
+          auto request = ledger.redeliverRequest();
+          request.setWebhookId(Text(webhook_id));
+          request.setEventId(Text(event_id));
+          return request.send();
+        },
+        [](auto& response) { return DecodeReply(response.getResult()); });
   }
 
  private:
@@ -383,6 +428,15 @@ Status Client::Subscribe(const std::string& account,
 }
 
 Reply Client::Checkpoint(const std::string& dir) { return impl_->Checkpoint(dir); }
+
+Reply Client::WebhookDeliveries(const std::string& webhook_id, uint32_t limit,
+                                const std::string& state, std::vector<DeliveryView>* deliveries) {
+  return impl_->WebhookDeliveries(webhook_id, limit, state, deliveries);
+}
+
+Reply Client::Redeliver(const std::string& webhook_id, const std::string& event_id) {
+  return impl_->Redeliver(webhook_id, event_id);
+}
 
 void Client::PingAsync(std::function<void()> done) { impl_->Ping(std::move(done)); }
 

@@ -16,6 +16,7 @@
 
 #include "ledger/commands.h"
 #include "ledger/status.h"
+#include "notify/delivery.h"
 
 namespace purser {
 
@@ -70,6 +71,13 @@ class Client {
 
   // Global admin: a RocksDB checkpoint of the server's database in `dir`.
   Reply Checkpoint(const std::string& dir);
+
+  // A webhook's delivery records (SPEC section 8), newest first; `state`
+  // filters when not empty; `limit` 0 means 100.
+  Reply WebhookDeliveries(const std::string& webhook_id, uint32_t limit, const std::string& state,
+                          std::vector<DeliveryView>* deliveries);
+  // Sends a recorded event to the webhook again.
+  Reply Redeliver(const std::string& webhook_id, const std::string& event_id);
 
   class Impl;
 

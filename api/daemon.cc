@@ -1,6 +1,7 @@
 #include "api/daemon.h"
 
 #include "api/health.h"
+#include "notify/notifier.h"
 #include "ledger/limits.h"
 
 #include <fcntl.h>
@@ -49,7 +50,12 @@ constexpr char kUsage[] =
     "  --metrics-account-depth  per-account series for accounts this deep (default 2)\n"
     "  --scrub-interval-s  verify every SST checksum this often, and at start (default 21600;\n"
     "                 0 = at start only); corruption: /healthz 503, exit status 3 at stop\n"
-    "  --accept-truncated-log  start although the log lost acknowledged events (logged)\n";
+    "  --accept-truncated-log  start although the log lost acknowledged events (logged)\n"
+    "  --webhook-timeout-ms  one delivery attempt's deadline (default 5000)\n"
+    "  --webhook-retry-base-ms  the first retry's delay, doubling to 10 min (default 1000)\n"
+    "  --webhook-max-attempts  attempts before a delivery is dead (default 15)\n"
+    "  --webhook-concurrency  attempts in flight at once (default 16)\n"
+    "  --webhook-ca FILE  trust this CA for https receivers (besides the system's)\n";
 
 std::atomic<int> g_stop_signal{0};
 int g_signal_pipe[2] = {-1, -1};
@@ -160,7 +166,8 @@ int DaemonMain(int argc, char** argv) {
       "insecure",     "log-level", "queue-max",      "checkpoint-every", "help",
       "http-threads", "allow-private-webhooks",      "metrics-public",   "metrics-account-depth",
       "rpc-handshake-timeout-ms", "rpc-idle-timeout-s", "connections-max", "scrub-interval-s",
-      "accept-truncated-log"};
+      "accept-truncated-log", "webhook-timeout-ms", "webhook-retry-base-ms",
+      "webhook-max-attempts", "webhook-concurrency", "webhook-ca"};
   if (flags.Has("help")) {
     std::cout << kUsage;
     return 0;
@@ -232,9 +239,30 @@ int DaemonMain(int argc, char** argv) {
   }
   StorageHealth health;
   health.Start(&sequencer, flags.GetInt("scrub-interval-s").value_or(6 * 3600));
-  Metrics metrics(&sequencer, static_cast<int>(depth.value_or(2)), &health);
+  NotifierOptions notify_options;
+  notify_options.timeout_ms = flags.GetInt("webhook-timeout-ms").value_or(5'000);
+  notify_options.retry_base_ms = flags.GetInt("webhook-retry-base-ms").value_or(1'000);
+  notify_options.max_attempts = static_cast<int>(flags.GetInt("webhook-max-attempts").value_or(15));
+  notify_options.concurrency = static_cast<int>(flags.GetInt("webhook-concurrency").value_or(16));
+  notify_options.allow_private = flags.Has("allow-private-webhooks");
+  notify_options.ca_file = flags.Get("webhook-ca");
+  if (!flags.error().empty()) {
+    Log(Level::kError, flags.error());
+    health.Stop();
+    sequencer.Stop();
+    return 2;
+  }
+  Result<std::unique_ptr<Notifier>> notifier = Notifier::Start(&sequencer, notify_options);
+  if (!notifier.ok()) {
+    Log(Level::kError, "webhooks: " + notifier.status().message());
+    health.Stop();
+    sequencer.Stop();
+    return 2;
+  }
+  Metrics metrics(&sequencer, static_cast<int>(depth.value_or(2)), &health, notifier->get());
   HttpApiOptions api_options;
   api_options.health = &health;
+  api_options.notifier = notifier->get();
   api_options.allow_private_webhooks = flags.Has("allow-private-webhooks");
   api_options.metrics_public = flags.Has("metrics-public");
   HttpApi api(&sequencer, &metrics, api_options);
@@ -266,6 +294,8 @@ int DaemonMain(int argc, char** argv) {
     sequencer.Stop();
     return 2;
   }
+  rpc_options.notifier = notifier->get();
+  rpc_options.allow_private_webhooks = flags.Has("allow-private-webhooks");
   RpcServer rpc(&sequencer, rpc_options);
   if (Status status = rpc.Start(); !status.ok()) {
     Log(Level::kError, status.message());
@@ -294,6 +324,7 @@ int DaemonMain(int argc, char** argv) {
   sequencer.Stop();  // executes and syncs what is queued, writes a checkpoint
   rpc.Stop();        // answers the last replies, closes connections
   http.Stop();
+  (*notifier)->Stop();  // pending deliveries stay recorded for the next start
   health.Stop();
   bool failed = sequencer.failed();
   // Corruption met by RocksDB itself in the background (a flush or a

@@ -2,12 +2,11 @@
 
 #include "api/admin.h"
 #include "api/health.h"
+#include "notify/address.h"
+#include "notify/notifier.h"
 
 #include <thread>
 
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <cstring>
@@ -51,69 +50,6 @@ bool PercentDecode(std::string_view text, bool plus_is_space, std::string* out) 
     }
   }
   return true;
-}
-
-// Loopback, link-local, private, unspecified or multicast.
-bool IsPrivate(const sockaddr* address) {
-  if (address->sa_family == AF_INET) {
-    uint32_t ip = ntohl(reinterpret_cast<const sockaddr_in*>(address)->sin_addr.s_addr);
-    uint8_t a = static_cast<uint8_t>(ip >> 24);
-    uint8_t b = static_cast<uint8_t>(ip >> 16);
-    return a == 0 || a == 10 || a == 127 || (a == 169 && b == 254) || (a == 172 && b >= 16 && b <= 31) ||
-           (a == 192 && b == 168) || (a == 100 && b >= 64 && b <= 127) || a >= 224;
-  }
-  if (address->sa_family == AF_INET6) {
-    const uint8_t* ip = reinterpret_cast<const sockaddr_in6*>(address)->sin6_addr.s6_addr;
-    static const uint8_t kLoopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-    static const uint8_t kZero[16] = {};
-    bool mapped = std::all_of(ip, ip + 10, [](uint8_t x) { return x == 0; }) && ip[10] == 0xff &&
-                  ip[11] == 0xff;
-    if (mapped) {
-      sockaddr_in v4{};
-      v4.sin_family = AF_INET;
-      std::memcpy(&v4.sin_addr, ip + 12, 4);
-      return IsPrivate(reinterpret_cast<const sockaddr*>(&v4));
-    }
-    return std::memcmp(ip, kLoopback, 16) == 0 || std::memcmp(ip, kZero, 16) == 0 ||
-           (ip[0] & 0xfe) == 0xfc || (ip[0] == 0xfe && (ip[1] & 0xc0) == 0x80) || ip[0] == 0xff;
-  }
-  return true;
-}
-
-// "" when the URL may receive webhooks, else why not.
-std::string CheckWebhookUrl(const std::string& url, bool allow_private) {
-  std::string rest;
-  if (url.rfind("https://", 0) == 0) {
-    rest = url.substr(8);
-  } else if (url.rfind("http://", 0) == 0) {
-    rest = url.substr(7);
-  } else {
-    return "url must start with http:// or https://";
-  }
-  std::string authority = rest.substr(0, rest.find_first_of("/?#"));
-  if (authority.find('@') != std::string::npos) return "url must not carry credentials";
-  std::string host = authority;
-  if (!host.empty() && host.front() == '[') {
-    host = host.substr(1, host.find(']') == std::string::npos ? 0 : host.find(']') - 1);
-  } else if (size_t colon = host.rfind(':'); colon != std::string::npos) {
-    host = host.substr(0, colon);
-  }
-  if (host.empty()) return "url has no host";
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  if (getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0 || found == nullptr) {
-    return "the webhook host " + host + " does not resolve";
-  }
-  bool private_address = false;
-  for (addrinfo* a = found; a != nullptr; a = a->ai_next) private_address |= IsPrivate(a->ai_addr);
-  freeaddrinfo(found);
-  if (private_address && !allow_private) {
-    return "the webhook host " + host +
-           " resolves to a loopback, link-local or private address (allow it with "
-           "--allow-private-webhooks)";
-  }
-  return {};
 }
 
 // Months as "YYYY-MM" -> [first day, last day].
@@ -531,6 +467,12 @@ Plan RegisterWebhookRoute(const RouteContext& c) {
   o.request_id = c.request.idempotency_key;
   o.webhook_id = "wh_" + RandomHex(8);
   o.secret_sha256 = Sha256(secret);
+  // The secret is kept (to sign) before the webhook exists: a durable
+  // webhook always has it. A refused or repeated create leaves an unused one.
+  if (c.options.notifier == nullptr) return Plan::Now(NotImplemented("webhook delivery"));
+  if (Status stored = c.options.notifier->StoreSecret(o.webhook_id, secret); !stored.ok()) {
+    return Plan::Now(Refuse(ResultCode::kUnavailable, stored.message()));
+  }
   std::string url = o.url;
   std::vector<std::string> events = o.events;
   return Plan::Full(std::move(o), [url, events](const Reply& reply) {
@@ -539,8 +481,62 @@ Plan RegisterWebhookRoute(const RouteContext& c) {
     w.BeginObject().Field("webhook_id", std::get<IdResult>(reply.body).id).Field("url", url);
     w.Key("events").BeginArray();
     for (const std::string& kind : events) w.String(kind);
-    w.EndArray().EndObject();
+    w.EndArray().Field("enabled", true).EndObject();
     return Json(reply.created ? 201 : 200, w.Take());
+  });
+}
+
+Plan UpdateWebhookRoute(const RouteContext& c) {
+  cmd::UpdateWebhook o;
+  o.webhook_id = c.s[2];
+  if (DecodeError e = DecodeWebhookUpdate(c.request.body, &o); !e.ok()) return Decoded(e);
+  if (o.url) {
+    if (std::string problem = CheckWebhookUrl(*o.url, c.options.allow_private_webhooks);
+        !problem.empty()) {
+      return Invalid400(problem);
+    }
+  }
+  return Plan::Full(std::move(o), [](const Reply& reply) {
+    return reply.ok() ? Json(200, ReplyToJson(reply)) : ErrorResponse(reply);
+  });
+}
+
+// Deliveries are the notifier's records, not the ledger's: the ledger says
+// whether the key may manage the webhook, then the notifier answers.
+Plan DeliveriesRoute(const RouteContext& c) {
+  int64_t limit = 0;
+  if (!IntParam(c, "limit", 100, 1, static_cast<int64_t>(kListLimitMax), &limit)) {
+    return Invalid400("limit must be in 1..10000");
+  }
+  std::string state = c.Param("state");
+  if (!state.empty() && state != "pending" && state != "delivered" && state != "retrying" &&
+      state != "dead") {
+    return Invalid400("state must be pending, delivered, retrying or dead");
+  }
+  Notifier* notifier = c.options.notifier;
+  if (notifier == nullptr) return Plan::Now(NotImplemented("webhook delivery"));
+  std::string webhook_id = c.s[2];
+  return Plan::Full(query::GetWebhook{webhook_id}, [notifier, webhook_id, limit,
+                                                    state](const Reply& reply) {
+    if (!reply.ok()) return ErrorResponse(reply);
+    return Json(200, DeliveriesJson(notifier->Deliveries(webhook_id, static_cast<size_t>(limit), state)));
+  });
+}
+
+Plan RedeliverRoute(const RouteContext& c) {
+  std::string event_id;
+  if (DecodeError e = DecodeRedeliver(c.request.body, &event_id); !e.ok()) return Decoded(e);
+  Notifier* notifier = c.options.notifier;
+  if (notifier == nullptr) return Plan::Now(NotImplemented("webhook delivery"));
+  std::string webhook_id = c.s[2];
+  return Plan::Full(query::GetWebhook{webhook_id}, [notifier, webhook_id,
+                                                    event_id](const Reply& reply) {
+    if (!reply.ok()) return ErrorResponse(reply);
+    Status status = notifier->Redeliver(webhook_id, event_id);
+    if (!status.ok()) return Refuse(ResultCode::kNotFound, status.message());
+    JsonWriter w;
+    w.BeginObject().Field("webhook_id", webhook_id).Field("event_id", event_id).EndObject();
+    return Json(202, w.Take());
   });
 }
 
@@ -572,12 +568,9 @@ std::vector<Route> KeyRoutes() {
       {"DELETE", {"v1", "webhooks", "*"}, [no_content](const RouteContext& c) {
          return Plan::Full(cmd::RemoveWebhook{c.s[2]}, no_content);
        }},
-      {"PUT", {"v1", "webhooks", "*"},
-       [](const RouteContext&) { return Plan::Now(NotImplemented("changing a webhook")); }},
-      {"GET", {"v1", "webhooks", "*", "deliveries"},
-       [](const RouteContext&) { return Plan::Now(NotImplemented("webhook delivery")); }},
-      {"POST", {"v1", "webhooks", "*", "redeliver"},
-       [](const RouteContext&) { return Plan::Now(NotImplemented("webhook delivery")); }},
+      {"PUT", {"v1", "webhooks", "*"}, UpdateWebhookRoute},
+      {"GET", {"v1", "webhooks", "*", "deliveries"}, DeliveriesRoute},
+      {"POST", {"v1", "webhooks", "*", "redeliver"}, RedeliverRoute},
   };
 }
 

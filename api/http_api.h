@@ -46,6 +46,9 @@ struct HttpApiOptions {
   bool metrics_public = false;
   // Storage health for /healthz (503 once corruption was seen); may be null.
   const class StorageHealth* health = nullptr;
+  // Webhook delivery: secrets are kept there, deliveries read from it. May
+  // be null (then webhooks cannot be registered).
+  class Notifier* notifier = nullptr;
 };
 
 // Splits "/a/b?x=1&y=%20" into a path, its segments (split before each is

@@ -796,6 +796,39 @@ DecodeError DecodeTransfer(std::string_view body, cmd::Transfer* out) {
   return {};
 }
 
+DecodeError DecodeWebhookUpdate(std::string_view body, cmd::UpdateWebhook* out) {
+  return ParseObject(body, [&](std::string_view key, Field& f) -> DecodeError {
+    if (key == "url") {
+      std::string url;
+      if (DecodeError e = f.String(&url); !e.ok()) return e;
+      out->url = std::move(url);
+      return {};
+    }
+    if (key == "events") {
+      std::vector<std::string> events;
+      if (DecodeError e = f.StringList(&events, kWebhookEventsMax); !e.ok()) return e;
+      out->events = std::move(events);
+      return {};
+    }
+    if (key == "enabled") {
+      bool enabled = true;
+      if (DecodeError e = f.Boolean(&enabled); !e.ok()) return e;
+      out->enabled = enabled;
+      return {};
+    }
+    return {};
+  });
+}
+
+DecodeError DecodeRedeliver(std::string_view body, std::string* event_id) {
+  DecodeError e = ParseObject(body, [&](std::string_view key, Field& f) -> DecodeError {
+    if (key == "event_id") return f.String(event_id);
+    return {};
+  });
+  if (e.ok() && event_id->empty()) return Missing("event_id");
+  return e;
+}
+
 DecodeError DecodeTagKeys(std::string_view body, std::vector<std::string>* keys) {
   bool has_keys = false;
   DecodeError e = ParseObject(body, [&](std::string_view key, Field& f) -> DecodeError {

@@ -51,6 +51,8 @@ DecodeError DecodeWebhook(std::string_view body, cmd::RegisterWebhook* out, std:
 DecodeError DecodeDailyReport(std::string_view body, event::DailyReportIngested* out);
 DecodeError DecodeCheckpoint(std::string_view body, std::string* dir);
 DecodeError DecodeTransfer(std::string_view body, cmd::Transfer* out);
+DecodeError DecodeWebhookUpdate(std::string_view body, cmd::UpdateWebhook* out);
+DecodeError DecodeRedeliver(std::string_view body, std::string* event_id);
 DecodeError DecodeTagKeys(std::string_view body, std::vector<std::string>* keys);
 
 // POST /api/finops/register.

@@ -153,17 +153,19 @@ struct BodyWriter {
   }
   void operator()(const WebhookList& v) {
     w.BeginObject().Key("webhooks").BeginArray();
-    for (const WebhookView& h : v.webhooks) {
-      w.BeginObject();
-      w.Field("id", h.webhook_id).Field("url", h.url).OptionalField("account", h.account);
-      w.Key("events").BeginArray();
-      for (const std::string& kind : h.events) w.String(kind);
-      w.EndArray();
-      w.Field("created_at", FormatTimestamp(h.created_at_us));
-      w.EndObject();
-    }
+    for (const WebhookView& h : v.webhooks) (*this)(h);
     w.EndArray().EndObject();
   }
+  void operator()(const WebhookView& h) {
+    w.BeginObject();
+    w.Field("webhook_id", h.webhook_id).Field("url", h.url).OptionalField("account", h.account);
+    w.Key("events").BeginArray();
+    for (const std::string& kind : h.events) w.String(kind);
+    w.EndArray();
+    w.Field("enabled", h.enabled).Field("created_at", FormatTimestamp(h.created_at_us));
+    w.EndObject();
+  }
+  void operator()(const WebhookTableView&) { w.BeginObject().EndObject(); }  // service only
   void operator()(const PnlView& v) {
     w.BeginObject();
     w.Field("revenue_micros", v.revenue_micros).Field("cost_micros", v.cost_micros);
@@ -394,6 +396,22 @@ std::string ReplyToJson(const Reply& reply) {
     WriteErrorJson(reply, &writer);
   }
   return writer.Take();
+}
+
+std::string DeliveriesJson(const std::vector<DeliveryView>& deliveries) {
+  JsonWriter w;
+  w.BeginObject().Key("deliveries").BeginArray();
+  for (const DeliveryView& d : deliveries) {
+    w.BeginObject().Field("event_id", d.event_id).Field("type", d.type).Field("state", d.state);
+    w.Field("attempts", int64_t{d.attempts});
+    if (d.last_status_code != 0) w.Field("last_status_code", int64_t{d.last_status_code});
+    w.OptionalField("last_error", d.last_error);
+    if (d.last_attempt_at_us != 0) w.Field("last_attempt_at", FormatTimestamp(d.last_attempt_at_us));
+    if (d.next_attempt_at_us != 0) w.Field("next_attempt_at", FormatTimestamp(d.next_attempt_at_us));
+    w.EndObject();
+  }
+  w.EndArray().EndObject();
+  return w.Take();
 }
 
 }  // namespace purser

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "ledger/commands.h"
 #include "ledger/json_writer.h"
+#include "notify/delivery.h"
 
 namespace purser {
 
@@ -19,5 +21,8 @@ std::string ReplyToJson(const Reply& reply);
 void WriteBalanceJson(const BalanceView& view, JsonWriter* out);
 void WriteAccountJson(const AccountView& view, JsonWriter* out);
 void WriteReservationJson(const ReservationView& view, JsonWriter* out);
+// {"deliveries":[{"event_id","type","state","attempts","last_status_code"?,
+// "last_error"?,"last_attempt_at"?,"next_attempt_at"?}]}
+std::string DeliveriesJson(const std::vector<DeliveryView>& deliveries);
 
 }  // namespace purser

@@ -1,6 +1,7 @@
 #include "api/metrics.h"
 
 #include "api/health.h"
+#include "notify/notifier.h"
 
 #include <sstream>
 
@@ -41,8 +42,9 @@ void WriteHistogram(std::ostream& out, const std::string& name, const std::strin
 
 }  // namespace
 
-Metrics::Metrics(Sequencer* sequencer, int account_depth, const StorageHealth* health)
-    : sequencer_(sequencer), account_depth_(account_depth), health_(health) {
+Metrics::Metrics(Sequencer* sequencer, int account_depth, const StorageHealth* health,
+                 const Notifier* notifier)
+    : sequencer_(sequencer), account_depth_(account_depth), health_(health), notifier_(notifier) {
   sequencer_->AddObserver([this](const std::vector<Event>& events) { Observe(events); });
 }
 
@@ -194,6 +196,21 @@ std::string Metrics::Render(const AccountMetricsView& accounts) const {
     }
   }
   WriteAccountSeries(out, accounts);
+  if (notifier_ != nullptr) {
+    NotifierStats stats = notifier_->stats();
+    out << "# HELP purser_webhook_deliveries_total Webhook delivery attempts, by result "
+           "(retried: failed and retried later; dead: failed for the last time).\n"
+        << "# TYPE purser_webhook_deliveries_total counter\n"
+        << "purser_webhook_deliveries_total{result=\"delivered\"} " << stats.delivered << '\n'
+        << "purser_webhook_deliveries_total{result=\"retried\"} " << stats.retried << '\n'
+        << "purser_webhook_deliveries_total{result=\"dead\"} " << stats.dead << '\n';
+    out << "# HELP purser_webhook_backlog Deliveries pending or waiting to be retried.\n"
+        << "# TYPE purser_webhook_backlog gauge\npurser_webhook_backlog " << stats.backlog << '\n';
+    out << "# HELP purser_webhook_attempt_duration_seconds One delivery attempt, connect to answer.\n"
+        << "# TYPE purser_webhook_attempt_duration_seconds histogram\n";
+    WriteHistogram(out, "purser_webhook_attempt_duration_seconds", "", notifier_->attempt_latency(),
+                   {1'000, 5'000, 25'000, 100'000, 250'000, 1'000'000, 5'000'000, 10'000'000}, true);
+  }
   if (health_ != nullptr) {
     out << "# HELP purser_storage_corruption 1 once a scrub or a read met corruption.\n"
         << "# TYPE purser_storage_corruption gauge\npurser_storage_corruption "

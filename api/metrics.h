@@ -23,7 +23,7 @@ class Metrics {
   // and alerts; the rest is read from the sequencer's own counters.
   // `account_depth`: accounts at that depth or above get per-account series.
   Metrics(Sequencer* sequencer, int account_depth = 2,
-          const class StorageHealth* health = nullptr);
+          const class StorageHealth* health = nullptr, const class Notifier* notifier = nullptr);
   // The text of /metrics; `accounts` is the reply of query::AccountMetrics.
   std::string Render(const AccountMetricsView& accounts) const;
   int account_depth() const { return account_depth_; }
@@ -38,6 +38,7 @@ class Metrics {
   Sequencer* sequencer_;
   int account_depth_;
   const class StorageHealth* health_;
+  const class Notifier* notifier_;
   mutable std::mutex mutex_;
   std::map<std::string, ModelTotals> by_model_;
   std::array<std::atomic<uint64_t>, 4> alerts_{};

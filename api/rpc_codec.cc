@@ -221,6 +221,9 @@ std::string DecodeAdminCommand(rpc::Command::Reader command, RequestBody* body) 
       if (r.getEvents().size() > kWebhookEventsMax) return "at most 16 webhook event kinds";
       for (auto kind : r.getEvents()) c.events.push_back(Str(kind));
       c.account = Str(r.getAccount());
+      c.secret = Str(r.getSecret());
+      if (c.secret.empty()) return "secret is required";
+      if (c.secret.size() > 256) return "secret is longer than 256 bytes";
       *body = std::move(c);  // id and secret hash are set by the server
       return {};
     }
@@ -231,6 +234,21 @@ std::string DecodeAdminCommand(rpc::Command::Reader command, RequestBody* body) 
       auto r = command.getTransfer();
       *body = cmd::Transfer{Str(r.getTransferId()), Str(r.getFrom()), Str(r.getTo()),
                             r.getAmountMicros(), Str(r.getReason())};
+      return {};
+    }
+    case rpc::Command::UPDATE_WEBHOOK: {
+      auto r = command.getUpdateWebhook();
+      cmd::UpdateWebhook c;
+      c.webhook_id = Str(r.getWebhookId());
+      if (r.getSetUrl()) c.url = Str(r.getUrl());
+      if (r.getSetEvents()) {
+        if (r.getEvents().size() > kWebhookEventsMax) return "at most 16 webhook event kinds";
+        std::vector<std::string> events;
+        for (auto kind : r.getEvents()) events.push_back(Str(kind));
+        c.events = std::move(events);
+      }
+      if (r.getSetEnabled()) c.enabled = r.getEnabled();
+      *body = std::move(c);
       return {};
     }
     case rpc::Command::INDEX_TAG_KEYS: {
@@ -314,6 +332,16 @@ AccountView GetAccount(rpc::AccountView::Reader r) {
   for (auto key : r.getIndexedTagKeys()) v.indexed_tag_keys.push_back(Str(key));
   v.frozen_reason = Str(r.getFrozenReason());
   return v;
+}
+
+void PutWebhook(rpc::WebhookView::Builder b, const WebhookView& w) {
+  b.setWebhookId(Text(w.webhook_id));
+  b.setUrl(Text(w.url));
+  auto events = b.initEvents(static_cast<unsigned>(w.events.size()));
+  for (unsigned k = 0; k < w.events.size(); ++k) events.set(k, Text(w.events[k]));
+  b.setAccount(Text(w.account));
+  b.setCreatedAtUs(w.created_at_us);
+  b.setEnabled(w.enabled);
 }
 
 void PutFigures(rpc::EfficiencyFigures::Builder b, const EfficiencyFigures& f) {
@@ -527,15 +555,7 @@ struct ReplyEncoder {
   }
   void operator()(const WebhookList& v) {
     auto list = r.getBody().initWebhooks(static_cast<unsigned>(v.webhooks.size()));
-    for (unsigned i = 0; i < v.webhooks.size(); ++i) {
-      const WebhookView& w = v.webhooks[i];
-      list[i].setWebhookId(Text(w.webhook_id));
-      list[i].setUrl(Text(w.url));
-      auto events = list[i].initEvents(static_cast<unsigned>(w.events.size()));
-      for (unsigned k = 0; k < w.events.size(); ++k) events.set(k, Text(w.events[k]));
-      list[i].setAccount(Text(w.account));
-      list[i].setCreatedAtUs(w.created_at_us);
-    }
+    for (unsigned i = 0; i < v.webhooks.size(); ++i) PutWebhook(list[i], v.webhooks[i]);
   }
   void operator()(const PnlView& v) {
     auto b = r.getBody().initPnl();
@@ -559,6 +579,11 @@ struct ReplyEncoder {
   void operator()(const AccountTreeView&) { r.getBody().setNone(); }  // service only
   void operator()(const DailyReportList&) { r.getBody().setNone(); }  // HTTP compatibility only
   void operator()(const AccountMetricsView&) { r.getBody().setNone(); }  // /metrics only
+  void operator()(const WebhookTableView&) { r.getBody().setNone(); }  // the notifier only
+  void operator()(const WebhookView& v) {
+    auto list = r.getBody().initWebhooks(1);
+    PutWebhook(list[0], v);
+  }
   void operator()(const TransferResult& v) {
     auto b = r.getBody().initTransfer();
     b.setTransferId(Text(v.transfer_id));
@@ -1023,6 +1048,23 @@ struct CommandEncoder {
     b.setAmountMicros(x.amount_micros);
     b.setReason(Text(x.reason));
   }
+  void operator()(const cmd::UpdateWebhook& x) {
+    auto b = c.initUpdateWebhook();
+    b.setWebhookId(Text(x.webhook_id));
+    if (x.url) {
+      b.setSetUrl(true);
+      b.setUrl(Text(*x.url));
+    }
+    if (x.events) {
+      b.setSetEvents(true);
+      auto events = b.initEvents(static_cast<unsigned>(x.events->size()));
+      for (unsigned i = 0; i < x.events->size(); ++i) events.set(i, Text((*x.events)[i]));
+    }
+    if (x.enabled) {
+      b.setSetEnabled(true);
+      b.setEnabled(*x.enabled);
+    }
+  }
   void operator()(const cmd::IndexTagKeys& x) {
     auto b = c.initIndexTagKeys();
     b.setAccount(Text(x.account));
@@ -1080,6 +1122,7 @@ struct CommandEncoder {
     auto events = b.initEvents(static_cast<unsigned>(x.events.size()));
     for (unsigned i = 0; i < x.events.size(); ++i) events.set(i, Text(x.events[i]));
     b.setAccount(Text(x.account));
+    b.setSecret(Text(x.secret));
   }
   void operator()(const cmd::RemoveWebhook& x) { c.setRemoveWebhook(Text(x.webhook_id)); }
   template <typename T>
@@ -1333,7 +1376,7 @@ Reply DecodeReply(rpc::Result::Reader r) {
       WebhookList list;
       for (auto w : body.getWebhooks()) {
         WebhookView view{Str(w.getWebhookId()), Str(w.getUrl()), {}, Str(w.getAccount()),
-                         w.getCreatedAtUs()};
+                         w.getCreatedAtUs(), w.getEnabled()};
         for (auto kind : w.getEvents()) view.events.push_back(Str(kind));
         list.webhooks.push_back(std::move(view));
       }

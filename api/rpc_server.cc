@@ -1,6 +1,8 @@
 #include "api/rpc_server.h"
 
 #include "api/admin.h"
+#include "notify/address.h"
+#include "notify/notifier.h"
 
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
@@ -207,6 +209,11 @@ class Notices {
               } else if constexpr (std::is_same_v<T, event::AccountUnfrozen>) {
                 notice.setKind("account_unfrozen");
                 notice.setAccount(Text(body.account));
+              } else if constexpr (std::is_same_v<T, event::Expired>) {
+                notice.setKind("reservation_expired");
+                notice.setAccount(Text(body.account));
+                notice.setValueMicros(body.charged_micros);
+                notice.setMessage(Text("reservation " + body.reservation_id + " expired"));
               }
             },
             event.body);
@@ -217,6 +224,8 @@ class Notices {
         account = frozen->account;
       } else if (const auto* unfrozen = std::get_if<event::AccountUnfrozen>(&event.body)) {
         account = unfrozen->account;
+      } else if (const auto* expired = std::get_if<event::Expired>(&event.body)) {
+        account = expired->account;
       } else {
         continue;
       }
@@ -309,11 +318,12 @@ class Session {
     std::vector<int> slot_of(list.size(), -1);
     for (unsigned i = 0; i < list.size(); ++i) {
       RequestBody body;
-      if (std::string problem = decode(list[i], &body); !problem.empty()) {
+      std::string problem = decode(list[i], &body);
+      if (problem.empty()) problem = prepare(&body);
+      if (!problem.empty()) {
         EncodeReply(Reply::Error(ResultCode::kInvalidArgument, problem), results[i]);
         continue;
       }
-      prepare(&body);
       slot_of[i] = static_cast<int>(bodies.size());
       bodies.push_back(std::move(body));
     }
@@ -360,8 +370,11 @@ class Session {
 };
 
 // Server-chosen parts of creates: key ids and secrets, webhook ids. The
-// secret of a new key goes to `api_keys`, in order, to be shown once.
-void PrepareCommand(RequestBody* body, std::vector<std::string>* api_keys) {
+// secret of a new key goes to `api_keys`, in order, to be shown once. A
+// webhook's URL is checked and its signing secret kept for the notifier
+// (then cleared from the command). Returns what is wrong, or "".
+std::string PrepareCommand(const RpcServerOptions& options, RequestBody* body,
+                           std::vector<std::string>* api_keys) {
   if (auto* issue = std::get_if<cmd::IssueKey>(body)) {
     issue->key_id = "k_" + RandomHex(6);
     std::string secret = NewApiKeySecret();
@@ -369,7 +382,25 @@ void PrepareCommand(RequestBody* body, std::vector<std::string>* api_keys) {
     api_keys->push_back(std::move(secret));
   } else if (auto* hook = std::get_if<cmd::RegisterWebhook>(body)) {
     hook->webhook_id = "wh_" + RandomHex(8);
+    if (options.notifier == nullptr) return "webhook delivery is not available on this server";
+    if (std::string problem = CheckWebhookUrl(hook->url, options.allow_private_webhooks);
+        !problem.empty()) {
+      return problem;
+    }
+    hook->secret_sha256 = Sha256(hook->secret);
+    if (Status stored = options.notifier->StoreSecret(hook->webhook_id, hook->secret); !stored.ok()) {
+      return stored.message();
+    }
+    hook->secret.clear();
+  } else if (auto* update = std::get_if<cmd::UpdateWebhook>(body)) {
+    if (update->url) {
+      if (std::string problem = CheckWebhookUrl(*update->url, options.allow_private_webhooks);
+          !problem.empty()) {
+        return problem;
+      }
+    }
   }
+  return {};
 }
 
 // Shows a new key's secret in its result: once, when the key was created. An
@@ -396,7 +427,7 @@ class ReaderMethods : public Server {
     auto list = context.getParams().getQueries();
     KJ_REQUIRE(list.size() <= kBatchCommandsMax, "at most 8192 queries per call");
     auto results = context.getResults().initResults(list.size());
-    return session_.RunList(list, results, DecodeQuery, [](RequestBody*) {},
+    return session_.RunList(list, results, DecodeQuery, [](RequestBody*) { return std::string(); },
                             [](const RequestBody&, Reply*) {});
   }
 
@@ -430,7 +461,11 @@ class LedgerImpl final : public ReaderMethods<rpc::Ledger::Server> {
       return kj::READY_NOW;
     }
     auto api_keys = std::make_shared<std::vector<std::string>>();
-    PrepareCommand(&body, api_keys.get());
+    if (std::string problem = PrepareCommand(*session_.shared()->options, &body, api_keys.get());
+        !problem.empty()) {
+      EncodeReply(Reply::Error(ResultCode::kInvalidArgument, problem), result);
+      return kj::READY_NOW;
+    }
     auto prepared = std::make_shared<RequestBody>(body);
     return session_.Run({std::move(body)},
                         [result, api_keys, prepared](std::vector<Reply>& replies) mutable {
@@ -447,10 +482,61 @@ class LedgerImpl final : public ReaderMethods<rpc::Ledger::Server> {
     auto api_keys = std::make_shared<std::vector<std::string>>();
     return session_.RunList(
         list, results, DecodeCommand,
-        [api_keys](RequestBody* body) { PrepareCommand(body, api_keys.get()); },
+        [api_keys, options = session_.shared()->options](RequestBody* body) {
+          return PrepareCommand(*options, body, api_keys.get());
+        },
         [api_keys, next_key = size_t{0}](const RequestBody& body, Reply* reply) mutable {
           FinishCommand(body, reply, *api_keys, &next_key);
         });
+  }
+
+  kj::Promise<void> webhookDeliveries(WebhookDeliveriesContext context) override {
+    auto params = context.getParams();
+    std::string webhook_id = Str(params.getWebhookId());
+    std::string state = Str(params.getState());
+    size_t limit = params.getLimit() == 0 ? 100 : std::min<size_t>(params.getLimit(), kListLimitMax);
+    Notifier* notifier = session_.shared()->options->notifier;
+    return session_.Run({query::GetWebhook{webhook_id}},
+                        [context, notifier, webhook_id, state, limit](std::vector<Reply>& replies) mutable {
+                          auto results = context.getResults();
+                          if (replies[0].ok() && notifier == nullptr) {
+                            replies[0] = Reply::Error(ResultCode::kNotImplemented,
+                                                      "webhook delivery is not available");
+                          }
+                          EncodeReply(replies[0], results.initResult());
+                          if (!replies[0].ok()) return;
+                          std::vector<DeliveryView> found =
+                              notifier->Deliveries(webhook_id, limit, state);
+                          auto list = results.initDeliveries(static_cast<unsigned>(found.size()));
+                          for (unsigned i = 0; i < found.size(); ++i) {
+                            const DeliveryView& d = found[i];
+                            list[i].setEventId(Text(d.event_id));
+                            list[i].setType(Text(d.type));
+                            list[i].setState(Text(d.state));
+                            list[i].setAttempts(d.attempts);
+                            list[i].setLastStatusCode(d.last_status_code);
+                            list[i].setLastError(Text(d.last_error));
+                            list[i].setLastAttemptAtUs(d.last_attempt_at_us);
+                            list[i].setNextAttemptAtUs(d.next_attempt_at_us);
+                          }
+                        });
+  }
+
+  kj::Promise<void> redeliver(RedeliverContext context) override {
+    std::string webhook_id = Str(context.getParams().getWebhookId());
+    std::string event_id = Str(context.getParams().getEventId());
+    Notifier* notifier = session_.shared()->options->notifier;
+    return session_.Run({query::GetWebhook{webhook_id}},
+                        [context, notifier, webhook_id, event_id](std::vector<Reply>& replies) mutable {
+                          Reply reply = replies[0];
+                          if (reply.ok()) {
+                            Status status = notifier == nullptr
+                                                ? Status::Error("webhook delivery is not available")
+                                                : notifier->Redeliver(webhook_id, event_id);
+                            if (!status.ok()) reply = Reply::Error(ResultCode::kNotFound, status.message());
+                          }
+                          EncodeReply(reply, context.getResults().initResult());
+                        });
   }
 
   kj::Promise<void> checkpoint(CheckpointContext context) override {
@@ -555,6 +641,7 @@ class RpcServer::Loop final : private kj::TaskSet::ErrorHandler {
         if (std::holds_alternative<event::AlertRaised>(event.body) ||
             std::holds_alternative<event::AccountFrozen>(event.body) ||
             std::holds_alternative<event::AccountUnfrozen>(event.body) ||
+            std::holds_alternative<event::Expired>(event.body) ||
             std::holds_alternative<event::AccountOpened>(event.body) ||
             std::holds_alternative<event::ApiKeyIssued>(event.body) ||
             std::holds_alternative<event::ApiKeyRevoked>(event.body)) {

@@ -44,6 +44,11 @@ struct RpcServerOptions {
   // An authenticated connection with no call for this long (and no open
   // subscription) is closed; 0 = never. Default: 600 s.
   int64_t idle_timeout_s = 600;
+  // Webhook delivery (secrets, deliveries). Default: none (webhooks cannot
+  // be registered over RPC).
+  class Notifier* notifier = nullptr;
+  // Accept webhook URLs that resolve to private addresses. Default: false.
+  bool allow_private_webhooks = false;
 };
 
 // True for addresses that stay on this host (127.0.0.0/8, ::1, localhost, unix:).

@@ -191,9 +191,19 @@ struct RegisterWebhook {
   std::vector<std::string> events;
   std::string account;
   Sha256Digest secret_sha256{};
+  // The signing secret as an RPC client sent it: the edge keeps it for the
+  // notifier and clears it before the command reaches the ledger.
+  std::string secret;
 };
 struct RemoveWebhook {
   std::string webhook_id;
+};
+// Changes a webhook: the fields given replace its own.
+struct UpdateWebhook {
+  std::string webhook_id;
+  std::optional<std::string> url;
+  std::optional<std::vector<std::string>> events;
+  std::optional<bool> enabled;
 };
 struct IngestDailyReport {
   event::DailyReportIngested report;  // request_hash is computed by the machine
@@ -311,6 +321,12 @@ struct GetLeaderboard {
 };
 // Platform figures of the key's scope.
 struct GetStats {};
+// One webhook the key may manage (admin in scope).
+struct GetWebhook {
+  std::string webhook_id;
+};
+// Every webhook with what delivery needs (service only: the notifier).
+struct WebhookTable {};
 // Per-account figures for /metrics: accounts at depth <= `depth_max` (roots
 // are depth 0), at most `accounts_max` of them, in opening order.
 struct AccountMetrics {
@@ -325,7 +341,8 @@ using RequestBody =
                  cmd::Reserve, cmd::Settle, cmd::Void, cmd::Extend, cmd::RecordUsage,
                  cmd::Refund, cmd::RecordRevenue, cmd::Adjust, cmd::SetPrice, cmd::SetBaseline,
                  cmd::IssueKey, cmd::RevokeKey, cmd::RegisterWebhook, cmd::RemoveWebhook,
-                 cmd::IngestDailyReport, cmd::Transfer, cmd::IndexTagKeys, cmd::ExpireDue,
+                 cmd::IngestDailyReport, cmd::Transfer, cmd::IndexTagKeys, cmd::UpdateWebhook,
+                 cmd::ExpireDue,
                  cmd::CountRejections,
                  query::Authenticate, query::GetAccount, query::ListAccounts, query::GetBalance,
                  query::GetReservation, query::ListReservations, query::GetSpend,
@@ -334,7 +351,7 @@ using RequestBody =
                  query::AccountTree, query::DailyReports, query::GetBurnRate,
                  query::ListActiveRuns, query::GetBaseline, query::ListAnomalies,
                  query::GetEfficiency, query::GetTrends, query::GetLeaderboard, query::GetStats,
-                 query::AccountMetrics>;
+                 query::AccountMetrics, query::GetWebhook, query::WebhookTable>;
 
 struct Request {
   Credentials credentials;
@@ -661,6 +678,20 @@ struct WebhookView {
   std::vector<std::string> events;
   std::string account;
   int64_t created_at_us = 0;
+  bool enabled = true;
+};
+
+// What the notifier needs of every webhook (removed ones included).
+struct WebhookDefinition {
+  WebhookView view;
+  bool removed = false;
+  uint64_t created_seq = 0;
+  Sha256Digest secret_sha256{};
+};
+struct WebhookTableView {
+  uint64_t sequence = 0;  // the state's last event
+  std::vector<WebhookDefinition> webhooks;
+  std::vector<std::pair<std::string, std::string>> accounts;  // (id, parent)
 };
 
 struct WebhookList {
@@ -717,7 +748,7 @@ using ReplyBody =
                  AlertList, PriceList, CostResult, KeyList, WebhookList, PnlView, ChainHead,
                  DigestView, AccountTreeView, DailyReportList, TransferResult, TagKeysView,
                  BurnRateView, RunList, BaselineView, AnomalyList, EfficiencyView, TrendsView,
-                 LeaderboardView, StatsView, AccountMetricsView>;
+                 LeaderboardView, StatsView, AccountMetricsView, WebhookView, WebhookTableView>;
 
 struct Reply {
   ResultCode code = ResultCode::kOk;

@@ -164,6 +164,7 @@ struct BodyEncoder {
     b.setReservationId(Text(e.reservation_id));
     b.setReleasedMicros(e.released_micros);
     b.setChargedMicros(e.charged_micros);
+    if (!e.account.empty()) b.setAccount(Text(e.account));
   }
   void operator()(const event::Extended& e) {
     auto b = body.initExtended();
@@ -299,6 +300,13 @@ struct BodyEncoder {
     b.setAccount(Text(e.account));
     PutTexts(b.initKeys(static_cast<unsigned>(e.keys.size())), e.keys);
   }
+  void operator()(const event::WebhookUpdated& e) {
+    auto b = body.initWebhookUpdated();
+    b.setWebhookId(Text(e.webhook_id));
+    b.setUrl(Text(e.url));
+    PutTexts(b.initEvents(static_cast<unsigned>(e.events.size())), e.events);
+    b.setEnabled(e.enabled);
+  }
 };
 
 // ---- event bodies: decode ---------------------------------------------------
@@ -377,7 +385,8 @@ Status DecodeBody(s::Event::Body::Reader body, EventBody* out) {
     }
     case B::EXPIRED: {
       auto r = body.getExpired();
-      *out = event::Expired{Str(r.getReservationId()), r.getReleasedMicros(), r.getChargedMicros()};
+      *out = event::Expired{Str(r.getReservationId()), r.getReleasedMicros(), r.getChargedMicros(),
+                            Str(r.getAccount())};
       return Status::Ok();
     }
     case B::EXTENDED: {
@@ -494,6 +503,12 @@ Status DecodeBody(s::Event::Body::Reader body, EventBody* out) {
       *out = event::Transferred{Str(r.getTransferId()), Str(r.getFromAccount()),
                                 Str(r.getToAccount()), r.getAmountMicros(), Str(r.getReason()),
                                 r.getRequestHash()};
+      return Status::Ok();
+    }
+    case B::WEBHOOK_UPDATED: {
+      auto r = body.getWebhookUpdated();
+      *out = event::WebhookUpdated{Str(r.getWebhookId()), Str(r.getUrl()), GetTexts(r.getEvents()),
+                                   r.getEnabled()};
       return Status::Ok();
     }
     case B::TAG_KEYS_INDEXED: {

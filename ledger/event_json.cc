@@ -120,7 +120,7 @@ struct BodyWriter {
   }
   void operator()(const event::Expired& e) {
     w.Field("reservation_id", e.reservation_id).Field("released_micros", e.released_micros);
-    w.Field("charged_micros", e.charged_micros);
+    w.Field("charged_micros", e.charged_micros).OptionalField("account", e.account);
   }
   void operator()(const event::Extended& e) {
     w.Field("reservation_id", e.reservation_id);
@@ -200,6 +200,12 @@ struct BodyWriter {
   void operator()(const event::Transferred& e) {
     w.Field("transfer_id", e.transfer_id).Field("from", e.from_account).Field("to", e.to_account);
     w.Field("amount_micros", e.amount_micros).Field("reason", e.reason);
+  }
+  void operator()(const event::WebhookUpdated& e) {
+    w.Field("webhook_id", e.webhook_id).Field("url", e.url).Field("enabled", e.enabled);
+    w.Key("events").BeginArray();
+    for (const auto& kind : e.events) w.String(kind);
+    w.EndArray();
   }
   void operator()(const event::TagKeysIndexed& e) {
     w.Field("account", e.account).Key("keys").BeginArray();

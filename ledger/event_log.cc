@@ -127,7 +127,16 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const EventLogOptions& options)
       {"checkpoint", rocksdb::ColumnFamilyOptions()},
       {"records", RecordsOptions(options)},
       {"listing", ListingOptions()},
+      // The notifier's own records (notify/): webhook secrets, its cursor
+      // and the deliveries. Operational data, never part of the log.
+      {"notify", rocksdb::ColumnFamilyOptions()},
   };
+  if (options.read_only) {
+    // A database of an older build may lack the newer families: open what it has.
+    std::vector<std::string> existing;
+    rocksdb::DB::ListColumnFamilies(db_options, options.path, &existing).PermitUncheckedError();
+    if (std::find(existing.begin(), existing.end(), "notify") == existing.end()) families.pop_back();
+  }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status status =
@@ -143,6 +152,7 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const EventLogOptions& options)
   log->checkpoint_ = handles[3];
   log->records_ = handles[4];
   log->listing_ = handles[5];
+  log->notify_ = handles.size() > 6 ? handles[6] : nullptr;
   log->read_only_ = options.read_only;
   if (Status recovered = log->Recover(); !recovered.ok()) return recovered;
   return log;
@@ -150,7 +160,7 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const EventLogOptions& options)
 
 EventLog::~EventLog() {
   if (db_ == nullptr) return;
-  for (auto* handle : {events_, ids_, checkpoint_, records_, listing_}) {
+  for (auto* handle : {events_, ids_, checkpoint_, records_, listing_, notify_}) {
     if (handle != nullptr) db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
   }
   db_->DestroyColumnFamilyHandle(default_).PermitUncheckedError();

@@ -171,6 +171,8 @@ class EventLog {
   std::string Property(const std::string& name);
 
   rocksdb::DB* db() { return db_.get(); }
+  // The notifier's column family (null in a read-only open of an older database).
+  rocksdb::ColumnFamilyHandle* notify_family() { return notify_; }
 
  private:
   EventLog() = default;
@@ -183,6 +185,7 @@ class EventLog {
   rocksdb::ColumnFamilyHandle* checkpoint_ = nullptr;
   rocksdb::ColumnFamilyHandle* listing_ = nullptr;
   rocksdb::ColumnFamilyHandle* records_ = nullptr;
+  rocksdb::ColumnFamilyHandle* notify_ = nullptr;
   uint64_t last_sequence_ = 0;
   Sha256Digest last_link_{};
   bool read_only_ = false;

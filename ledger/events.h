@@ -86,6 +86,7 @@ struct Expired {
   std::string reservation_id;
   int64_t released_micros = 0;
   int64_t charged_micros = 0;
+  std::string account;  // the reservation's (empty in records of older builds)
 };
 
 struct Extended {
@@ -228,6 +229,13 @@ struct TagKeysIndexed {
   std::vector<std::string> keys;  // added to its indexed tag keys
 };
 
+struct WebhookUpdated {
+  std::string webhook_id;
+  std::string url;                  // the complete definition after the change
+  std::vector<std::string> events;
+  bool enabled = true;
+};
+
 }  // namespace event
 
 // The order of the alternatives is the order of the union in the schema.
@@ -239,7 +247,7 @@ using EventBody =
                  event::BaselineSet, event::AlertRaised, event::Adjusted,
                  event::RejectionsCounted, event::ApiKeyIssued, event::ApiKeyRevoked,
                  event::WebhookRegistered, event::WebhookRemoved, event::DailyReportIngested,
-                 event::Transferred, event::TagKeysIndexed>;
+                 event::Transferred, event::TagKeysIndexed, event::WebhookUpdated>;
 
 struct Event {
   uint64_t sequence = 0;

@@ -775,17 +775,7 @@ Reply Machine::Handler::Do(const cmd::RegisterWebhook& c) {
   PURSER_CHECK_INPUT(CheckClientId("webhook_id", c.webhook_id));
   if (c.url.empty()) return Invalid("url is required");
   PURSER_CHECK_INPUT(CheckText("url", c.url, kWebhookUrlBytesMax));
-  if (c.events.empty() || c.events.size() > kWebhookEventsMax) {
-    return Invalid("events must name 1..16 event kinds");
-  }
-  static const std::vector<std::string> kKinds = {
-      "budget_threshold", "overrun",         "anomaly",            "runaway",
-      "account_frozen",   "account_unfrozen", "reservation_expired"};
-  for (const std::string& kind : c.events) {
-    if (std::find(kKinds.begin(), kKinds.end(), kind) == kKinds.end()) {
-      return Invalid("unknown webhook event kind: " + kind);
-    }
-  }
+  PURSER_CHECK_INPUT(CheckWebhookEvents(c.events));
   std::string account_id = c.account;
   if (account_id.empty() && !principal_.global()) account_id = state_.account(principal_.root).id;
   if (!account_id.empty()) {
@@ -811,20 +801,48 @@ Reply Machine::Handler::Do(const cmd::RegisterWebhook& c) {
   return Ok(IdResult{c.webhook_id, 0}, true);
 }
 
-Reply Machine::Handler::Do(const cmd::RemoveWebhook& c) {
-  PURSER_RETURN_IF(RequireRole(Role::kAdmin));
-  auto it = state_.webhooks.find(c.webhook_id);
+const Webhook* Machine::Handler::ManagedWebhook(const std::string& id, Reply* error) const {
+  if (auto denied = RequireRole(Role::kAdmin)) {
+    *error = *denied;
+    return nullptr;
+  }
+  auto it = state_.webhooks.find(id);
   if (it == state_.webhooks.end() || it->second.removed) {
-    return NotFoundFor("webhook " + c.webhook_id);
+    *error = NotFoundFor("webhook " + id);
+    return nullptr;
   }
   const Webhook& hook = it->second;
   bool allowed = principal_.global() ||
                  (hook.account != kNoAccount && Allowed(hook.account, Access::kAdminInSubtree));
   if (!allowed) {
-    return NotFoundFor("webhook " + c.webhook_id);
+    *error = NotFoundFor("webhook " + id);
+    return nullptr;
   }
+  return &hook;
+}
+
+Reply Machine::Handler::Do(const cmd::RemoveWebhook& c) {
+  Reply error;
+  if (ManagedWebhook(c.webhook_id, &error) == nullptr) return error;
   Emit(event::WebhookRemoved{c.webhook_id});
   return Ok(std::monostate{}, true);
+}
+
+Reply Machine::Handler::Do(const cmd::UpdateWebhook& c) {
+  PURSER_RETURN_IF(RequireRole(Role::kAdmin));
+  if (c.url) {
+    if (c.url->empty()) return Invalid("url must not be empty");
+    PURSER_CHECK_INPUT(CheckText("url", *c.url, kWebhookUrlBytesMax));
+  }
+  if (c.events) PURSER_CHECK_INPUT(CheckWebhookEvents(*c.events));
+  Reply error;
+  const Webhook* hook = ManagedWebhook(c.webhook_id, &error);
+  if (hook == nullptr) return error;
+  event::WebhookUpdated e{hook->webhook_id, c.url.value_or(hook->url),
+                          c.events.value_or(hook->events), c.enabled.value_or(hook->enabled)};
+  bool same = e.url == hook->url && e.events == hook->events && e.enabled == hook->enabled;
+  if (!same) Emit(e);  // setting what is already set appends nothing
+  return Ok(MakeWebhookView(state_.webhooks.at(c.webhook_id)), !same);
 }
 
 Reply Machine::Handler::Do(const cmd::IngestDailyReport& c) {
@@ -889,7 +907,7 @@ Reply Machine::Handler::Do(const cmd::ExpireDue&) {
     bool charge = EffectiveOnExpiry(account) == OnExpiry::kCharge && amount > 0;
     Reply overflow;
     if (charge && !SpendFits(account, amount, &overflow)) charge = false;
-    Emit(event::Expired{id, charge ? 0 : amount, charge ? amount : 0});
+    Emit(event::Expired{id, charge ? 0 : amount, charge ? amount : 0, state_.account(account).id});
     if (charge) RaiseSpendAlerts(account, 0);
     ++expired;
   }

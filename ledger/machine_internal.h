@@ -73,6 +73,7 @@ class Machine::Handler {
   Reply Do(const cmd::IngestDailyReport& c);
   Reply Do(const cmd::Transfer& c);
   Reply Do(const cmd::IndexTagKeys& c);
+  Reply Do(const cmd::UpdateWebhook& c);
   Reply Do(const cmd::ExpireDue& c);
   Reply Do(const cmd::CountRejections& c);
 
@@ -105,6 +106,8 @@ class Machine::Handler {
   Reply Do(const query::GetLeaderboard& q);
   Reply Do(const query::GetStats& q);
   Reply Do(const query::AccountMetrics& q);
+  Reply Do(const query::GetWebhook& q);
+  Reply Do(const query::WebhookTable& q);
 
  private:
   enum class Access { kRead, kWrite, kAdminBelowRoot, kAdminInSubtree };
@@ -118,6 +121,9 @@ class Machine::Handler {
   // key whether or not the account exists).
   AccountIndex Resolve(std::string_view id, Access access, Reply* error) const;
   bool Allowed(AccountIndex account, Access access) const;
+  // The webhook `id` if the principal may manage it; else *error.
+  const Webhook* ManagedWebhook(const std::string& id, Reply* error) const;
+  WebhookView MakeWebhookView(const Webhook& hook) const;
   // A missing record: 404 for the global admin, and for a scoped key the
   // same 403 as a record outside its scope, so that it cannot learn what
   // exists elsewhere (API.md).

@@ -34,6 +34,7 @@ constexpr const char* RequestName() {
   else if constexpr (std::is_same_v<T, cmd::IngestDailyReport>) return "daily_report";
   else if constexpr (std::is_same_v<T, cmd::Transfer>) return "transfer";
   else if constexpr (std::is_same_v<T, cmd::IndexTagKeys>) return "index_tag_keys";
+  else if constexpr (std::is_same_v<T, cmd::UpdateWebhook>) return "update_webhook";
   else if constexpr (std::is_same_v<T, cmd::ExpireDue>) return "expire";
   else if constexpr (std::is_same_v<T, cmd::CountRejections>) return "count_rejections";
   else if constexpr (std::is_same_v<T, query::Authenticate>) return "authenticate";
@@ -62,6 +63,8 @@ constexpr const char* RequestName() {
   else if constexpr (std::is_same_v<T, query::GetLeaderboard>) return "leaderboard";
   else if constexpr (std::is_same_v<T, query::GetStats>) return "stats";
   else if constexpr (std::is_same_v<T, query::AccountMetrics>) return "account_metrics";
+  else if constexpr (std::is_same_v<T, query::GetWebhook>) return "get_webhook";
+  else if constexpr (std::is_same_v<T, query::WebhookTable>) return "webhook_table";
   else static_assert(sizeof(T) == 0, "name every request type");
 }
 
@@ -92,6 +95,7 @@ constexpr const char* EventName() {
   else if constexpr (std::is_same_v<T, event::DailyReportIngested>) return "DailyReportIngested";
   else if constexpr (std::is_same_v<T, event::Transferred>) return "Transferred";
   else if constexpr (std::is_same_v<T, event::TagKeysIndexed>) return "TagKeysIndexed";
+  else if constexpr (std::is_same_v<T, event::WebhookUpdated>) return "WebhookUpdated";
   else static_assert(sizeof(T) == 0, "name every event type");
 }
 

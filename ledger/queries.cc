@@ -400,6 +400,37 @@ Reply Machine::Handler::Do(const query::ListKeys&) {
   return Ok(std::move(list), false);
 }
 
+WebhookView Machine::Handler::MakeWebhookView(const Webhook& hook) const {
+  return WebhookView{hook.webhook_id, hook.url, hook.events,
+                     hook.account == kNoAccount ? "" : state_.account(hook.account).id,
+                     hook.created_us, hook.enabled};
+}
+
+Reply Machine::Handler::Do(const query::GetWebhook& q) {
+  Reply error;
+  const Webhook* hook = ManagedWebhook(q.webhook_id, &error);
+  if (hook == nullptr) return error;
+  return Ok(MakeWebhookView(*hook), false);
+}
+
+Reply Machine::Handler::Do(const query::WebhookTable&) {
+  if (!principal_.system) {
+    return Reply::Error(ResultCode::kPermissionDenied, "the webhook table is for the service");
+  }
+  WebhookTableView view;
+  view.sequence = state_.last_sequence;
+  for (const auto& [id, hook] : state_.webhooks) {
+    view.webhooks.push_back(
+        WebhookDefinition{MakeWebhookView(hook), hook.removed, hook.created_seq, hook.secret_sha256});
+  }
+  view.accounts.reserve(state_.accounts.size());
+  for (const Account& account : state_.accounts) {
+    view.accounts.emplace_back(account.id,
+                               account.parent == kNoAccount ? "" : state_.account(account.parent).id);
+  }
+  return Ok(std::move(view), false);
+}
+
 Reply Machine::Handler::Do(const query::ListWebhooks&) {
   if (auto denied = RequireRole(Role::kAdmin)) return *denied;
   WebhookList list;
@@ -409,9 +440,7 @@ Reply Machine::Handler::Do(const query::ListWebhooks&) {
         (hook.account == kNoAccount || !state_.IsInSubtree(hook.account, principal_.root))) {
       continue;
     }
-    list.webhooks.push_back(WebhookView{
-        hook.webhook_id, hook.url, hook.events,
-        hook.account == kNoAccount ? "" : state_.account(hook.account).id, hook.created_us});
+    list.webhooks.push_back(MakeWebhookView(hook));
   }
   std::sort(list.webhooks.begin(), list.webhooks.end(),
             [](const WebhookView& a, const WebhookView& b) { return a.webhook_id < b.webhook_id; });

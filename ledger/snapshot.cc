@@ -415,6 +415,8 @@ void WriteWebhooks(BinaryWriter& w, const State& state) {
     w.Str(h.request_id);
     w.U64(h.request_hash);
     w.Digest(h.secret_sha256);
+    w.Bool(h.enabled);
+    w.U64(h.created_seq);
   }
 }
 
@@ -434,6 +436,8 @@ void ReadWebhooks(BinaryReader& r, State* state) {
     h.request_id = r.Str();
     h.request_hash = r.U64();
     h.secret_sha256 = r.Digest();
+    h.enabled = r.Bool();
+    h.created_seq = r.U64();
     if (!h.request_id.empty()) state->webhook_requests[h.request_id] = h.webhook_id;
     std::string id = h.webhook_id;
     state->webhooks.emplace(std::move(id), std::move(h));

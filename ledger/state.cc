@@ -710,6 +710,7 @@ void State::ApplyBody(const Event& event, const event::WebhookRegistered& e) {
   hook.request_id = e.request_id;
   hook.request_hash = e.request_hash;
   hook.secret_sha256 = e.secret_sha256;
+  hook.created_seq = event.sequence;
   if (!e.request_id.empty()) webhook_requests[e.request_id] = e.webhook_id;
 }
 
@@ -747,6 +748,14 @@ void State::ApplyBody(const Event&, const event::TagKeysIndexed& e) {
     root.indexed_tag_keys.push_back(key);
     root.tag_values_seen.emplace_back();
   }
+}
+
+void State::ApplyBody(const Event&, const event::WebhookUpdated& e) {
+  auto it = webhooks.find(e.webhook_id);
+  PURSER_ASSERT(it != webhooks.end());
+  it->second.url = e.url;
+  it->second.events = e.events;
+  it->second.enabled = e.enabled;
 }
 
 uint64_t VoidHash(std::string_view reason) { return RequestHasher().Add(reason).Finish(); }

@@ -315,6 +315,8 @@ struct Webhook {
   std::vector<std::string> events;
   AccountIndex account = kNoAccount;
   bool removed = false;
+  bool enabled = true;
+  uint64_t created_seq = 0;  // the WebhookRegistered event
   int64_t created_us = 0;
   std::string actor;
   std::string request_id;
@@ -470,6 +472,7 @@ class State {
   void ApplyBody(const Event& event, const event::DailyReportIngested& e);
   void ApplyBody(const Event& event, const event::Transferred& e);
   void ApplyBody(const Event& event, const event::TagKeysIndexed& e);
+  void ApplyBody(const Event& event, const event::WebhookUpdated& e);
 
   AccountIndex MustFindAccount(std::string_view id) const;
   Reservation& MustFindReservation(std::string_view id);

@@ -177,4 +177,27 @@ std::string& RequestHasher::Scratch() {
   return scratch;
 }
 
+const std::vector<std::string>& WebhookEventKinds() {
+  static const std::vector<std::string> kKinds = {
+      "budget_threshold", "overrun",          "anomaly",            "runaway",
+      "account_frozen",   "account_unfrozen", "reservation_expired"};
+  return kKinds;
+}
+
+std::string CheckWebhookEvents(const std::vector<std::string>& events) {
+  if (events.empty() || events.size() > kWebhookEventsMax) {
+    return "events must name 1..16 event kinds";
+  }
+  const auto& kinds = WebhookEventKinds();
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (std::find(kinds.begin(), kinds.end(), events[i]) == kinds.end()) {
+      return "unknown webhook event kind: " + events[i];
+    }
+    for (size_t k = 0; k < i; ++k) {
+      if (events[k] == events[i]) return "webhook event kind repeated: " + events[i];
+    }
+  }
+  return {};
+}
+
 }  // namespace purser

@@ -31,6 +31,11 @@ std::string CheckTokens(const TokenCounts& tokens);
 // Sorts the tags by key.
 std::string CheckAndSortTags(Tags* tags);
 
+// The kinds of events a webhook may subscribe to (SPEC section 8, API.md).
+const std::vector<std::string>& WebhookEventKinds();
+// 1..16 known kinds, none repeated.
+std::string CheckWebhookEvents(const std::vector<std::string>& events);
+
 // Folds a request's fields into a 64-bit XXH3 hash: the payload identity used
 // to tell an idempotent retry from a conflict. Every field is length-prefixed
 // so that ("ab","c") and ("a","bc") differ.

@@ -172,6 +172,7 @@ struct Event {
     dailyReportIngested @26 :DailyReportIngested;
     transferred @27 :Transferred;
     tagKeysIndexed @28 :TagKeysIndexed;
+    webhookUpdated @29 :WebhookUpdated;
   }
 }
 
@@ -253,6 +254,8 @@ struct Expired {
   reservationId @0 :Text;
   releasedMicros @1 :Int64;        # the hold released (release policy)
   chargedMicros @2 :Int64;         # the hold charged as spend (charge policy)
+  account @3 :Text;                # the reservation's account (for readers of the raw log and
+                                   # webhooks); empty in records written before it was added
 }
 
 struct Extended {
@@ -400,4 +403,12 @@ struct TagKeysIndexed {
   # recorded before stays as it was indexed.
   account @0 :Text;
   keys @1 :List(Text);
+}
+
+struct WebhookUpdated {
+  # A webhook's complete definition after a change (never a patch).
+  webhookId @0 :Text;
+  url @1 :Text;
+  events @2 :List(Text);
+  enabled @3 :Bool = true;         # false: nothing is delivered while disabled
 }

@@ -96,6 +96,14 @@ interface Ledger extends(Reader) {
   checkpoint @2 (dir :Text) -> (result :Result);
   # Global admin only: a consistent RocksDB checkpoint of the database in
   # `dir` (which must not exist), for audits with purser-replay.
+
+  webhookDeliveries @3 (webhookId :Text, limit :UInt32, state :Text)
+      -> (result :Result, deliveries :List(Delivery));
+  # The delivery records of a webhook the key manages, newest first; `state`
+  # filters (empty: all). At most `limit` (0: 100; at most 10,000).
+
+  redeliver @4 (webhookId :Text, eventId :Text) -> (result :Result);
+  # Sends an event to the webhook again (a dead delivery, or any recorded one).
 }
 
 interface Subscriber {
@@ -109,7 +117,8 @@ interface Subscription {
 struct Notice {
   sequence @0 :UInt64;      # of the event
   timestampUs @1 :Int64;
-  kind @2 :Text;            # budget_threshold | overrun | anomaly | runaway | account_frozen | account_unfrozen
+  kind @2 :Text;            # budget_threshold | overrun | anomaly | runaway | account_frozen |
+                            # account_unfrozen | reservation_expired (webhooks carry the same set)
   account @3 :Text;
   alertId @4 :UInt64;       # 0 for freezes
   thresholdPct @5 :UInt8;
@@ -146,6 +155,7 @@ struct Command {
     query @19 :Query;             # a read inside a batch, ordered with its writes
     transfer @20 :Transfer;
     indexTagKeys @21 :IndexTagKeys;
+    updateWebhook @22 :UpdateWebhook;
   }
 }
 
@@ -270,6 +280,16 @@ struct Transfer {
   to @2 :Text;                    # a wallet strictly below the key's root
   amountMicros @3 :Int64;
   reason @4 :Text;
+}
+
+struct UpdateWebhook {
+  webhookId @0 :Text;
+  url @1 :Text;                   # when setUrl (the server checks where it resolves)
+  setUrl @2 :Bool;
+  events @3 :List(Text);          # when setEvents
+  setEvents @4 :Bool;
+  enabled @5 :Bool;               # when setEnabled
+  setEnabled @6 :Bool;
 }
 
 struct IndexTagKeys {
@@ -722,6 +742,19 @@ struct WebhookView {
   events @2 :List(Text);
   account @3 :Text;
   createdAtUs @4 :Int64;
+  enabled @5 :Bool = true;
+}
+
+struct Delivery {
+  # One event's delivery to one webhook (SPEC section 8).
+  eventId @0 :Text;               # evt_<seq>_<n>: stable across retries, for deduplication
+  type @1 :Text;                  # budget_threshold | overrun | ... | reservation_expired
+  state @2 :Text;                 # pending | delivered | retrying | dead
+  attempts @3 :UInt32;
+  lastStatusCode @4 :UInt32;      # 0: none (no answer)
+  lastError @5 :Text;
+  lastAttemptAtUs @6 :Int64;      # 0: none yet
+  nextAttemptAtUs @7 :Int64;      # 0: none (delivered or dead)
 }
 
 struct PnlView {

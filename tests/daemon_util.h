@@ -38,7 +38,12 @@ class Daemon {
       }
       dup2(out[1], STDOUT_FILENO);
       int devnull = open("/dev/null", O_WRONLY);
-      if (getenv("PURSER_TEST_VERBOSE") == nullptr) dup2(devnull, STDERR_FILENO);
+      if (!stderr_path.empty()) {
+        int log = open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(log, STDERR_FILENO);
+      } else if (getenv("PURSER_TEST_VERBOSE") == nullptr) {
+        dup2(devnull, STDERR_FILENO);
+      }
       close(out[0]);
       close(out[1]);
       std::vector<std::string> args = {PURSERD_BINARY, "--data-dir", data_dir, "--rpc",
@@ -100,6 +105,9 @@ class Daemon {
     return std::move(*client);
   }
   std::unique_ptr<Client> Admin() const { return Connect(admin_key_); }
+
+  // When set before Start, the daemon's log (stderr) is appended here.
+  std::string stderr_path;
 
  private:
   std::string data_dir_;

@@ -173,7 +173,7 @@ TEST(Damage, ADamagedProjectionCheckpointFallsBackToReplayingTheLog) {
     // Damage the checkpoint's state: its first chunk, with RocksDB's checksums intact.
     std::vector<rocksdb::ColumnFamilyDescriptor> families = {
         {rocksdb::kDefaultColumnFamilyName, {}}, {"events", {}}, {"ids", {}}, {"checkpoint", {}},
-        {"records", {}}, {"listing", {}}};
+        {"records", {}}, {"listing", {}}, {"notify", {}}};
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* db = nullptr;
     ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir.Sub("data"), families, &handles, &db).ok());
@@ -209,7 +209,7 @@ TEST(Damage, VerifyChecksTheIdIndexAgainstTheLog) {
   {
     std::vector<rocksdb::ColumnFamilyDescriptor> families = {
         {rocksdb::kDefaultColumnFamilyName, {}}, {"events", {}}, {"ids", {}}, {"checkpoint", {}},
-        {"records", {}}, {"listing", {}}};
+        {"records", {}}, {"listing", {}}, {"notify", {}}};
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* db = nullptr;
     ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir.Sub("data"), families, &handles, &db).ok());

@@ -1,0 +1,23 @@
+// What the notifier says of one event's delivery to one webhook, for the
+// HTTP and RPC edges and the client (a small header: the client includes it).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace purser {
+
+// A delivery record as GET /v1/webhooks/{id}/deliveries shows it.
+struct DeliveryView {
+  std::string event_id;
+  std::string type;
+  std::string state;  // pending | delivered | retrying | dead
+  uint32_t attempts = 0;
+  uint32_t last_status_code = 0;  // 0: no HTTP answer
+  std::string last_error;
+  int64_t last_attempt_at_us = 0;
+  int64_t next_attempt_at_us = 0;
+  uint64_t sequence = 0;
+};
+
+}  // namespace purser

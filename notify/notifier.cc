@@ -1,0 +1,820 @@
+// <utility> first: Boost 1.74's Asio under g++ 12 in C++20 needs std::exchange
+// declared before its awaitable header (../shared/PLATFORM.md).
+#include <utility>
+
+#include "notify/notifier.h"
+
+#include <openssl/hmac.h>
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <unordered_map>
+
+#include "ledger/binary.h"
+#include "ledger/clock.h"
+#include "ledger/crypto.h"
+#include "ledger/event_codec.h"
+#include "ledger/event_log.h"
+#include "ledger/json_writer.h"
+#include "ledger/limits.h"
+#include "notify/address.h"
+
+namespace purser {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+
+namespace {
+
+// ---- storage (the `notify` column family) ---------------------------------------
+//   "c"                          the cursor: the last event read (8 bytes BE)
+//   "s" + webhook id             the webhook's signing secret
+//   "d" + webhook id + 0 + seq(8 BE) + n   a delivery record
+
+constexpr char kCursorKey[] = "c";
+
+std::string SecretKey(const std::string& webhook_id) { return "s" + webhook_id; }
+std::string RecordPrefix(const std::string& webhook_id) {
+  std::string prefix = "d" + webhook_id;
+  prefix.push_back('\0');
+  return prefix;
+}
+std::string RecordKey(const std::string& webhook_id, uint64_t sequence, uint8_t n) {
+  std::string key = RecordPrefix(webhook_id) + SequenceKey(sequence);
+  key.push_back(static_cast<char>(n));
+  return key;
+}
+std::string WebhookOfKey(std::string_view key) {
+  size_t zero = key.find('\0');
+  return std::string(key.substr(1, zero == std::string_view::npos ? 0 : zero - 1));
+}
+
+enum class DeliveryState : uint8_t { kPending = 0, kDelivered = 1, kRetrying = 2, kDead = 3 };
+
+const char* StateName(DeliveryState state) {
+  switch (state) {
+    case DeliveryState::kPending: return "pending";
+    case DeliveryState::kDelivered: return "delivered";
+    case DeliveryState::kRetrying: return "retrying";
+    case DeliveryState::kDead: return "dead";
+  }
+  return "pending";
+}
+
+bool Finished(DeliveryState state) { return state == DeliveryState::kDelivered || state == DeliveryState::kDead; }
+
+// A delivery: the event's payload (built once, so every retry sends the
+// same bytes) and what its attempts gave.
+struct Record {
+  uint64_t sequence = 0;
+  std::string event_id;
+  std::string type;
+  std::string payload;
+  DeliveryState state = DeliveryState::kPending;
+  uint32_t attempts = 0;
+  uint32_t last_status = 0;
+  std::string last_error;
+  int64_t last_attempt_us = 0;
+  int64_t next_attempt_us = 0;
+
+  std::string Encode() const {
+    std::string out;
+    BinaryWriter w(&out, false);
+    w.U8(1);  // record version
+    w.Var(sequence);
+    w.VarStr(event_id);
+    w.VarStr(type);
+    w.VarStr(payload);
+    w.U8(static_cast<uint8_t>(state));
+    w.Var(attempts);
+    w.Var(last_status);
+    w.VarStr(last_error);
+    w.ZigZag(last_attempt_us);
+    w.ZigZag(next_attempt_us);
+    return out;
+  }
+  bool Decode(std::string_view bytes) {
+    BinaryReader r(bytes);
+    if (r.U8() != 1) return false;
+    sequence = r.Var();
+    event_id = r.VarStr();
+    type = r.VarStr();
+    payload = r.VarStr();
+    uint8_t raw_state = r.U8();
+    if (raw_state > 3) return false;
+    state = static_cast<DeliveryState>(raw_state);
+    attempts = static_cast<uint32_t>(r.Var());
+    last_status = static_cast<uint32_t>(r.Var());
+    last_error = r.VarStr();
+    last_attempt_us = r.ZigZag();
+    next_attempt_us = r.ZigZag();
+    return r.done();
+  }
+  DeliveryView View() const {
+    return DeliveryView{event_id,        type,           StateName(state),
+                        attempts,        last_status,    last_error,
+                        last_attempt_us, Finished(state) ? 0 : next_attempt_us, sequence};
+  }
+};
+
+struct WebhookDef {
+  std::string url;
+  std::vector<std::string> events;
+  std::string account;  // empty: every account
+  bool enabled = true;
+  bool removed = false;
+  uint64_t created_seq = 0;
+  Sha256Digest secret_sha256{};
+};
+
+// What a deliverable event says: its kind, account and data object.
+struct Notable {
+  std::string kind;
+  std::string account;
+  std::string data;  // a JSON object
+};
+
+bool Describe(const Event& event, Notable* out) {
+  JsonWriter w;
+  w.BeginObject();
+  if (const auto* alert = std::get_if<event::AlertRaised>(&event.body)) {
+    out->kind = std::string(AlertTypeName(alert->type));
+    out->account = alert->account;
+    w.Field("alert_id", std::to_string(alert->alert_id)).Field("account", alert->account);
+    w.Field("type", AlertTypeName(alert->type)).Field("severity", alert->severity);
+    if (alert->type == AlertType::kBudgetThreshold) {
+      w.Field("threshold_pct", int64_t{alert->threshold_pct});
+      w.Field("window", CapWindowName(alert->window));
+    }
+    w.Field("limit_micros", alert->limit_micros).Field("value_micros", alert->value_micros);
+    w.Field("message", alert->message);
+  } else if (const auto* frozen = std::get_if<event::AccountFrozen>(&event.body)) {
+    out->kind = "account_frozen";
+    out->account = frozen->account;
+    w.Field("account", frozen->account).Field("reason", frozen->reason);
+  } else if (const auto* unfrozen = std::get_if<event::AccountUnfrozen>(&event.body)) {
+    out->kind = "account_unfrozen";
+    out->account = unfrozen->account;
+    w.Field("account", unfrozen->account);
+  } else if (const auto* expired = std::get_if<event::Expired>(&event.body)) {
+    out->kind = "reservation_expired";
+    out->account = expired->account;
+    w.Field("reservation_id", expired->reservation_id).Field("account", expired->account);
+    w.Field("released_micros", expired->released_micros);
+    w.Field("charged_micros", expired->charged_micros);
+  } else {
+    return false;
+  }
+  w.Field("seq", event.sequence).EndObject();
+  out->data = w.Take();
+  return true;
+}
+
+std::string Payload(const std::string& event_id, const Event& event, const Notable& notable) {
+  JsonWriter w;
+  w.BeginObject().Field("id", event_id).Field("type", notable.kind);
+  w.Field("created_at", FormatTimestamp(event.timestamp_us)).Field("account", notable.account);
+  w.Key("data").Raw(notable.data).EndObject();
+  return w.Take();
+}
+
+struct AttemptResult {
+  bool delivered = false;
+  uint32_t status = 0;
+  std::string error;
+};
+
+}  // namespace
+
+std::string SignWebhookPayload(const std::string& secret, int64_t unix_seconds,
+                               const std::string& body) {
+  std::string signed_text = std::to_string(unix_seconds) + "." + body;
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(signed_text.data()), signed_text.size(), mac, &length);
+  return "t=" + std::to_string(unix_seconds) + ",v1=" + HexEncode(mac, length);
+}
+
+// ---------------------------------------------------------------------------
+
+class Notifier::Impl {
+ public:
+  Impl(Sequencer* sequencer, NotifierOptions options)
+      : sequencer_(sequencer),
+        log_(sequencer->log()),
+        options_(std::move(options)),
+        ssl_(net::ssl::context::tls_client),
+        random_(std::random_device{}()) {}
+
+  Status Init();
+  void Run() {
+    pthread_setname_np(pthread_self(), "purser-notify");
+    io_.run();
+  }
+  void Stop() {
+    if (!thread_.joinable()) return;
+    net::post(io_, [this] {
+      stopping_ = true;
+      for (auto& [id, channel] : channels_) channel->Close();
+    });
+    work_.reset();
+    // Attempts in flight end at their deadline at the latest.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    io_.stop();
+    thread_.join();
+  }
+
+  Status StoreSecret(const std::string& webhook_id, const std::string& secret) {
+    rocksdb::WriteOptions write;
+    write.sync = true;
+    rocksdb::Status status = log_->db()->Put(write, cf_, SecretKey(webhook_id), secret);
+    if (!status.ok()) return Status::Error("storing a webhook secret: " + status.ToString());
+    return Status::Ok();
+  }
+
+  std::vector<DeliveryView> Deliveries(const std::string& webhook_id, size_t limit,
+                                       const std::string& state) {
+    std::vector<DeliveryView> out;
+    std::string prefix = RecordPrefix(webhook_id);
+    std::unique_ptr<rocksdb::Iterator> it(log_->db()->NewIterator(rocksdb::ReadOptions(), cf_));
+    std::string after = prefix;
+    after.back() = '\1';  // every key of the prefix sorts before this
+    for (it->SeekForPrev(after); it->Valid() && it->key().starts_with(prefix) && out.size() < limit;
+         it->Prev()) {
+      Record record;
+      if (!record.Decode(std::string_view(it->value().data(), it->value().size()))) continue;
+      if (!state.empty() && state != StateName(record.state)) continue;
+      out.push_back(record.View());
+    }
+    return out;
+  }
+
+  Status Redeliver(const std::string& webhook_id, const std::string& event_id) {
+    // evt_<seq>_<n>
+    uint64_t sequence = 0;
+    unsigned n = 0;
+    if (std::sscanf(event_id.c_str(), "evt_%lu_%u", &sequence, &n) != 2 || n > 255) {
+      return Status::Error("not found: no delivery of " + event_id);
+    }
+    std::string key = RecordKey(webhook_id, sequence, static_cast<uint8_t>(n));
+    std::string value;
+    if (!log_->db()->Get(rocksdb::ReadOptions(), cf_, key, &value).ok()) {
+      return Status::Error("not found: no delivery of " + event_id);
+    }
+    net::post(io_, [this, webhook_id, key] {
+      Record record;
+      if (!Load(key, &record)) return;
+      if (Finished(record.state)) backlog_.fetch_add(1);
+      record.state = DeliveryState::kPending;
+      record.attempts = 0;
+      record.next_attempt_us = 0;
+      Persist(key, record);
+      Channel& channel = ChannelOf(webhook_id);
+      if (std::find(channel.pending.begin(), channel.pending.end(), key) == channel.pending.end()) {
+        channel.pending.push_back(key);
+      }
+      channel.Wake();
+    });
+    return Status::Ok();
+  }
+
+  NotifierStats stats() const {
+    return NotifierStats{delivered_.load(), retried_.load(), dead_.load(), backlog_.load(),
+                         cursor_seen_.load()};
+  }
+  const Histogram& attempt_latency() const { return attempt_us_; }
+
+  std::thread thread_;
+
+ private:
+  // One webhook's queue, timer and kept-alive connection (loop thread only).
+  struct Channel {
+    explicit Channel(net::io_context& io) : timer(io) {}
+    std::deque<std::string> pending;  // record keys, in log order
+    net::steady_timer timer;          // waits for work or a retry time; cancelled to wake
+    size_t records = 0;               // records kept for this webhook
+    std::unique_ptr<beast::tcp_stream> plain;
+    std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
+    std::string connected_to;  // the URL the open connection is for
+    beast::flat_buffer buffer;
+    void Wake() { timer.cancel(); }
+    void Close() {
+      beast::error_code ignored;
+      if (plain) plain->socket().close(ignored);
+      if (tls) beast::get_lowest_layer(*tls).socket().close(ignored);
+      plain.reset();
+      tls.reset();
+      connected_to.clear();
+      timer.cancel();
+    }
+  };
+
+  Channel& ChannelOf(const std::string& webhook_id) {
+    auto& slot = channels_[webhook_id];
+    if (!slot) {
+      slot = std::make_unique<Channel>(io_);
+      net::co_spawn(io_, ChannelLoop(webhook_id, slot.get()), net::detached);
+    }
+    return *slot;
+  }
+
+  bool Load(const std::string& key, Record* record) {
+    std::string value;
+    if (!log_->db()->Get(rocksdb::ReadOptions(), cf_, key, &value).ok()) return false;
+    return record->Decode(value);
+  }
+
+  void Persist(const std::string& key, const Record& record) {
+    rocksdb::WriteOptions write;  // not synced: the log's next group commit syncs the WAL
+    log_->db()->Put(write, cf_, key, record.Encode()).PermitUncheckedError();
+  }
+
+  void ReadLog();
+  void ApplyDefinition(const Event& event);
+  bool Matches(const WebhookDef& hook, const Notable& notable, uint64_t sequence) const;
+  void TrimHistory(const std::string& webhook_id, Channel* channel);
+  int64_t RetryDelayMs(uint32_t attempts);
+
+  net::awaitable<void> ChannelLoop(std::string webhook_id, Channel* channel);
+  net::awaitable<void> AcquireSlot();
+  void ReleaseSlot();
+  net::awaitable<AttemptResult> Attempt(Channel* channel, const WebhookDef& hook,
+                                        const std::string& secret, const Record& record);
+  template <typename Stream>
+  net::awaitable<AttemptResult> Exchange(Stream& stream, Channel* channel,
+                                         http::request<http::string_body>& request);
+
+  Sequencer* sequencer_;
+  EventLog* log_;
+  rocksdb::ColumnFamilyHandle* cf_ = nullptr;
+  NotifierOptions options_;
+  net::io_context io_;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work_{
+      net::make_work_guard(io_)};
+  net::ssl::context ssl_;
+  std::mt19937_64 random_;
+  std::atomic<bool> wake_posted_{false};
+
+  // Loop thread only.
+  bool stopping_ = false;
+  uint64_t cursor_ = 0;
+  std::map<std::string, WebhookDef> hooks_;
+  std::unordered_map<std::string, std::string> parents_;
+  std::map<std::string, std::unique_ptr<Channel>> channels_;
+  int in_flight_ = 0;
+  std::deque<net::steady_timer*> slot_waiters_;
+
+  std::atomic<uint64_t> delivered_{0};
+  std::atomic<uint64_t> retried_{0};
+  std::atomic<uint64_t> dead_{0};
+  std::atomic<uint64_t> backlog_{0};
+  std::atomic<uint64_t> cursor_seen_{0};
+  Histogram attempt_us_;
+
+  friend class Notifier;
+};
+
+Status Notifier::Impl::Init() {
+  cf_ = log_->notify_family();
+  if (cf_ == nullptr) return Status::Error("the database has no notify column family");
+  ssl_.set_default_verify_paths();
+  if (!options_.ca_file.empty()) {
+    beast::error_code error;
+    ssl_.load_verify_file(options_.ca_file, error);
+    if (error) return Status::Error("--webhook-ca " + options_.ca_file + ": " + error.message());
+  }
+  ssl_.set_verify_mode(net::ssl::verify_peer);
+  // The webhooks and the account tree as of now; what comes after is read
+  // from the log in order.
+  Reply table = sequencer_->Call(Request{Credentials::System(), query::WebhookTable{}});
+  if (!table.ok()) return Status::Error("reading the webhooks: " + table.message);
+  const auto& view = std::get<WebhookTableView>(table.body);
+  for (const WebhookDefinition& definition : view.webhooks) {
+    WebhookDef& hook = hooks_[definition.view.webhook_id];
+    hook.url = definition.view.url;
+    hook.events = definition.view.events;
+    hook.account = definition.view.account;
+    hook.enabled = definition.view.enabled;
+    hook.removed = definition.removed;
+    hook.created_seq = definition.created_seq;
+    hook.secret_sha256 = definition.secret_sha256;
+  }
+  for (const auto& [account, parent] : view.accounts) parents_[account] = parent;
+  std::string cursor;
+  if (log_->db()->Get(rocksdb::ReadOptions(), cf_, kCursorKey, &cursor).ok() && cursor.size() == 8) {
+    cursor_ = SequenceFromKey(cursor);
+  } else {
+    // First start with webhooks: deliver from now on, not the log's history.
+    cursor_ = view.sequence;
+    log_->db()->Put(rocksdb::WriteOptions(), cf_, kCursorKey, SequenceKey(cursor_)).PermitUncheckedError();
+  }
+  cursor_seen_ = cursor_;
+  // The deliveries still to make, in log order per webhook.
+  std::unique_ptr<rocksdb::Iterator> it(log_->db()->NewIterator(rocksdb::ReadOptions(), cf_));
+  for (it->Seek("d"); it->Valid() && it->key().starts_with("d"); it->Next()) {
+    std::string key(it->key().data(), it->key().size());
+    std::string webhook_id = WebhookOfKey(key);
+    Record record;
+    if (!record.Decode(std::string_view(it->value().data(), it->value().size()))) continue;
+    Channel& channel = ChannelOf(webhook_id);
+    ++channel.records;
+    if (!Finished(record.state)) {
+      channel.pending.push_back(key);
+      backlog_.fetch_add(1);
+    }
+  }
+  sequencer_->AddObserver([this](const std::vector<Event>& events) {
+    if (events.empty()) return;
+    // The log thread only wakes the loop; the loop reads RocksDB itself.
+    if (!wake_posted_.exchange(true)) {
+      net::post(io_, [this] {
+        wake_posted_ = false;
+        ReadLog();
+      });
+    }
+  });
+  net::post(io_, [this] { ReadLog(); });
+  return Status::Ok();
+}
+
+void Notifier::Impl::ApplyDefinition(const Event& event) {
+  if (const auto* opened = std::get_if<event::AccountOpened>(&event.body)) {
+    parents_[opened->account] = opened->parent;
+  } else if (const auto* registered = std::get_if<event::WebhookRegistered>(&event.body)) {
+    WebhookDef& hook = hooks_[registered->webhook_id];
+    hook.url = registered->url;
+    hook.events = registered->events;
+    hook.account = registered->account;
+    hook.created_seq = event.sequence;
+    hook.secret_sha256 = registered->secret_sha256;
+  } else if (const auto* updated = std::get_if<event::WebhookUpdated>(&event.body)) {
+    WebhookDef& hook = hooks_[updated->webhook_id];
+    hook.url = updated->url;
+    hook.events = updated->events;
+    hook.enabled = updated->enabled;
+    if (hook.enabled) {
+      if (auto it = channels_.find(updated->webhook_id); it != channels_.end()) it->second->Wake();
+    }
+  } else if (const auto* removed = std::get_if<event::WebhookRemoved>(&event.body)) {
+    hooks_[removed->webhook_id].removed = true;
+  }
+}
+
+bool Notifier::Impl::Matches(const WebhookDef& hook, const Notable& notable,
+                             uint64_t sequence) const {
+  if (hook.removed || !hook.enabled || sequence <= hook.created_seq) return false;
+  if (std::find(hook.events.begin(), hook.events.end(), notable.kind) == hook.events.end()) {
+    return false;
+  }
+  if (hook.account.empty()) return true;
+  std::string account = notable.account;
+  for (int depth = 0; !account.empty() && depth <= kAccountDepthMax + 1; ++depth) {
+    if (account == hook.account) return true;
+    auto it = parents_.find(account);
+    if (it == parents_.end()) return false;
+    account = it->second;
+  }
+  return false;
+}
+
+void Notifier::Impl::ReadLog() {
+  if (stopping_) return;
+  constexpr size_t kEventsPerRound = 4096;  // then yield to the deliveries
+  auto it = log_->NewIterator(cursor_ + 1);
+  rocksdb::WriteBatch batch;
+  std::vector<std::pair<std::string, std::string>> queued;  // (webhook, key)
+  size_t read = 0;
+  uint64_t cursor = cursor_;
+  for (; it->Valid() && read < kEventsPerRound; it->Next(), ++read) {
+    RecordView view;
+    Event event;
+    if (!DecodeRecord(it->sequence(), it->record(), &view).ok() ||
+        !DecodePayload(view.payload, &event).ok()) {
+      std::fprintf(stderr, "purserd: notifier: event %llu does not decode; delivery stops there\n",
+                   static_cast<unsigned long long>(it->sequence()));
+      break;
+    }
+    ApplyDefinition(event);
+    Notable notable;
+    if (Describe(event, &notable)) {
+      std::string event_id = "evt_" + std::to_string(event.sequence) + "_0";
+      std::string payload = Payload(event_id, event, notable);
+      for (const auto& [webhook_id, hook] : hooks_) {
+        if (!Matches(hook, notable, event.sequence)) continue;
+        Record record;
+        record.sequence = event.sequence;
+        record.event_id = event_id;
+        record.type = notable.kind;
+        record.payload = payload;
+        std::string key = RecordKey(webhook_id, event.sequence, 0);
+        batch.Put(cf_, key, record.Encode()).PermitUncheckedError();
+        queued.emplace_back(webhook_id, std::move(key));
+      }
+    }
+    cursor = event.sequence;
+  }
+  bool more = it->Valid() && read == kEventsPerRound;
+  if (cursor == cursor_) return;
+  // The records and the cursor in one write: a restart re-reads from the
+  // cursor, so an event is queued at least once.
+  batch.Put(cf_, kCursorKey, SequenceKey(cursor)).PermitUncheckedError();
+  rocksdb::Status status = log_->db()->Write(rocksdb::WriteOptions(), &batch);
+  if (!status.ok()) {
+    std::fprintf(stderr, "purserd: notifier: storing deliveries failed: %s\n",
+                 status.ToString().c_str());
+    return;  // the cursor did not move: the next wake tries again
+  }
+  cursor_ = cursor;
+  cursor_seen_ = cursor;
+  for (auto& [webhook_id, key] : queued) {
+    Channel& channel = ChannelOf(webhook_id);
+    channel.pending.push_back(std::move(key));
+    ++channel.records;
+    backlog_.fetch_add(1);
+    channel.Wake();
+  }
+  if (more) net::post(io_, [this] { ReadLog(); });
+}
+
+int64_t Notifier::Impl::RetryDelayMs(uint32_t attempts) {
+  int64_t delay = options_.retry_base_ms;
+  for (uint32_t i = 1; i < attempts && delay < options_.retry_max_ms; ++i) delay *= 2;
+  delay = std::min(delay, options_.retry_max_ms);
+  // ±20% jitter, so that receivers that failed together do not retry together.
+  std::uniform_int_distribution<int64_t> jitter(delay * 8 / 10, delay * 12 / 10);
+  return std::max<int64_t>(1, jitter(random_));
+}
+
+net::awaitable<void> Notifier::Impl::AcquireSlot() {
+  while (in_flight_ >= options_.concurrency && !stopping_) {
+    net::steady_timer wait(io_);
+    wait.expires_at(net::steady_timer::time_point::max());
+    slot_waiters_.push_back(&wait);
+    beast::error_code ignored;
+    co_await wait.async_wait(net::redirect_error(net::use_awaitable, ignored));
+  }
+  ++in_flight_;
+}
+
+void Notifier::Impl::ReleaseSlot() {
+  --in_flight_;
+  if (!slot_waiters_.empty()) {
+    slot_waiters_.front()->cancel();
+    slot_waiters_.pop_front();
+  }
+}
+
+void Notifier::Impl::TrimHistory(const std::string& webhook_id, Channel* channel) {
+  size_t bound = options_.history_per_webhook;
+  if (channel->records <= bound + std::max<size_t>(10, bound / 10)) return;
+  std::string prefix = RecordPrefix(webhook_id);
+  std::unique_ptr<rocksdb::Iterator> it(log_->db()->NewIterator(rocksdb::ReadOptions(), cf_));
+  rocksdb::WriteBatch batch;
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) && channel->records > bound;
+       it->Next()) {
+    Record record;
+    if (!record.Decode(std::string_view(it->value().data(), it->value().size()))) continue;
+    if (!Finished(record.state)) continue;  // the oldest finished go first
+    batch.Delete(cf_, it->key()).PermitUncheckedError();
+    --channel->records;
+  }
+  log_->db()->Write(rocksdb::WriteOptions(), &batch).PermitUncheckedError();
+}
+
+net::awaitable<void> Notifier::Impl::ChannelLoop(std::string webhook_id, Channel* channel) {
+  beast::error_code ignored;
+  while (!stopping_) {
+    auto hook_it = hooks_.find(webhook_id);
+    const bool active = hook_it != hooks_.end() && !hook_it->second.removed;
+    if (hook_it != hooks_.end() && hook_it->second.removed) {
+      // A removed webhook gets nothing more; its records stay listed.
+      for (size_t i = 0; i < channel->pending.size(); ++i) backlog_.fetch_sub(1);
+      channel->pending.clear();
+    }
+    if (channel->pending.empty() || !active || !hook_it->second.enabled) {
+      channel->timer.expires_at(net::steady_timer::time_point::max());
+      co_await channel->timer.async_wait(net::redirect_error(net::use_awaitable, ignored));
+      continue;
+    }
+    const std::string key = channel->pending.front();
+    Record record;
+    if (!Load(key, &record) || Finished(record.state)) {
+      channel->pending.pop_front();
+      if (backlog_.load() > 0) backlog_.fetch_sub(1);
+      continue;
+    }
+    const int64_t now_us = WallClockMicros();
+    if (record.next_attempt_us > now_us) {
+      channel->timer.expires_after(std::chrono::microseconds(record.next_attempt_us - now_us));
+      co_await channel->timer.async_wait(net::redirect_error(net::use_awaitable, ignored));
+      continue;
+    }
+    std::string secret;
+    log_->db()->Get(rocksdb::ReadOptions(), cf_, SecretKey(webhook_id), &secret).PermitUncheckedError();
+    co_await AcquireSlot();
+    if (stopping_) {
+      ReleaseSlot();
+      co_return;
+    }
+    const WebhookDef hook = hooks_.at(webhook_id);  // a copy: the map may change meanwhile
+    auto start = std::chrono::steady_clock::now();
+    AttemptResult result;
+    if (secret.empty() || (hook.secret_sha256 != Sha256Digest{} && Sha256(secret) != hook.secret_sha256)) {
+      result.error = "the webhook's signing secret is missing";
+    } else {
+      result = co_await Attempt(channel, hook, secret, record);
+    }
+    attempt_us_.Record(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                 std::chrono::steady_clock::now() - start)
+                                                 .count()));
+    ReleaseSlot();
+    if (stopping_) co_return;
+    // The record may have been redelivered meanwhile: start from what is stored.
+    Record current;
+    if (Load(key, &current)) record = current;
+    ++record.attempts;
+    record.last_status = result.status;
+    record.last_error = result.delivered ? "" : result.error;
+    record.last_attempt_us = WallClockMicros();
+    if (result.delivered) {
+      record.state = DeliveryState::kDelivered;
+      delivered_.fetch_add(1);
+    } else if (static_cast<int>(record.attempts) >= options_.max_attempts) {
+      record.state = DeliveryState::kDead;
+      dead_.fetch_add(1);
+    } else {
+      record.state = DeliveryState::kRetrying;
+      record.next_attempt_us = record.last_attempt_us + RetryDelayMs(record.attempts) * 1000;
+      retried_.fetch_add(1);
+    }
+    Persist(key, record);
+    if (Finished(record.state)) {
+      if (!channel->pending.empty() && channel->pending.front() == key) channel->pending.pop_front();
+      if (backlog_.load() > 0) backlog_.fetch_sub(1);
+      TrimHistory(webhook_id, channel);
+    }
+  }
+}
+
+template <typename Stream>
+net::awaitable<AttemptResult> Notifier::Impl::Exchange(Stream& stream, Channel* channel,
+                                                       http::request<http::string_body>& request) {
+  AttemptResult result;
+  beast::error_code error;
+  beast::get_lowest_layer(stream).expires_after(std::chrono::milliseconds(options_.timeout_ms));
+  co_await http::async_write(stream, request, net::redirect_error(net::use_awaitable, error));
+  if (error) {
+    result.error = "sending: " + error.message();
+    co_return result;
+  }
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(64 * 1024);  // receivers answer briefly; more is not read
+  co_await http::async_read(stream, channel->buffer, parser,
+                            net::redirect_error(net::use_awaitable, error));
+  if (error) {
+    result.error = error == beast::error::timeout ? "timed out" : "reading the answer: " + error.message();
+    co_return result;
+  }
+  const auto& response = parser.get();
+  result.status = response.result_int();
+  result.delivered = result.status >= 200 && result.status < 300;
+  if (!result.delivered) {
+    result.error = result.status >= 300 && result.status < 400
+                       ? "answered a redirect, which is not followed"
+                       : "answered HTTP " + std::to_string(result.status);
+  }
+  if (!response.keep_alive()) channel->connected_to = "closed";  // the receiver closes it
+  co_return result;
+}
+
+net::awaitable<AttemptResult> Notifier::Impl::Attempt(Channel* channel, const WebhookDef& hook,
+                                                      const std::string& secret,
+                                                      const Record& record) {
+  AttemptResult result;
+  WebhookUrl url;
+  if (!ParseWebhookUrl(hook.url, &url, &result.error)) co_return result;
+  beast::error_code error;
+  if (channel->connected_to != hook.url) {
+    channel->Close();
+    channel->buffer.clear();
+    // Resolve now and check every address: a name may point elsewhere than
+    // when it was registered. Connect only to the addresses checked.
+    tcp::resolver resolver(io_);
+    auto resolved = co_await resolver.async_resolve(url.host, url.port,
+                                                    net::redirect_error(net::use_awaitable, error));
+    if (error) {
+      result.error = "resolving " + url.host + ": " + error.message();
+      co_return result;
+    }
+    std::vector<tcp::endpoint> endpoints;
+    for (const auto& entry : resolved) {
+      tcp::endpoint endpoint = entry.endpoint();
+      if (!options_.allow_private && IsPrivateAddress(endpoint.data())) {
+        result.error = url.host + " resolves to a loopback, link-local or private address";
+        co_return result;
+      }
+      endpoints.push_back(endpoint);
+    }
+    if (url.tls) {
+      channel->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(io_, ssl_);
+      SSL_set_tlsext_host_name(channel->tls->native_handle(), url.host.c_str());
+      channel->tls->set_verify_callback(net::ssl::host_name_verification(url.host));
+      auto& lowest = beast::get_lowest_layer(*channel->tls);
+      lowest.expires_after(std::chrono::milliseconds(options_.timeout_ms));
+      co_await lowest.async_connect(endpoints, net::redirect_error(net::use_awaitable, error));
+      if (!error) {
+        co_await channel->tls->async_handshake(net::ssl::stream_base::client,
+                                               net::redirect_error(net::use_awaitable, error));
+      }
+    } else {
+      channel->plain = std::make_unique<beast::tcp_stream>(io_);
+      channel->plain->expires_after(std::chrono::milliseconds(options_.timeout_ms));
+      co_await channel->plain->async_connect(endpoints, net::redirect_error(net::use_awaitable, error));
+    }
+    if (error) {
+      result.error = (error == beast::error::timeout ? std::string("connecting timed out")
+                                                     : "connecting: " + error.message());
+      channel->Close();
+      co_return result;
+    }
+    channel->connected_to = hook.url;
+  }
+  http::request<http::string_body> request(http::verb::post, url.target, 11);
+  request.set(http::field::host, url.host);
+  request.set(http::field::user_agent, "purserd");
+  request.set(http::field::content_type, "application/json");
+  request.set("Purser-Event-Id", record.event_id);
+  request.set("Purser-Signature",
+              SignWebhookPayload(secret, WallClockMicros() / kMicrosPerSecond, record.payload));
+  request.keep_alive(true);
+  request.body() = record.payload;
+  request.prepare_payload();
+  if (url.tls) {
+    result = co_await Exchange(*channel->tls, channel, request);
+  } else {
+    result = co_await Exchange(*channel->plain, channel, request);
+  }
+  if (!result.error.empty() && !result.delivered) {
+    // A failed exchange leaves the connection in an unknown state.
+    if (result.status == 0) channel->Close();
+  }
+  if (channel->connected_to == "closed") channel->Close();
+  co_return result;
+}
+
+// ---------------------------------------------------------------------------
+
+Notifier::Notifier(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Notifier::~Notifier() { Stop(); }
+
+Result<std::unique_ptr<Notifier>> Notifier::Start(Sequencer* sequencer, NotifierOptions options) {
+  if (options.timeout_ms < 1 || options.retry_base_ms < 1 || options.max_attempts < 1 ||
+      options.concurrency < 1) {
+    return Status::Error("webhook timeout, retry base, attempts and concurrency must be positive");
+  }
+  auto impl = std::make_unique<Impl>(sequencer, std::move(options));
+  if (Status status = impl->Init(); !status.ok()) return status;
+  Impl* raw = impl.get();
+  raw->thread_ = std::thread([raw] { raw->Run(); });
+  return std::unique_ptr<Notifier>(new Notifier(std::move(impl)));
+}
+
+Status Notifier::StoreSecret(const std::string& webhook_id, const std::string& secret) {
+  return impl_->StoreSecret(webhook_id, secret);
+}
+
+std::vector<DeliveryView> Notifier::Deliveries(const std::string& webhook_id, size_t limit,
+                                               const std::string& state) {
+  return impl_->Deliveries(webhook_id, limit, state);
+}
+
+Status Notifier::Redeliver(const std::string& webhook_id, const std::string& event_id) {
+  return impl_->Redeliver(webhook_id, event_id);
+}
+
+NotifierStats Notifier::stats() const { return impl_->stats(); }
+const Histogram& Notifier::attempt_latency() const { return impl_->attempt_latency(); }
+void Notifier::Stop() { impl_->Stop(); }
+
+}  // namespace purser
