@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <gtest/gtest.h>
 #include <openssl/hmac.h>
 #include <simdjson.h>
@@ -45,17 +46,24 @@ struct Received {
   Clock::time_point at;
 };
 
-// An HTTP/1.1 server on 127.0.0.1 with kept-alive connections. `answer`
-// gives each request's status from its target and how many requests that
-// target has had (1 for the first); 0 means never answer (the connection is
-// held open). `delay_ms` delays every answer.
+// An HTTP/1.1 server on 127.0.0.1 with kept-alive connections, over TLS when
+// given a certificate and key (PEM). `answer` gives each request's status
+// from its target and how many requests that target has had (1 for the
+// first); 0 means never answer (the connection is held open). `delay_ms`
+// delays every answer.
 class Receiver {
  public:
   using Answer = std::function<int(const std::string& target, int nth)>;
 
-  explicit Receiver(Answer answer)
+  explicit Receiver(Answer answer, const std::string& cert = "", const std::string& key = "")
       : answer_(std::move(answer)),
-        acceptor_(io_, net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)) {
+        ssl_(net::ssl::context::tls_server),
+        acceptor_(io_, net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)),
+        tls_(!cert.empty()) {
+    if (tls_) {
+      ssl_.use_certificate_chain_file(cert);
+      ssl_.use_private_key_file(key, net::ssl::context::pem);
+    }
     Accept();
     thread_ = std::thread([this] { io_.run(); });
   }
@@ -64,8 +72,9 @@ class Receiver {
     thread_.join();
   }
 
-  std::string Url(const std::string& path) const {
-    return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + path;
+  std::string Url(const std::string& path, const std::string& host = "127.0.0.1") const {
+    return std::string(tls_ ? "https://" : "http://") + host + ":" +
+           std::to_string(acceptor_.local_endpoint().port()) + path;
   }
   std::vector<Received> Get(const std::string& target = "") const {
     std::lock_guard lock(mutex_);
@@ -85,6 +94,7 @@ class Receiver {
     return false;
   }
   int connections() const { return connections_.load(); }
+  int failed_handshakes() const { return failed_handshakes_.load(); }
 
   std::atomic<int> delay_ms{0};
 
@@ -92,51 +102,79 @@ class Receiver {
   struct Connection {
     explicit Connection(net::io_context& io) : socket(io), timer(io) {}
     net::ip::tcp::socket socket;
+    std::unique_ptr<beast::ssl_stream<net::ip::tcp::socket>> tls;  // owns the socket when set
     net::steady_timer timer;
     beast::flat_buffer buffer;
     http::request<http::string_body> request;
     http::response<http::string_body> response;
   };
 
+  template <typename F>
+  static void WithStream(Connection& c, F f) {
+    if (c.tls) {
+      f(*c.tls);
+    } else {
+      f(c.socket);
+    }
+  }
+
   void Accept() {
     auto connection = std::make_shared<Connection>(io_);
     acceptor_.async_accept(connection->socket, [this, connection](beast::error_code error) {
       if (error) return;
       ++connections_;
-      Read(connection);
       Accept();
+      if (!tls_) return Read(connection);
+      connection->tls =
+          std::make_unique<beast::ssl_stream<net::ip::tcp::socket>>(std::move(connection->socket), ssl_);
+      connection->tls->async_handshake(net::ssl::stream_base::server,
+                                       [this, connection](beast::error_code shaken) {
+                                         if (shaken) {
+                                           ++failed_handshakes_;
+                                           return;
+                                         }
+                                         Read(connection);
+                                       });
     });
   }
 
   void Read(std::shared_ptr<Connection> c) {
     c->request = {};
-    http::async_read(c->socket, c->buffer, c->request, [this, c](beast::error_code error, size_t) {
-      if (error) return;
-      Received r{std::string(c->request.target()),
-                 std::string(c->request["Purser-Event-Id"]),
-                 std::string(c->request["Purser-Signature"]),
-                 std::string(c->request[http::field::content_type]),
-                 c->request.body(),
-                 Clock::now()};
-      int nth;
-      {
-        std::lock_guard lock(mutex_);
-        received_.push_back(r);
-        nth = ++per_target_[r.target];
-      }
-      int status = answer_(r.target, nth);
-      if (status == 0) {
-        held_.push_back(c);  // never answered
-        return;
-      }
-      c->response = http::response<http::string_body>(static_cast<http::status>(status), 11);
-      c->response.keep_alive(true);
-      if (status >= 300 && status < 400) c->response.set(http::field::location, Url("/elsewhere"));
-      if (status != 204) c->response.body() = "ok";
-      c->response.prepare_payload();
-      c->timer.expires_after(std::chrono::milliseconds(delay_ms.load()));
-      c->timer.async_wait([this, c](beast::error_code) {
-        http::async_write(c->socket, c->response, [this, c](beast::error_code written, size_t) {
+    WithStream(*c, [&](auto& stream) {
+      http::async_read(stream, c->buffer, c->request,
+                       [this, c](beast::error_code error, size_t) {
+                         if (!error) Respond(c);
+                       });
+    });
+  }
+
+  void Respond(std::shared_ptr<Connection> c) {
+    Received r{std::string(c->request.target()),
+               std::string(c->request["Purser-Event-Id"]),
+               std::string(c->request["Purser-Signature"]),
+               std::string(c->request[http::field::content_type]),
+               c->request.body(),
+               Clock::now()};
+    int nth;
+    {
+      std::lock_guard lock(mutex_);
+      received_.push_back(r);
+      nth = ++per_target_[r.target];
+    }
+    int status = answer_(r.target, nth);
+    if (status == 0) {
+      held_.push_back(c);  // never answered
+      return;
+    }
+    c->response = http::response<http::string_body>(static_cast<http::status>(status), 11);
+    c->response.keep_alive(true);
+    if (status >= 300 && status < 400) c->response.set(http::field::location, Url("/elsewhere"));
+    if (status != 204) c->response.body() = "ok";
+    c->response.prepare_payload();
+    c->timer.expires_after(std::chrono::milliseconds(delay_ms.load()));
+    c->timer.async_wait([this, c](beast::error_code) {
+      WithStream(*c, [&](auto& stream) {
+        http::async_write(stream, c->response, [this, c](beast::error_code written, size_t) {
           if (!written) Read(c);
         });
       });
@@ -145,12 +183,15 @@ class Receiver {
 
   Answer answer_;
   net::io_context io_;
+  net::ssl::context ssl_;
   net::ip::tcp::acceptor acceptor_;
+  bool tls_;
   std::vector<std::shared_ptr<Connection>> held_;  // loop thread only
   mutable std::mutex mutex_;
   std::vector<Received> received_;
   std::map<std::string, int> per_target_;
   std::atomic<int> connections_{0};
+  std::atomic<int> failed_handshakes_{0};
   std::thread thread_;
 };
 
@@ -685,6 +726,49 @@ TEST_F(Webhooks, TheCliManagesWebhooksAndTheirDeliveries) {
   EXPECT_NE(run("webhooks list --json").second.find("\"enabled\":false"), std::string::npos);
   EXPECT_EQ(run("webhooks rm " + second_id).first, 0);
   EXPECT_EQ(run("webhooks list --json").second.find(second_id), std::string::npos);
+}
+
+TEST_F(Webhooks, HttpsReceiversAreVerifiedAgainstTheSystemOrTheGivenCa) {
+  std::string cert = dir_.Sub("cert.pem");
+  std::string key = dir_.Sub("key.pem");
+  std::string command = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+                        "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " + key +
+                        " -out " + cert + " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(command.c_str()), 0);
+  Receiver receiver(Always200, cert, key);
+  // Trusted through --webhook-ca: delivered over TLS, to a name and to an address.
+  Start({"--webhook-ca", cert});
+  Tree();
+  std::string by_name = Register(receiver.Url("/name", "localhost"), R"(["account_frozen"])", "team");
+  std::string by_address = Register(receiver.Url("/address"), R"(["account_frozen"])", "team");
+  Freeze("agent");
+  ASSERT_TRUE(receiver.WaitFor("/name", 1));
+  ASSERT_TRUE(receiver.WaitFor("/address", 1));
+  EXPECT_TRUE(SignedWith(receiver.Get("/name")[0], "whsec_test"));
+  ASSERT_TRUE(WaitForState(by_name, "delivered"));
+  ASSERT_TRUE(WaitForState(by_address, "delivered"));
+  // Without it the certificate is not trusted: nothing is sent.
+  ASSERT_EQ(daemon_->Stop(), 0);
+  Start();
+  Unfreeze("agent");
+  ASSERT_EQ(Call("PUT", "/v1/webhooks/" + by_name, R"({"events":["account_unfrozen"]})").status, 200);
+  Freeze("agent");
+  Unfreeze("agent");
+  ASSERT_TRUE(WaitForState(by_name, "retrying"));
+  std::vector<DeliveryRow> rows = Deliveries(by_name);
+  EXPECT_NE(rows[0].last_error.find("certificate"), std::string::npos) << rows[0].last_error;
+  EXPECT_EQ(receiver.Get("/name").size(), 1u);
+  EXPECT_GE(receiver.failed_handshakes(), 1);
+  // A CA file that cannot be read stops the start with a clear error.
+  ASSERT_EQ(daemon_->Stop(), 0);
+  std::string refused = "timeout 20 " + std::string(PURSERD_BINARY) + " --data-dir " + dir_.Sub("data") +
+                        " --rpc 127.0.0.1:0 --http 127.0.0.1:0 --webhook-ca " + dir_.Sub("none.pem") +
+                        " >/dev/null 2>" + dir_.Sub("refused.log");
+  int status = std::system(refused.c_str());
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 124) << status;
+  std::ifstream log(dir_.Sub("refused.log"));
+  std::string text(std::istreambuf_iterator<char>(log), {});
+  EXPECT_NE(text.find("--webhook-ca"), std::string::npos) << text;
 }
 
 }  // namespace
