@@ -4,6 +4,7 @@
 #include <string>
 
 #include "bench/inproc_load.h"
+#include "bench/webhook_load.h"
 #include "ledger/flags.h"
 
 namespace purser::bench {
@@ -13,8 +14,12 @@ namespace {
 constexpr char kUsage[] =
     "usage: purser-bench <command> [flags]\n"
     "  inproc   --data-dir D [--agents N] [--producers P] [--window W] [--seconds S]\n"
-    "           [--hot-fraction F] [--rate R] [--no-compact]\n"
-    "      durable reserve -> settle pairs through the in-process sequencer\n"
+    "           [--hot-fraction F] [--rate R] [--no-compact] [--webhooks N [--alert-rate A]]\n"
+    "      durable reserve -> settle pairs through the in-process sequencer; with\n"
+    "      --webhooks, N webhooks deliver to a local receiver while an account is\n"
+    "      frozen and unfrozen A times a second (default 100)\n"
+    "  webhooks [--events N] [--webhooks W] [--data-dir D]\n"
+    "      deliveries per second to a local receiver (kept-alive connections)\n"
     "  accounts [--count N]\n"
     "      resident memory per account with caps set (state machine only)\n"
     "  rpc      --key KEY [--connect HOST:PORT] [--mode batch|client|open|raw|ping] [--agents N]\n"
@@ -43,6 +48,8 @@ int RunInprocCommand(Flags& flags) {
   options.rate = flags.GetInt("rate").value_or(0);
   options.hot_fraction = std::stod(flags.Get("hot-fraction", "0"));
   options.compact = !flags.Has("no-compact");
+  options.webhooks = static_cast<int>(flags.GetInt("webhooks").value_or(0));
+  options.alert_rate = static_cast<int>(flags.GetInt("alert-rate").value_or(100));
   options.progress = &std::cerr;
   if (!flags.error().empty()) return Fail(flags.error());
   if (options.agents < 1 || options.producers < 1 || options.window < 64) {
@@ -65,6 +72,7 @@ int BenchMain(int argc, char** argv) {
   Flags flags(argc, argv, 2, {"no-compact"});
   if (command == "inproc") return RunInprocCommand(flags);
   if (command == "accounts") return RunAccountsMemory(flags);
+  if (command == "webhooks") return RunWebhookDeliveries(flags);
   if (command == "rpc") return RunRpcCommand(flags);
   if (command == "plan") return RunPlan(flags);
   std::cerr << kUsage;

@@ -12,6 +12,7 @@
 #include <random>
 #include <thread>
 
+#include "bench/webhook_load.h"
 #include "ledger/histogram.h"
 #include "ledger/sequencer.h"
 
@@ -223,6 +224,18 @@ int RunInproc(const InprocOptions& options, InprocReport* report) {
     std::cerr << status.message() << '\n';
     return 1;
   }
+  std::unique_ptr<WebhookLoad> webhooks;
+  if (options.webhooks > 0) {
+    Reply alarm = sequencer.Call(Request{Credentials::System(),
+                                         cmd::OpenAccount{"alarm", "team-0", AccountKind::kAgent, "", false, {}}});
+    Result<std::unique_ptr<WebhookLoad>> started = WebhookLoad::Start(&sequencer, options.webhooks, "org");
+    if (!alarm.ok() || !started.ok()) {
+      std::cerr << "webhooks: " << (alarm.ok() ? started.status().message() : alarm.message) << '\n';
+      return 1;
+    }
+    webhooks = std::move(*started);
+    webhooks->StartAlarms("alarm", options.alert_rate);
+  }
   const uint64_t events_before = sequencer.stats().events_total;
   Histogram reserve_us;
   std::vector<std::unique_ptr<Producer>> producers;
@@ -262,6 +275,12 @@ int RunInproc(const InprocOptions& options, InprocReport* report) {
   }
   stop = true;
   for (auto& thread : threads) thread.join();
+  if (webhooks) {
+    webhooks->Stop();
+    report->alarms = webhooks->alarms();
+    report->deliveries = webhooks->receiver().requests();
+    report->webhook_backlog = webhooks->notifier().stats().backlog;
+  }
   report->seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
   report->pairs = total_pairs();
   for (const auto& producer : producers) report->refused += producer->refused();
@@ -317,6 +336,11 @@ void PrintInprocReport(const InprocOptions& options, const InprocReport& r, std:
         << r.bytes_per_event << " bytes/event\n";
   }
   out << "  resident memory  " << r.rss_bytes / (1 << 20) << " MiB\n";
+  if (options.webhooks > 0) {
+    out << "  webhooks         " << options.webhooks << " on every event kind; " << r.alarms
+        << " freezes/unfreezes made, " << r.deliveries << " deliveries, backlog " << r.webhook_backlog
+        << " at the end\n";
+  }
 }
 
 }  // namespace purser::bench

@@ -19,6 +19,8 @@ struct InprocOptions {
   double hot_fraction = 0;       // share of pairs on agent-0
   int64_t rate = 0;              // open loop: reserves per second in total (0 = closed loop)
   bool compact = true;           // compact at the end and report bytes per event
+  int webhooks = 0;              // webhooks delivering to a local receiver during the run
+  int alert_rate = 100;          // freezes and unfreezes a second while webhooks run
   std::ostream* progress = nullptr;
 };
 
@@ -38,6 +40,9 @@ struct InprocReport {
   uint64_t bytes_on_disk = 0;
   double bytes_per_event = 0;
   uint64_t rss_bytes = 0;
+  uint64_t alarms = 0;           // freeze/unfreeze events made for the webhooks
+  uint64_t deliveries = 0;       // requests the receiver got
+  uint64_t webhook_backlog = 0;  // deliveries still queued at the end
 };
 
 int RunInproc(const InprocOptions& options, InprocReport* report);

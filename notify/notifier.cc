@@ -285,12 +285,15 @@ class Notifier::Impl {
     net::post(io_, [this, webhook_id, key] {
       Record record;
       if (!Load(key, &record)) return;
-      if (Finished(record.state)) backlog_.fetch_add(1);
+      Channel& channel = ChannelOf(webhook_id);
+      if (Finished(record.state)) {
+        backlog_.fetch_add(1);
+        if (channel.finished > 0) --channel.finished;
+      }
       record.state = DeliveryState::kPending;
       record.attempts = 0;
       record.next_attempt_us = 0;
       Persist(key, record);
-      Channel& channel = ChannelOf(webhook_id);
       if (std::find(channel.pending.begin(), channel.pending.end(), key) == channel.pending.end()) {
         channel.pending.push_back(key);
       }
@@ -313,7 +316,8 @@ class Notifier::Impl {
     explicit Channel(net::io_context& io) : timer(io) {}
     std::deque<std::string> pending;  // record keys, in log order
     net::steady_timer timer;          // waits for work or a retry time; cancelled to wake
-    size_t records = 0;               // records kept for this webhook
+    size_t finished = 0;              // delivered or dead records kept
+    std::string trim_from;            // every finished record before this key is gone
     std::unique_ptr<beast::tcp_stream> plain;
     std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
     std::string connected_to;  // the URL the open connection is for
@@ -438,7 +442,7 @@ Status Notifier::Impl::Init() {
     Record record;
     if (!record.Decode(std::string_view(it->value().data(), it->value().size()))) continue;
     Channel& channel = ChannelOf(webhook_id);
-    ++channel.records;
+    if (Finished(record.state)) ++channel.finished;
     if (!Finished(record.state)) {
       channel.pending.push_back(key);
       backlog_.fetch_add(1);
@@ -550,7 +554,6 @@ void Notifier::Impl::ReadLog() {
   for (auto& [webhook_id, key] : queued) {
     Channel& channel = ChannelOf(webhook_id);
     channel.pending.push_back(std::move(key));
-    ++channel.records;
     backlog_.fetch_add(1);
     channel.Wake();
   }
@@ -586,18 +589,23 @@ void Notifier::Impl::ReleaseSlot() {
 }
 
 void Notifier::Impl::TrimHistory(const std::string& webhook_id, Channel* channel) {
+  // The oldest finished records go first, a tenth of the bound at a time;
+  // pending ones stay (they are the backlog). Finished records mostly come
+  // in log order, so the scan starts where the last one stopped instead of
+  // passing over the deleted keys again.
   size_t bound = options_.history_per_webhook;
-  if (channel->records <= bound + std::max<size_t>(10, bound / 10)) return;
+  if (channel->finished <= bound + std::max<size_t>(10, bound / 10)) return;
   std::string prefix = RecordPrefix(webhook_id);
   std::unique_ptr<rocksdb::Iterator> it(log_->db()->NewIterator(rocksdb::ReadOptions(), cf_));
   rocksdb::WriteBatch batch;
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) && channel->records > bound;
-       it->Next()) {
+  it->Seek(std::max(prefix, channel->trim_from));
+  for (; it->Valid() && it->key().starts_with(prefix) && channel->finished > bound; it->Next()) {
     Record record;
     if (!record.Decode(std::string_view(it->value().data(), it->value().size()))) continue;
-    if (!Finished(record.state)) continue;  // the oldest finished go first
+    if (!Finished(record.state)) continue;
     batch.Delete(cf_, it->key()).PermitUncheckedError();
-    --channel->records;
+    --channel->finished;
+    channel->trim_from = it->key().ToString();
   }
   log_->db()->Write(rocksdb::WriteOptions(), &batch).PermitUncheckedError();
 }
@@ -670,6 +678,7 @@ net::awaitable<void> Notifier::Impl::ChannelLoop(std::string webhook_id, Channel
     }
     Persist(key, record);
     if (Finished(record.state)) {
+      ++channel->finished;
       if (!channel->pending.empty() && channel->pending.front() == key) channel->pending.pop_front();
       if (backlog_.load() > 0) backlog_.fetch_sub(1);
       TrimHistory(webhook_id, channel);

@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "api/json_views.h"
+#include "bench/webhook_receiver.h"
 #include "ledger/clock.h"
 #include "ledger/crypto.h"
 #include "replay/replay.h"
@@ -36,163 +37,14 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// One POST as the receiver saw it.
-struct Received {
-  std::string target;
-  std::string event_id;
-  std::string signature;
-  std::string content_type;
-  std::string body;
-  Clock::time_point at;
-};
+using bench::Received;
 
-// An HTTP/1.1 server on 127.0.0.1 with kept-alive connections, over TLS when
-// given a certificate and key (PEM). `answer` gives each request's status
-// from its target and how many requests that target has had (1 for the
-// first); 0 means never answer (the connection is held open). `delay_ms`
-// delays every answer.
-class Receiver {
+// The loopback receiver, answering as the test says.
+class Receiver : public bench::Receiver {
  public:
   using Answer = std::function<int(const std::string& target, int nth)>;
-
   explicit Receiver(Answer answer, const std::string& cert = "", const std::string& key = "")
-      : answer_(std::move(answer)),
-        ssl_(net::ssl::context::tls_server),
-        acceptor_(io_, net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)),
-        tls_(!cert.empty()) {
-    if (tls_) {
-      ssl_.use_certificate_chain_file(cert);
-      ssl_.use_private_key_file(key, net::ssl::context::pem);
-    }
-    Accept();
-    thread_ = std::thread([this] { io_.run(); });
-  }
-  ~Receiver() {
-    io_.stop();
-    thread_.join();
-  }
-
-  std::string Url(const std::string& path, const std::string& host = "127.0.0.1") const {
-    return std::string(tls_ ? "https://" : "http://") + host + ":" +
-           std::to_string(acceptor_.local_endpoint().port()) + path;
-  }
-  std::vector<Received> Get(const std::string& target = "") const {
-    std::lock_guard lock(mutex_);
-    std::vector<Received> out;
-    for (const Received& r : received_) {
-      if (target.empty() || r.target == target) out.push_back(r);
-    }
-    return out;
-  }
-  // Waits (up to `seconds`) until `target` has had `count` requests.
-  bool WaitFor(const std::string& target, size_t count, int seconds = 30) const {
-    auto deadline = Clock::now() + std::chrono::seconds(seconds);
-    while (Clock::now() < deadline) {
-      if (Get(target).size() >= count) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
-  }
-  int connections() const { return connections_.load(); }
-  int failed_handshakes() const { return failed_handshakes_.load(); }
-
-  std::atomic<int> delay_ms{0};
-
- private:
-  struct Connection {
-    explicit Connection(net::io_context& io) : socket(io), timer(io) {}
-    net::ip::tcp::socket socket;
-    std::unique_ptr<beast::ssl_stream<net::ip::tcp::socket>> tls;  // owns the socket when set
-    net::steady_timer timer;
-    beast::flat_buffer buffer;
-    http::request<http::string_body> request;
-    http::response<http::string_body> response;
-  };
-
-  template <typename F>
-  static void WithStream(Connection& c, F f) {
-    if (c.tls) {
-      f(*c.tls);
-    } else {
-      f(c.socket);
-    }
-  }
-
-  void Accept() {
-    auto connection = std::make_shared<Connection>(io_);
-    acceptor_.async_accept(connection->socket, [this, connection](beast::error_code error) {
-      if (error) return;
-      ++connections_;
-      Accept();
-      if (!tls_) return Read(connection);
-      connection->tls =
-          std::make_unique<beast::ssl_stream<net::ip::tcp::socket>>(std::move(connection->socket), ssl_);
-      connection->tls->async_handshake(net::ssl::stream_base::server,
-                                       [this, connection](beast::error_code shaken) {
-                                         if (shaken) {
-                                           ++failed_handshakes_;
-                                           return;
-                                         }
-                                         Read(connection);
-                                       });
-    });
-  }
-
-  void Read(std::shared_ptr<Connection> c) {
-    c->request = {};
-    WithStream(*c, [&](auto& stream) {
-      http::async_read(stream, c->buffer, c->request,
-                       [this, c](beast::error_code error, size_t) {
-                         if (!error) Respond(c);
-                       });
-    });
-  }
-
-  void Respond(std::shared_ptr<Connection> c) {
-    Received r{std::string(c->request.target()),
-               std::string(c->request["Purser-Event-Id"]),
-               std::string(c->request["Purser-Signature"]),
-               std::string(c->request[http::field::content_type]),
-               c->request.body(),
-               Clock::now()};
-    int nth;
-    {
-      std::lock_guard lock(mutex_);
-      received_.push_back(r);
-      nth = ++per_target_[r.target];
-    }
-    int status = answer_(r.target, nth);
-    if (status == 0) {
-      held_.push_back(c);  // never answered
-      return;
-    }
-    c->response = http::response<http::string_body>(static_cast<http::status>(status), 11);
-    c->response.keep_alive(true);
-    if (status >= 300 && status < 400) c->response.set(http::field::location, Url("/elsewhere"));
-    if (status != 204) c->response.body() = "ok";
-    c->response.prepare_payload();
-    c->timer.expires_after(std::chrono::milliseconds(delay_ms.load()));
-    c->timer.async_wait([this, c](beast::error_code) {
-      WithStream(*c, [&](auto& stream) {
-        http::async_write(stream, c->response, [this, c](beast::error_code written, size_t) {
-          if (!written) Read(c);
-        });
-      });
-    });
-  }
-
-  Answer answer_;
-  net::io_context io_;
-  net::ssl::context ssl_;
-  net::ip::tcp::acceptor acceptor_;
-  bool tls_;
-  std::vector<std::shared_ptr<Connection>> held_;  // loop thread only
-  mutable std::mutex mutex_;
-  std::vector<Received> received_;
-  std::map<std::string, int> per_target_;
-  std::atomic<int> connections_{0};
-  std::atomic<int> failed_handshakes_{0};
-  std::thread thread_;
+      : bench::Receiver(bench::ReceiverOptions{std::move(answer), cert, key, true}) {}
 };
 
 int Always200(const std::string&, int) { return 200; }
@@ -519,7 +371,7 @@ TEST_F(Webhooks, DeliveriesFollowLogOrderPerWebhookThroughRetries) {
 
 TEST_F(Webhooks, AKilledDaemonDeliversEveryEventAfterTheRestart) {
   Receiver receiver(Always200);
-  receiver.delay_ms = 40;
+  receiver.set_delay_ms(40);
   Start();
   Tree();
   std::string id = Register(receiver.Url("/hook"), R"(["account_frozen","account_unfrozen"])", "org");
@@ -532,7 +384,7 @@ TEST_F(Webhooks, AKilledDaemonDeliversEveryEventAfterTheRestart) {
   daemon_->Kill();
   size_t before_restart = receiver.Get("/hook").size();
   EXPECT_LT(before_restart, 2u * kRounds) << "the kill came after every delivery";
-  receiver.delay_ms = 0;
+  receiver.set_delay_ms(0);
   Start();
   auto deadline = Clock::now() + std::chrono::seconds(60);
   std::set<std::string> ids;
@@ -726,6 +578,26 @@ TEST_F(Webhooks, TheCliManagesWebhooksAndTheirDeliveries) {
   EXPECT_NE(run("webhooks list --json").second.find("\"enabled\":false"), std::string::npos);
   EXPECT_EQ(run("webhooks rm " + second_id).first, 0);
   EXPECT_EQ(run("webhooks list --json").second.find(second_id), std::string::npos);
+}
+
+TEST_F(Webhooks, TheHistoryPerWebhookIsBoundedAndKeepsTheNewest) {
+  Receiver receiver(Always200);
+  Start();
+  Tree();
+  std::string id = Register(receiver.Url("/hook"), R"(["account_frozen","account_unfrozen"])", "team");
+  auto admin = daemon_->Admin();
+  constexpr int kEvents = 1'500;  // the bound is 1,000 records per webhook
+  std::vector<RequestBody> toggles;
+  for (int i = 0; i < kEvents; ++i) {
+    toggles.push_back(i % 2 == 0 ? RequestBody(cmd::Freeze{"agent", "loop"}) : RequestBody(cmd::Unfreeze{"agent"}));
+  }
+  for (const Reply& reply : admin->CallBatch(std::move(toggles))) ASSERT_TRUE(reply.ok()) << reply.message;
+  ASSERT_TRUE(receiver.WaitFor("/hook", kEvents, 60));
+  ASSERT_TRUE(WaitForState(id, "delivered"));
+  std::vector<DeliveryRow> rows = Deliveries(id, "?limit=10000");
+  EXPECT_GE(rows.size(), 1'000u);
+  EXPECT_LE(rows.size(), 1'100u);
+  EXPECT_EQ(rows.front().event_id, receiver.Get("/hook").back().event_id) << "the newest is kept";
 }
 
 TEST_F(Webhooks, HttpsReceiversAreVerifiedAgainstTheSystemOrTheGivenCa) {
