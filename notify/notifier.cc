@@ -190,6 +190,19 @@ bool Describe(const Event& event, Notable* out) {
   return true;
 }
 
+// The events the notifier acts on: deliverable ones and the definitions
+// (webhooks, the account tree).
+bool Relevant(const Event& event) {
+  return std::holds_alternative<event::AlertRaised>(event.body) ||
+         std::holds_alternative<event::AccountFrozen>(event.body) ||
+         std::holds_alternative<event::AccountUnfrozen>(event.body) ||
+         std::holds_alternative<event::Expired>(event.body) ||
+         std::holds_alternative<event::AccountOpened>(event.body) ||
+         std::holds_alternative<event::WebhookRegistered>(event.body) ||
+         std::holds_alternative<event::WebhookUpdated>(event.body) ||
+         std::holds_alternative<event::WebhookRemoved>(event.body);
+}
+
 std::string Payload(const std::string& event_id, const Event& event, const Notable& notable) {
   JsonWriter w;
   w.BeginObject().Field("id", event_id).Field("type", notable.kind);
@@ -355,6 +368,11 @@ class Notifier::Impl {
   }
 
   void ReadLog();
+  bool CatchUp(uint64_t until);
+  void Consider(const Event& event, rocksdb::WriteBatch* batch,
+                std::vector<std::pair<std::string, std::string>>* queued);
+  bool Commit(rocksdb::WriteBatch* batch, uint64_t cursor,
+              std::vector<std::pair<std::string, std::string>>* queued);
   void ApplyDefinition(const Event& event);
   bool Matches(const WebhookDef& hook, const Notable& notable, uint64_t sequence) const;
   void TrimHistory(const std::string& webhook_id, Channel* channel);
@@ -380,8 +398,23 @@ class Notifier::Impl {
   std::mt19937_64 random_;
   std::atomic<bool> wake_posted_{false};
 
+  // The feed from the log thread: per written group, its range and the
+  // events that matter here. Bounded: past the bound it is dropped and the
+  // loop reads the log instead.
+  struct LiveBatch {
+    uint64_t first = 0;
+    uint64_t last = 0;
+    std::vector<Event> events;
+  };
+  static constexpr size_t kLiveEventsMax = 100'000;
+  std::mutex live_mutex_;
+  std::deque<LiveBatch> live_;
+  size_t live_events_ = 0;
+  bool live_overflowed_ = false;
+
   // Loop thread only.
   bool stopping_ = false;
+  bool caught_up_ = false;  // read the log up to where the feed starts
   uint64_t cursor_ = 0;
   std::map<std::string, WebhookDef> hooks_;
   std::unordered_map<std::string, std::string> parents_;
@@ -448,9 +481,27 @@ Status Notifier::Impl::Init() {
       backlog_.fetch_add(1);
     }
   }
+  // The log thread hands over, per written group, its range and the few
+  // events that matter here (a type check each), so the notifier need not
+  // read and decode the whole log back; it reads RocksDB only to catch up
+  // (after a start, or when it fell too far behind and dropped the feed).
   sequencer_->AddObserver([this](const std::vector<Event>& events) {
     if (events.empty()) return;
-    // The log thread only wakes the loop; the loop reads RocksDB itself.
+    LiveBatch batch{events.front().sequence, events.back().sequence, {}};
+    for (const Event& event : events) {
+      if (Relevant(event)) batch.events.push_back(event);
+    }
+    {
+      std::lock_guard lock(live_mutex_);
+      if (live_overflowed_ || live_events_ + batch.events.size() > kLiveEventsMax) {
+        live_overflowed_ = true;  // the cursor and the log have it all
+        live_.clear();
+        live_events_ = 0;
+      } else {
+        live_events_ += batch.events.size();
+        live_.push_back(std::move(batch));
+      }
+    }
     if (!wake_posted_.exchange(true)) {
       net::post(io_, [this] {
         wake_posted_ = false;
@@ -472,6 +523,8 @@ void Notifier::Impl::ApplyDefinition(const Event& event) {
     hook.account = registered->account;
     hook.created_seq = event.sequence;
     hook.secret_sha256 = registered->secret_sha256;
+    hook.enabled = true;  // as registered; a later update in the log says otherwise
+    hook.removed = false;
   } else if (const auto* updated = std::get_if<event::WebhookUpdated>(&event.body)) {
     WebhookDef& hook = hooks_[updated->webhook_id];
     hook.url = updated->url;
@@ -502,62 +555,119 @@ bool Notifier::Impl::Matches(const WebhookDef& hook, const Notable& notable,
   return false;
 }
 
-void Notifier::Impl::ReadLog() {
-  if (stopping_) return;
+// Turns one event into delivery records (into `batch`, keys into `queued`)
+// and keeps the webhooks and the account tree current.
+void Notifier::Impl::Consider(const Event& event, rocksdb::WriteBatch* batch,
+                              std::vector<std::pair<std::string, std::string>>* queued) {
+  ApplyDefinition(event);
+  Notable notable;
+  if (!Describe(event, &notable)) return;
+  std::string event_id = "evt_" + std::to_string(event.sequence) + "_0";
+  std::string payload = Payload(event_id, event, notable);
+  for (const auto& [webhook_id, hook] : hooks_) {
+    if (!Matches(hook, notable, event.sequence)) continue;
+    Record record;
+    record.sequence = event.sequence;
+    record.event_id = event_id;
+    record.type = notable.kind;
+    record.payload = payload;
+    std::string key = RecordKey(webhook_id, event.sequence, 0);
+    batch->Put(cf_, key, record.Encode()).PermitUncheckedError();
+    queued->emplace_back(webhook_id, std::move(key));
+  }
+}
+
+// Stores the records and the new cursor in one write (a restart re-reads
+// from the cursor, so an event is queued at least once), then queues them.
+bool Notifier::Impl::Commit(rocksdb::WriteBatch* batch, uint64_t cursor,
+                            std::vector<std::pair<std::string, std::string>>* queued) {
+  if (cursor == cursor_) return true;
+  batch->Put(cf_, kCursorKey, SequenceKey(cursor)).PermitUncheckedError();
+  rocksdb::Status status = log_->db()->Write(rocksdb::WriteOptions(), batch);
+  if (!status.ok()) {
+    std::fprintf(stderr, "purserd: notifier: storing deliveries failed: %s\n",
+                 status.ToString().c_str());
+    return false;  // the cursor did not move: the next wake reads again
+  }
+  cursor_ = cursor;
+  cursor_seen_ = cursor;
+  for (auto& [webhook_id, key] : *queued) {
+    Channel& channel = ChannelOf(webhook_id);
+    channel.pending.push_back(std::move(key));
+    backlog_.fetch_add(1);
+    channel.Wake();
+  }
+  return true;
+}
+
+// Reads the log from RocksDB after the cursor up to `until`, at most a
+// round of events. True when it got there.
+bool Notifier::Impl::CatchUp(uint64_t until) {
   constexpr size_t kEventsPerRound = 4096;  // then yield to the deliveries
   auto it = log_->NewIterator(cursor_ + 1);
   rocksdb::WriteBatch batch;
-  std::vector<std::pair<std::string, std::string>> queued;  // (webhook, key)
-  size_t read = 0;
+  std::vector<std::pair<std::string, std::string>> queued;
   uint64_t cursor = cursor_;
-  for (; it->Valid() && read < kEventsPerRound; it->Next(), ++read) {
+  size_t read = 0;
+  for (; it->Valid() && it->sequence() <= until && read < kEventsPerRound; it->Next(), ++read) {
     RecordView view;
     Event event;
     if (!DecodeRecord(it->sequence(), it->record(), &view).ok() ||
         !DecodePayload(view.payload, &event).ok()) {
       std::fprintf(stderr, "purserd: notifier: event %llu does not decode; delivery stops there\n",
                    static_cast<unsigned long long>(it->sequence()));
-      break;
+      Commit(&batch, cursor, &queued);
+      return false;
     }
-    ApplyDefinition(event);
-    Notable notable;
-    if (Describe(event, &notable)) {
-      std::string event_id = "evt_" + std::to_string(event.sequence) + "_0";
-      std::string payload = Payload(event_id, event, notable);
-      for (const auto& [webhook_id, hook] : hooks_) {
-        if (!Matches(hook, notable, event.sequence)) continue;
-        Record record;
-        record.sequence = event.sequence;
-        record.event_id = event_id;
-        record.type = notable.kind;
-        record.payload = payload;
-        std::string key = RecordKey(webhook_id, event.sequence, 0);
-        batch.Put(cf_, key, record.Encode()).PermitUncheckedError();
-        queued.emplace_back(webhook_id, std::move(key));
-      }
-    }
+    Consider(event, &batch, &queued);
     cursor = event.sequence;
   }
-  bool more = it->Valid() && read == kEventsPerRound;
-  if (cursor == cursor_) return;
-  // The records and the cursor in one write: a restart re-reads from the
-  // cursor, so an event is queued at least once.
-  batch.Put(cf_, kCursorKey, SequenceKey(cursor)).PermitUncheckedError();
-  rocksdb::Status status = log_->db()->Write(rocksdb::WriteOptions(), &batch);
-  if (!status.ok()) {
-    std::fprintf(stderr, "purserd: notifier: storing deliveries failed: %s\n",
-                 status.ToString().c_str());
-    return;  // the cursor did not move: the next wake tries again
+  bool there = !it->Valid() || it->sequence() > until;
+  return Commit(&batch, cursor, &queued) && there;
+}
+
+void Notifier::Impl::ReadLog() {
+  if (stopping_) return;
+  std::deque<LiveBatch> batches;
+  bool overflowed = false;
+  {
+    std::lock_guard lock(live_mutex_);
+    batches.swap(live_);
+    live_events_ = 0;
+    overflowed = live_overflowed_;
+    live_overflowed_ = false;
   }
-  cursor_ = cursor;
-  cursor_seen_ = cursor;
-  for (auto& [webhook_id, key] : queued) {
-    Channel& channel = ChannelOf(webhook_id);
-    channel.pending.push_back(std::move(key));
-    backlog_.fetch_add(1);
-    channel.Wake();
+  auto again = [&] {
+    // Not there yet: what is left waits in front of newer batches.
+    std::lock_guard lock(live_mutex_);
+    for (auto it = batches.rbegin(); it != batches.rend(); ++it) {
+      live_events_ += it->events.size();
+      live_.push_front(std::move(*it));
+    }
+    live_overflowed_ = live_overflowed_ || overflowed;
+    net::post(io_, [this] { ReadLog(); });
+  };
+  if (overflowed || !caught_up_) {
+    // What was dropped, or what came before the feed, is in the log.
+    if (!CatchUp(UINT64_MAX)) return again();
+    overflowed = false;
+    caught_up_ = true;
   }
-  if (more) net::post(io_, [this] { ReadLog(); });
+  while (!batches.empty()) {
+    LiveBatch& batch = batches.front();
+    if (batch.last <= cursor_) {
+      batches.pop_front();
+      continue;
+    }
+    if (batch.first > cursor_ + 1 && !CatchUp(batch.first - 1)) return again();
+    rocksdb::WriteBatch write;
+    std::vector<std::pair<std::string, std::string>> queued;
+    for (const Event& event : batch.events) {
+      if (event.sequence > cursor_) Consider(event, &write, &queued);
+    }
+    if (!Commit(&write, batch.last, &queued)) return again();
+    batches.pop_front();
+  }
 }
 
 int64_t Notifier::Impl::RetryDelayMs(uint32_t attempts) {
