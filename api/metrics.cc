@@ -197,15 +197,15 @@ std::string Metrics::Render(const AccountMetricsView& accounts) const {
   }
   WriteAccountSeries(out, accounts);
   if (notifier_ != nullptr) {
-    NotifierStats stats = notifier_->stats();
+    NotifierStats delivery = notifier_->stats();
     out << "# HELP purser_webhook_deliveries_total Webhook delivery attempts, by result "
            "(retried: failed and retried later; dead: failed for the last time).\n"
         << "# TYPE purser_webhook_deliveries_total counter\n"
-        << "purser_webhook_deliveries_total{result=\"delivered\"} " << stats.delivered << '\n'
-        << "purser_webhook_deliveries_total{result=\"retried\"} " << stats.retried << '\n'
-        << "purser_webhook_deliveries_total{result=\"dead\"} " << stats.dead << '\n';
+        << "purser_webhook_deliveries_total{result=\"delivered\"} " << delivery.delivered << '\n'
+        << "purser_webhook_deliveries_total{result=\"retried\"} " << delivery.retried << '\n'
+        << "purser_webhook_deliveries_total{result=\"dead\"} " << delivery.dead << '\n';
     out << "# HELP purser_webhook_backlog Deliveries pending or waiting to be retried.\n"
-        << "# TYPE purser_webhook_backlog gauge\npurser_webhook_backlog " << stats.backlog << '\n';
+        << "# TYPE purser_webhook_backlog gauge\npurser_webhook_backlog " << delivery.backlog << '\n';
     out << "# HELP purser_webhook_attempt_duration_seconds One delivery attempt, connect to answer.\n"
         << "# TYPE purser_webhook_attempt_duration_seconds histogram\n";
     WriteHistogram(out, "purser_webhook_attempt_duration_seconds", "", notifier_->attempt_latency(),

@@ -71,6 +71,104 @@ struct Totals {
   }
 };
 
+// One day of a subtree, as trends sums it.
+struct TrendDayAcc {
+  Totals total;
+  std::unordered_map<uint64_t, int64_t> rows;  // model, action and waste rows: cost
+
+  void Add(uint64_t key, const SpendTotals& row) {
+    Dimension dimension = RowDimension(key);
+    if (dimension == Dimension::kTotal) {
+      total.Add(row);
+    } else if (dimension == Dimension::kModel || dimension == Dimension::kAction ||
+               dimension == Dimension::kWaste) {
+      int64_t& cost = rows[key];
+      cost = Saturate(static_cast<__int128>(cost) + row.cost_micros);
+    }
+  }
+};
+
+// Adds the days [first, last] of every account of `subtree` into `out`
+// (indexed from `first`).
+void SumSubtreeDays(const State& state, const std::vector<AccountIndex>& subtree, int64_t first,
+                    int64_t last, std::vector<TrendDayAcc>* out) {
+  if (last < first) return;
+  out->resize(static_cast<size_t>(last - first + 1));
+  for (AccountIndex a : subtree) {
+    // From the newest day back: reading today is one step (no tree search).
+    const auto& days = state.account(a).days;
+    for (auto it = days.rbegin(); it != days.rend() && it->first >= first; ++it) {
+      if (it->first > last) continue;
+      TrendDayAcc& day = (*out)[static_cast<size_t>(it->first - first)];
+      for (const auto& [key, row] : it->second) day.Add(key, row);
+    }
+  }
+}
+
+// An account's spend and waste over the days [first, last].
+std::pair<int64_t, int64_t> SpendAndWaste(const Account& node, int64_t first, int64_t last) {
+  int64_t spend = 0;
+  int64_t waste = 0;
+  for (auto it = node.days.rbegin(); it != node.days.rend() && it->first >= first; ++it) {
+    if (it->first > last) continue;
+    for (const auto& [key, row] : it->second) {
+      if (RowDimension(key) == Dimension::kTotal) {
+        spend = Saturate(static_cast<__int128>(spend) + row.cost_micros);
+      } else if (RowDimension(key) == Dimension::kWaste) {
+        waste = Saturate(static_cast<__int128>(waste) + row.cost_micros);
+      }
+    }
+  }
+  return {spend, waste};
+}
+
+}  // namespace
+
+// What trends and the leaderboard read of the days before today, kept
+// between reads: those days change only through imported history and
+// refunds of past charges (State::past_rows_version), and a new day starts a
+// new cache. Today is always read live.
+struct AnalyticsCache {
+  static constexpr size_t kSubtreesMax = 64;
+  static constexpr size_t kWindowsMax = 4;
+
+  struct SubtreeDays {
+    int64_t first = 0;  // days [first, today - 1] are summed
+    std::vector<TrendDayAcc> days;
+    uint64_t used = 0;
+  };
+  struct WindowSums {
+    std::vector<std::pair<int64_t, int64_t>> sums;  // by account: spend, waste before today
+    std::vector<bool> known;
+  };
+
+  int64_t today = -1;
+  uint64_t version = 0;
+  uint64_t clock = 0;
+  std::unordered_map<AccountIndex, SubtreeDays> subtrees;  // trends, by account
+  std::unordered_map<int64_t, WindowSums> windows;          // leaderboard, by days
+
+  // Drops everything when the day or the past changed.
+  void Check(int64_t now_day, uint64_t past_version) {
+    if (today == now_day && version == past_version) return;
+    today = now_day;
+    version = past_version;
+    subtrees.clear();
+    windows.clear();
+  }
+};
+
+AnalyticsCacheSlot::AnalyticsCacheSlot() = default;
+AnalyticsCacheSlot::~AnalyticsCacheSlot() = default;
+AnalyticsCacheSlot::AnalyticsCacheSlot(AnalyticsCacheSlot&&) noexcept = default;
+AnalyticsCacheSlot& AnalyticsCacheSlot::operator=(AnalyticsCacheSlot&&) noexcept = default;
+AnalyticsCache& AnalyticsCacheSlot::get() const {
+  if (!cache_) cache_ = std::make_unique<AnalyticsCache>();
+  return *cache_;
+}
+
+namespace {
+
 // Cache and waste figures from token totals and the model's current rates.
 EfficiencyFigures Figures(const std::string& model, const Totals& totals, int64_t waste_micros,
                           const PriceRates* rates) {
@@ -320,33 +418,41 @@ Reply Machine::Handler::Do(const query::GetTrends& q) {
   if (index == kNoAccount) return error;
   const int64_t last = DayOf(now_us_);
   const int64_t first = last - q.days + 1;
-  struct DayAcc {
-    Totals total;
-    std::unordered_map<uint64_t, int64_t> rows;  // model, action and waste rows: cost
-  };
-  std::vector<DayAcc> acc(static_cast<size_t>(q.days));
-  for (AccountIndex a : SubtreeOf(state_, index)) {
-    const Account& node = state_.account(a);
-    for (auto it = node.days.lower_bound(first); it != node.days.end() && it->first <= last; ++it) {
-      DayAcc& day = acc[static_cast<size_t>(it->first - first)];
-      for (const auto& [key, row] : it->second) {
-        Dimension dimension = RowDimension(key);
-        if (dimension == Dimension::kTotal) {
-          day.total.Add(row);
-        } else if (dimension == Dimension::kModel || dimension == Dimension::kAction ||
-                   dimension == Dimension::kWaste) {
-          int64_t& cost = day.rows[key];
-          cost = Saturate(static_cast<__int128>(cost) + row.cost_micros);
-        }
-      }
+  const std::vector<AccountIndex> subtree = SubtreeOf(state_, index);
+  // The days before today from the cache (summed once), today live.
+  AnalyticsCache& cache = state_.analytics_cache.get();
+  cache.Check(last, state_.past_rows_version);
+  auto [slot, fresh] = cache.subtrees.try_emplace(index);
+  AnalyticsCache::SubtreeDays& past = slot->second;
+  if (fresh) {
+    if (cache.subtrees.size() > AnalyticsCache::kSubtreesMax) {
+      auto oldest = std::min_element(cache.subtrees.begin(), cache.subtrees.end(),
+                                     [](const auto& a, const auto& b) { return a.second.used < b.second.used; });
+      if (oldest->first != index) cache.subtrees.erase(oldest);
     }
+    past.first = last;  // nothing summed yet
   }
+  past.used = ++cache.clock;
+  if (first < past.first) {
+    // Sum the older days not yet summed, in front of those that are.
+    std::vector<TrendDayAcc> older;
+    SumSubtreeDays(state_, subtree, first, past.first - 1, &older);
+    older.insert(older.end(), std::make_move_iterator(past.days.begin()),
+                 std::make_move_iterator(past.days.end()));
+    past.days = std::move(older);
+    past.first = first;
+  }
+  std::vector<TrendDayAcc> today;
+  SumSubtreeDays(state_, subtree, last, last, &today);
+  auto day_at = [&](int64_t d) -> const TrendDayAcc& {
+    return d == last ? today[0] : past.days[static_cast<size_t>(d - past.first)];
+  };
   TrendsView view;
   view.account = q.account;
   view.first_day = first;
   view.last_day = last;
   for (int64_t d = 0; d < q.days; ++d) {
-    DayAcc& day = acc[static_cast<size_t>(d)];
+    const TrendDayAcc& day = day_at(first + d);
     TrendDay out;
     out.day = first + d;
     out.cost_micros = day.total.cost_micros;
@@ -379,25 +485,28 @@ Reply Machine::Handler::Do(const query::GetLeaderboard& q) {
   const int64_t first = last - q.days + 1;
   LeaderboardView view;
   view.metric = q.metric;
+  // Each account's days before today from the cache (summed once), today live.
+  AnalyticsCache& cache = state_.analytics_cache.get();
+  cache.Check(last, state_.past_rows_version);
+  if (!cache.windows.contains(q.days) && cache.windows.size() >= AnalyticsCache::kWindowsMax) {
+    cache.windows.clear();
+  }
+  AnalyticsCache::WindowSums& past = cache.windows[q.days];
+  past.sums.resize(state_.accounts.size());
+  past.known.resize(state_.accounts.size());
   for (AccountIndex root : roots) {
     for (AccountIndex a : SubtreeOf(state_, root)) {
       const Account& node = state_.account(a);
       // The accounts that spend directly: leaves strictly below the scope.
       if (a == root || !node.children.empty()) continue;
-      int64_t spend = 0;
-      int64_t waste = 0;
-      for (auto it = node.days.lower_bound(first); it != node.days.end() && it->first <= last;
-           ++it) {
-        for (const auto& [key, row] : it->second) {
-          if (RowDimension(key) == Dimension::kTotal) {
-            spend = Saturate(static_cast<__int128>(spend) + row.cost_micros);
-          } else if (RowDimension(key) == Dimension::kWaste) {
-            waste = Saturate(static_cast<__int128>(waste) + row.cost_micros);
-          }
-        }
+      if (!past.known[a]) {
+        past.sums[a] = SpendAndWaste(node, first, last - 1);
+        past.known[a] = true;
       }
-      if (spend <= 0 && q.metric != LeaderboardMetric::kSpend) continue;
-      if (spend <= 0 && q.metric == LeaderboardMetric::kSpend) continue;
+      auto [today_spend, today_waste] = SpendAndWaste(node, last, last);
+      int64_t spend = Saturate(static_cast<__int128>(past.sums[a].first) + today_spend);
+      int64_t waste = Saturate(static_cast<__int128>(past.sums[a].second) + today_waste);
+      if (spend <= 0) continue;
       int64_t value = spend;
       if (q.metric == LeaderboardMetric::kWaste) value = waste;
       if (q.metric == LeaderboardMetric::kEfficiency) {
@@ -409,14 +518,19 @@ Reply Machine::Handler::Do(const query::GetLeaderboard& q) {
   // Spend and waste: largest first; efficiency: least efficient first (what
   // needs attention), ties by spend then id.
   const bool ascending = q.metric == LeaderboardMetric::kEfficiency;
-  std::sort(view.entries.begin(), view.entries.end(),
-            [ascending](const LeaderboardEntry& a, const LeaderboardEntry& b) {
-              if (a.value != b.value) return ascending ? a.value < b.value : a.value > b.value;
-              if (a.spend_micros != b.spend_micros) return a.spend_micros > b.spend_micros;
-              return a.account < b.account;
-            });
+  auto before = [ascending](const LeaderboardEntry& a, const LeaderboardEntry& b) {
+    if (a.value != b.value) return ascending ? a.value < b.value : a.value > b.value;
+    if (a.spend_micros != b.spend_micros) return a.spend_micros > b.spend_micros;
+    return a.account < b.account;
+  };
   size_t limit = std::clamp<size_t>(q.limit, 1, kListLimitMax);
-  if (view.entries.size() > limit) view.entries.resize(limit);
+  if (view.entries.size() > limit) {
+    std::partial_sort(view.entries.begin(), view.entries.begin() + static_cast<ptrdiff_t>(limit),
+                      view.entries.end(), before);
+    view.entries.resize(limit);
+  } else {
+    std::sort(view.entries.begin(), view.entries.end(), before);
+  }
   return Ok(std::move(view), false);
 }
 

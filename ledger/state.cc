@@ -133,6 +133,7 @@ bool State::EvictUsage(const std::string& id, uint64_t version) {
 }
 
 DayBook& State::BookOf(Account& account, int64_t day) {
+  if (day < DayOf(last_timestamp_us)) ++past_rows_version;
   if (!account.days.empty() && account.days.rbegin()->first == day) {
     return account.days.rbegin()->second;
   }
@@ -444,7 +445,7 @@ void State::ReverseSpend(ChargeRecord* charge, int64_t amount_micros, Reversal r
     }
   }
   const int64_t calls = reversal == Reversal::kExpiryCharge ? 1 : 0;
-  DayBook& book = account.days[day];
+  DayBook& book = BookOf(account, day);
   auto reverse_row = [&](uint64_t key) {
     SpendTotals& row = book[key];
     row.cost_micros -= amount_micros;
@@ -665,7 +666,7 @@ void State::ApplyBody(const Event&, const event::Adjusted& e) {
 
 void State::ApplyBody(const Event&, const event::RejectionsCounted& e) {
   Account& account = accounts[MustFindAccount(e.account)];
-  DayBook& book = account.days[DayOf(e.minute * kMicrosPerMinute)];
+  DayBook& book = BookOf(account, DayOf(e.minute * kMicrosPerMinute));
   book[RowKey(Dimension::kRejection, e.code)].calls += static_cast<int64_t>(e.count);
 }
 

@@ -358,6 +358,22 @@ inline constexpr size_t kDayBookRowsMax = 4'096;    // rows of one account's day
 uint64_t VoidHash(std::string_view reason);
 
 class State;
+
+struct AnalyticsCache;
+// Holds the read caches of the analytics (ledger/analytics.cc). Not state:
+// never digested, snapshotted or replayed; a copy starts empty.
+class AnalyticsCacheSlot {
+ public:
+  AnalyticsCacheSlot();
+  ~AnalyticsCacheSlot();
+  AnalyticsCacheSlot(AnalyticsCacheSlot&&) noexcept;
+  AnalyticsCacheSlot& operator=(AnalyticsCacheSlot&&) noexcept;
+  AnalyticsCache& get() const;  // made on first use
+
+ private:
+  mutable std::unique_ptr<AnalyticsCache> cache_;
+};
+
 // The largest amount a reservation on `account` could get at `now_us`:
 // max(0, min(available funds, every cap's room on the path)), 0 when an
 // account on the path is frozen or its inflight count is at its limit.
@@ -440,6 +456,11 @@ class State {
   StringMap<uint64_t> daily_report_ids;  // report id -> request hash
 
   uint64_t events_applied = 0;
+  // Counts the changes of day-book rows of days before the applying event's
+  // day (imported history, refunds of past charges, rejections counted over
+  // midnight): the analytics' caches of past days are valid while it holds.
+  uint64_t past_rows_version = 0;
+  AnalyticsCacheSlot analytics_cache;
 
  private:
   // One-entry caches: a command looks up its account and reservation while

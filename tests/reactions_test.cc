@@ -446,6 +446,38 @@ TEST_F(Analytics, TrendsEfficiencyLeaderboardAndStats) {
   EXPECT_EQ(stats.spend_today_micros, 1'090'000);
 }
 
+// Trends and the leaderboard keep their sums of past days between reads;
+// what changes the past (a new day, imported history, a refund of a past
+// charge) shows in the next read.
+TEST_F(Analytics, TrendsAndLeaderboardFollowTheDayAndChangesOfThePast) {
+  Tree(100'000'000);
+  auto trends = [&] { return Answer<TrendsView>(query::GetTrends{"org", 7}).days; };
+  auto top = [&] {
+    return Answer<LeaderboardView>(query::GetLeaderboard{"org", LeaderboardMetric::kSpend, 7, 10})
+        .entries.at(0)
+        .value;
+  };
+  ASSERT_TRUE(Spend("u1", "agent", 1'000'000).ok());
+  EXPECT_EQ(trends()[6].cost_micros, 1'000'000);
+  EXPECT_EQ(top(), 1'000'000);
+  Advance(24 * 3600);
+  ASSERT_TRUE(Spend("u2", "agent", 500'000).ok());
+  EXPECT_EQ(trends()[6].cost_micros, 500'000);
+  EXPECT_EQ(trends()[5].cost_micros, 1'000'000) << "yesterday, now a past day";
+  EXPECT_EQ(top(), 1'500'000);
+  cmd::RecordUsage past;
+  past.usage_id = "import-1";
+  past.account = "agent";
+  past.amount_micros = 2'000'000;
+  past.occurred_at_us = now_us_ - 3 * kMicrosPerDay;
+  ASSERT_TRUE(Run(past).ok());
+  EXPECT_EQ(trends()[3].cost_micros, 2'000'000);
+  EXPECT_EQ(top(), 3'500'000);
+  ASSERT_TRUE(Run(cmd::Refund{"refund-1", ChargeKind::kUsage, "u1", 400'000, "bad answer"}).ok());
+  EXPECT_EQ(trends()[5].cost_micros, 600'000);
+  EXPECT_EQ(top(), 3'100'000);
+}
+
 TEST_F(Contract, ARepeatedCreateAnswersTheOriginalBody) {
   Tree(0);
   Reply first = Open("late", "team");
