@@ -166,10 +166,14 @@ class Client::Impl {
         [deliveries](auto& response) {
           Reply reply = DecodeReply(response.getResult());
           for (auto d : response.getDeliveries()) {
-            deliveries->push_back(DeliveryView{Str(d.getEventId()), Str(d.getType()),
-                                               Str(d.getState()), d.getAttempts(),
-                                               d.getLastStatusCode(), Str(d.getLastError()),
-                                               d.getLastAttemptAtUs(), d.getNextAttemptAtUs(), 0});
+            DeliveryView view{Str(d.getEventId()), Str(d.getType()),
+                              Str(d.getState()), d.getAttempts(),
+                              d.getLastStatusCode(), Str(d.getLastError()),
+                              d.getLastAttemptAtUs(), d.getNextAttemptAtUs(), 0, {}};
+            for (auto a : d.getAttemptLog()) {
+              view.attempt_log.push_back(DeliveryAttempt{a.getAtUs(), a.getStatusCode(), Str(a.getError())});
+            }
+            deliveries->push_back(std::move(view));
           }
           return reply;
         });

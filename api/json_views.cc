@@ -408,7 +408,13 @@ std::string DeliveriesJson(const std::vector<DeliveryView>& deliveries) {
     w.OptionalField("last_error", d.last_error);
     if (d.last_attempt_at_us != 0) w.Field("last_attempt_at", FormatTimestamp(d.last_attempt_at_us));
     if (d.next_attempt_at_us != 0) w.Field("next_attempt_at", FormatTimestamp(d.next_attempt_at_us));
-    w.EndObject();
+    w.Key("attempt_log").BeginArray();
+    for (const DeliveryAttempt& a : d.attempt_log) {
+      w.BeginObject().Field("at", FormatTimestamp(a.at_us));
+      if (a.status_code != 0) w.Field("status_code", int64_t{a.status_code});
+      w.OptionalField("error", a.error).EndObject();
+    }
+    w.EndArray().EndObject();
   }
   w.EndArray().EndObject();
   return w.Take();

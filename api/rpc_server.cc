@@ -518,6 +518,12 @@ class LedgerImpl final : public ReaderMethods<rpc::Ledger::Server> {
                             list[i].setLastError(Text(d.last_error));
                             list[i].setLastAttemptAtUs(d.last_attempt_at_us);
                             list[i].setNextAttemptAtUs(d.next_attempt_at_us);
+                            auto log = list[i].initAttemptLog(static_cast<unsigned>(d.attempt_log.size()));
+                            for (unsigned k = 0; k < d.attempt_log.size(); ++k) {
+                              log[k].setAtUs(d.attempt_log[k].at_us);
+                              log[k].setStatusCode(d.attempt_log[k].status_code);
+                              log[k].setError(Text(d.attempt_log[k].error));
+                            }
                           }
                         });
   }

@@ -121,6 +121,7 @@ class Receiver::Impl {
                std::string(c->request["Purser-Event-Id"]),
                std::string(c->request["Purser-Signature"]),
                std::string(c->request[http::field::content_type]),
+               std::string(c->request[http::field::host]),
                c->request.body(),
                SteadyClock::now()};
     int nth;
@@ -144,7 +145,13 @@ class Receiver::Impl {
     c->timer.async_wait([this, c](beast::error_code) {
       WithStream(*c, [&](auto& stream) {
         http::async_write(stream, c->response, [this, c](beast::error_code written, size_t) {
-          if (!written) Read(c);
+          if (written) return;
+          if (options_.drop_after_answer) {
+            beast::error_code ignored;
+            (c->tls ? c->tls->next_layer() : c->socket).close(ignored);
+            return;
+          }
+          Read(c);
         });
       });
     });

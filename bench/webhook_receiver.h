@@ -19,6 +19,7 @@ struct Received {
   std::string event_id;
   std::string signature;
   std::string content_type;
+  std::string host;
   std::string body;
   std::chrono::steady_clock::time_point at;
 };
@@ -33,6 +34,9 @@ struct ReceiverOptions {
   std::string key_file;
   // Keep every request (else only count them). Default: true.
   bool keep = true;
+  // Close each connection right after answering, without saying so (as a
+  // receiver that drops idle kept-alive connections does). Default: false.
+  bool drop_after_answer = false;
 };
 
 class Receiver {

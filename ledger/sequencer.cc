@@ -187,9 +187,15 @@ std::vector<Reply> Sequencer::CallBatch(std::vector<Request> requests) {
   return future.get();
 }
 
-void Sequencer::AddObserver(EventObserver observer) {
+uint64_t Sequencer::AddObserver(EventObserver observer) {
   std::lock_guard lock(observers_mutex_);
-  observers_.push_back(std::move(observer));
+  observers_.emplace_back(next_observer_, std::move(observer));
+  return next_observer_++;
+}
+
+void Sequencer::RemoveObserver(uint64_t token) {
+  std::lock_guard lock(observers_mutex_);  // waits for a call in progress
+  std::erase_if(observers_, [token](const auto& entry) { return entry.first == token; });
 }
 
 int64_t Sequencer::Now() { return std::max(state_.last_timestamp_us, options_.clock()); }
@@ -608,7 +614,7 @@ void Sequencer::CompleteBatch(Batch* batch) {
     s.done(std::move(s.replies));
   }
   std::lock_guard lock(observers_mutex_);
-  for (const EventObserver& observer : observers_) observer(batch->events);
+  for (const auto& [token, observer] : observers_) observer(batch->events);
 }
 
 void Sequencer::FailAll(const Status& status) {

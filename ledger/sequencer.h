@@ -113,8 +113,10 @@ class Sequencer {
   std::vector<Reply> CallBatch(std::vector<Request> requests);
 
   // Registers an observer of durable events, from any thread; it sees the
-  // batches written after it was added.
-  void AddObserver(EventObserver observer);
+  // batches written after it was added. Returns a token for RemoveObserver.
+  uint64_t AddObserver(EventObserver observer);
+  // After it returns, the observer is not running and is never called again.
+  void RemoveObserver(uint64_t token);
 
   // Stops accepting, executes and syncs everything queued, writes a
   // projection checkpoint and joins the threads. Idempotent.
@@ -221,7 +223,8 @@ class Sequencer {
   uint64_t head_mark_sequence_ = 0;  // log thread only
   std::chrono::steady_clock::time_point head_mark_written_{};
   std::mutex observers_mutex_;
-  std::vector<EventObserver> observers_;
+  std::vector<std::pair<uint64_t, EventObserver>> observers_;
+  uint64_t next_observer_ = 1;
 
   // Producer queue.
   mutable std::mutex queue_mutex_;

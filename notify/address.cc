@@ -63,29 +63,45 @@ bool ParseWebhookUrl(const std::string& url, WebhookUrl* out, std::string* error
   return true;
 }
 
+namespace {
+
+bool IsPrivateV4(const uint8_t* ip) {
+  const uint8_t a = ip[0];
+  const uint8_t b = ip[1];
+  return a == 0 || a == 10 || a == 127 || (a == 169 && b == 254) ||
+         (a == 172 && b >= 16 && b <= 31) || (a == 192 && b == 168) ||
+         (a == 100 && b >= 64 && b <= 127) ||  // shared address space (carrier NAT)
+         (a == 198 && (b == 18 || b == 19)) ||  // benchmarking
+         (a == 192 && b == 0 && ip[2] == 0) ||  // IETF protocol assignments
+         a >= 224;                              // multicast, reserved, broadcast
+}
+
+bool Zero(const uint8_t* bytes, size_t n) {
+  return std::all_of(bytes, bytes + n, [](uint8_t x) { return x == 0; });
+}
+
+}  // namespace
+
 bool IsPrivateAddress(const sockaddr* address) {
   if (address->sa_family == AF_INET) {
-    uint32_t ip = ntohl(reinterpret_cast<const sockaddr_in*>(address)->sin_addr.s_addr);
-    uint8_t a = static_cast<uint8_t>(ip >> 24);
-    uint8_t b = static_cast<uint8_t>(ip >> 16);
-    return a == 0 || a == 10 || a == 127 || (a == 169 && b == 254) ||
-           (a == 172 && b >= 16 && b <= 31) || (a == 192 && b == 168) ||
-           (a == 100 && b >= 64 && b <= 127) || a >= 224;
+    uint8_t ip[4];
+    std::memcpy(ip, &reinterpret_cast<const sockaddr_in*>(address)->sin_addr, 4);
+    return IsPrivateV4(ip);
   }
   if (address->sa_family == AF_INET6) {
     const uint8_t* ip = reinterpret_cast<const sockaddr_in6*>(address)->sin6_addr.s6_addr;
-    static const uint8_t kLoopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-    static const uint8_t kZero[16] = {};
-    bool mapped = std::all_of(ip, ip + 10, [](uint8_t x) { return x == 0; }) && ip[10] == 0xff &&
-                  ip[11] == 0xff;
-    if (mapped) {
-      sockaddr_in v4{};
-      v4.sin_family = AF_INET;
-      std::memcpy(&v4.sin_addr, ip + 12, 4);
-      return IsPrivateAddress(reinterpret_cast<const sockaddr*>(&v4));
-    }
-    return std::memcmp(ip, kLoopback, 16) == 0 || std::memcmp(ip, kZero, 16) == 0 ||
-           (ip[0] & 0xfe) == 0xfc || (ip[0] == 0xfe && (ip[1] & 0xc0) == 0x80) || ip[0] == 0xff;
+    // Forms that carry an IPv4 address are judged by it: mapped
+    // (::ffff:a.b.c.d), compatible (::a.b.c.d, loopback and unspecified
+    // included), NAT64 (64:ff9b::a.b.c.d) and 6to4 (2002:abcd::).
+    if (Zero(ip, 10) && ip[10] == 0xff && ip[11] == 0xff) return IsPrivateV4(ip + 12);
+    if (Zero(ip, 12)) return true;
+    static const uint8_t kNat64[12] = {0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+    if (std::memcmp(ip, kNat64, 12) == 0) return IsPrivateV4(ip + 12);
+    if (ip[0] == 0x20 && ip[1] == 0x02) return IsPrivateV4(ip + 2);
+    return (ip[0] & 0xfe) == 0xfc ||                   // unique local fc00::/7
+           (ip[0] == 0xfe && (ip[1] & 0xc0) == 0x80) ||  // link-local fe80::/10
+           (ip[0] == 0xfe && (ip[1] & 0xc0) == 0xc0) ||  // site-local fec0::/10
+           ip[0] == 0xff;                                // multicast
   }
   return true;
 }

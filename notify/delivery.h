@@ -4,8 +4,16 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace purser {
+
+// One attempt: when, and the HTTP status (0: no answer) or the error.
+struct DeliveryAttempt {
+  int64_t at_us = 0;
+  uint32_t status_code = 0;
+  std::string error;
+};
 
 // A delivery record as GET /v1/webhooks/{id}/deliveries shows it.
 struct DeliveryView {
@@ -18,6 +26,7 @@ struct DeliveryView {
   int64_t last_attempt_at_us = 0;
   int64_t next_attempt_at_us = 0;
   uint64_t sequence = 0;
+  std::vector<DeliveryAttempt> attempt_log;  // the newest attempts (up to 32), oldest first
 };
 
 }  // namespace purser

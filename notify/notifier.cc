@@ -21,6 +21,7 @@
 #include <boost/beast/ssl.hpp>
 
 #include <atomic>
+#include <condition_variable>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -48,10 +49,14 @@ namespace {
 
 // ---- storage (the `notify` column family) ---------------------------------------
 //   "c"                          the cursor: the last event read (8 bytes BE)
+//   "h"                          the webhooks as of the cursor (written with it
+//                                when they change, so a restart matches the
+//                                events after the cursor against them)
 //   "s" + webhook id             the webhook's signing secret
 //   "d" + webhook id + 0 + seq(8 BE) + n   a delivery record
 
 constexpr char kCursorKey[] = "c";
+constexpr char kHooksKey[] = "h";
 
 std::string SecretKey(const std::string& webhook_id) { return "s" + webhook_id; }
 std::string RecordPrefix(const std::string& webhook_id) {
@@ -83,6 +88,14 @@ const char* StateName(DeliveryState state) {
 
 bool Finished(DeliveryState state) { return state == DeliveryState::kDelivered || state == DeliveryState::kDead; }
 
+// One attempt of a delivery, as the record lists it.
+struct AttemptLog {
+  int64_t at_us = 0;
+  uint32_t status = 0;  // 0: no HTTP answer
+  std::string error;
+};
+constexpr size_t kAttemptsListed = 32;  // the newest attempts of a record
+
 // A delivery: the event's payload (built once, so every retry sends the
 // same bytes) and what its attempts gave.
 struct Record {
@@ -96,11 +109,12 @@ struct Record {
   std::string last_error;
   int64_t last_attempt_us = 0;
   int64_t next_attempt_us = 0;
+  std::vector<AttemptLog> log;  // the newest kAttemptsListed attempts, oldest first
 
   std::string Encode() const {
     std::string out;
     BinaryWriter w(&out, false);
-    w.U8(1);  // record version
+    w.U8(2);  // record version
     w.Var(sequence);
     w.VarStr(event_id);
     w.VarStr(type);
@@ -111,11 +125,18 @@ struct Record {
     w.VarStr(last_error);
     w.ZigZag(last_attempt_us);
     w.ZigZag(next_attempt_us);
+    w.Var(log.size());
+    for (const AttemptLog& a : log) {
+      w.ZigZag(a.at_us);
+      w.Var(a.status);
+      w.VarStr(a.error);
+    }
     return out;
   }
   bool Decode(std::string_view bytes) {
     BinaryReader r(bytes);
-    if (r.U8() != 1) return false;
+    uint8_t version = r.U8();
+    if (version != 1 && version != 2) return false;
     sequence = r.Var();
     event_id = r.VarStr();
     type = r.VarStr();
@@ -128,12 +149,34 @@ struct Record {
     last_error = r.VarStr();
     last_attempt_us = r.ZigZag();
     next_attempt_us = r.ZigZag();
+    log.clear();
+    if (version == 2) {
+      uint64_t n = r.VarCount();
+      for (uint64_t i = 0; i < n && n <= kAttemptsListed; ++i) {
+        AttemptLog a;
+        a.at_us = r.ZigZag();
+        a.status = static_cast<uint32_t>(r.Var());
+        a.error = r.VarStr();
+        log.push_back(std::move(a));
+      }
+      if (n > kAttemptsListed) return false;
+    }
     return r.done();
   }
+  void Attempted(int64_t at_us, uint32_t status, const std::string& error) {
+    ++attempts;
+    last_status = status;
+    last_error = error;
+    last_attempt_us = at_us;
+    if (log.size() == kAttemptsListed) log.erase(log.begin());
+    log.push_back(AttemptLog{at_us, status, error});
+  }
   DeliveryView View() const {
-    return DeliveryView{event_id,        type,           StateName(state),
-                        attempts,        last_status,    last_error,
-                        last_attempt_us, Finished(state) ? 0 : next_attempt_us, sequence};
+    DeliveryView view{event_id,        type,           StateName(state),
+                      attempts,        last_status,    last_error,
+                      last_attempt_us, Finished(state) ? 0 : next_attempt_us, sequence, {}};
+    for (const AttemptLog& a : log) view.attempt_log.push_back(DeliveryAttempt{a.at_us, a.status, a.error});
+    return view;
   }
 };
 
@@ -146,6 +189,45 @@ struct WebhookDef {
   uint64_t created_seq = 0;
   Sha256Digest secret_sha256{};
 };
+
+std::string EncodeHooks(const std::map<std::string, WebhookDef>& hooks) {
+  std::string out;
+  BinaryWriter w(&out, false);
+  w.U8(1);
+  w.Var(hooks.size());
+  for (const auto& [id, hook] : hooks) {
+    w.VarStr(id);
+    w.VarStr(hook.url);
+    w.Var(hook.events.size());
+    for (const std::string& kind : hook.events) w.VarStr(kind);
+    w.VarStr(hook.account);
+    w.Bool(hook.enabled);
+    w.Bool(hook.removed);
+    w.Var(hook.created_seq);
+    w.Digest(hook.secret_sha256);
+  }
+  return out;
+}
+
+bool DecodeHooks(std::string_view bytes, std::map<std::string, WebhookDef>* hooks) {
+  BinaryReader r(bytes);
+  if (r.U8() != 1) return false;
+  uint64_t n = r.VarCount();
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string id = r.VarStr();
+    WebhookDef hook;
+    hook.url = r.VarStr();
+    uint64_t kinds = r.VarCount();
+    for (uint64_t k = 0; k < kinds; ++k) hook.events.push_back(r.VarStr());
+    hook.account = r.VarStr();
+    hook.enabled = r.U8() != 0;
+    hook.removed = r.U8() != 0;
+    hook.created_seq = r.Var();
+    hook.secret_sha256 = r.Digest();
+    (*hooks)[id] = std::move(hook);
+  }
+  return r.done();
+}
 
 // What a deliverable event says: its kind, account and data object.
 struct Notable {
@@ -213,6 +295,8 @@ std::string Payload(const std::string& event_id, const Event& event, const Notab
 
 struct AttemptResult {
   bool delivered = false;
+  bool answered = false;       // an HTTP answer's header arrived
+  bool answer_unread = false;  // the connection cannot carry another request
   uint32_t status = 0;
   std::string error;
 };
@@ -238,6 +322,7 @@ class Notifier::Impl {
         log_(sequencer->log()),
         options_(std::move(options)),
         ssl_(net::ssl::context::tls_client),
+        read_retry_(io_),
         random_(std::random_device{}()) {}
 
   Status Init();
@@ -245,15 +330,28 @@ class Notifier::Impl {
     pthread_setname_np(pthread_self(), "purser-notify");
     io_.run();
   }
+
+  // Stops the feed, then every channel: their sockets are closed (the
+  // stream objects stay until the loops are gone), the loops see
+  // `stopping_` and end; the event loop stops when none is left, or after
+  // a grace period (a lookup cannot be interrupted).
   void Stop() {
     if (!thread_.joinable()) return;
+    if (observer_ != 0) sequencer_->RemoveObserver(observer_);
+    observer_ = 0;
+    stopped_ = true;
     net::post(io_, [this] {
       stopping_ = true;
-      for (auto& [id, channel] : channels_) channel->Close();
+      read_retry_.cancel();
+      for (auto& [id, channel] : channels_) channel->Abort();
+      for (SlotWaiter* waiter : slot_waiters_) waiter->timer.cancel();
+      slot_waiters_.clear();
+      MaybeFinish();
     });
-    work_.reset();
-    // Attempts in flight end at their deadline at the latest.
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    {
+      std::unique_lock lock(finish_mutex_);
+      finish_cv_.wait_for(lock, std::chrono::seconds(2), [this] { return finished_; });
+    }
     io_.stop();
     thread_.join();
   }
@@ -284,10 +382,11 @@ class Notifier::Impl {
   }
 
   Status Redeliver(const std::string& webhook_id, const std::string& event_id) {
+    if (stopped_) return Status::Error("unavailable: the notifier is stopped");
     // evt_<seq>_<n>
-    uint64_t sequence = 0;
+    unsigned long long sequence = 0;
     unsigned n = 0;
-    if (std::sscanf(event_id.c_str(), "evt_%lu_%u", &sequence, &n) != 2 || n > 255) {
+    if (std::sscanf(event_id.c_str(), "evt_%llu_%u", &sequence, &n) != 2 || n > 255) {
       return Status::Error("not found: no delivery of " + event_id);
     }
     std::string key = RecordKey(webhook_id, sequence, static_cast<uint8_t>(n));
@@ -297,7 +396,9 @@ class Notifier::Impl {
     }
     net::post(io_, [this, webhook_id, key] {
       Record record;
-      if (!Load(key, &record)) return;
+      if (stopping_ || !Load(key, &record)) return;
+      auto hook = hooks_.find(webhook_id);
+      if (hook == hooks_.end() || hook->second.removed) return;
       Channel& channel = ChannelOf(webhook_id);
       if (Finished(record.state)) {
         backlog_.fetch_add(1);
@@ -333,9 +434,12 @@ class Notifier::Impl {
     std::string trim_from;            // every finished record before this key is gone
     std::unique_ptr<beast::tcp_stream> plain;
     std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
+    std::shared_ptr<tcp::resolver> resolver;  // of the lookup in progress
     std::string connected_to;  // the URL the open connection is for
     beast::flat_buffer buffer;
+    bool loop_running = false;
     void Wake() { timer.cancel(); }
+    // Between attempts, from the channel's own loop: drops the connection.
     void Close() {
       beast::error_code ignored;
       if (plain) plain->socket().close(ignored);
@@ -343,17 +447,44 @@ class Notifier::Impl {
       plain.reset();
       tls.reset();
       connected_to.clear();
+      buffer.clear();
+    }
+    // From outside the loop (stopping): cancels what is in progress; the
+    // stream objects stay until the loop is gone.
+    void Abort() {
+      beast::error_code ignored;
+      if (plain) plain->socket().close(ignored);
+      if (tls) beast::get_lowest_layer(*tls).socket().close(ignored);
+      if (resolver) resolver->cancel();
       timer.cancel();
     }
+  };
+  struct SlotWaiter {
+    explicit SlotWaiter(net::io_context& io) : timer(io) {}
+    net::steady_timer timer;
+    bool granted = false;
   };
 
   Channel& ChannelOf(const std::string& webhook_id) {
     auto& slot = channels_[webhook_id];
     if (!slot) {
       slot = std::make_unique<Channel>(io_);
-      net::co_spawn(io_, ChannelLoop(webhook_id, slot.get()), net::detached);
+      slot->loop_running = true;
+      ++loops_;
+      net::co_spawn(io_, ChannelLoop(webhook_id, slot.get()), [this, channel = slot.get()](std::exception_ptr) {
+        channel->loop_running = false;
+        --loops_;
+        MaybeFinish();
+      });
     }
     return *slot;
+  }
+
+  void MaybeFinish() {
+    if (!stopping_ || loops_ > 0) return;
+    std::lock_guard lock(finish_mutex_);
+    finished_ = true;
+    finish_cv_.notify_all();
   }
 
   bool Load(const std::string& key, Record* record) {
@@ -368,14 +499,16 @@ class Notifier::Impl {
   }
 
   void ReadLog();
+  void RetryReadLater();
   bool CatchUp(uint64_t until);
   void Consider(const Event& event, rocksdb::WriteBatch* batch,
                 std::vector<std::pair<std::string, std::string>>* queued);
   bool Commit(rocksdb::WriteBatch* batch, uint64_t cursor,
               std::vector<std::pair<std::string, std::string>>* queued);
-  void ApplyDefinition(const Event& event);
+  bool ApplyDefinition(const Event& event);
   bool Matches(const WebhookDef& hook, const Notable& notable, uint64_t sequence) const;
   void TrimHistory(const std::string& webhook_id, Channel* channel);
+  void Retire(const std::string& webhook_id, Channel* channel);
   int64_t RetryDelayMs(uint32_t attempts);
 
   net::awaitable<void> ChannelLoop(std::string webhook_id, Channel* channel);
@@ -383,9 +516,12 @@ class Notifier::Impl {
   void ReleaseSlot();
   net::awaitable<AttemptResult> Attempt(Channel* channel, const WebhookDef& hook,
                                         const std::string& secret, const Record& record);
+  net::awaitable<std::string> Connect(Channel* channel, const WebhookUrl& url, const std::string& key,
+                                      std::chrono::steady_clock::time_point deadline);
   template <typename Stream>
   net::awaitable<AttemptResult> Exchange(Stream& stream, Channel* channel,
-                                         http::request<http::string_body>& request);
+                                         http::request<http::string_body>& request,
+                                         std::chrono::steady_clock::time_point deadline);
 
   Sequencer* sequencer_;
   EventLog* log_;
@@ -395,8 +531,11 @@ class Notifier::Impl {
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work_{
       net::make_work_guard(io_)};
   net::ssl::context ssl_;
+  net::steady_timer read_retry_;  // after a failed read of the log
   std::mt19937_64 random_;
   std::atomic<bool> wake_posted_{false};
+  std::atomic<bool> stopped_{false};
+  uint64_t observer_ = 0;
 
   // The feed from the log thread: per written group, its range and the
   // events that matter here. Bounded: past the bound it is dropped and the
@@ -407,6 +546,7 @@ class Notifier::Impl {
     std::vector<Event> events;
   };
   static constexpr size_t kLiveEventsMax = 100'000;
+  static constexpr size_t kLiveBatchesMax = 100'000;
   std::mutex live_mutex_;
   std::deque<LiveBatch> live_;
   size_t live_events_ = 0;
@@ -414,13 +554,19 @@ class Notifier::Impl {
 
   // Loop thread only.
   bool stopping_ = false;
-  bool caught_up_ = false;  // read the log up to where the feed starts
+  bool caught_up_ = false;   // read the log up to where the feed starts
+  bool log_broken_ = false;  // an event did not decode: reading stopped there
   uint64_t cursor_ = 0;
   std::map<std::string, WebhookDef> hooks_;
   std::unordered_map<std::string, std::string> parents_;
   std::map<std::string, std::unique_ptr<Channel>> channels_;
+  int loops_ = 0;
   int in_flight_ = 0;
-  std::deque<net::steady_timer*> slot_waiters_;
+  std::deque<SlotWaiter*> slot_waiters_;
+
+  std::mutex finish_mutex_;
+  std::condition_variable finish_cv_;
+  bool finished_ = false;
 
   std::atomic<uint64_t> delivered_{0};
   std::atomic<uint64_t> retried_{0};
@@ -442,29 +588,44 @@ Status Notifier::Impl::Init() {
     if (error) return Status::Error("--webhook-ca " + options_.ca_file + ": " + error.message());
   }
   ssl_.set_verify_mode(net::ssl::verify_peer);
-  // The webhooks and the account tree as of now; what comes after is read
-  // from the log in order.
+  // The account tree as of now (accounts are only ever added).
   Reply table = sequencer_->Call(Request{Credentials::System(), query::WebhookTable{}});
   if (!table.ok()) return Status::Error("reading the webhooks: " + table.message);
   const auto& view = std::get<WebhookTableView>(table.body);
-  for (const WebhookDefinition& definition : view.webhooks) {
-    WebhookDef& hook = hooks_[definition.view.webhook_id];
-    hook.url = definition.view.url;
-    hook.events = definition.view.events;
-    hook.account = definition.view.account;
-    hook.enabled = definition.view.enabled;
-    hook.removed = definition.removed;
-    hook.created_seq = definition.created_seq;
-    hook.secret_sha256 = definition.secret_sha256;
-  }
   for (const auto& [account, parent] : view.accounts) parents_[account] = parent;
   std::string cursor;
-  if (log_->db()->Get(rocksdb::ReadOptions(), cf_, kCursorKey, &cursor).ok() && cursor.size() == 8) {
+  std::string hooks;
+  const bool has_cursor =
+      log_->db()->Get(rocksdb::ReadOptions(), cf_, kCursorKey, &cursor).ok() && cursor.size() == 8;
+  const bool has_hooks = log_->db()->Get(rocksdb::ReadOptions(), cf_, kHooksKey, &hooks).ok();
+  if (has_cursor && has_hooks) {
+    // The webhooks as they were at the cursor: the events after it are
+    // matched against what was defined when they happened.
     cursor_ = SequenceFromKey(cursor);
+    if (!DecodeHooks(hooks, &hooks_)) {
+      return Status::Error("the notifier's webhook definitions do not decode");
+    }
   } else {
     // First start with webhooks: deliver from now on, not the log's history.
+    if (has_cursor) {
+      std::fprintf(stderr, "purserd: notifier: no stored webhook definitions; delivering from "
+                           "the current event on\n");
+    }
     cursor_ = view.sequence;
-    log_->db()->Put(rocksdb::WriteOptions(), cf_, kCursorKey, SequenceKey(cursor_)).PermitUncheckedError();
+    for (const WebhookDefinition& definition : view.webhooks) {
+      WebhookDef& hook = hooks_[definition.view.webhook_id];
+      hook.url = definition.view.url;
+      hook.events = definition.view.events;
+      hook.account = definition.view.account;
+      hook.enabled = definition.view.enabled;
+      hook.removed = definition.removed;
+      hook.created_seq = definition.created_seq;
+      hook.secret_sha256 = definition.secret_sha256;
+    }
+    rocksdb::WriteBatch batch;
+    batch.Put(cf_, kCursorKey, SequenceKey(cursor_)).PermitUncheckedError();
+    batch.Put(cf_, kHooksKey, EncodeHooks(hooks_)).PermitUncheckedError();
+    log_->db()->Write(rocksdb::WriteOptions(), &batch).PermitUncheckedError();
   }
   cursor_seen_ = cursor_;
   // The deliveries still to make, in log order per webhook.
@@ -475,8 +636,9 @@ Status Notifier::Impl::Init() {
     Record record;
     if (!record.Decode(std::string_view(it->value().data(), it->value().size()))) continue;
     Channel& channel = ChannelOf(webhook_id);
-    if (Finished(record.state)) ++channel.finished;
-    if (!Finished(record.state)) {
+    if (Finished(record.state)) {
+      ++channel.finished;
+    } else {
       channel.pending.push_back(key);
       backlog_.fetch_add(1);
     }
@@ -485,7 +647,7 @@ Status Notifier::Impl::Init() {
   // events that matter here (a type check each), so the notifier need not
   // read and decode the whole log back; it reads RocksDB only to catch up
   // (after a start, or when it fell too far behind and dropped the feed).
-  sequencer_->AddObserver([this](const std::vector<Event>& events) {
+  observer_ = sequencer_->AddObserver([this](const std::vector<Event>& events) {
     if (events.empty()) return;
     LiveBatch batch{events.front().sequence, events.back().sequence, {}};
     for (const Event& event : events) {
@@ -493,7 +655,8 @@ Status Notifier::Impl::Init() {
     }
     {
       std::lock_guard lock(live_mutex_);
-      if (live_overflowed_ || live_events_ + batch.events.size() > kLiveEventsMax) {
+      if (live_overflowed_ || live_events_ + batch.events.size() > kLiveEventsMax ||
+          live_.size() >= kLiveBatchesMax) {
         live_overflowed_ = true;  // the cursor and the log have it all
         live_.clear();
         live_events_ = 0;
@@ -513,29 +676,41 @@ Status Notifier::Impl::Init() {
   return Status::Ok();
 }
 
-void Notifier::Impl::ApplyDefinition(const Event& event) {
+// True when the event changed a webhook (then the definitions are stored
+// with the cursor).
+bool Notifier::Impl::ApplyDefinition(const Event& event) {
   if (const auto* opened = std::get_if<event::AccountOpened>(&event.body)) {
     parents_[opened->account] = opened->parent;
-  } else if (const auto* registered = std::get_if<event::WebhookRegistered>(&event.body)) {
+    return false;
+  }
+  if (const auto* registered = std::get_if<event::WebhookRegistered>(&event.body)) {
     WebhookDef& hook = hooks_[registered->webhook_id];
     hook.url = registered->url;
     hook.events = registered->events;
     hook.account = registered->account;
     hook.created_seq = event.sequence;
     hook.secret_sha256 = registered->secret_sha256;
-    hook.enabled = true;  // as registered; a later update in the log says otherwise
+    hook.enabled = true;
     hook.removed = false;
-  } else if (const auto* updated = std::get_if<event::WebhookUpdated>(&event.body)) {
+    return true;
+  }
+  if (const auto* updated = std::get_if<event::WebhookUpdated>(&event.body)) {
     WebhookDef& hook = hooks_[updated->webhook_id];
     hook.url = updated->url;
     hook.events = updated->events;
     hook.enabled = updated->enabled;
-    if (hook.enabled) {
-      if (auto it = channels_.find(updated->webhook_id); it != channels_.end()) it->second->Wake();
+    if (auto it = channels_.find(updated->webhook_id); it != channels_.end()) {
+      it->second->Close();  // the next attempt connects to what the URL is now
+      it->second->Wake();
     }
-  } else if (const auto* removed = std::get_if<event::WebhookRemoved>(&event.body)) {
-    hooks_[removed->webhook_id].removed = true;
+    return true;
   }
+  if (const auto* removed = std::get_if<event::WebhookRemoved>(&event.body)) {
+    hooks_[removed->webhook_id].removed = true;
+    if (auto it = channels_.find(removed->webhook_id); it != channels_.end()) it->second->Wake();
+    return true;
+  }
+  return false;
 }
 
 bool Notifier::Impl::Matches(const WebhookDef& hook, const Notable& notable,
@@ -559,7 +734,7 @@ bool Notifier::Impl::Matches(const WebhookDef& hook, const Notable& notable,
 // and keeps the webhooks and the account tree current.
 void Notifier::Impl::Consider(const Event& event, rocksdb::WriteBatch* batch,
                               std::vector<std::pair<std::string, std::string>>* queued) {
-  ApplyDefinition(event);
+  if (ApplyDefinition(event)) batch->Put(cf_, kHooksKey, EncodeHooks(hooks_)).PermitUncheckedError();
   Notable notable;
   if (!Describe(event, &notable)) return;
   std::string event_id = "evt_" + std::to_string(event.sequence) + "_0";
@@ -577,8 +752,9 @@ void Notifier::Impl::Consider(const Event& event, rocksdb::WriteBatch* batch,
   }
 }
 
-// Stores the records and the new cursor in one write (a restart re-reads
-// from the cursor, so an event is queued at least once), then queues them.
+// Stores the records, the definitions and the new cursor in one write (a
+// restart re-reads from the cursor, so an event is queued at least once),
+// then queues the records.
 bool Notifier::Impl::Commit(rocksdb::WriteBatch* batch, uint64_t cursor,
                             std::vector<std::pair<std::string, std::string>>* queued) {
   if (cursor == cursor_) return true;
@@ -587,7 +763,7 @@ bool Notifier::Impl::Commit(rocksdb::WriteBatch* batch, uint64_t cursor,
   if (!status.ok()) {
     std::fprintf(stderr, "purserd: notifier: storing deliveries failed: %s\n",
                  status.ToString().c_str());
-    return false;  // the cursor did not move: the next wake reads again
+    return false;  // the cursor did not move: read again later
   }
   cursor_ = cursor;
   cursor_seen_ = cursor;
@@ -614,8 +790,11 @@ bool Notifier::Impl::CatchUp(uint64_t until) {
     Event event;
     if (!DecodeRecord(it->sequence(), it->record(), &view).ok() ||
         !DecodePayload(view.payload, &event).ok()) {
-      std::fprintf(stderr, "purserd: notifier: event %llu does not decode; delivery stops there\n",
+      std::fprintf(stderr,
+                   "purserd: notifier: event %llu does not decode; webhook delivery stops there "
+                   "(purser-replay verify names the damage)\n",
                    static_cast<unsigned long long>(it->sequence()));
+      log_broken_ = true;
       Commit(&batch, cursor, &queued);
       return false;
     }
@@ -626,8 +805,15 @@ bool Notifier::Impl::CatchUp(uint64_t until) {
   return Commit(&batch, cursor, &queued) && there;
 }
 
+void Notifier::Impl::RetryReadLater() {
+  read_retry_.expires_after(std::chrono::seconds(1));
+  read_retry_.async_wait([this](beast::error_code error) {
+    if (!error) ReadLog();
+  });
+}
+
 void Notifier::Impl::ReadLog() {
-  if (stopping_) return;
+  if (stopping_ || log_broken_) return;
   std::deque<LiveBatch> batches;
   bool overflowed = false;
   {
@@ -637,19 +823,26 @@ void Notifier::Impl::ReadLog() {
     overflowed = live_overflowed_;
     live_overflowed_ = false;
   }
-  auto again = [&] {
-    // Not there yet: what is left waits in front of newer batches.
+  // Not there yet: what is left waits in front of newer batches; a round
+  // cut short reads on at once, a failure after a pause.
+  auto again = [&](bool failed) {
     std::lock_guard lock(live_mutex_);
     for (auto it = batches.rbegin(); it != batches.rend(); ++it) {
       live_events_ += it->events.size();
       live_.push_front(std::move(*it));
     }
     live_overflowed_ = live_overflowed_ || overflowed;
-    net::post(io_, [this] { ReadLog(); });
+    if (log_broken_) return;
+    if (failed) {
+      RetryReadLater();
+    } else {
+      net::post(io_, [this] { ReadLog(); });
+    }
   };
   if (overflowed || !caught_up_) {
     // What was dropped, or what came before the feed, is in the log.
-    if (!CatchUp(UINT64_MAX)) return again();
+    uint64_t before = cursor_;
+    if (!CatchUp(UINT64_MAX)) return again(cursor_ == before);
     overflowed = false;
     caught_up_ = true;
   }
@@ -659,13 +852,27 @@ void Notifier::Impl::ReadLog() {
       batches.pop_front();
       continue;
     }
-    if (batch.first > cursor_ + 1 && !CatchUp(batch.first - 1)) return again();
+    if (batch.first > cursor_ + 1) {
+      uint64_t before = cursor_;
+      if (!CatchUp(batch.first - 1)) return again(cursor_ == before);
+    }
     rocksdb::WriteBatch write;
     std::vector<std::pair<std::string, std::string>> queued;
     for (const Event& event : batch.events) {
       if (event.sequence > cursor_) Consider(event, &write, &queued);
     }
-    if (!Commit(&write, batch.last, &queued)) return again();
+    if (!Commit(&write, batch.last, &queued)) {
+      // The definitions may have moved on in memory: re-read from the
+      // cursor (which did not move) instead of from this batch.
+      caught_up_ = false;
+      std::map<std::string, WebhookDef> stored;
+      std::string hooks;
+      if (log_->db()->Get(rocksdb::ReadOptions(), cf_, kHooksKey, &hooks).ok() &&
+          DecodeHooks(hooks, &stored)) {
+        hooks_ = std::move(stored);
+      }
+      return again(true);
+    }
     batches.pop_front();
   }
 }
@@ -679,23 +886,34 @@ int64_t Notifier::Impl::RetryDelayMs(uint32_t attempts) {
   return std::max<int64_t>(1, jitter(random_));
 }
 
+// A slot freed while others wait goes to the first of them directly, so a
+// newcomer cannot overtake a waiter.
 net::awaitable<void> Notifier::Impl::AcquireSlot() {
-  while (in_flight_ >= options_.concurrency && !stopping_) {
-    net::steady_timer wait(io_);
-    wait.expires_at(net::steady_timer::time_point::max());
-    slot_waiters_.push_back(&wait);
-    beast::error_code ignored;
-    co_await wait.async_wait(net::redirect_error(net::use_awaitable, ignored));
+  if (in_flight_ < options_.concurrency && slot_waiters_.empty()) {
+    ++in_flight_;
+    co_return;
   }
-  ++in_flight_;
+  SlotWaiter waiter(io_);
+  waiter.timer.expires_at(net::steady_timer::time_point::max());
+  slot_waiters_.push_back(&waiter);
+  beast::error_code ignored;
+  co_await waiter.timer.async_wait(net::redirect_error(net::use_awaitable, ignored));
+  if (!waiter.granted) {
+    // Stopping: the waiter was dropped from the queue; take a slot anyway
+    // (the caller releases it).
+    ++in_flight_;
+  }
 }
 
 void Notifier::Impl::ReleaseSlot() {
-  --in_flight_;
   if (!slot_waiters_.empty()) {
-    slot_waiters_.front()->cancel();
+    SlotWaiter* next = slot_waiters_.front();
     slot_waiters_.pop_front();
+    next->granted = true;  // in_flight_ passes to it unchanged
+    next->timer.cancel();
+    return;
   }
+  --in_flight_;
 }
 
 void Notifier::Impl::TrimHistory(const std::string& webhook_id, Channel* channel) {
@@ -720,17 +938,31 @@ void Notifier::Impl::TrimHistory(const std::string& webhook_id, Channel* channel
   log_->db()->Write(rocksdb::WriteOptions(), &batch).PermitUncheckedError();
 }
 
+// A removed webhook gets nothing more: what it still had queued ends dead,
+// with the reason, and stays listed.
+void Notifier::Impl::Retire(const std::string& webhook_id, Channel* channel) {
+  for (const std::string& key : channel->pending) {
+    Record record;
+    if (Load(key, &record) && !Finished(record.state)) {
+      record.state = DeliveryState::kDead;
+      record.last_error = "the webhook was removed";
+      Persist(key, record);
+      ++channel->finished;
+    }
+    if (backlog_.load() > 0) backlog_.fetch_sub(1);
+  }
+  channel->pending.clear();
+  channel->Close();
+  TrimHistory(webhook_id, channel);
+}
+
 net::awaitable<void> Notifier::Impl::ChannelLoop(std::string webhook_id, Channel* channel) {
   beast::error_code ignored;
   while (!stopping_) {
     auto hook_it = hooks_.find(webhook_id);
-    const bool active = hook_it != hooks_.end() && !hook_it->second.removed;
-    if (hook_it != hooks_.end() && hook_it->second.removed) {
-      // A removed webhook gets nothing more; its records stay listed.
-      for (size_t i = 0; i < channel->pending.size(); ++i) backlog_.fetch_sub(1);
-      channel->pending.clear();
-    }
-    if (channel->pending.empty() || !active || !hook_it->second.enabled) {
+    const bool removed = hook_it != hooks_.end() && hook_it->second.removed;
+    if (removed && !channel->pending.empty()) Retire(webhook_id, channel);
+    if (channel->pending.empty() || hook_it == hooks_.end() || removed || !hook_it->second.enabled) {
       channel->timer.expires_at(net::steady_timer::time_point::max());
       co_await channel->timer.async_wait(net::redirect_error(net::use_awaitable, ignored));
       continue;
@@ -771,10 +1003,7 @@ net::awaitable<void> Notifier::Impl::ChannelLoop(std::string webhook_id, Channel
     // The record may have been redelivered meanwhile: start from what is stored.
     Record current;
     if (Load(key, &current)) record = current;
-    ++record.attempts;
-    record.last_status = result.status;
-    record.last_error = result.delivered ? "" : result.error;
-    record.last_attempt_us = WallClockMicros();
+    record.Attempted(WallClockMicros(), result.status, result.delivered ? "" : result.error);
     if (result.delivered) {
       record.state = DeliveryState::kDelivered;
       delivered_.fetch_add(1);
@@ -798,24 +1027,31 @@ net::awaitable<void> Notifier::Impl::ChannelLoop(std::string webhook_id, Channel
 
 template <typename Stream>
 net::awaitable<AttemptResult> Notifier::Impl::Exchange(Stream& stream, Channel* channel,
-                                                       http::request<http::string_body>& request) {
+                                                       http::request<http::string_body>& request,
+                                                       std::chrono::steady_clock::time_point deadline) {
   AttemptResult result;
   beast::error_code error;
-  beast::get_lowest_layer(stream).expires_after(std::chrono::milliseconds(options_.timeout_ms));
+  beast::get_lowest_layer(stream).expires_at(deadline);
   co_await http::async_write(stream, request, net::redirect_error(net::use_awaitable, error));
   if (error) {
-    result.error = "sending: " + error.message();
+    result.error = error == beast::error::timeout ? "timed out" : "sending: " + error.message();
     co_return result;
   }
   http::response_parser<http::string_body> parser;
-  parser.body_limit(64 * 1024);  // receivers answer briefly; more is not read
+  parser.body_limit(64 * 1024);  // receivers answer briefly; a longer body is not read
   co_await http::async_read(stream, channel->buffer, parser,
                             net::redirect_error(net::use_awaitable, error));
+  if (error == http::error::body_limit && parser.is_header_done()) {
+    error = {};
+    result.answer_unread = true;  // the connection cannot be reused
+  }
   if (error) {
     result.error = error == beast::error::timeout ? "timed out" : "reading the answer: " + error.message();
+    result.answered = parser.is_header_done();
     co_return result;
   }
   const auto& response = parser.get();
+  result.answered = true;
   result.status = response.result_int();
   result.delivered = result.status >= 200 && result.status < 300;
   if (!result.delivered) {
@@ -823,64 +1059,82 @@ net::awaitable<AttemptResult> Notifier::Impl::Exchange(Stream& stream, Channel* 
                        ? "answered a redirect, which is not followed"
                        : "answered HTTP " + std::to_string(result.status);
   }
-  if (!response.keep_alive()) channel->connected_to = "closed";  // the receiver closes it
+  if (!response.keep_alive()) result.answer_unread = true;  // the receiver closes it
   co_return result;
+}
+
+// Resolves (checking every address against the private-address rule) and
+// connects; "" or what went wrong. Every step ends at `deadline`.
+net::awaitable<std::string> Notifier::Impl::Connect(Channel* channel, const WebhookUrl& url,
+                                                    const std::string& hook_url,
+                                                    std::chrono::steady_clock::time_point deadline) {
+  channel->Close();
+  beast::error_code error;
+  // A name may point elsewhere than when it was registered: resolve now and
+  // connect only to the addresses checked. The lookup has the same deadline.
+  auto resolver = std::make_shared<tcp::resolver>(io_);
+  channel->resolver = resolver;
+  net::steady_timer guard(io_);
+  guard.expires_at(deadline);
+  guard.async_wait([resolver](beast::error_code e) {
+    if (!e) resolver->cancel();
+  });
+  auto resolved = co_await resolver->async_resolve(url.host, url.port,
+                                                   net::redirect_error(net::use_awaitable, error));
+  guard.cancel();
+  channel->resolver.reset();
+  if (error) {
+    co_return error == net::error::operation_aborted ? "resolving " + url.host + " timed out"
+                                                     : "resolving " + url.host + ": " + error.message();
+  }
+  std::vector<tcp::endpoint> endpoints;
+  for (const auto& entry : resolved) {
+    tcp::endpoint endpoint = entry.endpoint();
+    if (!options_.allow_private && IsPrivateAddress(endpoint.data())) {
+      co_return url.host + " resolves to a loopback, link-local or private address";
+    }
+    endpoints.push_back(endpoint);
+  }
+  if (url.tls) {
+    channel->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(io_, ssl_);
+    beast::error_code not_literal;
+    net::ip::make_address(url.host, not_literal);
+    if (not_literal) SSL_set_tlsext_host_name(channel->tls->native_handle(), url.host.c_str());
+    channel->tls->set_verify_callback(net::ssl::host_name_verification(url.host));
+    auto& lowest = beast::get_lowest_layer(*channel->tls);
+    lowest.expires_at(deadline);
+    co_await lowest.async_connect(endpoints, net::redirect_error(net::use_awaitable, error));
+    if (!error) {
+      lowest.expires_at(deadline);
+      co_await channel->tls->async_handshake(net::ssl::stream_base::client,
+                                             net::redirect_error(net::use_awaitable, error));
+    }
+  } else {
+    channel->plain = std::make_unique<beast::tcp_stream>(io_);
+    channel->plain->expires_at(deadline);
+    co_await channel->plain->async_connect(endpoints, net::redirect_error(net::use_awaitable, error));
+  }
+  if (error) {
+    channel->Close();
+    co_return error == beast::error::timeout ? std::string("connecting timed out")
+                                             : "connecting: " + error.message();
+  }
+  channel->connected_to = hook_url;
+  co_return std::string();
 }
 
 net::awaitable<AttemptResult> Notifier::Impl::Attempt(Channel* channel, const WebhookDef& hook,
                                                       const std::string& secret,
                                                       const Record& record) {
+  // One deadline for the whole attempt: lookup, connect, TLS, send, answer.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.timeout_ms);
   AttemptResult result;
   WebhookUrl url;
   if (!ParseWebhookUrl(hook.url, &url, &result.error)) co_return result;
-  beast::error_code error;
-  if (channel->connected_to != hook.url) {
-    channel->Close();
-    channel->buffer.clear();
-    // Resolve now and check every address: a name may point elsewhere than
-    // when it was registered. Connect only to the addresses checked.
-    tcp::resolver resolver(io_);
-    auto resolved = co_await resolver.async_resolve(url.host, url.port,
-                                                    net::redirect_error(net::use_awaitable, error));
-    if (error) {
-      result.error = "resolving " + url.host + ": " + error.message();
-      co_return result;
-    }
-    std::vector<tcp::endpoint> endpoints;
-    for (const auto& entry : resolved) {
-      tcp::endpoint endpoint = entry.endpoint();
-      if (!options_.allow_private && IsPrivateAddress(endpoint.data())) {
-        result.error = url.host + " resolves to a loopback, link-local or private address";
-        co_return result;
-      }
-      endpoints.push_back(endpoint);
-    }
-    if (url.tls) {
-      channel->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(io_, ssl_);
-      SSL_set_tlsext_host_name(channel->tls->native_handle(), url.host.c_str());
-      channel->tls->set_verify_callback(net::ssl::host_name_verification(url.host));
-      auto& lowest = beast::get_lowest_layer(*channel->tls);
-      lowest.expires_after(std::chrono::milliseconds(options_.timeout_ms));
-      co_await lowest.async_connect(endpoints, net::redirect_error(net::use_awaitable, error));
-      if (!error) {
-        co_await channel->tls->async_handshake(net::ssl::stream_base::client,
-                                               net::redirect_error(net::use_awaitable, error));
-      }
-    } else {
-      channel->plain = std::make_unique<beast::tcp_stream>(io_);
-      channel->plain->expires_after(std::chrono::milliseconds(options_.timeout_ms));
-      co_await channel->plain->async_connect(endpoints, net::redirect_error(net::use_awaitable, error));
-    }
-    if (error) {
-      result.error = (error == beast::error::timeout ? std::string("connecting timed out")
-                                                     : "connecting: " + error.message());
-      channel->Close();
-      co_return result;
-    }
-    channel->connected_to = hook.url;
-  }
   http::request<http::string_body> request(http::verb::post, url.target, 11);
-  request.set(http::field::host, url.host);
+  const bool default_port = url.port == (url.tls ? "443" : "80");
+  const std::string host = url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
+  request.set(http::field::host, default_port ? host : host + ":" + url.port);
   request.set(http::field::user_agent, "purserd");
   request.set(http::field::content_type, "application/json");
   request.set("Purser-Event-Id", record.event_id);
@@ -889,16 +1143,22 @@ net::awaitable<AttemptResult> Notifier::Impl::Attempt(Channel* channel, const We
   request.keep_alive(true);
   request.body() = record.payload;
   request.prepare_payload();
-  if (url.tls) {
-    result = co_await Exchange(*channel->tls, channel, request);
-  } else {
-    result = co_await Exchange(*channel->plain, channel, request);
+  // A kept-alive connection the receiver has closed meanwhile fails before
+  // any answer: then one new connection, within the same attempt.
+  for (int round = 0; round < 2; ++round) {
+    const bool reused = channel->connected_to == hook.url;
+    if (!reused) {
+      result.error = co_await Connect(channel, url, hook.url, deadline);
+      if (!result.error.empty() || stopping_) co_return result;
+    }
+    if (url.tls) {
+      result = co_await Exchange(*channel->tls, channel, request, deadline);
+    } else {
+      result = co_await Exchange(*channel->plain, channel, request, deadline);
+    }
+    if (!result.answered || result.answer_unread) channel->Close();
+    if (result.answered || !reused || stopping_ || std::chrono::steady_clock::now() >= deadline) break;
   }
-  if (!result.error.empty() && !result.delivered) {
-    // A failed exchange leaves the connection in an unknown state.
-    if (result.status == 0) channel->Close();
-  }
-  if (channel->connected_to == "closed") channel->Close();
   co_return result;
 }
 

@@ -755,6 +755,13 @@ struct Delivery {
   lastError @5 :Text;
   lastAttemptAtUs @6 :Int64;      # 0: none yet
   nextAttemptAtUs @7 :Int64;      # 0: none (delivered or dead)
+  attemptLog @8 :List(DeliveryAttempt);  # the newest attempts (up to 32), oldest first
+}
+
+struct DeliveryAttempt {
+  atUs @0 :Int64;
+  statusCode @1 :UInt32;          # 0: no HTTP answer
+  error @2 :Text;
 }
 
 struct PnlView {
