@@ -4,8 +4,8 @@
 
 #include <string>
 
-#include "ledger/sequencer.h"
-#include "ledger/status.h"
+#include "ledger/engine/sequencer.h"
+#include "ledger/base/status.h"
 
 namespace purser {
 

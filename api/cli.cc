@@ -14,12 +14,12 @@
 #include "api/client.h"
 #include "api/http_json.h"
 #include "api/json_views.h"
-#include "ledger/clock.h"
-#include "ledger/crypto.h"
-#include "ledger/flags.h"
-#include "ledger/json_writer.h"
-#include "ledger/limits.h"
-#include "ledger/money.h"
+#include "ledger/base/clock.h"
+#include "ledger/base/crypto.h"
+#include "ledger/base/flags.h"
+#include "ledger/base/json_writer.h"
+#include "ledger/base/limits.h"
+#include "ledger/base/money.h"
 
 namespace purser {
 

@@ -15,8 +15,8 @@
 
 #include "api/loop_inbox.h"
 #include "api/rpc_codec.h"
-#include "ledger/capnp_values.h"
-#include "ledger/limits.h"
+#include "ledger/log/capnp_values.h"
+#include "ledger/base/limits.h"
 #include "purser.capnp.h"
 
 namespace purser {

@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "ledger/commands.h"
-#include "ledger/status.h"
+#include "ledger/machine/commands.h"
+#include "ledger/base/status.h"
 #include "notify/delivery.h"
 
 namespace purser {

@@ -2,7 +2,7 @@
 
 #include "api/health.h"
 #include "notify/notifier.h"
-#include "ledger/limits.h"
+#include "ledger/base/limits.h"
 
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -23,9 +23,9 @@
 #include "api/http_server.h"
 #include "api/metrics.h"
 #include "api/rpc_server.h"
-#include "ledger/crypto.h"
-#include "ledger/flags.h"
-#include "ledger/sequencer.h"
+#include "ledger/base/crypto.h"
+#include "ledger/base/flags.h"
+#include "ledger/engine/sequencer.h"
 
 namespace purser {
 

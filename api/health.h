@@ -14,7 +14,7 @@
 #include <string>
 #include <thread>
 
-#include "ledger/sequencer.h"
+#include "ledger/engine/sequencer.h"
 
 namespace purser {
 

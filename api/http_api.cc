@@ -16,10 +16,10 @@
 #include "api/http_json.h"
 #include "api/json_views.h"
 #include "api/metrics.h"
-#include "ledger/clock.h"
-#include "ledger/crypto.h"
-#include "ledger/limits.h"
-#include "ledger/money.h"
+#include "ledger/base/clock.h"
+#include "ledger/base/crypto.h"
+#include "ledger/base/limits.h"
+#include "ledger/base/money.h"
 
 namespace purser {
 

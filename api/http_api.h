@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "ledger/sequencer.h"
+#include "ledger/engine/sequencer.h"
 
 namespace purser {
 

@@ -7,9 +7,9 @@
 #include <algorithm>
 
 #include "api/http_internal.h"
-#include "ledger/crypto.h"
-#include "ledger/money.h"
-#include "ledger/prices.h"
+#include "ledger/base/crypto.h"
+#include "ledger/base/money.h"
+#include "ledger/machine/prices.h"
 
 #include <map>
 

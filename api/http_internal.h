@@ -10,7 +10,7 @@
 #include "api/http_api.h"
 #include "api/http_json.h"
 #include "api/json_views.h"
-#include "ledger/clock.h"
+#include "ledger/base/clock.h"
 
 namespace purser {
 

@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <functional>
 
-#include "ledger/clock.h"
-#include "ledger/limits.h"
-#include "ledger/money.h"
+#include "ledger/base/clock.h"
+#include "ledger/base/limits.h"
+#include "ledger/base/money.h"
 
 namespace purser {
 

@@ -17,7 +17,7 @@
 #include <string_view>
 #include <vector>
 
-#include "ledger/commands.h"
+#include "ledger/machine/commands.h"
 
 namespace purser {
 

@@ -17,7 +17,7 @@
 #include <string>
 
 #include "api/http_api.h"
-#include "ledger/status.h"
+#include "ledger/base/status.h"
 
 namespace purser {
 

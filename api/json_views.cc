@@ -1,8 +1,8 @@
 #include "api/json_views.h"
 
-#include "ledger/clock.h"
-#include "ledger/event_json.h"
-#include "ledger/validate.h"
+#include "ledger/base/clock.h"
+#include "ledger/log/event_json.h"
+#include "ledger/machine/validate.h"
 
 namespace purser {
 

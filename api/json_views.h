@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "ledger/commands.h"
-#include "ledger/json_writer.h"
+#include "ledger/machine/commands.h"
+#include "ledger/base/json_writer.h"
 #include "notify/delivery.h"
 
 namespace purser {

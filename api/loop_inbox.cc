@@ -3,7 +3,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "ledger/status.h"
+#include "ledger/base/status.h"
 
 namespace purser {
 

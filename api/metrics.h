@@ -13,7 +13,7 @@
 #include <mutex>
 #include <string>
 
-#include "ledger/sequencer.h"
+#include "ledger/engine/sequencer.h"
 
 namespace purser {
 

@@ -2,9 +2,9 @@
 
 #include <cstring>
 
-#include "ledger/capnp_values.h"
-#include "ledger/clock.h"
-#include "ledger/limits.h"
+#include "ledger/log/capnp_values.h"
+#include "ledger/base/clock.h"
+#include "ledger/base/limits.h"
 
 namespace purser {
 

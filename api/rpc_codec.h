@@ -9,7 +9,7 @@
 
 #include <string>
 
-#include "ledger/commands.h"
+#include "ledger/machine/commands.h"
 #include "purser.capnp.h"
 
 namespace purser {

@@ -19,9 +19,9 @@
 
 #include "api/loop_inbox.h"
 #include "api/rpc_codec.h"
-#include "ledger/capnp_values.h"
-#include "ledger/crypto.h"
-#include "ledger/limits.h"
+#include "ledger/log/capnp_values.h"
+#include "ledger/base/crypto.h"
+#include "ledger/base/limits.h"
 #include "purser.capnp.h"
 
 namespace purser {

@@ -15,8 +15,8 @@
 #include <memory>
 #include <string>
 
-#include "ledger/sequencer.h"
-#include "ledger/status.h"
+#include "ledger/engine/sequencer.h"
+#include "ledger/base/status.h"
 
 namespace purser {
 

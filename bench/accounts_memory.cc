@@ -4,8 +4,8 @@
 #include <iostream>
 
 #include "bench/inproc_load.h"
-#include "ledger/flags.h"
-#include "ledger/machine.h"
+#include "ledger/base/flags.h"
+#include "ledger/machine/machine.h"
 
 namespace purser::bench {
 

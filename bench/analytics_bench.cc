@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "ledger/machine.h"
-#include "ledger/prices.h"
-#include "ledger/state.h"
+#include "ledger/machine/machine.h"
+#include "ledger/machine/prices.h"
+#include "ledger/machine/state.h"
 
 namespace purser {
 namespace {

@@ -5,7 +5,7 @@
 
 #include "bench/inproc_load.h"
 #include "bench/webhook_load.h"
-#include "ledger/flags.h"
+#include "ledger/base/flags.h"
 
 namespace purser::bench {
 

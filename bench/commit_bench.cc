@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "ledger/event_codec.h"
-#include "ledger/machine.h"
-#include "ledger/prices.h"
-#include "ledger/state.h"
+#include "ledger/log/event_codec.h"
+#include "ledger/machine/machine.h"
+#include "ledger/machine/prices.h"
+#include "ledger/machine/state.h"
 
 namespace purser {
 namespace {

@@ -13,8 +13,8 @@
 #include <thread>
 
 #include "bench/webhook_load.h"
-#include "ledger/histogram.h"
-#include "ledger/sequencer.h"
+#include "ledger/base/histogram.h"
+#include "ledger/engine/sequencer.h"
 
 namespace purser::bench {
 

@@ -6,7 +6,7 @@
 #include <iosfwd>
 #include <string>
 
-#include "ledger/flags.h"
+#include "ledger/base/flags.h"
 
 namespace purser::bench {
 

@@ -12,7 +12,7 @@
 
 #include "api/client.h"
 #include "bench/inproc_load.h"
-#include "ledger/histogram.h"
+#include "ledger/base/histogram.h"
 
 namespace purser::bench {
 

@@ -5,8 +5,8 @@
 #include <iomanip>
 #include <iostream>
 
-#include "ledger/crypto.h"
-#include "ledger/sequencer.h"
+#include "ledger/base/crypto.h"
+#include "ledger/engine/sequencer.h"
 
 namespace purser::bench {
 

@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "bench/webhook_receiver.h"
-#include "ledger/flags.h"
+#include "ledger/base/flags.h"
 #include "notify/notifier.h"
 
 namespace purser::bench {

@@ -29,13 +29,13 @@
 #include <thread>
 #include <unordered_map>
 
-#include "ledger/binary.h"
-#include "ledger/clock.h"
-#include "ledger/crypto.h"
-#include "ledger/event_codec.h"
-#include "ledger/event_log.h"
-#include "ledger/json_writer.h"
-#include "ledger/limits.h"
+#include "ledger/base/binary.h"
+#include "ledger/base/clock.h"
+#include "ledger/base/crypto.h"
+#include "ledger/log/event_codec.h"
+#include "ledger/log/event_log.h"
+#include "ledger/base/json_writer.h"
+#include "ledger/base/limits.h"
 #include "notify/address.h"
 
 namespace purser {

@@ -31,10 +31,10 @@
 #include <string>
 #include <vector>
 
-#include "ledger/histogram.h"
+#include "ledger/base/histogram.h"
 #include "notify/delivery.h"
-#include "ledger/sequencer.h"
-#include "ledger/status.h"
+#include "ledger/engine/sequencer.h"
+#include "ledger/base/status.h"
 
 namespace purser {
 

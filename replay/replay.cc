@@ -7,18 +7,18 @@
 #include <iostream>
 #include <unordered_map>
 
-#include "ledger/clock.h"
-#include "ledger/cold_record.h"
-#include "ledger/crypto.h"
-#include "ledger/event_codec.h"
-#include "ledger/head_file.h"
-#include "ledger/event_json.h"
-#include "ledger/event_log.h"
-#include "ledger/flags.h"
-#include "ledger/money.h"
-#include "ledger/recovery.h"
-#include "ledger/snapshot.h"
-#include "ledger/state.h"
+#include "ledger/base/clock.h"
+#include "ledger/log/cold_record.h"
+#include "ledger/base/crypto.h"
+#include "ledger/log/event_codec.h"
+#include "ledger/log/head_file.h"
+#include "ledger/log/event_json.h"
+#include "ledger/log/event_log.h"
+#include "ledger/base/flags.h"
+#include "ledger/base/money.h"
+#include "ledger/log/recovery.h"
+#include "ledger/log/snapshot.h"
+#include "ledger/machine/state.h"
 
 namespace purser {
 

@@ -12,8 +12,8 @@
 #include <optional>
 #include <string>
 
-#include "ledger/status.h"
-#include "ledger/types.h"
+#include "ledger/base/status.h"
+#include "ledger/base/types.h"
 
 namespace purser {
 

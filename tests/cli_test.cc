@@ -8,7 +8,7 @@
 
 #include <fstream>
 
-#include "ledger/clock.h"
+#include "ledger/base/clock.h"
 #include "tests/daemon_util.h"
 #include "tests/test_util.h"
 

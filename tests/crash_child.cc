@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "ledger/sequencer.h"
+#include "ledger/engine/sequencer.h"
 
 using namespace purser;
 

@@ -9,7 +9,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "ledger/head_file.h"
+#include "ledger/log/head_file.h"
 #include "replay/replay.h"
 #include "tests/daemon_util.h"
 #include "tests/test_util.h"

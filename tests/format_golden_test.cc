@@ -6,9 +6,9 @@
 
 #include <climits>
 
-#include "ledger/cold_record.h"
-#include "ledger/crypto.h"
-#include "ledger/event_codec.h"
+#include "ledger/log/cold_record.h"
+#include "ledger/base/crypto.h"
+#include "ledger/log/event_codec.h"
 
 namespace purser {
 namespace {

@@ -13,7 +13,7 @@
 #include <atomic>
 #include <thread>
 
-#include "ledger/clock.h"
+#include "ledger/base/clock.h"
 #include "tests/daemon_util.h"
 #include "tests/http_client.h"
 #include "tests/test_util.h"

@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "ledger/clock.h"
-#include "ledger/machine.h"
-#include "ledger/prices.h"
-#include "ledger/state.h"
+#include "ledger/base/clock.h"
+#include "ledger/machine/machine.h"
+#include "ledger/machine/prices.h"
+#include "ledger/machine/state.h"
 
 namespace purser::testing {
 

@@ -2,9 +2,9 @@
 
 #include <gtest/gtest.h>
 
-#include "ledger/clock.h"
-#include "ledger/limits.h"
-#include "ledger/money.h"
+#include "ledger/base/clock.h"
+#include "ledger/base/limits.h"
+#include "ledger/base/money.h"
 #include "tests/ledger_fixture.h"
 
 namespace purser::testing {

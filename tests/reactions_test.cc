@@ -4,9 +4,9 @@
 
 #include <gtest/gtest.h>
 
-#include "ledger/clock.h"
-#include "ledger/limits.h"
-#include "ledger/snapshot.h"
+#include "ledger/base/clock.h"
+#include "ledger/base/limits.h"
+#include "ledger/log/snapshot.h"
 #include "tests/ledger_fixture.h"
 
 namespace purser::testing {

@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "api/json_views.h"
-#include "ledger/event_codec.h"
+#include "ledger/log/event_codec.h"
 #include "replay/replay.h"
 #include "tests/test_util.h"
 

@@ -12,8 +12,8 @@
 #include <set>
 #include <thread>
 
-#include "ledger/clock.h"
-#include "ledger/limits.h"
+#include "ledger/base/clock.h"
+#include "ledger/base/limits.h"
 #include "purser.capnp.h"
 #include "replay/replay.h"
 #include "tests/daemon_util.h"

@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "ledger/limits.h"
+#include "ledger/base/limits.h"
 #include "replay/replay.h"
 #include "tests/test_util.h"
 

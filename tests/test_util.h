@@ -8,8 +8,8 @@
 #include <memory>
 #include <string>
 
-#include "ledger/clock.h"
-#include "ledger/sequencer.h"
+#include "ledger/base/clock.h"
+#include "ledger/engine/sequencer.h"
 
 namespace purser::testing {
 

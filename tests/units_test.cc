@@ -3,12 +3,12 @@
 
 #include <gtest/gtest.h>
 
-#include "ledger/clock.h"
-#include "ledger/histogram.h"
-#include "ledger/json_writer.h"
-#include "ledger/money.h"
-#include "ledger/prices.h"
-#include "ledger/validate.h"
+#include "ledger/base/clock.h"
+#include "ledger/base/histogram.h"
+#include "ledger/base/json_writer.h"
+#include "ledger/base/money.h"
+#include "ledger/machine/prices.h"
+#include "ledger/machine/validate.h"
 
 namespace purser {
 namespace {

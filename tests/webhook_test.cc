@@ -26,9 +26,9 @@
 
 #include "api/json_views.h"
 #include "bench/webhook_receiver.h"
-#include "ledger/clock.h"
-#include "ledger/crypto.h"
-#include "ledger/sequencer.h"
+#include "ledger/base/clock.h"
+#include "ledger/base/crypto.h"
+#include "ledger/engine/sequencer.h"
 #include "notify/address.h"
 #include "notify/notifier.h"
 #include "replay/replay.h"

@@ -1,0 +1,54 @@
+#include "ledger/base/crypto.h"
+
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include "ledger/machine/commands.h"
+#include "ledger/base/status.h"
+
+namespace purser {
+
+Sha256Digest Sha256(std::string_view data) {
+  Sha256Digest digest;
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest.data());
+  return digest;
+}
+
+Sha256Stream::Sha256Stream() : context_(EVP_MD_CTX_new()) {
+  PURSER_ASSERT(context_ != nullptr);
+  PURSER_ASSERT(EVP_DigestInit_ex(context_, EVP_sha256(), nullptr) == 1);
+}
+
+Sha256Stream::~Sha256Stream() { EVP_MD_CTX_free(context_); }
+
+void Sha256Stream::Update(std::string_view data) {
+  PURSER_ASSERT(EVP_DigestUpdate(context_, data.data(), data.size()) == 1);
+}
+
+Sha256Digest Sha256Stream::Finish() {
+  Sha256Digest digest;
+  unsigned int length = 0;
+  PURSER_ASSERT(EVP_DigestFinal_ex(context_, digest.data(), &length) == 1 && length == 32);
+  return digest;
+}
+
+std::string RandomHex(size_t count) {
+  std::string bytes(count, '\0');
+  PURSER_ASSERT(RAND_bytes(reinterpret_cast<unsigned char*>(bytes.data()),
+                           static_cast<int>(count)) == 1);
+  return HexEncode(reinterpret_cast<const uint8_t*>(bytes.data()), count);
+}
+
+std::string NewApiKeySecret() { return "pk_" + RandomHex(32); }
+
+Credentials Credentials::FromApiKey(std::string_view api_key) {
+  return Credentials{false, Sha256(api_key)};
+}
+
+void AssertionFailed(const char* expression, const char* file, int line) {
+  std::fprintf(stderr, "purser: assertion failed: %s at %s:%d\n", expression, file, line);
+  std::fflush(stderr);
+  std::abort();
+}
+
+}  // namespace purser

@@ -1,0 +1,505 @@
+#include "ledger/log/event_log.h"
+
+#include <rocksdb/convenience.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/utilities/checkpoint.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "ledger/log/event_codec.h"
+
+namespace purser {
+
+namespace {
+
+constexpr char kFormatKey[] = "format";
+constexpr char kFormatValue[] = "purser-log-2";
+constexpr char kCheckpointHeadKey[] = "head";
+constexpr size_t kCheckpointChunkBytes = 4 << 20;
+
+Status FromRocks(const rocksdb::Status& status, std::string_view what) {
+  if (status.ok()) return Status::Ok();
+  return Status::Error(std::string(what) + ": " + status.ToString());
+}
+
+rocksdb::Slice Slice(std::string_view text) { return rocksdb::Slice(text.data(), text.size()); }
+
+bool Supports(rocksdb::CompressionType type) {
+  auto supported = rocksdb::GetSupportedCompressions();
+  return std::find(supported.begin(), supported.end(), type) != supported.end();
+}
+
+rocksdb::ColumnFamilyOptions EventsOptions(const EventLogOptions& options) {
+  rocksdb::ColumnFamilyOptions cf;
+  cf.write_buffer_size = options.write_buffer_bytes;
+  cf.max_write_buffer_number = 4;
+  cf.target_file_size_base = 64 << 20;
+  cf.max_bytes_for_level_base = 256 << 20;
+  // Keys only grow; level compaction merely moves files down. Compress cheaply
+  // in upper levels and well at the bottom, where events spend their life.
+  cf.compression = Supports(rocksdb::kLZ4Compression) ? rocksdb::kLZ4Compression
+                                                      : rocksdb::kSnappyCompression;
+  if (Supports(rocksdb::kZSTD)) cf.bottommost_compression = rocksdb::kZSTD;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_size = 16 << 10;
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return cf;
+}
+
+rocksdb::ColumnFamilyOptions IdsOptions() {
+  rocksdb::ColumnFamilyOptions cf;
+  cf.write_buffer_size = 32 << 20;
+  // Most lookups are misses (a new id is checked against every id ever
+  // used): a Bloom filter over the memtable's keys answers them without
+  // searching its skip list.
+  cf.memtable_whole_key_filtering = true;
+  cf.memtable_prefix_bloom_size_ratio = 0.05;
+  cf.compression = Supports(rocksdb::kLZ4Compression) ? rocksdb::kLZ4Compression
+                                                      : rocksdb::kSnappyCompression;
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return cf;
+}
+
+// The cold store takes a checkpoint's worth of records in one batch: large
+// memtables so that such a batch does not stall on flushes.
+rocksdb::ColumnFamilyOptions RecordsOptions(const EventLogOptions& options) {
+  rocksdb::ColumnFamilyOptions cf = IdsOptions();
+  cf.write_buffer_size = options.cold_write_buffer_bytes;
+  cf.max_write_buffer_number = 4;
+  return cf;
+}
+
+// The listing index is only ever scanned by prefix: no Bloom filter.
+rocksdb::ColumnFamilyOptions ListingOptions() {
+  rocksdb::ColumnFamilyOptions cf;
+  cf.write_buffer_size = 64 << 20;
+  cf.compression = Supports(rocksdb::kLZ4Compression) ? rocksdb::kLZ4Compression
+                                                      : rocksdb::kSnappyCompression;
+  return cf;
+}
+
+std::string ChunkKey(uint32_t index) {
+  std::string key = "chunk";
+  for (int i = 3; i >= 0; --i) key.push_back(static_cast<char>(index >> (8 * i)));
+  return key;
+}
+
+}  // namespace
+
+LogBatch::LogBatch() : batch_(std::make_unique<rocksdb::WriteBatch>()) {}
+LogBatch::~LogBatch() = default;
+LogBatch::LogBatch(LogBatch&&) noexcept = default;
+LogBatch& LogBatch::operator=(LogBatch&&) noexcept = default;
+size_t LogBatch::bytes() const {
+  size_t ids = 0;
+  for (const auto& [key, value] : ids_) ids += key.size() + value.size();
+  return batch_->GetDataSize() + segment_.size() + ids;
+}
+
+Result<std::unique_ptr<EventLog>> EventLog::Open(const EventLogOptions& options) {
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = !options.read_only;
+  db_options.create_missing_column_families = !options.read_only;
+  db_options.max_background_jobs = 2;
+  db_options.bytes_per_sync = 1 << 20;
+  db_options.keep_log_file_num = 4;
+  db_options.max_total_wal_size = 512 << 20;
+  // RocksDB preallocates each WAL file at 1.1 x the largest write buffer
+  // (~286 MB here), so a new, empty database took that much disk. Without
+  // fallocate it takes what it holds; measured in bench/RESULTS.md.
+  db_options.allow_fallocate = false;
+  db_options.max_open_files = options.max_open_files;
+  // A torn tail after a crash is tolerated (nothing in it was acknowledged:
+  // acknowledgement follows the sync); damage anywhere else in the
+  // write-ahead log stops the open with a Corruption error instead of
+  // silently ending the log at the damage (RocksDB's default).
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
+      {"events", EventsOptions(options)},
+      {"ids", IdsOptions()},
+      {"checkpoint", rocksdb::ColumnFamilyOptions()},
+      {"records", RecordsOptions(options)},
+      {"listing", ListingOptions()},
+      // The notifier's own records (notify/): webhook secrets, its cursor
+      // and the deliveries. Operational data, never part of the log.
+      {"notify", rocksdb::ColumnFamilyOptions()},
+  };
+  if (options.read_only) {
+    // A database of an older build may lack the newer families: open what it has.
+    std::vector<std::string> existing;
+    rocksdb::DB::ListColumnFamilies(db_options, options.path, &existing).PermitUncheckedError();
+    if (std::find(existing.begin(), existing.end(), "notify") == existing.end()) families.pop_back();
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status status =
+      options.read_only
+          ? rocksdb::DB::OpenForReadOnly(db_options, options.path, families, &handles, &raw)
+          : rocksdb::DB::Open(db_options, options.path, families, &handles, &raw);
+  if (!status.ok()) return FromRocks(status, "opening " + options.path);
+  std::unique_ptr<EventLog> log(new EventLog());
+  log->db_.reset(raw);
+  log->default_ = handles[0];
+  log->events_ = handles[1];
+  log->ids_ = handles[2];
+  log->checkpoint_ = handles[3];
+  log->records_ = handles[4];
+  log->listing_ = handles[5];
+  log->notify_ = handles.size() > 6 ? handles[6] : nullptr;
+  log->read_only_ = options.read_only;
+  if (Status recovered = log->Recover(); !recovered.ok()) return recovered;
+  return log;
+}
+
+EventLog::~EventLog() {
+  if (db_ == nullptr) return;
+  for (auto* handle : {events_, ids_, checkpoint_, records_, listing_, notify_}) {
+    if (handle != nullptr) db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+  }
+  db_->DestroyColumnFamilyHandle(default_).PermitUncheckedError();
+  db_->Close().PermitUncheckedError();
+}
+
+Status EventLog::Recover() {
+  std::string format;
+  rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), default_, kFormatKey, &format);
+  if (status.IsNotFound()) {
+    if (read_only_) return Status::Error("not a Purser log (no format marker)");
+    rocksdb::WriteOptions write;
+    write.sync = true;
+    status = db_->Put(write, default_, kFormatKey, kFormatValue);
+    if (!status.ok()) return FromRocks(status, "writing the format marker");
+  } else if (!status.ok()) {
+    return FromRocks(status, "reading the format marker");
+  } else if (format != kFormatValue) {
+    return Status::Error("unknown log format " + format);
+  }
+  std::unique_ptr<rocksdb::Iterator> last(db_->NewIterator(rocksdb::ReadOptions(), events_));
+  last->SeekToLast();
+  if (!last->Valid()) return FromRocks(last->status(), "reading the last event");
+  // The head is the last record of the last segment.
+  auto it = NewIterator(SequenceFromKey(std::string_view(last->key().data(), last->key().size())));
+  if (!it->Valid()) return Status::Error("the last segment of the log is empty");
+  std::string_view record;
+  uint64_t sequence = 0;
+  for (; it->Valid(); it->Next()) {
+    sequence = it->sequence();
+    record = it->record();
+  }
+  RecordView view;
+  if (Status decoded = DecodeRecord(sequence, record, &view); !decoded.ok()) return decoded;
+  last_sequence_ = sequence;
+  last_link_ = view.link;
+  return it->status();
+}
+
+void EventLog::Append(const Event& event, std::string_view payload, LogBatch* batch) {
+  PURSER_ASSERT(event.sequence == last_sequence_ + 1);
+  if (batch->records_ == 0) batch->segment_first_ = event.sequence;
+  // Reserve the length prefix, append the record, then fill the prefix in.
+  size_t at = batch->segment_.size();
+  batch->segment_.append(4, '\0');
+  AppendRecord(event.sequence, last_link_, payload, &last_link_, &batch->segment_);
+  auto length = static_cast<uint32_t>(batch->segment_.size() - at - 4);
+  for (int i = 0; i < 4; ++i) batch->segment_[at + i] = static_cast<char>(length >> (8 * i));
+  char kind;
+  std::string id;
+  if (IdIndexEntry(event.body, &kind, &id)) {
+    std::string id_key(1, kind);
+    id_key += id;
+    batch->ids_.emplace_back(std::move(id_key), SequenceKey(event.sequence));
+  }
+  ++batch->records_;
+  last_sequence_ = event.sequence;
+}
+
+Status EventLog::Write(LogBatch* batch, bool sync) {
+  if (batch->records_ > 0) {
+    batch->batch_->Put(events_, Slice(SequenceKey(batch->segment_first_)), Slice(batch->segment_))
+        .PermitUncheckedError();
+    batch->records_ = 0;
+    ++batch->extra_;
+    batch->segment_.clear();
+  }
+  std::sort(batch->ids_.begin(), batch->ids_.end());
+  for (const auto& [key, value] : batch->ids_) {
+    batch->batch_->Put(ids_, Slice(key), Slice(value)).PermitUncheckedError();
+  }
+  batch->ids_.clear();
+  rocksdb::WriteOptions options;
+  options.sync = sync;
+  options.disableWAL = false;
+  return FromRocks(db_->Write(options, batch->batch_.get()), "writing the log");
+}
+
+void EventLog::AddCheckpoint(uint64_t sequence, const Sha256Digest& link, std::string_view state,
+                             LogBatch* batch) {
+  rocksdb::WriteBatch* b = batch->batch_.get();
+  // Replace every chunk of the previous checkpoint atomically.
+  b->DeleteRange(checkpoint_, "chunk", "chunl").PermitUncheckedError();
+  uint32_t chunks = 0;
+  for (size_t offset = 0; offset < state.size(); offset += kCheckpointChunkBytes) {
+    b->Put(checkpoint_, ChunkKey(chunks++), Slice(state.substr(offset, kCheckpointChunkBytes)))
+        .PermitUncheckedError();
+  }
+  std::string head = SequenceKey(sequence);
+  head.append(reinterpret_cast<const char*>(link.data()), link.size());
+  head += SequenceKey(state.size());
+  head += SequenceKey(chunks);
+  b->Put(checkpoint_, kCheckpointHeadKey, head).PermitUncheckedError();
+  ++batch->extra_;
+}
+
+void EventLog::AddColdRecord(std::string_view key, std::string_view record, LogBatch* batch) {
+  batch->batch_->Put(records_, Slice(key), Slice(record)).PermitUncheckedError();
+  ++batch->extra_;
+}
+
+void EventLog::AddListingEntry(std::string_view key, std::string_view value, LogBatch* batch) {
+  batch->batch_->Put(listing_, Slice(key), Slice(value)).PermitUncheckedError();
+  ++batch->extra_;
+}
+
+Status EventLog::ScanListing(
+    const std::vector<std::string>& prefixes,
+    const std::function<bool(std::string_view key, std::string_view value)>& visit) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), listing_));
+  for (const std::string& prefix : prefixes) {
+    for (it->Seek(Slice(prefix)); it->Valid() && it->key().starts_with(Slice(prefix));
+         it->Next()) {
+      if (!visit(std::string_view(it->key().data(), it->key().size()),
+                 std::string_view(it->value().data(), it->value().size()))) {
+        break;
+      }
+    }
+    if (!it->status().ok()) break;
+  }
+  return FromRocks(it->status(), "scanning the listing index");
+}
+
+Status EventLog::GetColdRecords(const std::vector<std::string>& keys,
+                                std::vector<std::string>* values, std::vector<bool>* found) {
+  std::vector<rocksdb::Slice> slices;
+  slices.reserve(keys.size());
+  for (const std::string& key : keys) slices.push_back(Slice(key));
+  std::vector<rocksdb::ColumnFamilyHandle*> families(keys.size(), records_);
+  values->clear();
+  std::vector<rocksdb::Status> statuses =
+      db_->MultiGet(rocksdb::ReadOptions(), families, slices, values);
+  found->assign(keys.size(), false);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (statuses[i].ok()) {
+      (*found)[i] = true;
+    } else if (!statuses[i].IsNotFound()) {
+      return FromRocks(statuses[i], "reading the cold store");
+    }
+  }
+  return Status::Ok();
+}
+
+Status EventLog::ForEachColdRecord(
+    char kind, const std::function<Status(std::string_view, std::string_view)>& visit) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), records_));
+  std::string prefix(1, kind);
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    Status status = visit(std::string_view(it->key().data(), it->key().size()),
+                          std::string_view(it->value().data(), it->value().size()));
+    if (!status.ok()) return status;
+  }
+  return FromRocks(it->status(), "iterating the cold store");
+}
+
+Status EventLog::ReadCheckpoint(uint64_t* sequence, Sha256Digest* link, std::string* state) {
+  *sequence = 0;
+  std::string head;
+  rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), checkpoint_, kCheckpointHeadKey, &head);
+  if (status.IsNotFound()) return Status::Ok();
+  if (!status.ok()) return FromRocks(status, "reading the checkpoint head");
+  if (head.size() != 8 + 32 + 8 + 8) return Status::Error("checkpoint head is malformed");
+  uint64_t checkpoint_sequence = SequenceFromKey(head.substr(0, 8));
+  std::memcpy(link->data(), head.data() + 8, 32);
+  uint64_t size = SequenceFromKey(head.substr(40, 8));
+  uint64_t chunks = SequenceFromKey(head.substr(48, 8));
+  state->clear();
+  state->reserve(size);
+  for (uint32_t i = 0; i < chunks; ++i) {
+    std::string chunk;
+    status = db_->Get(rocksdb::ReadOptions(), checkpoint_, ChunkKey(i), &chunk);
+    if (!status.ok()) return FromRocks(status, "reading checkpoint chunk " + std::to_string(i));
+    *state += chunk;
+  }
+  if (state->size() != size) return Status::Error("checkpoint is truncated");
+  *sequence = checkpoint_sequence;
+  return Status::Ok();
+}
+
+Status EventLog::ReadRecord(uint64_t sequence, std::string* record) {
+  auto it = NewIterator(sequence);
+  if (!it->status().ok()) return it->status();
+  if (!it->Valid() || it->sequence() != sequence) {
+    return Status::Error("event " + std::to_string(sequence) + " is not in the log");
+  }
+  record->assign(it->record());
+  return Status::Ok();
+}
+
+uint64_t EventLog::FindId(char kind, std::string_view id) {
+  std::string key(1, kind);
+  key += id;
+  std::string value;
+  if (!db_->Get(rocksdb::ReadOptions(), ids_, key, &value).ok()) return 0;
+  return SequenceFromKey(value);
+}
+
+EventLog::Iterator::~Iterator() = default;
+
+void EventLog::Iterator::LoadSegment() {
+  while (it_->Valid() && it_->value().size() == 0) it_->Next();
+  if (!it_->Valid()) {
+    valid_ = false;
+    return;
+  }
+  sequence_ = SequenceFromKey(std::string_view(it_->key().data(), it_->key().size()));
+  segment_ = std::string_view(it_->value().data(), it_->value().size());
+  ParseRecord();
+}
+
+void EventLog::Iterator::ParseRecord() {
+  valid_ = true;
+  if (segment_.size() < 4) {
+    record_ = segment_;
+    segment_ = {};
+    return;
+  }
+  uint32_t length = 0;
+  for (int i = 0; i < 4; ++i) length |= uint32_t{static_cast<uint8_t>(segment_[i])} << (8 * i);
+  segment_.remove_prefix(4);
+  if (length > segment_.size()) length = static_cast<uint32_t>(segment_.size());
+  record_ = segment_.substr(0, length);
+  segment_.remove_prefix(length);
+}
+
+void EventLog::Iterator::Next() {
+  if (!segment_.empty()) {
+    ++sequence_;
+    ParseRecord();
+    return;
+  }
+  it_->Next();
+  LoadSegment();
+}
+
+Status EventLog::Iterator::status() const { return FromRocks(it_->status(), "iterating the log"); }
+
+std::unique_ptr<EventLog::Iterator> EventLog::NewIterator(uint64_t from_sequence) {
+  rocksdb::ReadOptions options;
+  options.readahead_size = 2 << 20;
+  options.fill_cache = false;
+  auto iterator = std::unique_ptr<Iterator>(new Iterator());
+  iterator->it_.reset(db_->NewIterator(options, events_));
+  // The segment holding `from_sequence` starts at or before it.
+  iterator->it_->SeekForPrev(SequenceKey(from_sequence));
+  if (!iterator->it_->Valid()) iterator->it_->SeekToFirst();
+  iterator->LoadSegment();
+  while (iterator->Valid() && iterator->sequence() < from_sequence) iterator->Next();
+  return iterator;
+}
+
+Status EventLog::CreateCheckpointCopy(const std::string& directory) {
+  rocksdb::Checkpoint* raw = nullptr;
+  rocksdb::Status status = rocksdb::Checkpoint::Create(db_.get(), &raw);
+  if (!status.ok()) return FromRocks(status, "creating a checkpoint object");
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  // log_size_for_flush = 0: flush the memtables so the copy needs no WAL replay.
+  return FromRocks(checkpoint->CreateCheckpoint(directory, 0), "checkpoint to " + directory);
+}
+
+uint64_t EventLog::EventsBytesOnDisk() {
+  uint64_t bytes = 0;
+  db_->GetIntProperty(events_, "rocksdb.total-sst-files-size", &bytes);
+  return bytes;
+}
+
+Status EventLog::ForEachId(
+    const std::function<void(std::string_view key, uint64_t sequence)>& visit) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), ids_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    std::string_view value(it->value().data(), it->value().size());
+    visit(std::string_view(it->key().data(), it->key().size()),
+          value.size() == 8 ? SequenceFromKey(value) : UINT64_MAX);
+  }
+  return FromRocks(it->status(), "reading the id index");
+}
+
+Status EventLog::VerifyChecksums() {
+  rocksdb::Status status = db_->VerifyChecksum();
+  if (!status.ok()) return FromRocks(status, "scrubbing the database");
+  uint64_t background_errors = 0;
+  if (db_->GetIntProperty("rocksdb.background-errors", &background_errors) &&
+      background_errors > 0) {
+    return Status::Error("RocksDB reported " + std::to_string(background_errors) +
+                         " background errors (flush or compaction)");
+  }
+  return Status::Ok();
+}
+
+Status EventLog::CompactEvents() {
+  rocksdb::CompactRangeOptions options;
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  return FromRocks(db_->CompactRange(options, events_, nullptr, nullptr), "compacting events");
+}
+
+Status EventLog::FlushAll() {
+  rocksdb::FlushOptions options;
+  options.wait = true;
+  return FromRocks(db_->Flush(options, {default_, events_, ids_, checkpoint_, records_, listing_}),
+                   "flushing");
+}
+
+std::string EventLog::Property(const std::string& name) {
+  std::string value;
+  db_->GetProperty(events_, name, &value);
+  return value;
+}
+
+namespace {
+
+struct IdIndexVisitor {
+  char* kind;
+  std::string* id;
+  bool Set(char k, const std::string& value) {
+    *kind = k;
+    *id = value;
+    return true;
+  }
+  bool operator()(const event::AccountOpened& e) { return Set('a', e.account); }
+  bool operator()(const event::Deposited& e) { return Set('d', e.deposit_id); }
+  bool operator()(const event::Reserved& e) { return Set('r', e.reservation_id); }
+  bool operator()(const event::UsageCharged& e) { return Set('u', e.usage_id); }
+  bool operator()(const event::Refunded& e) { return Set('f', e.refund_id); }
+  bool operator()(const event::RevenueRecorded& e) { return Set('v', e.revenue_id); }
+  bool operator()(const event::Adjusted& e) { return Set('j', e.adjustment_id); }
+  bool operator()(const event::ApiKeyIssued& e) { return Set('k', e.key_id); }
+  bool operator()(const event::WebhookRegistered& e) { return Set('w', e.webhook_id); }
+  bool operator()(const event::DailyReportIngested& e) { return Set('p', e.report_id); }
+  bool operator()(const event::Transferred& e) { return Set('t', e.transfer_id); }
+  template <typename T>
+  bool operator()(const T&) {
+    return false;
+  }
+};
+
+}  // namespace
+
+bool IdIndexEntry(const EventBody& body, char* kind, std::string* id) {
+  return std::visit(IdIndexVisitor{kind, id}, body);
+}
+
+}  // namespace purser

@@ -1,0 +1,200 @@
+// The event log on RocksDB.
+//
+// Column families (docs/FORMAT.md):
+//   default     metadata: "format" -> "purser-log-2"
+//   events      8-byte big-endian sequence of the first event of a group
+//               commit -> a segment: the group's records in sequence order,
+//               each as a 4-byte little-endian length and the record
+//               (ledger/event_codec.h). One key per group instead of one per
+//               event cuts RocksDB's write cost per event by ~2.7x here
+//               (bench/RESULTS.md); every record keeps its own checksum and
+//               link, so damage is still named event by event.
+//   ids         kind byte + client id -> 8-byte big-endian sequence of the
+//               event that established the id (the idempotency index)
+//   checkpoint  "head" -> projection checkpoint header; "chunk" + 4-byte
+//               big-endian index -> serialized state (ledger/snapshot.h)
+//   records     the cold store: 'r' + reservation id / 'u' + usage id ->
+//               a finished record as of the last projection checkpoint
+//               (ledger/cold_record.h), written in the checkpoint's batch
+//
+// A group commit's events and id-index entries go into one WriteBatch,
+// written with sync = true: nothing is acknowledged before it is durable.
+//
+// Thread-safety: Write() is called by one writer thread; readers
+// (iterators, Get) may run concurrently, as RocksDB allows.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ledger/machine/events.h"
+#include "ledger/base/status.h"
+#include "ledger/base/types.h"
+
+namespace rocksdb {
+class ColumnFamilyHandle;
+class DB;
+class Iterator;
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace purser {
+
+struct EventLogOptions {
+  std::string path;
+  // Open an existing log only (replay tools, audits). Default: false.
+  bool read_only = false;
+  // Memtable size of the events column family. Default: 64 MiB.
+  size_t write_buffer_bytes = 64 << 20;
+  // Memtable size of the cold store, which takes a checkpoint's worth of
+  // records in one batch. Default: 256 MiB.
+  size_t cold_write_buffer_bytes = 256 << 20;
+  // Files RocksDB keeps open (table cache); -1 = as many as it wants. The
+  // service sets a number so that its own connections can never take the
+  // descriptors RocksDB needs (a full descriptor table would fail-stop the
+  // log at its next file). Default: -1.
+  int max_open_files = -1;
+};
+
+// A batch of records and index entries for one group commit: its records
+// form one segment.
+class LogBatch {
+ public:
+  LogBatch();
+  ~LogBatch();
+  LogBatch(LogBatch&&) noexcept;
+  LogBatch& operator=(LogBatch&&) noexcept;
+
+  bool empty() const { return records_ == 0 && extra_ == 0; }
+  size_t records() const { return records_; }
+  size_t bytes() const;
+
+ private:
+  friend class EventLog;
+  std::unique_ptr<rocksdb::WriteBatch> batch_;
+  std::string segment_;
+  // Id-index entries (key, value) of the segment, put in key order at Write:
+  // the memtable's skip list inserts neighbours far faster than random keys.
+  std::vector<std::pair<std::string, std::string>> ids_;
+  uint64_t segment_first_ = 0;
+  size_t records_ = 0;
+  size_t extra_ = 0;
+};
+
+class EventLog {
+ public:
+  static Result<std::unique_ptr<EventLog>> Open(const EventLogOptions& options);
+  ~EventLog();
+  EventLog(const EventLog&) = delete;
+  EventLog& operator=(const EventLog&) = delete;
+
+  // The last sequence in the log (0 when empty) and its chain link, as found
+  // at Open and advanced by Append().
+  uint64_t last_sequence() const { return last_sequence_; }
+  const Sha256Digest& last_link() const { return last_link_; }
+
+  // Encodes `event` (whose sequence must be last_sequence() + 1) into
+  // `batch`, with its id-index entry, and advances the in-memory head.
+  // `payload` is the event's encoding (ledger/event_codec.h).
+  void Append(const Event& event, std::string_view payload, LogBatch* batch);
+
+  // Writes a batch. `sync` = fsync the WAL before returning.
+  Status Write(LogBatch* batch, bool sync);
+
+  // Projection checkpoint: replaces the stored one in one atomic batch.
+  void AddCheckpoint(uint64_t sequence, const Sha256Digest& link, std::string_view state,
+                     LogBatch* batch);
+  // A cold-store record (key from ColdKey()), written with the batch.
+  void AddColdRecord(std::string_view key, std::string_view record, LogBatch* batch);
+  // A listing-index entry (key from ListingKey()), written with the batch.
+  void AddListingEntry(std::string_view key, std::string_view value, LogBatch* batch);
+  // For each prefix in turn, visits the listing entries whose keys start with
+  // it, in key order, while `visit` returns true.
+  Status ScanListing(const std::vector<std::string>& prefixes,
+                     const std::function<bool(std::string_view key, std::string_view value)>& visit);
+  // Reads cold records: (*values)[i] is set and (*found)[i] true for each key found.
+  Status GetColdRecords(const std::vector<std::string>& keys, std::vector<std::string>* values,
+                        std::vector<bool>* found);
+  // Visits the cold records whose keys start with `kind`, in key order.
+  Status ForEachColdRecord(char kind,
+                           const std::function<Status(std::string_view key, std::string_view value)>& visit);
+  // The stored checkpoint; *sequence = 0 when there is none.
+  Status ReadCheckpoint(uint64_t* sequence, Sha256Digest* link, std::string* state);
+
+  // Reads the record of one event.
+  Status ReadRecord(uint64_t sequence, std::string* record);
+
+  // The sequence that established `id` of `kind`, or 0.
+  uint64_t FindId(char kind, std::string_view id);
+  // Visits every id-index entry: its key (kind byte + id) and sequence.
+  Status ForEachId(const std::function<void(std::string_view key, uint64_t sequence)>& visit);
+
+  // Iterates records from `from_sequence` (inclusive) in order. A record's
+  // sequence is its segment's key plus its position; a record whose length
+  // prefix is damaged is yielded with the rest of its segment, so that its
+  // checksum names it.
+  class Iterator {
+   public:
+    ~Iterator();
+    bool Valid() const { return valid_; }
+    void Next();
+    uint64_t sequence() const { return sequence_; }
+    std::string_view record() const { return record_; }
+    Status status() const;
+
+   private:
+    friend class EventLog;
+    void LoadSegment();
+    void ParseRecord();
+    std::unique_ptr<rocksdb::Iterator> it_;
+    std::string_view segment_;  // the unread rest of the current segment
+    std::string_view record_;
+    uint64_t sequence_ = 0;
+    bool valid_ = false;
+  };
+  std::unique_ptr<Iterator> NewIterator(uint64_t from_sequence);
+
+  // A consistent copy of the database in `directory` (RocksDB Checkpoint).
+  Status CreateCheckpointCopy(const std::string& directory);
+  // Size of the events column family's SST files and its live keys.
+  uint64_t EventsBytesOnDisk();
+  Status CompactEvents();
+  Status FlushAll();
+  // Reads every SST file and checks its block checksums (a scrub). An
+  // error names the file; RocksDB's own background errors (a compaction
+  // that met corruption) are reported too.
+  Status VerifyChecksums();
+  std::string Property(const std::string& name);
+
+  rocksdb::DB* db() { return db_.get(); }
+  // The notifier's column family (null in a read-only open of an older database).
+  rocksdb::ColumnFamilyHandle* notify_family() { return notify_; }
+
+ private:
+  EventLog() = default;
+  Status Recover();
+
+  std::unique_ptr<rocksdb::DB> db_;
+  rocksdb::ColumnFamilyHandle* default_ = nullptr;
+  rocksdb::ColumnFamilyHandle* events_ = nullptr;
+  rocksdb::ColumnFamilyHandle* ids_ = nullptr;
+  rocksdb::ColumnFamilyHandle* checkpoint_ = nullptr;
+  rocksdb::ColumnFamilyHandle* listing_ = nullptr;
+  rocksdb::ColumnFamilyHandle* records_ = nullptr;
+  rocksdb::ColumnFamilyHandle* notify_ = nullptr;
+  uint64_t last_sequence_ = 0;
+  Sha256Digest last_link_{};
+  bool read_only_ = false;
+};
+
+// The id-index entry of an event, if it establishes a client id:
+// kind byte ('a' account, 'd' deposit, 'r' reservation, 'u' usage, 'f'
+// refund, 'v' revenue, 'j' adjustment, 'k' key, 'w' webhook, 'p' daily
+// report, 't' transfer) and the id. Returns false when the event has none.
+bool IdIndexEntry(const EventBody& body, char* kind, std::string* id);
+
+}  // namespace purser
