@@ -29,7 +29,7 @@ std::string CheckCheckpointDir(const std::string& dir) {
   return {};
 }
 
-Status CreateCheckpointAt(Sequencer* sequencer, const std::string& dir) {
+Status CreateCheckpointAt(Ledger* sequencer, const std::string& dir) {
   if (std::string problem = CheckCheckpointDir(dir); !problem.empty()) return Status::Error(problem);
   std::error_code error;
   std::filesystem::path path(dir);
@@ -42,7 +42,7 @@ Status CreateCheckpointAt(Sequencer* sequencer, const std::string& dir) {
     return Status::Error("the parent directory of " + dir + " does not exist");
   }
   try {
-    return sequencer->log()->CreateCheckpointCopy(dir);
+    return sequencer->CopyTo(dir);
   } catch (const std::exception& e) {
     return Status::Error(std::string("checkpoint failed: ") + e.what());
   }

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "ledger/engine/sequencer.h"
+#include "ledger/ledger.h"
 #include "ledger/base/status.h"
 
 namespace purser {
@@ -17,6 +17,6 @@ std::string CheckCheckpointDir(const std::string& dir);
 // Creates a RocksDB checkpoint of the live log at `dir` (checked with
 // CheckCheckpointDir; it must not exist and its parent must). Never throws:
 // every failure is a Status.
-Status CreateCheckpointAt(Sequencer* sequencer, const std::string& dir);
+Status CreateCheckpointAt(Ledger* sequencer, const std::string& dir);
 
 }  // namespace purser

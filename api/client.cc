@@ -15,7 +15,7 @@
 
 #include "api/loop_inbox.h"
 #include "api/rpc_codec.h"
-#include "ledger/log/capnp_values.h"
+#include "ledger/wire/capnp_values.h"
 #include "ledger/base/limits.h"
 #include "purser.capnp.h"
 

@@ -25,7 +25,7 @@
 #include "api/rpc_server.h"
 #include "ledger/base/crypto.h"
 #include "ledger/base/flags.h"
-#include "ledger/engine/sequencer.h"
+#include "ledger/ledger.h"
 
 namespace purser {
 
@@ -79,7 +79,7 @@ void Log(Level level, const std::string& message) {
 // The global admin key on first start: <data-dir>/admin.key, mode 0600, the
 // key alone on one line. The file is written (as .tmp) before the key is
 // issued and renamed after, so a crash in between never loses the only admin.
-Status EnsureAdminKey(Sequencer& sequencer, const std::string& data_dir) {
+Status EnsureAdminKey(Ledger& sequencer, const std::string& data_dir) {
   std::filesystem::path path = std::filesystem::path(data_dir) / "admin.key";
   std::filesystem::path tmp = path.string() + ".tmp";
   Reply keys = sequencer.Call(Request{Credentials::System(), query::ListKeys{}});
@@ -149,7 +149,7 @@ DescriptorBudget BudgetDescriptors(std::optional<int64_t> connections_max) {
   return budget;
 }
 
-void LogChainHead(Sequencer& sequencer) {
+void LogChainHead(Ledger& sequencer) {
   Reply reply = sequencer.Call(Request{Credentials::System(), query::GetChainHead{}});
   if (!reply.ok()) return;
   const auto& head = std::get<ChainHead>(reply.body);
@@ -205,7 +205,7 @@ int DaemonMain(int argc, char** argv) {
                         std::to_string(budget.rpc_connections) + ", HTTP connections " +
                         std::to_string(budget.http_connections));
 
-  SequencerOptions sequencer_options;
+  LedgerOptions sequencer_options;
   sequencer_options.data_dir = data_dir;
   sequencer_options.max_open_files = budget.rocksdb_files;
   sequencer_options.accept_truncated_log = flags.Has("accept-truncated-log");
@@ -220,12 +220,12 @@ int DaemonMain(int argc, char** argv) {
     Log(Level::kError, "storage failure, stopping: " + status.message());
     kill(getpid(), SIGTERM);
   };
-  Result<std::unique_ptr<Sequencer>> opened = Sequencer::Open(std::move(sequencer_options));
+  Result<std::unique_ptr<Ledger>> opened = Ledger::Open(std::move(sequencer_options));
   if (!opened.ok()) {
     Log(Level::kError, "cannot open " + data_dir + ": " + opened.status().message());
     return 1;
   }
-  Sequencer& sequencer = **opened;
+  Ledger& sequencer = **opened;
   if (Status status = EnsureAdminKey(sequencer, data_dir); !status.ok()) {
     Log(Level::kError, status.message());
     return 1;
@@ -329,7 +329,7 @@ int DaemonMain(int argc, char** argv) {
   bool failed = sequencer.failed();
   // Corruption met by RocksDB itself in the background (a flush or a
   // compaction) counts too.
-  std::string background = sequencer.log()->Property("rocksdb.background-errors");
+  std::string background = sequencer.StorageProperty("rocksdb.background-errors");
   if (!background.empty() && background != "0") {
     health.ReportCorruption("RocksDB background errors: " + background);
   }

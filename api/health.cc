@@ -5,7 +5,7 @@
 
 namespace purser {
 
-void StorageHealth::Start(Sequencer* sequencer, int64_t interval_s) {
+void StorageHealth::Start(Ledger* sequencer, int64_t interval_s) {
   thread_ = std::thread([this, sequencer, interval_s] {
     pthread_setname_np(pthread_self(), "purser-scrub");
     Loop(sequencer, interval_s);
@@ -37,7 +37,7 @@ std::string StorageHealth::message() const {
   return message_;
 }
 
-void StorageHealth::Loop(Sequencer* sequencer, int64_t interval_s) {
+void StorageHealth::Loop(Ledger* sequencer, int64_t interval_s) {
   // The first scrub a moment after start (the service is already serving:
   // a scrub reads every file and must not delay it), then periodically.
   auto wait = std::chrono::milliseconds(200);
@@ -46,7 +46,7 @@ void StorageHealth::Loop(Sequencer* sequencer, int64_t interval_s) {
       std::unique_lock lock(mutex_);
       if (wake_.wait_for(lock, wait, [this] { return stopping_; })) return;
     }
-    Status status = sequencer->log()->VerifyChecksums();
+    Status status = sequencer->VerifyChecksums();
     scrubs_.fetch_add(1);
     if (!status.ok()) ReportCorruption(status.message());
     if (interval_s <= 0) return;

@@ -14,7 +14,7 @@
 #include <string>
 #include <thread>
 
-#include "ledger/engine/sequencer.h"
+#include "ledger/ledger.h"
 
 namespace purser {
 
@@ -27,7 +27,7 @@ class StorageHealth {
 
   // Scrubs `*sequencer`'s database shortly after start and every
   // `interval_s` (0 = at start only). `*sequencer` must outlive Stop().
-  void Start(Sequencer* sequencer, int64_t interval_s);
+  void Start(Ledger* sequencer, int64_t interval_s);
   void Stop();
 
   // Marks the database corrupt (the scrub does; so may anything else that
@@ -38,7 +38,7 @@ class StorageHealth {
   uint64_t scrubs() const { return scrubs_.load(); }
 
  private:
-  void Loop(Sequencer* sequencer, int64_t interval_s);
+  void Loop(Ledger* sequencer, int64_t interval_s);
 
   std::atomic<bool> corrupt_{false};
   std::atomic<uint64_t> scrubs_{0};

@@ -624,7 +624,7 @@ Plan CheckpointRoute(const RouteContext& c) {
   // The chain-head query checks the global admin; the copy then runs on a
   // thread of its own (it flushes and links files: neither the log thread
   // nor an HTTP thread should wait for it).
-  Sequencer* sequencer = c.sequencer;
+  Ledger* sequencer = c.sequencer;
   Plan plan;
   plan.bodies.push_back(query::GetChainHead{});
   plan.async_format = [dir, sequencer](std::vector<Reply>& replies,
@@ -763,7 +763,7 @@ Plan Dispatch(const RouteContext& c) {
   return Plan::Now(std::move(response));
 }
 
-void Execute(Sequencer* sequencer, const Credentials& credentials, Plan plan,
+void Execute(Ledger* sequencer, const Credentials& credentials, Plan plan,
              std::function<void(HttpResponse&&)> respond) {
   if (plan.immediate) {
     // Authentication comes first on every path: an answer decided without
@@ -811,7 +811,7 @@ void Execute(Sequencer* sequencer, const Credentials& credentials, Plan plan,
 
 }  // namespace
 
-HttpApi::HttpApi(Sequencer* sequencer, Metrics* metrics, HttpApiOptions options)
+HttpApi::HttpApi(Ledger* sequencer, Metrics* metrics, HttpApiOptions options)
     : sequencer_(sequencer), metrics_(metrics), options_(options) {}
 
 void HttpApi::Handle(const HttpRequest& request, std::function<void(HttpResponse&&)> respond) {

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "ledger/engine/sequencer.h"
+#include "ledger/ledger.h"
 
 namespace purser {
 
@@ -62,7 +62,7 @@ bool ParseTarget(std::string_view target, std::string* path,
 class HttpApi {
  public:
   // `*sequencer` and `*metrics` must outlive the API.
-  HttpApi(Sequencer* sequencer, Metrics* metrics, HttpApiOptions options);
+  HttpApi(Ledger* sequencer, Metrics* metrics, HttpApiOptions options);
 
   void Handle(const HttpRequest& request, std::function<void(HttpResponse&&)> respond);
 
@@ -70,7 +70,7 @@ class HttpApi {
 
  private:
   void HandleRequest(const HttpRequest& request, const std::function<void(HttpResponse&&)>& respond);
-  Sequencer* sequencer_;
+  Ledger* sequencer_;
   Metrics* metrics_;
   HttpApiOptions options_;
 };

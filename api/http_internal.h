@@ -182,7 +182,7 @@ struct RouteContext {
   const HttpRequest& request;
   const Segments& s;
   const HttpApiOptions& options;
-  Sequencer* sequencer;
+  Ledger* sequencer;
   std::string Param(const std::string& name, const std::string& fallback = "") const {
     return purser::Param(request, name, fallback);
   }

@@ -1,7 +1,7 @@
 #include "api/json_views.h"
 
 #include "ledger/base/clock.h"
-#include "ledger/log/event_json.h"
+#include "ledger/wire/event_json.h"
 #include "ledger/machine/validate.h"
 
 namespace purser {

@@ -42,7 +42,7 @@ void WriteHistogram(std::ostream& out, const std::string& name, const std::strin
 
 }  // namespace
 
-Metrics::Metrics(Sequencer* sequencer, int account_depth, const StorageHealth* health,
+Metrics::Metrics(Ledger* sequencer, int account_depth, const StorageHealth* health,
                  const Notifier* notifier)
     : sequencer_(sequencer), account_depth_(account_depth), health_(health), notifier_(notifier) {
   sequencer_->AddObserver([this](const std::vector<Event>& events) { Observe(events); });
@@ -163,7 +163,7 @@ std::string Metrics::Render(const AccountMetricsView& accounts) const {
       << "# TYPE purser_fsync_duration_seconds histogram\n";
   WriteHistogram(out, "purser_fsync_duration_seconds", "", sequencer_->fsync_histogram(),
                  kLatencyBoundsUs, true);
-  SequencerStats stats = sequencer_->stats();
+  LedgerStats stats = sequencer_->stats();
   out << "# HELP purser_events_total Events in the log.\n# TYPE purser_events_total counter\n"
       << "purser_events_total " << stats.events_total << '\n';
   out << "# HELP purser_reservations_pending Reservations holding money now.\n"

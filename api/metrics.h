@@ -13,7 +13,7 @@
 #include <mutex>
 #include <string>
 
-#include "ledger/engine/sequencer.h"
+#include "ledger/ledger.h"
 
 namespace purser {
 
@@ -22,7 +22,7 @@ class Metrics {
   // Observes `*sequencer` (which must outlive this object) for spend, tokens
   // and alerts; the rest is read from the sequencer's own counters.
   // `account_depth`: accounts at that depth or above get per-account series.
-  Metrics(Sequencer* sequencer, int account_depth = 2,
+  Metrics(Ledger* sequencer, int account_depth = 2,
           const class StorageHealth* health = nullptr, const class Notifier* notifier = nullptr);
   // The text of /metrics; `accounts` is the reply of query::AccountMetrics.
   std::string Render(const AccountMetricsView& accounts) const;
@@ -35,7 +35,7 @@ class Metrics {
   };
   void Observe(const std::vector<Event>& events);
 
-  Sequencer* sequencer_;
+  Ledger* sequencer_;
   int account_depth_;
   const class StorageHealth* health_;
   const class Notifier* notifier_;

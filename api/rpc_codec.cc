@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "ledger/log/capnp_values.h"
+#include "ledger/wire/capnp_values.h"
 #include "ledger/base/clock.h"
 #include "ledger/base/limits.h"
 

@@ -19,7 +19,7 @@
 
 #include "api/loop_inbox.h"
 #include "api/rpc_codec.h"
-#include "ledger/log/capnp_values.h"
+#include "ledger/wire/capnp_values.h"
 #include "ledger/base/crypto.h"
 #include "ledger/base/limits.h"
 #include "purser.capnp.h"
@@ -102,7 +102,7 @@ struct ConnectionState {
 };
 
 struct Shared {
-  Sequencer* sequencer;
+  Ledger* sequencer;
   LoopInbox* inbox;
   const RpcServerOptions* options;
   Workers* workers;
@@ -566,7 +566,7 @@ class LedgerImpl final : public ReaderMethods<rpc::Ledger::Server> {
           auto paf = kj::newPromiseAndFulfiller<Reply>();
           auto fulfiller = std::make_shared<kj::Own<kj::PromiseFulfiller<Reply>>>(
               kj::mv(paf.fulfiller));
-          Sequencer* sequencer = shared->sequencer;
+          Ledger* sequencer = shared->sequencer;
           LoopInbox* inbox = shared->inbox;
           shared->workers->Start([sequencer, inbox, dir, fulfiller]() mutable {
             Reply reply = TakeCheckpoint(sequencer, dir);
@@ -581,7 +581,7 @@ class LedgerImpl final : public ReaderMethods<rpc::Ledger::Server> {
   }
 
  private:
-  static Reply TakeCheckpoint(Sequencer* sequencer, const std::string& dir) {
+  static Reply TakeCheckpoint(Ledger* sequencer, const std::string& dir) {
     Status status = CreateCheckpointAt(sequencer, dir);
     if (!status.ok()) return Reply::Error(ResultCode::kInvalidArgument, status.message());
     Reply reply;
@@ -633,7 +633,7 @@ class GateImpl final : public rpc::Gate::Server {
 
 class RpcServer::Loop final : private kj::TaskSet::ErrorHandler {
  public:
-  Loop(Sequencer* sequencer, const RpcServerOptions& options)
+  Loop(Ledger* sequencer, const RpcServerOptions& options)
       : sequencer_(sequencer), options_(options) {
     shared_.sequencer = sequencer;
     shared_.inbox = &inbox_;
@@ -839,7 +839,7 @@ class RpcServer::Loop final : private kj::TaskSet::ErrorHandler {
     }
   }
 
-  Sequencer* sequencer_;
+  Ledger* sequencer_;
   const RpcServerOptions& options_;
   LoopInbox inbox_;
   Workers workers_;
@@ -856,7 +856,7 @@ class RpcServer::Loop final : private kj::TaskSet::ErrorHandler {
   size_t connections_ = 0;
 };
 
-RpcServer::RpcServer(Sequencer* sequencer, RpcServerOptions options)
+RpcServer::RpcServer(Ledger* sequencer, RpcServerOptions options)
     : sequencer_(sequencer), options_(std::move(options)) {}
 
 RpcServer::~RpcServer() { Stop(); }

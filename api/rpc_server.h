@@ -15,7 +15,7 @@
 #include <memory>
 #include <string>
 
-#include "ledger/engine/sequencer.h"
+#include "ledger/ledger.h"
 #include "ledger/base/status.h"
 
 namespace purser {
@@ -56,7 +56,7 @@ bool IsLoopbackAddress(const std::string& address);
 
 class RpcServer {
  public:
-  RpcServer(Sequencer* sequencer, RpcServerOptions options);
+  RpcServer(Ledger* sequencer, RpcServerOptions options);
   ~RpcServer();
   RpcServer(const RpcServer&) = delete;
   RpcServer& operator=(const RpcServer&) = delete;
@@ -73,7 +73,7 @@ class RpcServer {
   class Loop;
 
  private:
-  Sequencer* sequencer_;
+  Ledger* sequencer_;
   RpcServerOptions options_;
   std::unique_ptr<Loop> loop_;
   uint16_t port_ = 0;

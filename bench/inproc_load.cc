@@ -14,7 +14,7 @@
 
 #include "bench/webhook_load.h"
 #include "ledger/base/histogram.h"
-#include "ledger/engine/sequencer.h"
+#include "ledger/ledger.h"
 
 namespace purser::bench {
 
@@ -32,7 +32,7 @@ constexpr int kAgentsPerTeam = 100;
 
 std::string AgentId(int agent) { return "agent-" + std::to_string(agent); }
 
-Status Setup(Sequencer& sequencer, int agents) {
+Status Setup(Ledger& sequencer, int agents) {
   std::vector<Request> batch;
   auto flush = [&]() -> Status {
     if (batch.empty()) return Status::Ok();
@@ -74,7 +74,7 @@ Status Setup(Sequencer& sequencer, int agents) {
 // as it would in a client process.
 class Producer {
  public:
-  Producer(Sequencer* sequencer, const InprocOptions& options, int index, Histogram* reserve_us)
+  Producer(Ledger* sequencer, const InprocOptions& options, int index, Histogram* reserve_us)
       : sequencer_(sequencer), options_(options), index_(index), reserve_us_(reserve_us),
         random_(static_cast<uint64_t>(index) * 7919 + 17) {
     for (int a = 0; a < options.agents; ++a) agents_.push_back(AgentId(a));
@@ -184,7 +184,7 @@ class Producer {
     if (!submitted) --inflight_;
   }
 
-  Sequencer* sequencer_;
+  Ledger* sequencer_;
   const InprocOptions& options_;
   const int index_;
   Histogram* reserve_us_;
@@ -211,15 +211,15 @@ uint64_t ResidentBytes() {
 
 int RunInproc(const InprocOptions& options, InprocReport* report) {
   std::filesystem::remove_all(options.data_dir);
-  SequencerOptions sequencer_options;
+  LedgerOptions sequencer_options;
   sequencer_options.data_dir = options.data_dir;
   // Default checkpoint interval (5M events): its cost is part of the figure.
-  Result<std::unique_ptr<Sequencer>> opened = Sequencer::Open(sequencer_options);
+  Result<std::unique_ptr<Ledger>> opened = Ledger::Open(sequencer_options);
   if (!opened.ok()) {
     std::cerr << "open: " << opened.status().message() << '\n';
     return 1;
   }
-  Sequencer& sequencer = **opened;
+  Ledger& sequencer = **opened;
   if (Status status = Setup(sequencer, options.agents); !status.ok()) {
     std::cerr << status.message() << '\n';
     return 1;
@@ -303,9 +303,8 @@ int RunInproc(const InprocOptions& options, InprocReport* report) {
   report->write_us_mean = mean(sequencer.fsync_histogram());
   report->rss_bytes = ResidentBytes();
   if (options.compact) {
-    if (Status status = sequencer.log()->FlushAll(); !status.ok()) std::cerr << status.message();
-    if (Status status = sequencer.log()->CompactEvents(); !status.ok()) std::cerr << status.message();
-    report->bytes_on_disk = sequencer.log()->EventsBytesOnDisk();
+    if (Status status = sequencer.Compact(); !status.ok()) std::cerr << status.message();
+    report->bytes_on_disk = sequencer.EventsBytesOnDisk();
     uint64_t all_events = sequencer.stats().events_total;
     report->bytes_per_event =
         all_events == 0 ? 0 : static_cast<double>(report->bytes_on_disk) / static_cast<double>(all_events);

@@ -6,7 +6,7 @@
 #include <iostream>
 
 #include "ledger/base/crypto.h"
-#include "ledger/engine/sequencer.h"
+#include "ledger/ledger.h"
 
 namespace purser::bench {
 
@@ -22,7 +22,7 @@ const std::vector<std::string> kEveryKind = {"budget_threshold", "overrun",     
 
 WebhookLoad::WebhookLoad() : receiver_(ReceiverOptions{nullptr, "", "", false}) {}
 
-Result<std::unique_ptr<WebhookLoad>> WebhookLoad::Start(Sequencer* sequencer, int count,
+Result<std::unique_ptr<WebhookLoad>> WebhookLoad::Start(Ledger* sequencer, int count,
                                                         const std::string& account) {
   std::unique_ptr<WebhookLoad> load(new WebhookLoad());
   load->sequencer_ = sequencer;
@@ -82,14 +82,14 @@ int RunWebhookDeliveries(Flags& flags) {
     return 2;
   }
   std::filesystem::remove_all(data_dir);
-  SequencerOptions sequencer_options;
+  LedgerOptions sequencer_options;
   sequencer_options.data_dir = data_dir;
-  Result<std::unique_ptr<Sequencer>> opened = Sequencer::Open(sequencer_options);
+  Result<std::unique_ptr<Ledger>> opened = Ledger::Open(sequencer_options);
   if (!opened.ok()) {
     std::cerr << "open: " << opened.status().message() << '\n';
     return 1;
   }
-  Sequencer& sequencer = **opened;
+  Ledger& sequencer = **opened;
   for (RequestBody body : {RequestBody(cmd::OpenAccount{"org", "", AccountKind::kOrg, "", true, {}}),
                            RequestBody(cmd::OpenAccount{"alarm", "org", AccountKind::kAgent, "", false, {}})}) {
     if (Reply reply = sequencer.Call(Request{Credentials::System(), std::move(body)}); !reply.ok()) {

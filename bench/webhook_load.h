@@ -18,7 +18,7 @@ namespace purser::bench {
 // a notifier to a receiver that answers 200 at once.
 class WebhookLoad {
  public:
-  static Result<std::unique_ptr<WebhookLoad>> Start(Sequencer* sequencer, int count,
+  static Result<std::unique_ptr<WebhookLoad>> Start(Ledger* sequencer, int count,
                                                      const std::string& account);
   ~WebhookLoad();
 
@@ -33,7 +33,7 @@ class WebhookLoad {
 
  private:
   WebhookLoad();
-  Sequencer* sequencer_ = nullptr;
+  Ledger* sequencer_ = nullptr;
   Receiver receiver_;
   std::unique_ptr<Notifier> notifier_;
   std::thread alarm_thread_;

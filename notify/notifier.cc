@@ -5,8 +5,6 @@
 #include "notify/notifier.h"
 
 #include <openssl/hmac.h>
-#include <rocksdb/db.h>
-#include <rocksdb/write_batch.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -32,8 +30,6 @@
 #include "ledger/base/binary.h"
 #include "ledger/base/clock.h"
 #include "ledger/base/crypto.h"
-#include "ledger/log/event_codec.h"
-#include "ledger/log/event_log.h"
 #include "ledger/base/json_writer.h"
 #include "ledger/base/limits.h"
 #include "notify/address.h"
@@ -56,6 +52,21 @@ namespace {
 //   "d" + webhook id + 0 + seq(8 BE) + n   a delivery record
 
 constexpr char kCursorKey[] = "c";
+
+// 8 bytes, big-endian: keys of records sort in log order.
+std::string SequenceKey(uint64_t sequence) {
+  std::string key(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    key[static_cast<size_t>(i)] = static_cast<char>(sequence & 0xff);
+    sequence >>= 8;
+  }
+  return key;
+}
+uint64_t SequenceFromKey(std::string_view key) {
+  uint64_t sequence = 0;
+  for (size_t i = 0; i < 8 && i < key.size(); ++i) sequence = (sequence << 8) | static_cast<uint8_t>(key[i]);
+  return sequence;
+}
 constexpr char kHooksKey[] = "h";
 
 std::string SecretKey(const std::string& webhook_id) { return "s" + webhook_id; }
@@ -317,9 +328,9 @@ std::string SignWebhookPayload(const std::string& secret, int64_t unix_seconds,
 
 class Notifier::Impl {
  public:
-  Impl(Sequencer* sequencer, NotifierOptions options)
+  Impl(Ledger* sequencer, NotifierOptions options)
       : sequencer_(sequencer),
-        log_(sequencer->log()),
+        store_(&sequencer->side_store()),
         options_(std::move(options)),
         ssl_(net::ssl::context::tls_client),
         read_retry_(io_),
@@ -357,27 +368,21 @@ class Notifier::Impl {
   }
 
   Status StoreSecret(const std::string& webhook_id, const std::string& secret) {
-    rocksdb::WriteOptions write;
-    write.sync = true;
-    rocksdb::Status status = log_->db()->Put(write, cf_, SecretKey(webhook_id), secret);
-    if (!status.ok()) return Status::Error("storing a webhook secret: " + status.ToString());
+    Status status = store_->Put(SecretKey(webhook_id), secret, /*sync=*/true);
+    if (!status.ok()) return Status::Error("storing a webhook secret: " + status.message());
     return Status::Ok();
   }
 
   std::vector<DeliveryView> Deliveries(const std::string& webhook_id, size_t limit,
                                        const std::string& state) {
     std::vector<DeliveryView> out;
-    std::string prefix = RecordPrefix(webhook_id);
-    std::unique_ptr<rocksdb::Iterator> it(log_->db()->NewIterator(rocksdb::ReadOptions(), cf_));
-    std::string after = prefix;
-    after.back() = '\1';  // every key of the prefix sorts before this
-    for (it->SeekForPrev(after); it->Valid() && it->key().starts_with(prefix) && out.size() < limit;
-         it->Prev()) {
+    store_->ScanBackward(RecordPrefix(webhook_id), [&](std::string_view, std::string_view value) {
       Record record;
-      if (!record.Decode(std::string_view(it->value().data(), it->value().size()))) continue;
-      if (!state.empty() && state != StateName(record.state)) continue;
-      out.push_back(record.View());
-    }
+      if (record.Decode(value) && (state.empty() || state == StateName(record.state))) {
+        out.push_back(record.View());
+      }
+      return out.size() < limit;
+    });
     return out;
   }
 
@@ -391,9 +396,7 @@ class Notifier::Impl {
     }
     std::string key = RecordKey(webhook_id, sequence, static_cast<uint8_t>(n));
     std::string value;
-    if (!log_->db()->Get(rocksdb::ReadOptions(), cf_, key, &value).ok()) {
-      return Status::Error("not found: no delivery of " + event_id);
-    }
+    if (!store_->Get(key, &value)) return Status::Error("not found: no delivery of " + event_id);
     net::post(io_, [this, webhook_id, key] {
       Record record;
       if (stopping_ || !Load(key, &record)) return;
@@ -489,21 +492,20 @@ class Notifier::Impl {
 
   bool Load(const std::string& key, Record* record) {
     std::string value;
-    if (!log_->db()->Get(rocksdb::ReadOptions(), cf_, key, &value).ok()) return false;
-    return record->Decode(value);
+    return store_->Get(key, &value) && record->Decode(value);
   }
 
   void Persist(const std::string& key, const Record& record) {
-    rocksdb::WriteOptions write;  // not synced: the log's next group commit syncs the WAL
-    log_->db()->Put(write, cf_, key, record.Encode()).PermitUncheckedError();
+    // Not synced: the log's next group commit syncs it.
+    store_->Put(key, record.Encode()).PermitUnchecked();
   }
 
   void ReadLog();
   void RetryReadLater();
   bool CatchUp(uint64_t until);
-  void Consider(const Event& event, rocksdb::WriteBatch* batch,
+  void Consider(const Event& event, SideStore::Batch* batch,
                 std::vector<std::pair<std::string, std::string>>* queued);
-  bool Commit(rocksdb::WriteBatch* batch, uint64_t cursor,
+  bool Commit(SideStore::Batch* batch, uint64_t cursor,
               std::vector<std::pair<std::string, std::string>>* queued);
   bool ApplyDefinition(const Event& event);
   bool Matches(const WebhookDef& hook, const Notable& notable, uint64_t sequence) const;
@@ -523,9 +525,8 @@ class Notifier::Impl {
                                          http::request<http::string_body>& request,
                                          std::chrono::steady_clock::time_point deadline);
 
-  Sequencer* sequencer_;
-  EventLog* log_;
-  rocksdb::ColumnFamilyHandle* cf_ = nullptr;
+  Ledger* sequencer_;
+  SideStore* store_;
   NotifierOptions options_;
   net::io_context io_;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work_{
@@ -579,8 +580,6 @@ class Notifier::Impl {
 };
 
 Status Notifier::Impl::Init() {
-  cf_ = log_->notify_family();
-  if (cf_ == nullptr) return Status::Error("the database has no notify column family");
   ssl_.set_default_verify_paths();
   if (!options_.ca_file.empty()) {
     beast::error_code error;
@@ -596,8 +595,8 @@ Status Notifier::Impl::Init() {
   std::string cursor;
   std::string hooks;
   const bool has_cursor =
-      log_->db()->Get(rocksdb::ReadOptions(), cf_, kCursorKey, &cursor).ok() && cursor.size() == 8;
-  const bool has_hooks = log_->db()->Get(rocksdb::ReadOptions(), cf_, kHooksKey, &hooks).ok();
+      store_->Get(kCursorKey, &cursor) && cursor.size() == 8;
+  const bool has_hooks = store_->Get(kHooksKey, &hooks);
   if (has_cursor && has_hooks) {
     // The webhooks as they were at the cursor: the events after it are
     // matched against what was defined when they happened.
@@ -622,27 +621,25 @@ Status Notifier::Impl::Init() {
       hook.created_seq = definition.created_seq;
       hook.secret_sha256 = definition.secret_sha256;
     }
-    rocksdb::WriteBatch batch;
-    batch.Put(cf_, kCursorKey, SequenceKey(cursor_)).PermitUncheckedError();
-    batch.Put(cf_, kHooksKey, EncodeHooks(hooks_)).PermitUncheckedError();
-    log_->db()->Write(rocksdb::WriteOptions(), &batch).PermitUncheckedError();
+    SideStore::Batch batch;
+    batch.Put(kCursorKey, SequenceKey(cursor_));
+    batch.Put(kHooksKey, EncodeHooks(hooks_));
+    if (Status status = store_->Write(batch); !status.ok()) return status;
   }
   cursor_seen_ = cursor_;
   // The deliveries still to make, in log order per webhook.
-  std::unique_ptr<rocksdb::Iterator> it(log_->db()->NewIterator(rocksdb::ReadOptions(), cf_));
-  for (it->Seek("d"); it->Valid() && it->key().starts_with("d"); it->Next()) {
-    std::string key(it->key().data(), it->key().size());
-    std::string webhook_id = WebhookOfKey(key);
+  store_->Scan("d", "d", [&](std::string_view key, std::string_view value) {
     Record record;
-    if (!record.Decode(std::string_view(it->value().data(), it->value().size()))) continue;
-    Channel& channel = ChannelOf(webhook_id);
+    if (!record.Decode(value)) return true;
+    Channel& channel = ChannelOf(WebhookOfKey(key));
     if (Finished(record.state)) {
       ++channel.finished;
     } else {
-      channel.pending.push_back(key);
+      channel.pending.emplace_back(key);
       backlog_.fetch_add(1);
     }
-  }
+    return true;
+  });
   // The log thread hands over, per written group, its range and the few
   // events that matter here (a type check each), so the notifier need not
   // read and decode the whole log back; it reads RocksDB only to catch up
@@ -732,9 +729,9 @@ bool Notifier::Impl::Matches(const WebhookDef& hook, const Notable& notable,
 
 // Turns one event into delivery records (into `batch`, keys into `queued`)
 // and keeps the webhooks and the account tree current.
-void Notifier::Impl::Consider(const Event& event, rocksdb::WriteBatch* batch,
+void Notifier::Impl::Consider(const Event& event, SideStore::Batch* batch,
                               std::vector<std::pair<std::string, std::string>>* queued) {
-  if (ApplyDefinition(event)) batch->Put(cf_, kHooksKey, EncodeHooks(hooks_)).PermitUncheckedError();
+  if (ApplyDefinition(event)) batch->Put(kHooksKey, EncodeHooks(hooks_));
   Notable notable;
   if (!Describe(event, &notable)) return;
   std::string event_id = "evt_" + std::to_string(event.sequence) + "_0";
@@ -747,7 +744,7 @@ void Notifier::Impl::Consider(const Event& event, rocksdb::WriteBatch* batch,
     record.type = notable.kind;
     record.payload = payload;
     std::string key = RecordKey(webhook_id, event.sequence, 0);
-    batch->Put(cf_, key, record.Encode()).PermitUncheckedError();
+    batch->Put(key, record.Encode());
     queued->emplace_back(webhook_id, std::move(key));
   }
 }
@@ -755,14 +752,13 @@ void Notifier::Impl::Consider(const Event& event, rocksdb::WriteBatch* batch,
 // Stores the records, the definitions and the new cursor in one write (a
 // restart re-reads from the cursor, so an event is queued at least once),
 // then queues the records.
-bool Notifier::Impl::Commit(rocksdb::WriteBatch* batch, uint64_t cursor,
+bool Notifier::Impl::Commit(SideStore::Batch* batch, uint64_t cursor,
                             std::vector<std::pair<std::string, std::string>>* queued) {
   if (cursor == cursor_) return true;
-  batch->Put(cf_, kCursorKey, SequenceKey(cursor)).PermitUncheckedError();
-  rocksdb::Status status = log_->db()->Write(rocksdb::WriteOptions(), batch);
-  if (!status.ok()) {
+  batch->Put(kCursorKey, SequenceKey(cursor));
+  if (Status status = store_->Write(*batch); !status.ok()) {
     std::fprintf(stderr, "purserd: notifier: storing deliveries failed: %s\n",
-                 status.ToString().c_str());
+                 status.message().c_str());
     return false;  // the cursor did not move: read again later
   }
   cursor_ = cursor;
@@ -780,29 +776,28 @@ bool Notifier::Impl::Commit(rocksdb::WriteBatch* batch, uint64_t cursor,
 // round of events. True when it got there.
 bool Notifier::Impl::CatchUp(uint64_t until) {
   constexpr size_t kEventsPerRound = 4096;  // then yield to the deliveries
-  auto it = log_->NewIterator(cursor_ + 1);
-  rocksdb::WriteBatch batch;
+  std::unique_ptr<EventReader> reader = sequencer_->ReadEvents(cursor_ + 1);
+  SideStore::Batch batch;
   std::vector<std::pair<std::string, std::string>> queued;
   uint64_t cursor = cursor_;
-  size_t read = 0;
-  for (; it->Valid() && it->sequence() <= until && read < kEventsPerRound; it->Next(), ++read) {
-    RecordView view;
+  for (size_t read = 0; read < kEventsPerRound; ++read) {
     Event event;
-    if (!DecodeRecord(it->sequence(), it->record(), &view).ok() ||
-        !DecodePayload(view.payload, &event).ok()) {
+    Result<bool> next = reader->Next(&event);
+    if (!next.ok()) {
       std::fprintf(stderr,
-                   "purserd: notifier: event %llu does not decode; webhook delivery stops there "
-                   "(purser-replay verify names the damage)\n",
-                   static_cast<unsigned long long>(it->sequence()));
+                   "purserd: notifier: the event after %llu does not verify (%s); webhook "
+                   "delivery stops there (purser-replay verify names the damage)\n",
+                   static_cast<unsigned long long>(cursor), next.status().message().c_str());
       log_broken_ = true;
       Commit(&batch, cursor, &queued);
       return false;
     }
+    if (!*next || event.sequence > until) return Commit(&batch, cursor, &queued);
     Consider(event, &batch, &queued);
     cursor = event.sequence;
   }
-  bool there = !it->Valid() || it->sequence() > until;
-  return Commit(&batch, cursor, &queued) && there;
+  Commit(&batch, cursor, &queued);
+  return false;  // a round's worth: the rest next time
 }
 
 void Notifier::Impl::RetryReadLater() {
@@ -856,7 +851,7 @@ void Notifier::Impl::ReadLog() {
       uint64_t before = cursor_;
       if (!CatchUp(batch.first - 1)) return again(cursor_ == before);
     }
-    rocksdb::WriteBatch write;
+    SideStore::Batch write;
     std::vector<std::pair<std::string, std::string>> queued;
     for (const Event& event : batch.events) {
       if (event.sequence > cursor_) Consider(event, &write, &queued);
@@ -867,7 +862,7 @@ void Notifier::Impl::ReadLog() {
       caught_up_ = false;
       std::map<std::string, WebhookDef> stored;
       std::string hooks;
-      if (log_->db()->Get(rocksdb::ReadOptions(), cf_, kHooksKey, &hooks).ok() &&
+      if (store_->Get(kHooksKey, &hooks) &&
           DecodeHooks(hooks, &stored)) {
         hooks_ = std::move(stored);
       }
@@ -923,19 +918,19 @@ void Notifier::Impl::TrimHistory(const std::string& webhook_id, Channel* channel
   // passing over the deleted keys again.
   size_t bound = options_.history_per_webhook;
   if (channel->finished <= bound + std::max<size_t>(10, bound / 10)) return;
-  std::string prefix = RecordPrefix(webhook_id);
-  std::unique_ptr<rocksdb::Iterator> it(log_->db()->NewIterator(rocksdb::ReadOptions(), cf_));
-  rocksdb::WriteBatch batch;
-  it->Seek(std::max(prefix, channel->trim_from));
-  for (; it->Valid() && it->key().starts_with(prefix) && channel->finished > bound; it->Next()) {
+  SideStore::Batch batch;
+  std::string last;
+  store_->Scan(RecordPrefix(webhook_id), channel->trim_from, [&](std::string_view key, std::string_view value) {
     Record record;
-    if (!record.Decode(std::string_view(it->value().data(), it->value().size()))) continue;
-    if (!Finished(record.state)) continue;
-    batch.Delete(cf_, it->key()).PermitUncheckedError();
-    --channel->finished;
-    channel->trim_from = it->key().ToString();
-  }
-  log_->db()->Write(rocksdb::WriteOptions(), &batch).PermitUncheckedError();
+    if (record.Decode(value) && Finished(record.state)) {
+      batch.Delete(std::string(key));
+      --channel->finished;
+      last = key;
+    }
+    return channel->finished > bound;
+  });
+  if (!last.empty()) channel->trim_from = last;
+  store_->Write(batch).PermitUnchecked();
 }
 
 // A removed webhook gets nothing more: what it still had queued ends dead,
@@ -981,7 +976,7 @@ net::awaitable<void> Notifier::Impl::ChannelLoop(std::string webhook_id, Channel
       continue;
     }
     std::string secret;
-    log_->db()->Get(rocksdb::ReadOptions(), cf_, SecretKey(webhook_id), &secret).PermitUncheckedError();
+    store_->Get(SecretKey(webhook_id), &secret);
     co_await AcquireSlot();
     if (stopping_) {
       ReleaseSlot();
@@ -1167,7 +1162,7 @@ net::awaitable<AttemptResult> Notifier::Impl::Attempt(Channel* channel, const We
 Notifier::Notifier(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Notifier::~Notifier() { Stop(); }
 
-Result<std::unique_ptr<Notifier>> Notifier::Start(Sequencer* sequencer, NotifierOptions options) {
+Result<std::unique_ptr<Notifier>> Notifier::Start(Ledger* sequencer, NotifierOptions options) {
   if (options.timeout_ms < 1 || options.retry_base_ms < 1 || options.max_attempts < 1 ||
       options.concurrency < 1) {
     return Status::Error("webhook timeout, retry base, attempts and concurrency must be positive");

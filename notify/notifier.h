@@ -33,7 +33,7 @@
 
 #include "ledger/base/histogram.h"
 #include "notify/delivery.h"
-#include "ledger/engine/sequencer.h"
+#include "ledger/ledger.h"
 #include "ledger/base/status.h"
 
 namespace purser {
@@ -69,7 +69,7 @@ struct NotifierStats {
 
 class Notifier {
  public:
-  static Result<std::unique_ptr<Notifier>> Start(Sequencer* sequencer, NotifierOptions options);
+  static Result<std::unique_ptr<Notifier>> Start(Ledger* sequencer, NotifierOptions options);
   ~Notifier();
   Notifier(const Notifier&) = delete;
   Notifier& operator=(const Notifier&) = delete;

@@ -12,7 +12,7 @@
 #include "ledger/base/crypto.h"
 #include "ledger/log/event_codec.h"
 #include "ledger/log/head_file.h"
-#include "ledger/log/event_json.h"
+#include "ledger/wire/event_json.h"
 #include "ledger/log/event_log.h"
 #include "ledger/base/flags.h"
 #include "ledger/base/money.h"

@@ -28,7 +28,7 @@
 #include "bench/webhook_receiver.h"
 #include "ledger/base/clock.h"
 #include "ledger/base/crypto.h"
-#include "ledger/engine/sequencer.h"
+#include "ledger/ledger.h"
 #include "notify/address.h"
 #include "notify/notifier.h"
 #include "replay/replay.h"
@@ -672,11 +672,11 @@ TEST_F(Webhooks, AClosedKeptAliveConnectionIsReopenedWithinTheAttempt) {
 TEST(Notifier, EventsAfterTheCursorMeetTheWebhooksOfTheirTime) {
   TempDir dir;
   Receiver receiver(Always200);
-  SequencerOptions options;
+  LedgerOptions options;
   options.data_dir = dir.Sub("data");
-  Result<std::unique_ptr<Sequencer>> opened = Sequencer::Open(options);
+  Result<std::unique_ptr<Ledger>> opened = Ledger::Open(options);
   ASSERT_TRUE(opened.ok()) << opened.status().message();
-  Sequencer& sequencer = **opened;
+  Ledger& sequencer = **opened;
   auto call = [&](RequestBody body) {
     Reply reply = sequencer.Call(Request{Credentials::System(), std::move(body)});
     EXPECT_TRUE(reply.ok()) << reply.message;

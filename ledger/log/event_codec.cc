@@ -9,7 +9,7 @@
 #include <cstring>
 
 #include "events.capnp.h"
-#include "ledger/log/capnp_values.h"
+#include "ledger/wire/capnp_values.h"
 
 namespace purser {
 

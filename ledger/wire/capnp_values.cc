@@ -1,4 +1,4 @@
-#include "ledger/log/capnp_values.h"
+#include "ledger/wire/capnp_values.h"
 
 namespace purser {
 

@@ -1,4 +1,4 @@
-#include "ledger/log/event_json.h"
+#include "ledger/wire/event_json.h"
 
 #include "ledger/base/clock.h"
 

@@ -1,0 +1,178 @@
+#include "ledger/ledger.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include "ledger/engine/sequencer.h"
+#include "ledger/log/event_codec.h"
+#include "ledger/log/event_log.h"
+
+namespace purser {
+
+// ---- SideStore ---------------------------------------------------------------------
+
+void SideStore::Batch::Put(std::string key, std::string value) {
+  ops_.push_back(Op{std::move(key), std::move(value), true});
+}
+void SideStore::Batch::Delete(std::string key) { ops_.push_back(Op{std::move(key), {}, false}); }
+
+bool SideStore::Get(std::string_view key, std::string* value) const {
+  rocksdb::ColumnFamilyHandle* family = log_->notify_family();
+  if (family == nullptr) return false;
+  return log_->db()->Get(rocksdb::ReadOptions(), family, rocksdb::Slice(key.data(), key.size()), value).ok();
+}
+
+Status SideStore::Put(std::string_view key, std::string_view value, bool sync) {
+  Batch batch;
+  batch.Put(std::string(key), std::string(value));
+  return Write(batch, sync);
+}
+
+Status SideStore::Write(const Batch& batch, bool sync) {
+  rocksdb::ColumnFamilyHandle* family = log_->notify_family();
+  if (family == nullptr) return Status::Error("the database has no side store (opened read-only)");
+  rocksdb::WriteBatch write;
+  for (const Batch::Op& op : batch.ops_) {
+    rocksdb::Status status = op.put ? write.Put(family, op.key, op.value) : write.Delete(family, op.key);
+    if (!status.ok()) return Status::Error("side store: " + status.ToString());
+  }
+  rocksdb::WriteOptions options;
+  options.sync = sync;
+  rocksdb::Status status = log_->db()->Write(options, &write);
+  if (!status.ok()) return Status::Error("side store: " + status.ToString());
+  return Status::Ok();
+}
+
+void SideStore::Scan(std::string_view prefix, std::string_view from, const Visit& visit) const {
+  rocksdb::ColumnFamilyHandle* family = log_->notify_family();
+  if (family == nullptr) return;
+  std::unique_ptr<rocksdb::Iterator> it(log_->db()->NewIterator(rocksdb::ReadOptions(), family));
+  std::string_view start = from < prefix ? prefix : from;
+  for (it->Seek(rocksdb::Slice(start.data(), start.size()));
+       it->Valid() && it->key().starts_with(rocksdb::Slice(prefix.data(), prefix.size())); it->Next()) {
+    if (!visit(std::string_view(it->key().data(), it->key().size()),
+               std::string_view(it->value().data(), it->value().size()))) {
+      return;
+    }
+  }
+}
+
+void SideStore::ScanBackward(std::string_view prefix, const Visit& visit) const {
+  rocksdb::ColumnFamilyHandle* family = log_->notify_family();
+  if (family == nullptr) return;
+  std::unique_ptr<rocksdb::Iterator> it(log_->db()->NewIterator(rocksdb::ReadOptions(), family));
+  // Past every key of the prefix: the prefix with its last byte raised, or
+  // the end when it cannot be raised.
+  std::string past(prefix);
+  while (!past.empty() && static_cast<uint8_t>(past.back()) == 0xff) past.pop_back();
+  if (past.empty()) {
+    it->SeekToLast();
+  } else {
+    past.back() = static_cast<char>(static_cast<uint8_t>(past.back()) + 1);
+    it->SeekForPrev(past);
+    if (it->Valid() && it->key() == rocksdb::Slice(past)) it->Prev();
+  }
+  for (; it->Valid() && it->key().starts_with(rocksdb::Slice(prefix.data(), prefix.size())); it->Prev()) {
+    if (!visit(std::string_view(it->key().data(), it->key().size()),
+               std::string_view(it->value().data(), it->value().size()))) {
+      return;
+    }
+  }
+}
+
+// ---- EventReader -------------------------------------------------------------------
+
+namespace {
+
+class LogEventReader : public EventReader {
+ public:
+  LogEventReader(EventLog* log, uint64_t from) : it_(log->NewIterator(from)) {}
+
+  Result<bool> Next(Event* event) override {
+    if (!started_) {
+      started_ = true;
+    } else if (it_->Valid()) {
+      it_->Next();
+    }
+    if (!it_->Valid()) {
+      if (Status status = it_->status(); !status.ok()) return status;
+      return false;
+    }
+    RecordView view;
+    if (Status status = DecodeRecord(it_->sequence(), it_->record(), &view); !status.ok()) return status;
+    if (Status status = DecodePayload(view.payload, event); !status.ok()) return status;
+    return true;
+  }
+
+ private:
+  std::unique_ptr<EventLog::Iterator> it_;
+  bool started_ = false;
+};
+
+}  // namespace
+
+// ---- Ledger ------------------------------------------------------------------------
+
+Result<std::unique_ptr<Ledger>> Ledger::Open(LedgerOptions options) {
+  SequencerOptions engine;
+  engine.data_dir = std::move(options.data_dir);
+  engine.queue_commands_max = options.queue_commands_max;
+  engine.group_commands_max = options.group_commands_max;
+  engine.checkpoint_every_events = options.checkpoint_every_events;
+  engine.max_open_files = options.max_open_files;
+  engine.accept_truncated_log = options.accept_truncated_log;
+  engine.write_default_prices = options.write_default_prices;
+  if (options.clock) engine.clock = std::move(options.clock);
+  engine.on_fatal_error = std::move(options.on_fatal_error);
+  Result<std::unique_ptr<Sequencer>> opened = Sequencer::Open(std::move(engine));
+  if (!opened.ok()) return opened.status();
+  return std::unique_ptr<Ledger>(new Ledger(std::move(*opened)));
+}
+
+Ledger::Ledger(std::unique_ptr<Sequencer> engine)
+    : engine_(std::move(engine)), side_(std::make_unique<SideStore>(engine_->log())) {}
+Ledger::~Ledger() { Stop(); }
+
+bool Ledger::Submit(std::vector<Request> requests, Completion done) {
+  return engine_->Submit(std::move(requests), std::move(done));
+}
+Reply Ledger::Call(Request request) { return engine_->Call(std::move(request)); }
+std::vector<Reply> Ledger::CallBatch(std::vector<Request> requests) {
+  return engine_->CallBatch(std::move(requests));
+}
+uint64_t Ledger::AddObserver(EventObserver observer) { return engine_->AddObserver(std::move(observer)); }
+void Ledger::RemoveObserver(uint64_t token) { engine_->RemoveObserver(token); }
+std::unique_ptr<EventReader> Ledger::ReadEvents(uint64_t from_sequence) {
+  return std::make_unique<LogEventReader>(engine_->log(), from_sequence);
+}
+void Ledger::Stop() { engine_->Stop(); }
+
+bool Ledger::failed() const { return engine_->failed(); }
+LedgerStats Ledger::stats() const {
+  SequencerStats s = engine_->stats();
+  return LedgerStats{s.events_total,   s.group_commits,        s.commands_total,
+                     s.last_sequence,  s.queued_commands,      s.pending_reservations,
+                     s.reservations_in_memory};
+}
+const Histogram& Ledger::fsync_histogram() const { return engine_->fsync_histogram(); }
+const Histogram& Ledger::group_size_histogram() const { return engine_->group_size_histogram(); }
+const Histogram& Ledger::execute_histogram() const { return engine_->execute_histogram(); }
+const Histogram& Ledger::encode_histogram() const { return engine_->encode_histogram(); }
+uint64_t Ledger::command_count(size_t type, ResultCode code) const {
+  return engine_->command_count(type, code);
+}
+const Histogram& Ledger::command_latency(size_t type) const { return engine_->command_latency(type); }
+uint64_t Ledger::recovered_tail_events() const { return engine_->recovered_tail_events(); }
+
+Status Ledger::CopyTo(const std::string& directory) {
+  return engine_->log()->CreateCheckpointCopy(directory);
+}
+Status Ledger::VerifyChecksums() { return engine_->log()->VerifyChecksums(); }
+std::string Ledger::StorageProperty(const std::string& name) { return engine_->log()->Property(name); }
+Status Ledger::Compact() {
+  if (Status status = engine_->log()->FlushAll(); !status.ok()) return status;
+  return engine_->log()->CompactEvents();
+}
+uint64_t Ledger::EventsBytesOnDisk() { return engine_->log()->EventsBytesOnDisk(); }
+
+}  // namespace purser
