@@ -10,7 +10,7 @@
 #include <random>
 #include <thread>
 
-#include "api/client.h"
+#include <purser/client.h>
 #include "bench/inproc_load.h"
 #include "ledger/base/histogram.h"
 

@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include "api/client.h"
+#include <purser/client.h>
 
 namespace purser::testing {
 

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "api/http_json.h"
+#include "http/http_json.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;

@@ -7,7 +7,7 @@
 #include <map>
 #include <sstream>
 
-#include "api/json_views.h"
+#include "http/json_views.h"
 #include "ledger/log/event_codec.h"
 #include "replay/replay.h"
 #include "tests/test_util.h"

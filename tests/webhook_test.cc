@@ -24,7 +24,7 @@
 #include <sstream>
 #include <thread>
 
-#include "api/json_views.h"
+#include "http/json_views.h"
 #include "bench/webhook_receiver.h"
 #include "ledger/base/clock.h"
 #include "ledger/base/crypto.h"

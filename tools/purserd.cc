@@ -1,4 +1,4 @@
 // purserd: the Purser service (api/daemon.h).
-#include "api/daemon.h"
+#include "daemon/daemon.h"
 
 int main(int argc, char** argv) { return purser::DaemonMain(argc, argv); }

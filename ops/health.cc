@@ -1,4 +1,4 @@
-#include "api/health.h"
+#include "ops/health.h"
 
 #include <chrono>
 #include <cstdio>

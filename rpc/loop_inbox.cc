@@ -1,4 +1,4 @@
-#include "api/loop_inbox.h"
+#include "rpc/loop_inbox.h"
 
 #include <sys/eventfd.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "api/http_json.h"
+#include "http/http_json.h"
 
 #include <simdjson.h>
 

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "api/http_api.h"
-#include "api/http_json.h"
-#include "api/json_views.h"
+#include "http/http_api.h"
+#include "http/http_json.h"
+#include "http/json_views.h"
 #include "ledger/base/clock.h"
 
 namespace purser {

@@ -1,6 +1,6 @@
-#include "api/metrics.h"
+#include "ops/metrics.h"
 
-#include "api/health.h"
+#include "ops/health.h"
 #include "notify/notifier.h"
 
 #include <sstream>

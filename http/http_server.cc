@@ -2,7 +2,7 @@
 // declared before its awaitable header (../shared/PLATFORM.md).
 #include <utility>
 
-#include "api/http_server.h"
+#include "http/http_server.h"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -16,8 +16,8 @@
 #include <thread>
 #include <vector>
 
-#include "api/json_views.h"
-#include "api/rpc_server.h"
+#include "http/json_views.h"
+#include "rpc/rpc_server.h"
 
 namespace purser {
 

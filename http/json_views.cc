@@ -1,4 +1,4 @@
-#include "api/json_views.h"
+#include "http/json_views.h"
 
 #include "ledger/base/clock.h"
 #include "ledger/wire/event_json.h"

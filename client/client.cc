@@ -1,4 +1,4 @@
-#include "api/client.h"
+#include <purser/client.h>
 
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
@@ -13,8 +13,8 @@
 #include <sstream>
 #include <thread>
 
-#include "api/loop_inbox.h"
-#include "api/rpc_codec.h"
+#include "rpc/loop_inbox.h"
+#include "rpc/rpc_codec.h"
 #include "ledger/wire/capnp_values.h"
 #include "ledger/base/limits.h"
 #include "purser.capnp.h"

@@ -1,6 +1,6 @@
-#include "api/rpc_server.h"
+#include "rpc/rpc_server.h"
 
-#include "api/admin.h"
+#include "ops/admin.h"
 #include "notify/address.h"
 #include "notify/notifier.h"
 
@@ -17,8 +17,8 @@
 #include <thread>
 #include <unordered_map>
 
-#include "api/loop_inbox.h"
-#include "api/rpc_codec.h"
+#include "rpc/loop_inbox.h"
+#include "rpc/rpc_codec.h"
 #include "ledger/wire/capnp_values.h"
 #include "ledger/base/crypto.h"
 #include "ledger/base/limits.h"

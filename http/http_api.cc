@@ -1,7 +1,7 @@
-#include "api/http_api.h"
+#include "http/http_api.h"
 
-#include "api/admin.h"
-#include "api/health.h"
+#include "ops/admin.h"
+#include "ops/health.h"
 #include "notify/address.h"
 #include "notify/notifier.h"
 
@@ -12,10 +12,10 @@
 #include <cstring>
 #include <optional>
 
-#include "api/http_internal.h"
-#include "api/http_json.h"
-#include "api/json_views.h"
-#include "api/metrics.h"
+#include "http/http_internal.h"
+#include "http/http_json.h"
+#include "http/json_views.h"
+#include "ops/metrics.h"
 #include "ledger/base/clock.h"
 #include "ledger/base/crypto.h"
 #include "ledger/base/limits.h"

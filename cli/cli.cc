@@ -1,4 +1,4 @@
-#include "api/cli.h"
+#include "cli/cli.h"
 
 #include <simdjson.h>
 
@@ -11,9 +11,9 @@
 #include <iostream>
 #include <sstream>
 
-#include "api/client.h"
-#include "api/http_json.h"
-#include "api/json_views.h"
+#include <purser/client.h>
+#include "http/http_json.h"
+#include "http/json_views.h"
 #include "ledger/base/clock.h"
 #include "ledger/base/crypto.h"
 #include "ledger/base/flags.h"

@@ -1,4 +1,4 @@
-#include "api/rpc_codec.h"
+#include "rpc/rpc_codec.h"
 
 #include <cstring>
 

@@ -1,4 +1,4 @@
-#include "api/admin.h"
+#include "ops/admin.h"
 
 #include <filesystem>
 #include <system_error>

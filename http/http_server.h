@@ -16,7 +16,7 @@
 #include <memory>
 #include <string>
 
-#include "api/http_api.h"
+#include "http/http_api.h"
 #include "ledger/base/status.h"
 
 namespace purser {

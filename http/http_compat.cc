@@ -6,7 +6,7 @@
 
 #include <algorithm>
 
-#include "api/http_internal.h"
+#include "http/http_internal.h"
 #include "ledger/base/crypto.h"
 #include "ledger/base/money.h"
 #include "ledger/machine/prices.h"

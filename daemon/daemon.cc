@@ -1,6 +1,6 @@
-#include "api/daemon.h"
+#include "daemon/daemon.h"
 
-#include "api/health.h"
+#include "ops/health.h"
 #include "notify/notifier.h"
 #include "ledger/base/limits.h"
 
@@ -19,10 +19,10 @@
 #include <fstream>
 #include <iostream>
 
-#include "api/http_api.h"
-#include "api/http_server.h"
-#include "api/metrics.h"
-#include "api/rpc_server.h"
+#include "http/http_api.h"
+#include "http/http_server.h"
+#include "ops/metrics.h"
+#include "rpc/rpc_server.h"
 #include "ledger/base/crypto.h"
 #include "ledger/base/flags.h"
 #include "ledger/ledger.h"
