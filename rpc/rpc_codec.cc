@@ -1261,9 +1261,16 @@ void DecodeAnalyticsReply(rpc::Result::Body::Reader body, Reply* reply) {
 
 Reply DecodeReply(rpc::Result::Reader r) {
   Reply reply;
-  reply.code = static_cast<ResultCode>(static_cast<uint32_t>(r.getCode()));
+  const auto code = static_cast<uint32_t>(r.getCode());
   reply.created = r.getCreated();
   reply.message = Str(r.getMessage());
+  if (code >= kResultCodeCount) {
+    // A code of a newer schema that this side does not know.
+    reply.code = ResultCode::kUnavailable;
+    reply.message = "unknown result code " + std::to_string(code) + ": " + reply.message;
+    return reply;
+  }
+  reply.code = static_cast<ResultCode>(code);
   reply.account = Str(r.getAccount());
   reply.limit_micros = r.getLimitMicros();
   reply.available_micros = r.getAvailableMicros();
