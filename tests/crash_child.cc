@@ -52,8 +52,13 @@ int main(int argc, char** argv) {
   Call(s, cmd::Deposit{"fund-" + round, "org", 1'000'000'000, ""});
   Print("READY\n");
   std::vector<std::thread> threads;
+  // Settled reservations, for the refunder: a refund of a finished record
+  // loads it back from the cold store and changes it there, which a restart
+  // must not apply twice.
+  std::mutex settled_mutex;
+  std::vector<std::string> settled;
   for (int t = 0; t < 4; ++t) {
-    threads.emplace_back([&s, &round, t] {
+    threads.emplace_back([&s, &round, &settled_mutex, &settled, t] {
       for (int i = 0;; ++i) {
         std::string id = "r-" + round + "-" + std::to_string(t) + "-" + std::to_string(i);
         cmd::Reserve reserve;
@@ -65,10 +70,29 @@ int main(int argc, char** argv) {
         cmd::Settle settle;
         settle.reservation_id = id;
         settle.amount_micros = 100 + i % 900;
-        if (Call(s, settle).ok()) Print("S " + id + " " + std::to_string(100 + i % 900) + "\n");
+        if (Call(s, settle).ok()) {
+          Print("S " + id + " " + std::to_string(100 + i % 900) + "\n");
+          std::lock_guard lock(settled_mutex);
+          settled.push_back(id);
+        }
       }
     });
   }
+  threads.emplace_back([&s, &round, &settled_mutex, &settled] {
+    for (int k = 0;; ++k) {
+      std::string target;
+      {
+        std::lock_guard lock(settled_mutex);
+        if (settled.size() > 200) target = settled[static_cast<size_t>(k * 7919) % (settled.size() - 200)];
+      }
+      if (target.empty()) {
+        usleep(1000);
+        continue;
+      }
+      Call(s, cmd::Refund{"f-" + round + "-" + std::to_string(k), ChargeKind::kReservation, target, 1, ""});
+      usleep(200);
+    }
+  });
   for (auto& thread : threads) thread.join();
   return 0;
 }

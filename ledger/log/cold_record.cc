@@ -200,22 +200,53 @@ Status LogColdStore::ForEachUsage(const std::function<void(std::string&&, UsageR
   });
 }
 
+std::optional<RecordRef> RecordOf(const Event& event) {
+  return std::visit(
+      [](const auto& body) -> std::optional<RecordRef> {
+        using T = std::decay_t<decltype(body)>;
+        if constexpr (std::is_same_v<T, event::Reserved>) {
+          return RecordRef{'r', &body.reservation_id, true};
+        } else if constexpr (std::is_same_v<T, event::Settled> || std::is_same_v<T, event::Voided> ||
+                             std::is_same_v<T, event::Expired> ||
+                             std::is_same_v<T, event::Extended>) {
+          return RecordRef{'r', &body.reservation_id, false};
+        } else if constexpr (std::is_same_v<T, event::Refunded>) {
+          return RecordRef{body.target_kind == ChargeKind::kUsage ? 'u' : 'r', &body.target_id, false};
+        } else if constexpr (std::is_same_v<T, event::UsageCharged>) {
+          return RecordRef{'u', &body.usage_id, true};
+        } else {
+          return std::nullopt;
+        }
+      },
+      event.body);
+}
+
+std::optional<RecordRef> RecordNeededBy(const Request& request) {
+  return std::visit(
+      [](const auto& body) -> std::optional<RecordRef> {
+        using T = std::decay_t<decltype(body)>;
+        if constexpr (std::is_same_v<T, cmd::Reserve> || std::is_same_v<T, cmd::Settle> ||
+                      std::is_same_v<T, cmd::Void> || std::is_same_v<T, cmd::Extend> ||
+                      std::is_same_v<T, query::GetReservation>) {
+          return RecordRef{'r', &body.reservation_id, false};
+        } else if constexpr (std::is_same_v<T, cmd::RecordUsage>) {
+          return RecordRef{'u', &body.usage_id, false};
+        } else if constexpr (std::is_same_v<T, cmd::Refund>) {
+          return RecordRef{body.target_kind == ChargeKind::kUsage ? 'u' : 'r', &body.target_id, false};
+        } else {
+          return std::nullopt;
+        }
+      },
+      request.body);
+}
+
 Status LoadColdRecordsFor(EventLog* log, const Event& event, State* state) {
-  std::string key;
-  if (const auto* settled = std::get_if<event::Settled>(&event.body)) {
-    if (state->FindReservation(settled->reservation_id) == nullptr) {
-      key = ColdKey('r', settled->reservation_id);
-    }
-  } else if (const auto* refunded = std::get_if<event::Refunded>(&event.body)) {
-    if (refunded->target_kind == ChargeKind::kReservation) {
-      if (state->FindReservation(refunded->target_id) == nullptr) {
-        key = ColdKey('r', refunded->target_id);
-      }
-    } else if (!state->usages.contains(refunded->target_id)) {
-      key = ColdKey('u', refunded->target_id);
-    }
-  }
-  if (key.empty()) return Status::Ok();
+  std::optional<RecordRef> record = RecordOf(event);
+  if (!record || record->creates) return Status::Ok();
+  const bool in_memory = record->kind == 'r' ? state->FindReservation(*record->id) != nullptr
+                                             : state->usages.contains(*record->id);
+  if (in_memory) return Status::Ok();
+  std::string key = ColdKey(record->kind, *record->id);
   std::vector<std::string> values;
   std::vector<bool> found;
   if (Status status = log->GetColdRecords({key}, &values, &found); !status.ok()) return status;
@@ -236,12 +267,14 @@ bool LoadColdRecord(std::string_view key, std::string_view value, State* state,
     Reservation reservation;
     if (!DecodeColdReservation(value, &reservation)) return false;
     *version = reservation.version;
+    reservation.stored_version = reservation.version;
     state->LoadReservation(std::move(reservation));
   } else {
     std::string id;
     UsageRecord usage;
     if (!DecodeColdUsage(value, &id, &usage)) return false;
     *version = usage.version;
+    usage.stored_version = usage.version;
     state->LoadUsage(std::move(id), std::move(usage));
   }
   return true;

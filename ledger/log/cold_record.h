@@ -1,15 +1,17 @@
 // The cold store's records: finished reservations and usage records that left
-// memory at a projection checkpoint (ledger/sequencer.h). They keep interned
+// memory once written (ledger/engine/cold_manager.h). They keep interned
 // ids and account indexes as they are: both are stable across restarts,
 // because a checkpoint stores the interner and the accounts in their order.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 
 #include "ledger/log/event_log.h"
 #include "ledger/log/snapshot.h"
+#include "ledger/machine/commands.h"
 #include "ledger/machine/state.h"
 
 namespace purser {
@@ -49,6 +51,21 @@ class LogColdStore : public ColdStore {
  private:
   EventLog* log_;
 };
+
+// Which record a command or an event touches: one statement, used by the
+// engine's prefetch (before a command runs, every record it may need is in
+// memory), by recovery and replay (before an event is applied), and by the
+// engine's retirement of finished records (after a group).
+struct RecordRef {
+  char kind = 0;                   // 'r' reservation, 'u' usage record
+  const std::string* id = nullptr;
+  bool creates = false;            // the event creates it (nothing to load)
+};
+// The record an event creates or changes, if any.
+std::optional<RecordRef> RecordOf(const Event& event);
+// The record a request reads or changes, if any (ListReservations aside: it
+// reads many, see the engine's prefetch).
+std::optional<RecordRef> RecordNeededBy(const Request& request);
 
 // Decodes the cold record stored under `key` (from ColdKey()) into *state;
 // *version receives its version. False when the record is corrupt.

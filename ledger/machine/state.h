@@ -254,6 +254,10 @@ struct Reservation {
   uint64_t settle_seq = 0;                  // the Settled event
   AccountIndex advice_account = kNoAccount;  // degrade advice given at admission
   int64_t estimate_tokens = 0;  // counted in its minute's rate until settled
+  // The version the cold store holds (0: none): kept by the engine, which
+  // writes a finished record once and rewrites it only when it changed.
+  // Neither in snapshots nor in the digest.
+  uint64_t stored_version = 0;
 };
 
 // Pending reservations in expiry order: (expires_at, id).
@@ -272,6 +276,7 @@ struct UsageRecord {
   ChargeRecord charge;
   uint64_t version = 0;  // the sequence of the last event that changed it
   uint64_t seq = 0;      // the UsageCharged event (reply-only, not in the digest)
+  uint64_t stored_version = 0;  // as Reservation::stored_version
 };
 
 // A transfer's id-index entry: its payload hash and the balances it left.

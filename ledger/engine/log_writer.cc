@@ -1,0 +1,190 @@
+#include "ledger/engine/log_writer.h"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "ledger/log/head_file.h"
+
+namespace purser {
+
+namespace {
+
+uint64_t MicrosSince(std::chrono::steady_clock::time_point start) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::steady_clock::now() - start)
+                                   .count());
+}
+
+int64_t SteadyMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+LogWriter::LogWriter(EventLog* log, std::string data_dir, size_t pipeline_depth,
+                     const std::atomic<bool>* failed, std::function<void(const Status&)> fail)
+    : log_(log),
+      data_dir_(std::move(data_dir)),
+      pipeline_depth_(pipeline_depth),
+      failed_(failed),
+      fail_(std::move(fail)) {
+  durable_sequence_ = log_->last_sequence();
+}
+
+LogWriter::~LogWriter() { Finish(); }
+
+void LogWriter::Start() {
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "purser-log");
+    Loop();
+  });
+}
+
+void LogWriter::Push(Batch batch) {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [&] { return pipeline_.size() < pipeline_depth_; });
+  pipeline_.push_back(std::move(batch));
+  lock.unlock();
+  changed_.notify_all();
+}
+
+void LogWriter::Finish() {
+  {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+  }
+  changed_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+uint64_t LogWriter::AddObserver(EventObserver observer) {
+  std::lock_guard lock(observers_mutex_);
+  observers_.emplace_back(next_observer_, std::move(observer));
+  return next_observer_++;
+}
+
+void LogWriter::RemoveObserver(uint64_t token) {
+  std::lock_guard lock(observers_mutex_);  // waits for a call in progress
+  std::erase_if(observers_, [token](const auto& entry) { return entry.first == token; });
+}
+
+void LogWriter::Loop() {
+  std::deque<Batch> batches;
+  while (true) {
+    {
+      std::unique_lock lock(mutex_);
+      // Idle for a second: the head mark catches up with the last write.
+      while (!changed_.wait_for(lock, std::chrono::seconds(1),
+                                [&] { return !pipeline_.empty() || closed_; })) {
+        lock.unlock();
+        MaybeWriteHeadMark(/*force=*/false);
+        lock.lock();
+      }
+      if (pipeline_.empty()) break;
+      // Every batch waiting goes into one write and one fsync: group commit
+      // at the log, on top of the committer's.
+      batches.swap(pipeline_);
+    }
+    changed_.notify_all();
+    LogBatch log_batch;
+    bool checkpoint = false;
+    if (!failed_->load()) {
+      auto start = std::chrono::steady_clock::now();
+      for (Batch& batch : batches) {
+        checkpoint = checkpoint || batch.checkpoint.has_value();
+        EncodeBatch(&batch, &log_batch);
+      }
+      encode_us_.Record(MicrosSince(start));
+    }
+    if (!failed_->load() && !log_batch.empty()) {
+      auto start = std::chrono::steady_clock::now();
+      Status status = log_->Write(&log_batch, /*sync=*/true);
+      uint64_t elapsed_us = MicrosSince(start);
+      fsync_us_.Record(elapsed_us);
+      if (checkpoint) {
+        std::fprintf(stderr, "purser: checkpoint written: %zu bytes in %llu ms\n",
+                     log_batch.bytes(), static_cast<unsigned long long>(elapsed_us / 1000));
+      }
+      if (!status.ok()) fail_(status);
+    }
+    for (Batch& batch : batches) CompleteBatch(&batch);
+    batches.clear();
+    MaybeWriteHeadMark(/*force=*/false);
+  }
+  MaybeWriteHeadMark(/*force=*/true);  // at stop: the final head
+}
+
+void LogWriter::EncodeBatch(Batch* batch, LogBatch* log_batch) {
+  auto head = batch->chain_heads.begin();
+  auto answer_heads = [&](uint64_t up_to) {
+    for (; head != batch->chain_heads.end() && head->second <= up_to; ++head) {
+      head->first->body = ChainHead{log_->last_sequence(), log_->last_link()};
+    }
+  };
+  answer_heads(log_->last_sequence());
+  for (const Event& event : batch->events) {
+    encoder_.Encode(event, &payload_);
+    log_->Append(event, payload_, log_batch);
+    answer_heads(event.sequence);
+  }
+  answer_heads(UINT64_MAX);
+  // In key order: the memtable's skip list inserts neighbours far faster.
+  auto by_key = [](const auto& a, const auto& b) { return a.first < b.first; };
+  std::sort(batch->cold.records.begin(), batch->cold.records.end(), by_key);
+  for (const auto& [key, record] : batch->cold.records) log_->AddColdRecord(key, record, log_batch);
+  std::sort(batch->cold.listing.begin(), batch->cold.listing.end(), by_key);
+  for (const auto& [key, status] : batch->cold.listing) log_->AddListingEntry(key, status, log_batch);
+  batch->cold = ColdWrites{};
+  if (batch->checkpoint) {
+    log_->AddCheckpoint(log_->last_sequence(), log_->last_link(), *batch->checkpoint, log_batch);
+    batch->checkpoint.reset();
+  }
+}
+
+void LogWriter::CompleteBatch(Batch* batch) {
+  if (failed_->load()) {
+    for (Submission& s : batch->submissions) {
+      s.done(std::vector<Reply>(s.replies.size(),
+                                Reply::Error(ResultCode::kUnavailable, "the log failed")));
+    }
+    return;
+  }
+  batches_written_.store(batch->number, std::memory_order_release);
+  if (!batch->events.empty()) {
+    durable_sequence_.store(batch->events.back().sequence, std::memory_order_relaxed);
+    group_commits_.fetch_add(1, std::memory_order_relaxed);
+  }
+  const int64_t now_us = SteadyMicros();
+  for (Submission& s : batch->submissions) {
+    auto waited = static_cast<uint64_t>(std::max<int64_t>(0, now_us - s.submitted_us));
+    for (size_t i = 0; i < s.replies.size(); ++i) {
+      size_t type = s.types[i];
+      command_counts_[type * kResultCodeCount + static_cast<uint32_t>(s.replies[i].code)]
+          .fetch_add(1, std::memory_order_relaxed);
+      command_us_[type].Record(waited);
+    }
+    s.done(std::move(s.replies));
+  }
+  std::lock_guard lock(observers_mutex_);
+  for (const auto& [token, observer] : observers_) observer(batch->events);
+}
+
+void LogWriter::MaybeWriteHeadMark(bool force) {
+  if (failed_->load() || log_->last_sequence() == head_mark_sequence_) return;
+  auto now = std::chrono::steady_clock::now();
+  if (!force && now - head_mark_written_ < std::chrono::seconds(1)) return;
+  // After the acknowledgements: the mark never runs ahead of the durable log.
+  Status status = WriteHeadFile(data_dir_, HeadMark{log_->last_sequence(), log_->last_link()});
+  if (!status.ok()) {
+    fail_(status);  // a disk that cannot take the mark cannot be trusted with the log
+    return;
+  }
+  head_mark_sequence_ = log_->last_sequence();
+  head_mark_written_ = now;
+}
+
+}  // namespace purser

@@ -1,0 +1,104 @@
+// The engine's log writer: one thread that takes the committer's batches,
+// encodes their events into records (checksums, chain links) with the cold
+// records and checkpoint they carry, writes everything waiting in one synced
+// RocksDB write, and only then acknowledges the batches' submissions, in
+// order, and shows their events to observers. It answers chain-head queries
+// (it computes the links) and keeps the head mark (ledger/log/head_file.h).
+// A failed write stops everything: nothing of that batch or a later one is
+// acknowledged.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "ledger/base/histogram.h"
+#include "ledger/base/result_code.h"
+#include "ledger/base/status.h"
+#include "ledger/engine/batch.h"
+#include "ledger/log/event_codec.h"
+#include "ledger/log/event_log.h"
+
+namespace purser {
+
+// Receives every event once it is durable, in order, on the log thread.
+using EventObserver = std::function<void(const std::vector<Event>&)>;
+
+class LogWriter {
+ public:
+  // `failed` is the engine's fail-stop flag; `fail` raises it (and tells why).
+  LogWriter(EventLog* log, std::string data_dir, size_t pipeline_depth, const std::atomic<bool>* failed,
+            std::function<void(const Status&)> fail);
+  ~LogWriter();
+
+  void Start();
+  // Committer: hands over a batch, waiting while `pipeline_depth` wait.
+  void Push(Batch batch);
+  // After the last Push: writes what waits, writes the head mark, joins.
+  void Finish();
+
+  uint64_t AddObserver(EventObserver observer);
+  void RemoveObserver(uint64_t token);
+
+  // The number of the last batch written (acquire: its records are durable).
+  uint64_t batches_written() const { return batches_written_.load(std::memory_order_acquire); }
+  uint64_t durable_sequence() const { return durable_sequence_.load(std::memory_order_relaxed); }
+  uint64_t group_commits() const { return group_commits_.load(std::memory_order_relaxed); }
+  void set_durable_sequence(uint64_t sequence) { durable_sequence_ = sequence; }
+
+  const Histogram& fsync_histogram() const { return fsync_us_; }
+  const Histogram& encode_histogram() const { return encode_us_; }
+  uint64_t command_count(size_t type, ResultCode code) const {
+    return command_counts_[type * kResultCodeCount + static_cast<uint32_t>(code)].load(
+        std::memory_order_relaxed);
+  }
+  const Histogram& command_latency(size_t type) const { return command_us_[type]; }
+
+ private:
+  void Loop();
+  void EncodeBatch(Batch* batch, LogBatch* log_batch);
+  void CompleteBatch(Batch* batch);
+  // Rewrites the head mark once a second (or now, at the end).
+  void MaybeWriteHeadMark(bool force);
+
+  EventLog* const log_;
+  const std::string data_dir_;
+  const size_t pipeline_depth_;
+  const std::atomic<bool>* const failed_;
+  const std::function<void(const Status&)> fail_;
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<Batch> pipeline_;
+  bool closed_ = false;
+  std::thread thread_;
+
+  // Log thread only.
+  EventEncoder encoder_;
+  std::string payload_;
+  uint64_t head_mark_sequence_ = 0;
+  std::chrono::steady_clock::time_point head_mark_written_{};
+
+  std::mutex observers_mutex_;
+  std::vector<std::pair<uint64_t, EventObserver>> observers_;
+  uint64_t next_observer_ = 1;
+
+  std::atomic<uint64_t> batches_written_{0};
+  std::atomic<uint64_t> durable_sequence_{0};
+  std::atomic<uint64_t> group_commits_{0};
+  Histogram fsync_us_;
+  Histogram encode_us_;
+  std::array<std::atomic<uint64_t>, kRequestTypeCount * kResultCodeCount> command_counts_{};
+  std::array<Histogram, kRequestTypeCount> command_us_;
+};
+
+}  // namespace purser
