@@ -22,7 +22,7 @@ constexpr char kUsage[] =
     "      deliveries per second to a local receiver (kept-alive connections)\n"
     "  accounts [--count N]\n"
     "      resident memory per account with caps set (state machine only)\n"
-    "  rpc      --key KEY [--connect HOST:PORT] [--mode batch|client|open|raw|ping] [--agents N]\n"
+    "  rpc      --key KEY [--connect HOST:PORT] [--mode batch|client|async|open|raw|ping] [--agents N]\n"
     "           [--hot-fraction F] [--connections C] [--inflight W] [--batch B] [--threads T]\n"
     "           [--seconds S] [--rate R] [--data-dir D]\n"
     "      load over RPC against a running purserd: explicit batches (batch), T threads\n"

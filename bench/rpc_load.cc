@@ -28,7 +28,7 @@ int64_t NowUs() {
 struct RpcOptions {
   std::string address = "127.0.0.1:8481";
   std::string api_key;
-  std::string mode = "batch";  // batch | client | raw | ping
+  std::string mode = "batch";  // batch | client | async | open | raw | ping
   int agents = 10'000;
   double hot_fraction = 0;
   int connections = 2;
@@ -284,6 +284,17 @@ int RunRpc(const RpcOptions& options) {
     }
     for (auto& chain : batch_chains) chain->Start();
     for (auto& chain : serial_chains) chain->Start();
+  } else if (options.mode == "async") {
+    // Many callers on one coalescing client through its asynchronous API:
+    // `inflight` chains of reserve -> settle, each one call at a time,
+    // started and continued from callbacks (no application threads).
+    workloads.push_back(std::make_unique<Workload>(options, 11));
+    for (int k = 0; k < options.inflight; ++k) {
+      std::string prefix = "a" + run + "-" + std::to_string(k) + "-";
+      serial_chains.push_back(std::make_unique<SerialChain>(admin->get(), workloads.back().get(),
+                                                            &counters, prefix, false, &stop));
+    }
+    for (auto& chain : serial_chains) chain->Start();
   } else if (options.mode == "open") {
     // Open loop: one scheduler starts reserves at `rate` per second through
     // the coalescing client; each settle follows its reserve's answer.
@@ -339,7 +350,7 @@ int RunRpc(const RpcOptions& options) {
       });
     }
   } else {
-    std::cerr << "purser-bench: --mode must be batch, client, open, raw or ping\n";
+    std::cerr << "purser-bench: --mode must be batch, client, async, open, raw or ping\n";
     return 2;
   }
   uint64_t last_pairs = 0;
@@ -382,6 +393,7 @@ int RunRpc(const RpcOptions& options) {
     std::cout << " connections=" << options.connections;
   }
   if (options.mode == "batch") std::cout << " batch=" << options.batch << " inflight=" << options.inflight;
+  if (options.mode == "async") std::cout << " inflight=" << options.inflight;
   std::cout << " seconds=" << seconds << '\n';
   std::cout << "  pairs            " << pairs << " (" << static_cast<uint64_t>(static_cast<double>(pairs) / seconds)
             << (options.mode == "ping" ? " ping pairs/s)\n" : " pairs/s)\n");
@@ -431,8 +443,9 @@ int RunRpcCommand(Flags& flags) {
   options.rate = flags.GetInt("rate").value_or(0);
   options.data_dir = flags.Get("data-dir");
   if (!flags.error().empty() || options.api_key.empty() || options.batch < 1 ||
-      options.batch > 4096 || options.connections < 1 || options.threads < 1) {
-    std::cerr << "purser-bench rpc: need --key (or --key-file, $PURSER_KEY); --batch 1..4096\n";
+      options.batch > 4096 || options.connections < 1 || options.threads < 1 || options.inflight < 1 ||
+      options.inflight > 65536) {
+    std::cerr << "purser-bench rpc: need --key (or --key-file, $PURSER_KEY); --batch 1..4096; --inflight 1..65536\n";
     return 2;
   }
   return RunRpc(options);

@@ -533,7 +533,7 @@ Plan RedeliverRoute(const RouteContext& c) {
                                                     event_id](const Reply& reply) {
     if (!reply.ok()) return ErrorResponse(reply);
     Status status = notifier->Redeliver(webhook_id, event_id);
-    if (!status.ok()) return Refuse(ResultCode::kNotFound, status.message());
+    if (!status.ok()) return Refuse(ToResultCode(status), status.message());
     JsonWriter w;
     w.BeginObject().Field("webhook_id", webhook_id).Field("event_id", event_id).EndObject();
     return Json(202, w.Take());
@@ -637,7 +637,7 @@ Plan CheckpointRoute(const RouteContext& c) {
     std::thread([dir, sequencer, sequence, respond = std::move(respond)]() {
       Status status = CreateCheckpointAt(sequencer, dir);
       if (!status.ok()) {
-        respond(Refuse(ResultCode::kInvalidArgument, status.message()));
+        respond(Refuse(ToResultCode(status), status.message()));
         return;
       }
       JsonWriter w;

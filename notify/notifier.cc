@@ -392,11 +392,11 @@ class Notifier::Impl {
     unsigned long long sequence = 0;
     unsigned n = 0;
     if (std::sscanf(event_id.c_str(), "evt_%llu_%u", &sequence, &n) != 2 || n > 255) {
-      return Status::Error("not found: no delivery of " + event_id);
+      return Status::NotFound("no delivery of " + event_id);
     }
     std::string key = RecordKey(webhook_id, sequence, static_cast<uint8_t>(n));
     std::string value;
-    if (!store_->Get(key, &value)) return Status::Error("not found: no delivery of " + event_id);
+    if (!store_->Get(key, &value)) return Status::NotFound("no delivery of " + event_id);
     net::post(io_, [this, webhook_id, key] {
       Record record;
       if (stopping_ || !Load(key, &record)) return;

@@ -30,21 +30,21 @@ std::string CheckCheckpointDir(const std::string& dir) {
 }
 
 Status CreateCheckpointAt(Ledger* sequencer, const std::string& dir) {
-  if (std::string problem = CheckCheckpointDir(dir); !problem.empty()) return Status::Error(problem);
+  if (std::string problem = CheckCheckpointDir(dir); !problem.empty()) return Status::InvalidArgument(problem);
   std::error_code error;
   std::filesystem::path path(dir);
   if (std::filesystem::exists(path, error) || error) {
-    return Status::Error(error ? "dir cannot be checked: " + error.message()
-                               : dir + " already exists");
+    if (error) return Status::IOError("dir cannot be checked: " + error.message());
+    return Status::InvalidArgument(dir + " already exists");
   }
   std::filesystem::path parent = path.parent_path();
   if (!std::filesystem::is_directory(parent, error) || error) {
-    return Status::Error("the parent directory of " + dir + " does not exist");
+    return Status::InvalidArgument("the parent directory of " + dir + " does not exist");
   }
   try {
     return sequencer->CopyTo(dir);
   } catch (const std::exception& e) {
-    return Status::Error(std::string("checkpoint failed: ") + e.what());
+    return Status::IOError(std::string("checkpoint failed: ") + e.what());
   }
 }
 

@@ -27,7 +27,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 Result<std::unique_ptr<EventLog>> OpenReadOnly(const std::string& dir) {
-  if (!std::filesystem::exists(dir)) return Status::Error("no database at " + dir);
+  if (!std::filesystem::exists(dir)) return Status::NotFound("no database at " + dir);
   EventLogOptions options;
   options.path = dir;
   options.read_only = true;
@@ -142,7 +142,7 @@ class ScratchLog {
   Status Open() {
     std::string pattern = (std::filesystem::temp_directory_path() / "purser-replay-XXXXXX").string();
     if (mkdtemp(pattern.data()) == nullptr) {
-      return Status::Error("cannot create a scratch directory in " +
+      return Status::IOError("cannot create a scratch directory in " +
                            std::filesystem::temp_directory_path().string());
     }
     path_ = pattern;
@@ -207,7 +207,7 @@ class ConservationCheck {
       auto it = flow_.find(account.id);
       __int128 expected = it == flow_.end() ? 0 : it->second;
       if (expected != account.balance_micros) {
-        return Status::Error("conservation law broken for wallet " + account.id + ": balance " +
+        return Status::Corruption("conservation law broken for wallet " + account.id + ": balance " +
                              std::to_string(account.balance_micros) + " micros, events sum to " +
                              std::to_string(static_cast<int64_t>(expected)));
       }
@@ -302,20 +302,20 @@ class IdIndexCheck {
   }
   // After the replay: the index holds exactly the entries seen.
   Status Finish() {
-    if (!problem_.empty()) return Status::Error(problem_);
+    if (!problem_.empty()) return Status::Corruption(problem_);
     uint64_t entries = 0;
     uint64_t beyond = 0;
     Status status = log_->ForEachId([&](std::string_view, uint64_t sequence) {
       ++entries;
       if (sequence > log_->last_sequence()) ++beyond;
     });
-    if (!status.ok()) return Status::Error("the id index cannot be read: " + status.message());
+    if (!status.ok()) return status.WithContext("the id index cannot be read: ");
     if (beyond > 0) {
-      return Status::Error("the id index names " + std::to_string(beyond) +
+      return Status::Corruption("the id index names " + std::to_string(beyond) +
                            " events beyond the log's head");
     }
     if (entries != expected_) {
-      return Status::Error("the id index holds " + std::to_string(entries) + " entries where the log "
+      return Status::Corruption("the id index holds " + std::to_string(entries) + " entries where the log "
                            "establishes " + std::to_string(expected_) + " ids");
     }
     return Status::Ok();
@@ -360,7 +360,7 @@ Status Verify(const VerifyOptions& options, VerifyReport* report) {
     report->bad_sequence = state.last_sequence + 1;
     return status;
   }
-  if (!checkpoint_problem.empty()) return Status::Error(checkpoint_problem);
+  if (!checkpoint_problem.empty()) return Status::Corruption(checkpoint_problem);
   if (Status law = conservation.Check(state, &report->wallets_checked); !law.ok()) return law;
   std::optional<uint64_t> expect_sequence = options.expect_sequence;
   std::optional<Sha256Digest> expect_hash = options.expect_hash;
@@ -375,7 +375,7 @@ Status Verify(const VerifyOptions& options, VerifyReport* report) {
   }
   if (expect_sequence) {
     if (state.last_sequence < *expect_sequence) {
-      return Status::Error("the log ends at " + std::to_string(state.last_sequence) +
+      return Status::Corruption("the log ends at " + std::to_string(state.last_sequence) +
                            " before the expected head " + std::to_string(*expect_sequence) +
                            (options.expect_sequence ? "" : std::string(" of ") + kHeadFileName) +
                            ": acknowledged events are missing (truncated)");
@@ -388,7 +388,7 @@ Status Verify(const VerifyOptions& options, VerifyReport* report) {
     }
     if (expect_hash && view.link != *expect_hash) {
       report->bad_sequence = *expect_sequence;
-      return Status::Error("the chain link at " + std::to_string(*expect_sequence) + " is " +
+      return Status::Corruption("the chain link at " + std::to_string(*expect_sequence) + " is " +
                            HexEncode(view.link) + ", not the expected head");
     }
   }
@@ -427,7 +427,7 @@ Status Rebuild(const RebuildOptions& options, RebuildReport* report) {
   ScratchLog scratch;
   if (!options.out_dir.empty()) {
     if (std::filesystem::exists(options.out_dir) && !std::filesystem::is_empty(options.out_dir)) {
-      return Status::Error(options.out_dir + " exists and is not empty");
+      return Status::InvalidArgument(options.out_dir + " exists and is not empty");
     }
     EventLogOptions out_options;
     out_options.path = options.out_dir;

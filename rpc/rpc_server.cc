@@ -539,7 +539,7 @@ class LedgerImpl final : public ReaderMethods<rpc::Ledger::Server> {
                             Status status = notifier == nullptr
                                                 ? Status::Error("webhook delivery is not available")
                                                 : notifier->Redeliver(webhook_id, event_id);
-                            if (!status.ok()) reply = Reply::Error(ResultCode::kNotFound, status.message());
+                            if (!status.ok()) reply = Reply::Error(ToResultCode(status), status.message());
                           }
                           EncodeReply(reply, context.getResults().initResult());
                         });
@@ -583,7 +583,7 @@ class LedgerImpl final : public ReaderMethods<rpc::Ledger::Server> {
  private:
   static Reply TakeCheckpoint(Ledger* sequencer, const std::string& dir) {
     Status status = CreateCheckpointAt(sequencer, dir);
-    if (!status.ok()) return Reply::Error(ResultCode::kInvalidArgument, status.message());
+    if (!status.ok()) return Reply::Error(ToResultCode(status), status.message());
     Reply reply;
     reply.body = IdResult{dir, 0};
     reply.created = true;

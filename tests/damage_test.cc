@@ -9,7 +9,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "ledger/log/event_codec.h"
 #include "ledger/log/head_file.h"
+#include "ops/admin.h"
 #include "replay/replay.h"
 #include "tests/daemon_util.h"
 #include "tests/test_util.h"
@@ -108,6 +110,7 @@ TEST(Damage, ALogTruncatedToHalfOrToZeroIsRefusedUntilTheOperatorSalvagesIt) {
     VerifyReport report;
     Status verified = Verify(VerifyOptions{dir.Sub("data"), std::nullopt, std::nullopt, nullptr}, &report);
     EXPECT_FALSE(verified.ok()) << "plain verify sees it too";
+    EXPECT_TRUE(verified.IsCorruption()) << "damage, not an I/O error";
     EXPECT_NE(verified.message().find("missing"), std::string::npos) << verified.message();
     // The operator's explicit decision, then the service starts.
     std::ostringstream salvaged;
@@ -220,6 +223,28 @@ TEST(Damage, VerifyChecksTheIdIndexAgainstTheLog) {
   Status verified = Verify(VerifyOptions{dir.Sub("data"), std::nullopt, std::nullopt, nullptr}, &report);
   EXPECT_FALSE(verified.ok());
   EXPECT_NE(verified.message().find("id index"), std::string::npos) << verified.message();
+  EXPECT_TRUE(verified.IsCorruption());
+}
+
+TEST(Damage, StatusCodesTellDamageFromBadInputAndMapToResultCodes) {
+  RecordView view;
+  Status short_record = DecodeRecord(1, "short", &view);
+  EXPECT_TRUE(short_record.IsCorruption()) << short_record.message();
+  TempDir dir;
+  VerifyReport report;
+  Status missing = Verify(VerifyOptions{dir.Sub("nothing"), std::nullopt, std::nullopt, nullptr}, &report);
+  EXPECT_EQ(missing.code(), StatusCode::kNotFound) << missing.message();
+  // The admin checkpoint's path checks come before any I/O.
+  Status relative = CreateCheckpointAt(nullptr, "relative/dir");
+  EXPECT_EQ(relative.code(), StatusCode::kInvalidArgument) << relative.message();
+  EXPECT_EQ(CreateCheckpointAt(nullptr, dir.path()).code(), StatusCode::kInvalidArgument)
+      << "an existing directory";
+  EXPECT_EQ(ToResultCode(relative), ResultCode::kInvalidArgument);
+  EXPECT_EQ(ToResultCode(missing), ResultCode::kNotFound);
+  EXPECT_EQ(ToResultCode(short_record), ResultCode::kUnavailable);
+  EXPECT_EQ(ToResultCode(Status::IOError("disk full")), ResultCode::kUnavailable);
+  EXPECT_EQ(Status::IOError("x").WithContext("copy: ").code(), StatusCode::kIOError);
+  EXPECT_EQ(Status::IOError("x").WithContext("copy: ").message(), "copy: x");
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "ledger/base/result_code.h"
 
+#include "ledger/base/status.h"
+
 namespace purser {
 
 std::string_view ResultCodeName(ResultCode code) {
@@ -63,6 +65,22 @@ bool IsCountedRejection(ResultCode code) {
     default:
       return false;
   }
+}
+
+ResultCode ToResultCode(const Status& status) {
+  switch (status.code()) {
+    case StatusCode::kOk:
+      return ResultCode::kOk;
+    case StatusCode::kInvalidArgument:
+      return ResultCode::kInvalidArgument;
+    case StatusCode::kNotFound:
+      return ResultCode::kNotFound;
+    case StatusCode::kFailed:
+    case StatusCode::kCorruption:
+    case StatusCode::kIOError:
+      break;
+  }
+  return ResultCode::kUnavailable;
 }
 
 }  // namespace purser

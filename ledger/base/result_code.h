@@ -36,6 +36,12 @@ inline constexpr uint32_t kResultCodeCount = 18;
 // The snake_case name API.md uses for a code ("daily_cap_exceeded").
 std::string_view ResultCodeName(ResultCode code);
 
+class Status;
+// The result code an edge answers for an operating error: invalid_argument
+// and not_found for the caller's mistakes, unavailable for damage and I/O
+// (the service cannot do it now, the request may be right).
+ResultCode ToResultCode(const Status& status);
+
 // The HTTP status API.md assigns to a code.
 int ResultCodeHttpStatus(ResultCode code);
 

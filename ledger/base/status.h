@@ -3,6 +3,7 @@
 // `status.PermitUnchecked()` so that the intent can be found.
 #pragma once
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
@@ -11,13 +12,40 @@
 
 namespace purser {
 
+// What kind of failure a Status is: the edges map it to a result code
+// (ToResultCode), operators and tools tell damage from a full or failing
+// disk by it.
+enum class StatusCode : uint8_t {
+  kOk = 0,
+  kFailed,           // not classified further
+  kInvalidArgument,  // the caller's input (a path, a file name) is unusable
+  kNotFound,         // what was asked for does not exist
+  kCorruption,       // stored bytes fail their checks: data is damaged
+  kIOError,          // the operating system or RocksDB could not read or write
+};
+
 class [[nodiscard]] Status {
  public:
   Status() = default;
   static Status Ok() { return Status(); }
-  static Status Error(std::string message) { return Status(std::move(message)); }
+  static Status Error(std::string message) { return Status(StatusCode::kFailed, std::move(message)); }
+  static Status InvalidArgument(std::string message) {
+    return Status(StatusCode::kInvalidArgument, std::move(message));
+  }
+  static Status NotFound(std::string message) { return Status(StatusCode::kNotFound, std::move(message)); }
+  static Status Corruption(std::string message) {
+    return Status(StatusCode::kCorruption, std::move(message));
+  }
+  static Status IOError(std::string message) { return Status(StatusCode::kIOError, std::move(message)); }
 
-  bool ok() const { return !message_.has_value(); }
+  bool ok() const { return code_ == StatusCode::kOk; }
+  StatusCode code() const { return code_; }
+  bool IsCorruption() const { return code_ == StatusCode::kCorruption; }
+  bool IsIOError() const { return code_ == StatusCode::kIOError; }
+  // The same failure with `context` before its message ("recovery: ...").
+  Status WithContext(const std::string& context) const {
+    return ok() ? *this : Status(code_, context + message());
+  }
   const std::string& message() const {
     static const std::string kEmpty;
     return message_ ? *message_ : kEmpty;
@@ -25,7 +53,8 @@ class [[nodiscard]] Status {
   void PermitUnchecked() const {}
 
  private:
-  explicit Status(std::string message) : message_(std::move(message)) {}
+  Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
+  StatusCode code_ = StatusCode::kOk;
   std::optional<std::string> message_;
 };
 

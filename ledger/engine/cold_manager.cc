@@ -135,7 +135,7 @@ Status ColdStoreManager::Prefetch(const std::vector<Submission>& submissions) {
     if (!found[i]) continue;
     uint64_t version = 0;
     if (!LoadColdRecord(prefetch_keys_[i], values[i], state_, &version)) {
-      return Status::Error("corrupt cold record " + prefetch_keys_[i]);
+      return Status::Corruption("corrupt cold record " + prefetch_keys_[i]);
     }
     loaded_[prefetch_keys_[i]] = version;
   }

@@ -41,7 +41,7 @@ Status CheckHeadMark(EventLog* log, const RecoverOptions& options) {
   }
   if (problem.empty()) return Status::Ok();
   if (!options.accept_truncated_log) {
-    return Status::Error(problem +
+    return Status::Corruption(problem +
                          ". Refusing to start. To accept the loss, run `purser-replay salvage "
                          "--data-dir " +
                          options.data_dir + "` or start with --accept-truncated-log");
@@ -62,7 +62,7 @@ Status RecoverState(EventLog* log, const RecoverOptions& options, State* state, 
     return LoadColdRecordsFor(log, event, state);
   };
   if (Status status = ReplayLog(log, state, &link, replay); !status.ok()) {
-    if (checkpoint_sequence == 0) return Status::Error("recovery: " + status.message());
+    if (checkpoint_sequence == 0) return status.WithContext("recovery: ");
     // The tail after a checkpoint needs the cold store; when that fails (a
     // damaged cold record), the whole log is replayed without it.
     std::fprintf(stderr, "purser: recovery after the checkpoint failed (%s); replaying the whole "
@@ -72,11 +72,11 @@ Status RecoverState(EventLog* log, const RecoverOptions& options, State* state, 
     checkpoint_sequence = 0;
     replay.before_apply = nullptr;
     if (Status again = ReplayLog(log, state, &link, replay); !again.ok()) {
-      return Status::Error("recovery: " + again.message());
+      return again.WithContext("recovery: ");
     }
   }
   if (state->last_sequence != log->last_sequence() || link != log->last_link()) {
-    return Status::Error("recovery: the log's head does not match what was replayed");
+    return Status::Corruption("recovery: the log's head does not match what was replayed");
   }
   if (Status status = CheckHeadMark(log, options); !status.ok()) return status;
   *tail_events = state->last_sequence - checkpoint_sequence;

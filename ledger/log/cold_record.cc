@@ -183,7 +183,7 @@ Status LogColdStore::ForEachReservation(const std::function<void(Reservation&&)>
   return log_->ForEachColdRecord('r', [&](std::string_view, std::string_view value) {
     Reservation reservation;
     if (!DecodeColdReservation(value, &reservation)) {
-      return Status::Error("a cold reservation record is corrupt");
+      return Status::Corruption("a cold reservation record is corrupt");
     }
     visit(std::move(reservation));
     return Status::Ok();
@@ -194,7 +194,7 @@ Status LogColdStore::ForEachUsage(const std::function<void(std::string&&, UsageR
   return log_->ForEachColdRecord('u', [&](std::string_view, std::string_view value) {
     std::string id;
     UsageRecord usage;
-    if (!DecodeColdUsage(value, &id, &usage)) return Status::Error("a cold usage record is corrupt");
+    if (!DecodeColdUsage(value, &id, &usage)) return Status::Corruption("a cold usage record is corrupt");
     visit(std::move(id), std::move(usage));
     return Status::Ok();
   });
@@ -251,12 +251,12 @@ Status LoadColdRecordsFor(EventLog* log, const Event& event, State* state) {
   std::vector<bool> found;
   if (Status status = log->GetColdRecords({key}, &values, &found); !status.ok()) return status;
   if (!found[0]) {
-    return Status::Error("event " + std::to_string(event.sequence) + " needs record " +
+    return Status::Corruption("event " + std::to_string(event.sequence) + " needs record " +
                          key.substr(1) + ", which is neither in the checkpoint nor the cold store");
   }
   uint64_t version = 0;
   if (!LoadColdRecord(key, values[0], state, &version)) {
-    return Status::Error("corrupt cold record " + key);
+    return Status::Corruption("corrupt cold record " + key);
   }
   return Status::Ok();
 }

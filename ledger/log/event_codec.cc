@@ -517,7 +517,7 @@ Status DecodeBody(s::Event::Body::Reader body, EventBody* out) {
       return Status::Ok();
     }
   }
-  return Status::Error("unknown event kind " + std::to_string(static_cast<int>(body.which())));
+  return Status::Corruption("unknown event kind " + std::to_string(static_cast<int>(body.which())));
 }
 
 void StoreLittleEndian64(uint64_t value, char* out) {
@@ -581,7 +581,7 @@ Status DecodePayload(std::string_view payload, Event* event) {
     event->price_version = root.getPriceVersion();
     return DecodeBody(root.getBody(), &event->body);
   } catch (const kj::Exception& e) {
-    return Status::Error(std::string("bad event payload: ") + e.getDescription().cStr());
+    return Status::Corruption(std::string("bad event payload: ") + e.getDescription().cStr());
   }
 }
 
@@ -633,13 +633,13 @@ std::string EncodeRecord(uint64_t sequence, const Sha256Digest& previous_link,
 
 Status DecodeRecord(uint64_t sequence, std::string_view record, RecordView* view) {
   if (record.size() < kRecordHeaderBytes) {
-    return Status::Error("record " + std::to_string(sequence) + " is truncated");
+    return Status::Corruption("record " + std::to_string(sequence) + " is truncated");
   }
   if (LoadLittleEndian64(record.data()) != RecordChecksum(sequence, record)) {
-    return Status::Error("record " + std::to_string(sequence) + " fails its checksum");
+    return Status::Corruption("record " + std::to_string(sequence) + " fails its checksum");
   }
   if (static_cast<uint8_t>(record[kRecordVersionOffset]) != kRecordVersion) {
-    return Status::Error("record " + std::to_string(sequence) + " has unknown version " +
+    return Status::Corruption("record " + std::to_string(sequence) + " has unknown version " +
                          std::to_string(static_cast<uint8_t>(record[kRecordVersionOffset])));
   }
   std::memcpy(view->link.data(), record.data() + kRecordLinkOffset, view->link.size());

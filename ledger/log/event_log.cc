@@ -23,7 +23,11 @@ constexpr size_t kCheckpointChunkBytes = 4 << 20;
 
 Status FromRocks(const rocksdb::Status& status, std::string_view what) {
   if (status.ok()) return Status::Ok();
-  return Status::Error(std::string(what) + ": " + status.ToString());
+  std::string message = std::string(what) + ": " + status.ToString();
+  if (status.IsCorruption()) return Status::Corruption(std::move(message));
+  if (status.IsNotFound()) return Status::NotFound(std::move(message));
+  if (status.IsInvalidArgument()) return Status::InvalidArgument(std::move(message));
+  return Status::IOError(std::move(message));
 }
 
 rocksdb::Slice Slice(std::string_view text) { return rocksdb::Slice(text.data(), text.size()); }
@@ -171,7 +175,7 @@ Status EventLog::Recover() {
   std::string format;
   rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), default_, kFormatKey, &format);
   if (status.IsNotFound()) {
-    if (read_only_) return Status::Error("not a Purser log (no format marker)");
+    if (read_only_) return Status::InvalidArgument("not a Purser log (no format marker)");
     rocksdb::WriteOptions write;
     write.sync = true;
     status = db_->Put(write, default_, kFormatKey, kFormatValue);
@@ -179,14 +183,14 @@ Status EventLog::Recover() {
   } else if (!status.ok()) {
     return FromRocks(status, "reading the format marker");
   } else if (format != kFormatValue) {
-    return Status::Error("unknown log format " + format);
+    return Status::InvalidArgument("unknown log format " + format);
   }
   std::unique_ptr<rocksdb::Iterator> last(db_->NewIterator(rocksdb::ReadOptions(), events_));
   last->SeekToLast();
   if (!last->Valid()) return FromRocks(last->status(), "reading the last event");
   // The head is the last record of the last segment.
   auto it = NewIterator(SequenceFromKey(std::string_view(last->key().data(), last->key().size())));
-  if (!it->Valid()) return Status::Error("the last segment of the log is empty");
+  if (!it->Valid()) return Status::Corruption("the last segment of the log is empty");
   std::string_view record;
   uint64_t sequence = 0;
   for (; it->Valid(); it->Next()) {
@@ -322,7 +326,7 @@ Status EventLog::ReadCheckpoint(uint64_t* sequence, Sha256Digest* link, std::str
   rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), checkpoint_, kCheckpointHeadKey, &head);
   if (status.IsNotFound()) return Status::Ok();
   if (!status.ok()) return FromRocks(status, "reading the checkpoint head");
-  if (head.size() != 8 + 32 + 8 + 8) return Status::Error("checkpoint head is malformed");
+  if (head.size() != 8 + 32 + 8 + 8) return Status::Corruption("checkpoint head is malformed");
   uint64_t checkpoint_sequence = SequenceFromKey(head.substr(0, 8));
   std::memcpy(link->data(), head.data() + 8, 32);
   uint64_t size = SequenceFromKey(head.substr(40, 8));

@@ -16,11 +16,11 @@ constexpr char kMagic[] = "purser-head-1";
 
 Status SyncPath(const std::string& path, int flags) {
   int fd = open(path.c_str(), flags | O_CLOEXEC);
-  if (fd < 0) return Status::Error("opening " + path + ": " + std::strerror(errno));
+  if (fd < 0) return Status::IOError("opening " + path + ": " + std::strerror(errno));
   int synced = fsync(fd);
   int error = errno;
   close(fd);
-  if (synced != 0) return Status::Error("syncing " + path + ": " + std::strerror(error));
+  if (synced != 0) return Status::IOError("syncing " + path + ": " + std::strerror(error));
   return Status::Ok();
 }
 
@@ -32,14 +32,14 @@ Status WriteHeadFile(const std::string& data_dir, const HeadMark& mark) {
   std::string text = std::string(kMagic) + " " + std::to_string(mark.sequence) + " " +
                      HexEncode(mark.link) + "\n";
   int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::Error("writing " + temporary + ": " + std::strerror(errno));
+  if (fd < 0) return Status::IOError("writing " + temporary + ": " + std::strerror(errno));
   ssize_t written = write(fd, text.data(), text.size());
   bool ok = written == static_cast<ssize_t>(text.size()) && fsync(fd) == 0;
   int error = errno;
   close(fd);
-  if (!ok) return Status::Error("writing " + temporary + ": " + std::strerror(error));
+  if (!ok) return Status::IOError("writing " + temporary + ": " + std::strerror(error));
   if (rename(temporary.c_str(), path.c_str()) != 0) {
-    return Status::Error("renaming " + temporary + ": " + std::strerror(errno));
+    return Status::IOError("renaming " + temporary + ": " + std::strerror(errno));
   }
   return SyncPath(data_dir, O_RDONLY | O_DIRECTORY);
 }
@@ -55,7 +55,7 @@ Result<std::optional<HeadMark>> ReadHeadFile(const std::string& data_dir) {
   bool digits = !sequence.empty() && sequence.size() <= 20 &&
                 sequence.find_first_not_of("0123456789") == std::string::npos;
   if (magic != kMagic || !digits || !HexDecode(link, &mark.link)) {
-    return Status::Error(std::string(kHeadFileName) + " in " + data_dir + " is damaged");
+    return Status::Corruption(std::string(kHeadFileName) + " in " + data_dir + " is damaged");
   }
   mark.sequence = std::stoull(sequence);
   return std::optional<HeadMark>(mark);

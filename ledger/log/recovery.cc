@@ -82,7 +82,7 @@ void ReadRecords(EventLog* log, uint64_t expected, Sha256Digest link, int64_t la
                  const ReplayOptions& options, ChunkQueue* queue) {
   auto it = log->NewIterator(expected);
   Chunk chunk;
-  auto fail = [&](std::string message) { chunk.status = Status::Error(std::move(message)); };
+  auto fail = [&](std::string message) { chunk.status = Status::Corruption(std::move(message)); };
   for (; it->Valid(); it->Next()) {
     uint64_t sequence = it->sequence();
     if (sequence > options.until_sequence) break;

@@ -541,7 +541,7 @@ Status ReadReports(BinaryReader& r, State* state) {
     d.request_hash = r.U64();
     d.metadata_json = r.Str();
     std::optional<int64_t> day = ParseDate(d.date);
-    if (!day) return Status::Error("checkpoint holds a daily report with a bad date");
+    if (!day) return Status::Corruption("checkpoint holds a daily report with a bad date");
     state->daily_reports[{d.account, *day}] = std::move(stored);
   }
   uint64_t ids = r.Count();
@@ -599,7 +599,7 @@ Status ReadRuns(BinaryReader& r, State* state) {
     run.first_us = r.I64();
     run.last_us = r.I64();
     Read(r, &run.burn);
-    if (run.account == kNoAccount) return Status::Error("checkpoint run without its account");
+    if (run.account == kNoAccount) return Status::Corruption("checkpoint run without its account");
     state->runs_by_last.emplace(run.last_us, id);
     state->runs.emplace(id, std::move(run));
   }
@@ -744,7 +744,7 @@ Status ReadAccounts(BinaryReader& r, State* state) {
     ReadAccount(r, state, &account, &parents.emplace_back());
     state->account_ids.emplace(account.id, static_cast<AccountIndex>(i));
   }
-  if (!r.ok()) return Status::Error("checkpoint accounts are truncated");
+  if (!r.ok()) return Status::Corruption("checkpoint accounts are truncated");
   // Link parents, then derive depth, root and funding top-down.
   for (AccountIndex i = 0; i < state->accounts.size(); ++i) {
     if (parents[i].empty()) {
@@ -752,7 +752,7 @@ Status ReadAccounts(BinaryReader& r, State* state) {
       continue;
     }
     AccountIndex parent = state->FindAccount(parents[i]);
-    if (parent == kNoAccount) return Status::Error("checkpoint account without its parent");
+    if (parent == kNoAccount) return Status::Corruption("checkpoint account without its parent");
     state->accounts[i].parent = parent;
     state->accounts[parent].children.push_back(i);
   }
@@ -772,7 +772,7 @@ Status ReadAccounts(BinaryReader& r, State* state) {
     }
     order.insert(order.end(), a.children.begin(), a.children.end());
   }
-  if (order.size() != state->accounts.size()) return Status::Error("checkpoint tree has a cycle");
+  if (order.size() != state->accounts.size()) return Status::Corruption("checkpoint tree has a cycle");
   for (AccountIndex i = 0; i < state->accounts.size(); ++i) {
     if (state->accounts[i].anomaly_since_us != 0) state->anomalous_accounts.insert(i);
   }
@@ -780,24 +780,24 @@ Status ReadAccounts(BinaryReader& r, State* state) {
 }
 
 Status ReadState(BinaryReader& r, State* state) {
-  if (r.Str() != kSnapshotMagic) return Status::Error("not a Purser state checkpoint");
+  if (r.Str() != kSnapshotMagic) return Status::Corruption("not a Purser state checkpoint");
   state->last_sequence = r.U64();
   state->events_applied = state->last_sequence;
   state->last_timestamp_us = r.I64();
   state->price_version = r.U64();
   uint64_t strings = r.Count();
   for (uint64_t id = 1; id < strings && r.ok(); ++id) {
-    if (state->strings.Intern(r.Str()) != id) return Status::Error("checkpoint interner is corrupt");
+    if (state->strings.Intern(r.Str()) != id) return Status::Corruption("checkpoint interner is corrupt");
   }
   if (Status status = ReadAccounts(r, state); !status.ok()) return status;
 
   while (r.ok() && r.U8() == 1) {
     Reservation x;
     ReadReservation(r, state, &x);
-    if (x.account == kNoAccount) return Status::Error("checkpoint reservation without account");
+    if (x.account == kNoAccount) return Status::Corruption("checkpoint reservation without account");
     std::string id = x.id;
     auto [it, inserted] = state->reservations.emplace(std::move(id), std::move(x));
-    if (!inserted) return Status::Error("checkpoint repeats a reservation");
+    if (!inserted) return Status::Corruption("checkpoint repeats a reservation");
     const Reservation& stored = it->second;
     if (stored.status == ReservationStatus::kPending) {
       state->expiry_queue.emplace(stored.expires_us, &stored);
@@ -841,7 +841,7 @@ Status ReadState(BinaryReader& r, State* state) {
   if (Status status = ReadReports(r, state); !status.ok()) return status;
   ReadTransfers(r, state);
   if (Status status = ReadRuns(r, state); !status.ok()) return status;
-  if (!r.done()) return Status::Error("checkpoint is truncated or has trailing bytes");
+  if (!r.done()) return Status::Corruption("checkpoint is truncated or has trailing bytes");
   return Status::Ok();
 }
 
