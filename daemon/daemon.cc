@@ -37,10 +37,12 @@ constexpr char kUsage[] =
     "               [--queue-max N] [--checkpoint-every N] [--http-threads N]\n"
     "               [--allow-private-webhooks] [--metrics-public] [--metrics-account-depth N]\n"
     "               [--rpc-handshake-timeout-ms MS] [--rpc-idle-timeout-s S] [--connections-max N]\n"
+    "               [--rpc-loops N]\n"
     "  --data-dir     the RocksDB directory (default ./data)\n"
     "  --rpc          Cap'n Proto RPC address (default 127.0.0.1:8481; port 0 = ephemeral)\n"
     "  --http         HTTP/JSON address (default 127.0.0.1:8480; port 0 = ephemeral)\n"
     "  --insecure     allow a non-loopback address without TLS\n"
+    "  --rpc-loops    event loop threads serving RPC connections, 1..64 (default 2)\n"
     "  --rpc-handshake-timeout-ms  close RPC connections that do not authenticate in time\n"
     "                 (default 10000)\n"
     "  --rpc-idle-timeout-s  close authenticated RPC sessions idle this long (default 600;\n"
@@ -167,7 +169,7 @@ int DaemonMain(int argc, char** argv) {
       "http-threads", "allow-private-webhooks",      "metrics-public",   "metrics-account-depth",
       "rpc-handshake-timeout-ms", "rpc-idle-timeout-s", "connections-max", "scrub-interval-s",
       "accept-truncated-log", "webhook-timeout-ms", "webhook-retry-base-ms",
-      "webhook-max-attempts", "webhook-concurrency", "webhook-ca"};
+      "webhook-max-attempts", "webhook-concurrency", "webhook-ca", "rpc-loops"};
   if (flags.Has("help")) {
     std::cout << kUsage;
     return 0;
@@ -288,8 +290,12 @@ int DaemonMain(int argc, char** argv) {
   rpc_options.connections_max = budget.rpc_connections;
   rpc_options.handshake_timeout_ms = flags.GetInt("rpc-handshake-timeout-ms").value_or(10'000);
   rpc_options.idle_timeout_s = flags.GetInt("rpc-idle-timeout-s").value_or(600);
-  if (rpc_options.handshake_timeout_ms < 1 || rpc_options.idle_timeout_s < 0) {
-    Log(Level::kError, "--rpc-handshake-timeout-ms must be positive, --rpc-idle-timeout-s >= 0");
+  const int64_t rpc_loops = flags.GetInt("rpc-loops").value_or(2);
+  rpc_options.loops = static_cast<int>(std::clamp<int64_t>(rpc_loops, 0, kRpcLoopsMax + 1));
+  if (rpc_options.handshake_timeout_ms < 1 || rpc_options.idle_timeout_s < 0 || rpc_loops < 1 ||
+      rpc_loops > kRpcLoopsMax) {
+    Log(Level::kError, "--rpc-handshake-timeout-ms must be positive, --rpc-idle-timeout-s >= 0, "
+                       "--rpc-loops 1..64");
     http.Stop();
     sequencer.Stop();
     return 2;

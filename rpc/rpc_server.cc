@@ -9,6 +9,8 @@
 #include <kj/compat/tls.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -16,6 +18,7 @@
 #include <sstream>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include "rpc/loop_inbox.h"
 #include "rpc/rpc_codec.h"
@@ -633,8 +636,9 @@ class GateImpl final : public rpc::Gate::Server {
 
 class RpcServer::Loop final : private kj::TaskSet::ErrorHandler {
  public:
-  Loop(Ledger* sequencer, const RpcServerOptions& options)
-      : sequencer_(sequencer), options_(options) {
+  // `open` counts the connections of all loops.
+  Loop(Ledger* sequencer, const RpcServerOptions& options, std::atomic<size_t>* open)
+      : sequencer_(sequencer), options_(options), open_(open) {
     shared_.sequencer = sequencer;
     shared_.inbox = &inbox_;
     shared_.options = &options_;
@@ -661,12 +665,15 @@ class RpcServer::Loop final : private kj::TaskSet::ErrorHandler {
     });
   }
 
-  Status Start(uint16_t* port) {
+  // Starts the loop thread. With `pick` it listens and hands every accepted
+  // connection to the loop `pick` returns; without, it serves what it is given.
+  Status Start(uint16_t* port, std::function<Loop*()> pick) {
     Reply tree = sequencer_->Call(Request{Credentials::System(), query::AccountTree{}});
     if (!tree.ok()) return Status::Error("reading the account tree: " + tree.message);
     for (const auto& [account, parent] : std::get<AccountTreeView>(tree.body).accounts) {
       notices_.SetParent(account, parent);
     }
+    pick_ = std::move(pick);
     std::promise<Status> started;
     std::future<Status> result = started.get_future();
     thread_ = std::thread([this, &started, port] { Main(&started, port); });
@@ -688,7 +695,36 @@ class RpcServer::Loop final : private kj::TaskSet::ErrorHandler {
     thread_.join();
   }
 
+  // Any thread: serves the connected socket `fd` (owned, counted in `open`)
+  // on this loop.
+  void Adopt(int fd) {
+    given_.fetch_add(1, std::memory_order_relaxed);
+    // Closed and uncounted if the loop stops before it runs.
+    auto socket = std::make_shared<HandedSocket>(fd, open_);
+    inbox_.Post([this, socket] {
+      constexpr uint flags = kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP |
+                             kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC |
+                             kj::LowLevelAsyncIoProvider::ALREADY_NONBLOCK;
+      Serve(lowlevel_->wrapSocketFd(socket->Take(), flags));
+    });
+  }
+
+  uint64_t given() const { return given_.load(std::memory_order_relaxed); }
+
  private:
+  // A socket on its way to another loop.
+  struct HandedSocket {
+    HandedSocket(int fd_in, std::atomic<size_t>* open_in) : fd(fd_in), open(open_in) {}
+    ~HandedSocket() {
+      if (fd < 0) return;
+      ::close(fd);
+      open->fetch_sub(1);
+    }
+    int Take() { return std::exchange(fd, -1); }
+    int fd;
+    std::atomic<size_t>* open;
+  };
+
   void taskFailed(kj::Exception&& exception) override {
     // A connection's task failed (usually a peer that went away): that
     // connection is done, the server goes on.
@@ -710,37 +746,68 @@ class RpcServer::Loop final : private kj::TaskSet::ErrorHandler {
 
   kj::Promise<void> AcceptLoop(kj::ConnectionReceiver& listener) {
     return listener.accept().then([this, &listener](kj::Own<kj::AsyncIoStream> stream) {
-      if (connections_ >= options_.connections_max) return AcceptLoop(listener);  // dropped
+      if (open_->load() >= options_.connections_max) return AcceptLoop(listener);  // dropped
+      open_->fetch_add(1);
       try {
         int one = 1;
         stream->setsockopt(IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       } catch (...) {
-        // not TCP (a unix socket, or TLS over it): nothing to tune
+        // not TCP (a unix socket): nothing to tune
       }
-      capnp::ReaderOptions reader_options;
-      reader_options.traversalLimitInWords = options_.traversal_limit_words;
-      reader_options.nestingLimit = options_.nesting_limit;
-      auto state = std::make_shared<ConnectionState>();
-      state->last_activity = shared_.timer->now();
-      capnp::Capability::Client gate = kj::heap<GateImpl>(&shared_, &notices_, state);
-      auto connection = kj::heap<Connection>(kj::mv(stream), kj::mv(gate), reader_options,
-                                             options_.flow_limit_bytes / sizeof(capnp::word));
-      ++connections_;
-      // The connection lives until the peer leaves or its watchdog fires:
-      // whichever comes first cancels the other and closes it.
-      auto done = connection->network.onDisconnect().attach(kj::mv(connection));
-      tasks_->add(done.exclusiveJoin(Watchdog(state))
-                      .then([this]() { --connections_; },
-                            [this](kj::Exception&&) { --connections_; }));
+      Loop* target = pick_();
+      if (target == this) {
+        given_.fetch_add(1, std::memory_order_relaxed);
+        Serve(kj::mv(stream));
+        return AcceptLoop(listener);
+      }
+      KJ_IF_MAYBE(fd, stream->getFd()) {
+        int copy = fcntl(*fd, F_DUPFD_CLOEXEC, 0);  // the stream closes its own below
+        if (copy >= 0) {
+          target->Adopt(copy);
+        } else {
+          open_->fetch_sub(1);  // out of descriptors: refused
+        }
+      } else {
+        given_.fetch_add(1, std::memory_order_relaxed);  // no descriptor to hand over: serve here
+        Serve(kj::mv(stream));
+      }
       return AcceptLoop(listener);
     }, [this, &listener](kj::Exception&& exception) -> kj::Promise<void> {
-      // Out of descriptors or a failed handshake: refuse this connection,
-      // keep accepting (after a short pause, so a flood cannot spin us).
+      // Out of descriptors: refuse this connection, keep accepting (after a
+      // short pause, so a flood cannot spin us).
       (void)exception;
       return shared_.timer->afterDelay(50 * kj::MILLISECONDS).then([this, &listener]() {
         return AcceptLoop(listener);
       });
     });
+  }
+
+  // Serves a connection on this loop until the peer leaves or its watchdog
+  // fires (it is already counted in `open`).
+  void Serve(kj::Own<kj::AsyncIoStream> stream) {
+    auto state = std::make_shared<ConnectionState>();
+    state->last_activity = shared_.timer->now();
+    kj::Promise<kj::Own<kj::AsyncIoStream>> ready = nullptr;
+    if (tls_.get() != nullptr) {
+      // The handshake counts against the time allowed to authenticate.
+      ready = tls_->wrapServer(kj::mv(stream));
+    } else {
+      ready = kj::mv(stream);
+    }
+    auto served = ready.then([this, state](kj::Own<kj::AsyncIoStream> secured) {
+      capnp::ReaderOptions reader_options;
+      reader_options.traversalLimitInWords = options_.traversal_limit_words;
+      reader_options.nestingLimit = options_.nesting_limit;
+      capnp::Capability::Client gate = kj::heap<GateImpl>(&shared_, &notices_, state);
+      auto connection = kj::heap<Connection>(kj::mv(secured), kj::mv(gate), reader_options,
+                                             options_.flow_limit_bytes / sizeof(capnp::word));
+      return connection->network.onDisconnect().attach(kj::mv(connection));
+    });
+    // Whichever comes first, the end or the watchdog, cancels the other and
+    // closes the connection.
+    tasks_->add(served.exclusiveJoin(Watchdog(state))
+                    .then([this]() { open_->fetch_sub(1); },
+                          [this](kj::Exception&&) { open_->fetch_sub(1); }));
   }
 
   // Resolves when the connection should close: no session within the
@@ -784,19 +851,21 @@ class RpcServer::Loop final : private kj::TaskSet::ErrorHandler {
       KJ_REQUIRE(SplitHostPort(options_.address, &host, &port), "--rpc must be HOST:PORT or unix:PATH");
       address = io.provider->getNetwork().parseAddress(Text(host), port).wait(io.waitScope);
     }
-    kj::Own<kj::ConnectionReceiver> listener = address->listen();
-    if (!options_.tls_cert_file.empty()) {
-      std::string cert = ReadFile(options_.tls_cert_file);
-      std::string key = ReadFile(options_.tls_key_file);
-      KJ_REQUIRE(!cert.empty() && !key.empty(), "cannot read the TLS certificate or key");
-      keypair_ = kj::heap<kj::TlsKeypair>(
-          kj::TlsKeypair{kj::TlsPrivateKey(Text(key)), kj::TlsCertificate(Text(cert))});
-      kj::TlsContext::Options tls_options;
-      tls_options.defaultKeypair = *keypair_;
-      tls_ = kj::heap<kj::TlsContext>(kj::mv(tls_options));
-      listener = tls_->wrapPort(kj::mv(listener));
-    }
-    return listener;
+    return address->listen();
+  }
+
+  // Every loop has its own TLS context: a connection's handshake runs on the
+  // loop that serves it.
+  void SetUpTls() {
+    if (options_.tls_cert_file.empty()) return;
+    std::string cert = ReadFile(options_.tls_cert_file);
+    std::string key = ReadFile(options_.tls_key_file);
+    KJ_REQUIRE(!cert.empty() && !key.empty(), "cannot read the TLS certificate or key");
+    keypair_ = kj::heap<kj::TlsKeypair>(
+        kj::TlsKeypair{kj::TlsPrivateKey(Text(key)), kj::TlsCertificate(Text(cert))});
+    kj::TlsContext::Options tls_options;
+    tls_options.defaultKeypair = *keypair_;
+    tls_ = kj::heap<kj::TlsContext>(kj::mv(tls_options));
   }
 
   void Main(std::promise<Status>* started, uint16_t* port) {
@@ -805,19 +874,25 @@ class RpcServer::Loop final : private kj::TaskSet::ErrorHandler {
       auto io = kj::setupAsyncIo();
       kj::TaskSet tasks(*this);
       tasks_ = &tasks;
+      lowlevel_ = io.lowLevelProvider.get();
       KJ_DEFER(inbox_.DrainAndClose());  // last: after `inbox` below is gone
       kj::Promise<void> inbox = inbox_.Run(io.unixEventPort);
       kj::Own<kj::ConnectionReceiver> listener;
-      KJ_IF_MAYBE(exception, kj::runCatchingExceptions([&]() { listener = Listen(io); })) {
+      KJ_IF_MAYBE(exception, kj::runCatchingExceptions([&]() {
+        SetUpTls();
+        if (pick_) listener = Listen(io);
+      })) {
         started->set_value(Status::Error(std::string("listening on ") + options_.address + ": " +
                                          exception->getDescription().cStr()));
         started = nullptr;
         tasks_ = nullptr;
         return;
       }
-      *port = static_cast<uint16_t>(listener->getPort());
       shared_.timer = &io.provider->getTimer();
-      accepting_ = AcceptLoop(*listener).eagerlyEvaluate([](kj::Exception&&) {});
+      if (pick_) {
+        *port = static_cast<uint16_t>(listener->getPort());
+        accepting_ = AcceptLoop(*listener).eagerlyEvaluate([](kj::Exception&&) {});
+      }
       auto stop = kj::newPromiseAndFulfiller<void>();
       stop_ = kj::mv(stop.fulfiller);
       started->set_value(Status::Ok());
@@ -841,6 +916,9 @@ class RpcServer::Loop final : private kj::TaskSet::ErrorHandler {
 
   Ledger* sequencer_;
   const RpcServerOptions& options_;
+  std::atomic<size_t>* open_;
+  std::function<Loop*()> pick_;
+  std::atomic<uint64_t> given_{0};
   LoopInbox inbox_;
   Workers workers_;
   Shared shared_;
@@ -848,12 +926,12 @@ class RpcServer::Loop final : private kj::TaskSet::ErrorHandler {
   std::thread thread_;
   // Loop thread only:
   kj::TaskSet* tasks_ = nullptr;
+  kj::LowLevelAsyncIoProvider* lowlevel_ = nullptr;
 
   kj::Promise<void> accepting_ = nullptr;
   kj::Maybe<kj::Own<kj::PromiseFulfiller<void>>> stop_;
   kj::Own<kj::TlsKeypair> keypair_;
   kj::Own<kj::TlsContext> tls_;
-  size_t connections_ = 0;
 };
 
 RpcServer::RpcServer(Ledger* sequencer, RpcServerOptions options)
@@ -863,22 +941,39 @@ RpcServer::~RpcServer() { Stop(); }
 
 Status RpcServer::Start() {
   if (!options_.insecure && options_.tls_cert_file.empty() && !IsLoopbackAddress(options_.address)) {
-    return Status::Error("refusing to serve RPC on " + options_.address +
-                         " without TLS: give --tls-cert and --tls-key, or --insecure");
+    return Status::InvalidArgument("refusing to serve RPC on " + options_.address +
+                                   " without TLS: give --tls-cert and --tls-key, or --insecure");
   }
   if (options_.tls_cert_file.empty() != options_.tls_key_file.empty()) {
-    return Status::Error("--tls-cert and --tls-key go together");
+    return Status::InvalidArgument("--tls-cert and --tls-key go together");
   }
-  loop_ = std::make_unique<Loop>(sequencer_, options_);
-  return loop_->Start(&port_);
+  if (options_.loops < 1 || options_.loops > kRpcLoopsMax) {
+    return Status::InvalidArgument("--rpc-loops must be 1.." + std::to_string(kRpcLoopsMax));
+  }
+  for (int i = 0; i < options_.loops; ++i) {
+    loops_.push_back(std::make_unique<Loop>(sequencer_, options_, &connections_));
+  }
+  // The serving loops first, then the one that listens and hands out.
+  for (size_t i = 1; i < loops_.size(); ++i) {
+    if (Status status = loops_[i]->Start(nullptr, nullptr); !status.ok()) return status;
+  }
+  auto next = std::make_shared<size_t>(0);
+  return loops_[0]->Start(&port_, [this, next]() { return loops_[(*next)++ % loops_.size()].get(); });
 }
 
 void RpcServer::StopAccepting() {
-  if (loop_) loop_->StopAccepting();
+  if (!loops_.empty()) loops_[0]->StopAccepting();
 }
 
 void RpcServer::Stop() {
-  if (loop_) loop_->Stop();
+  StopAccepting();
+  for (auto& loop : loops_) loop->Stop();
+}
+
+std::vector<uint64_t> RpcServer::connections_by_loop() const {
+  std::vector<uint64_t> given;
+  for (const auto& loop : loops_) given.push_back(loop->given());
+  return given;
 }
 
 }  // namespace purser

@@ -1,19 +1,23 @@
 // The Cap'n Proto RPC server of purserd (schema/purser.capnp).
 //
-// One thread runs a KJ event loop that accepts connections (TCP, optionally
-// TLS, or a unix socket), decodes calls and hands their requests to the
-// sequencer's bounded queue. Completions come back from the sequencer's log
-// thread through a LoopInbox and are answered on the loop thread. Calls of
-// many connections share the sequencer's group commits.
+// `loops` threads each run a KJ event loop. The first accepts connections
+// (TCP, or a unix socket) and hands each, in turn, to one loop, which serves
+// it for its life: the TLS handshake, decoding calls and handing their
+// requests to the sequencer's bounded queue, encoding the answers.
+// Completions come back from the sequencer's log thread through the loop's
+// LoopInbox and are answered on that loop's thread. Calls of all
+// connections share the sequencer's group commits.
 //
 // Thread-safety: Start/StopAccepting/Stop from one controlling thread.
 // `*sequencer` must outlive the server, and Stop() must come after the
 // sequencer stopped (so that every completion has been posted).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "ledger/ledger.h"
 #include "ledger/base/status.h"
@@ -49,6 +53,8 @@ struct RpcServerOptions {
   class Notifier* notifier = nullptr;
   // Accept webhook URLs that resolve to private addresses. Default: false.
   bool allow_private_webhooks = false;
+  // Event loop threads serving connections (1..64). Default: 2.
+  int loops = 2;
 };
 
 // True for addresses that stay on this host (127.0.0.0/8, ::1, localhost, unix:).
@@ -67,15 +73,18 @@ class RpcServer {
   uint16_t port() const { return port_; }
   // Stops accepting new connections; open ones keep working.
   void StopAccepting();
-  // Answers what is left, closes every connection and joins the loop thread.
+  // Answers what is left, closes every connection and joins the loop threads.
   void Stop();
+  // Connections each loop has been given since Start.
+  std::vector<uint64_t> connections_by_loop() const;
 
   class Loop;
 
  private:
   Ledger* sequencer_;
   RpcServerOptions options_;
-  std::unique_ptr<Loop> loop_;
+  std::vector<std::unique_ptr<Loop>> loops_;
+  std::atomic<size_t> connections_{0};  // open, over all loops
   uint16_t port_ = 0;
 };
 

@@ -14,7 +14,10 @@
 
 #include "ledger/base/clock.h"
 #include "ledger/base/limits.h"
+#include "ledger/base/crypto.h"
+#include "ledger/ledger.h"
 #include "purser.capnp.h"
+#include "rpc/rpc_server.h"
 #include "replay/replay.h"
 #include "tests/daemon_util.h"
 #include "tests/test_util.h"
@@ -450,6 +453,61 @@ TEST(RpcCrash, KillNineUnderConcurrentLoadLosesNothingAcknowledgedTwentyTimes) {
   ASSERT_TRUE(Rebuild(RebuildOptions{dir.Sub("data"), "", live.sequence, INT64_MAX, nullptr}, &rebuilt).ok());
   EXPECT_EQ(rebuilt.digest, live.digest);
   EXPECT_GT(acknowledged.size(), 200u);
+}
+
+TEST(RpcLoops, ConnectionsGoToTheLoopsInTurnAndEveryLoopServesAndNotifies) {
+  TempDir dir;
+  LedgerOptions ledger_options;
+  ledger_options.data_dir = dir.path();
+  Result<std::unique_ptr<Ledger>> ledger = Ledger::Open(ledger_options);
+  ASSERT_TRUE(ledger.ok()) << ledger.status().message();
+  std::string secret = NewApiKeySecret();
+  cmd::IssueKey issue;
+  issue.key_id = "k_admin";
+  issue.role = Role::kAdmin;
+  issue.secret_sha256 = Sha256(secret);
+  ASSERT_TRUE((*ledger)->Call(Request{Credentials::System(), issue}).ok());
+  RpcServerOptions options;
+  options.address = "127.0.0.1:0";
+  options.loops = 3;
+  RpcServer server(ledger->get(), options);
+  ASSERT_TRUE(server.Start().ok());
+  ClientOptions client_options;
+  client_options.address = "127.0.0.1:" + std::to_string(server.port());
+  client_options.api_key = secret;
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 6; ++i) {
+    Result<std::unique_ptr<Client>> client = Client::Connect(client_options);
+    ASSERT_TRUE(client.ok()) << client.status().message();
+    clients.push_back(std::move(*client));
+  }
+  EXPECT_EQ(server.connections_by_loop(), (std::vector<uint64_t>{2, 2, 2}));
+  Tree(*clients[0]);
+  // A subscriber on every loop hears the freeze made through another.
+  std::mutex mutex;
+  std::set<int> heard;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(clients[static_cast<size_t>(i)]
+                    ->Subscribe("org", [&mutex, &heard, i](const AlertNotice& notice) {
+                      std::lock_guard lock(mutex);
+                      if (notice.kind == "account_frozen") heard.insert(i);
+                    })
+                    .ok());
+  }
+  for (size_t i = 0; i < clients.size(); ++i) {
+    Reply reply = clients[i]->Call(Reserve("r" + std::to_string(i), "agent-1", 1'000));
+    EXPECT_TRUE(reply.ok()) << "connection " << i << ": " << reply.message;
+  }
+  ASSERT_TRUE(clients[5]->Call(cmd::Freeze{"agent-2", "test"}).ok());
+  for (int k = 0; k < 100; ++k) {
+    {
+      std::lock_guard lock(mutex);
+      if (heard.size() == 3) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::lock_guard lock(mutex);
+  EXPECT_EQ(heard, (std::set<int>{0, 1, 2}));
 }
 
 TEST(RpcSecurity, ANonLoopbackAddressWithoutTlsIsRefused) {

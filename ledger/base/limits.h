@@ -28,8 +28,9 @@ inline constexpr size_t kMetadataBytesMax = 64 * 1024;
 inline constexpr int64_t kMultiplierBpMax = 1'000'000;  // 100x
 inline constexpr size_t kListLimitMax = 10'000;         // rows of one list query
 inline constexpr int64_t kRunawayStreakMax = 1'000'000;  // runaway_error_streak
-inline constexpr int64_t kOccurredAtDaysMax = 35;
-inline constexpr int64_t kAnalyticsDaysMax = 366;       // days of one trends, efficiency or leaderboard read       // how far back usage may be imported
+inline constexpr int64_t kOccurredAtDaysMax = 35;       // how far back usage may be imported
+inline constexpr int64_t kAnalyticsDaysMax = 366;       // days of one trends, efficiency or leaderboard read
 inline constexpr int64_t kBurnWindowSecondsMax = 86'400;  // burn-rate windows: whole minutes, a day at most
+inline constexpr int kRpcLoopsMax = 64;                 // RPC event loop threads
 
 }  // namespace purser
