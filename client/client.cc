@@ -201,32 +201,35 @@ class Client::Impl {
     void taskFailed(kj::Exception&&) override {}
   };
 
-  // Loop thread: sends the next coalesced batch unless one is in flight.
+  // Loop thread: sends what waits as coalesced batches, while fewer than
+  // `batches_in_flight` are in flight. Replies come back in order: one
+  // connection's calls are executed and answered in the order sent.
   void Pump() {
-    if (in_flight_) return;
-    std::vector<Pending> batch;
-    {
-      std::lock_guard lock(mutex_);
-      size_t count = std::min(pending_.size(), std::min(options_.batch_max, kBatchCommandsMax));
-      if (count == 0) return;
-      batch.assign(std::make_move_iterator(pending_.begin()),
-                   std::make_move_iterator(pending_.begin() + static_cast<ptrdiff_t>(count)));
-      pending_.erase(pending_.begin(), pending_.begin() + static_cast<ptrdiff_t>(count));
+    while (in_flight_ < options_.batches_in_flight) {
+      std::vector<Pending> batch;
+      {
+        std::lock_guard lock(mutex_);
+        size_t count = std::min(pending_.size(), std::min(options_.batch_max, kBatchCommandsMax));
+        if (count == 0) return;
+        batch.assign(std::make_move_iterator(pending_.begin()),
+                     std::make_move_iterator(pending_.begin() + static_cast<ptrdiff_t>(count)));
+        pending_.erase(pending_.begin(), pending_.begin() + static_cast<ptrdiff_t>(count));
+      }
+      ++in_flight_;
+      std::vector<RequestBody> bodies;
+      std::vector<std::function<void(Reply&&)>> callbacks;
+      bodies.reserve(batch.size());
+      callbacks.reserve(batch.size());
+      for (Pending& p : batch) {
+        bodies.push_back(std::move(p.body));
+        callbacks.push_back(std::move(p.done));
+      }
+      Send(std::move(bodies), [this, callbacks = std::move(callbacks)](std::vector<Reply>&& replies) {
+        for (size_t i = 0; i < callbacks.size(); ++i) callbacks[i](std::move(replies[i]));
+        --in_flight_;
+        Pump();
+      });
     }
-    in_flight_ = true;
-    std::vector<RequestBody> bodies;
-    std::vector<std::function<void(Reply&&)>> callbacks;
-    bodies.reserve(batch.size());
-    callbacks.reserve(batch.size());
-    for (Pending& p : batch) {
-      bodies.push_back(std::move(p.body));
-      callbacks.push_back(std::move(p.done));
-    }
-    Send(std::move(bodies), [this, callbacks = std::move(callbacks)](std::vector<Reply>&& replies) {
-      for (size_t i = 0; i < callbacks.size(); ++i) callbacks[i](std::move(replies[i]));
-      in_flight_ = false;
-      Pump();
-    });
   }
 
   // Loop thread: one submit (or `queries` for a reader session).
@@ -379,7 +382,7 @@ class Client::Impl {
   rpc::Reader::Client reader_ = nullptr;
   rpc::Ledger::Client ledger_ = nullptr;
   bool has_ledger_ = false;
-  bool in_flight_ = false;
+  size_t in_flight_ = 0;  // coalesced batches sent and not answered
   std::vector<rpc::Subscription::Client> subscriptions_;
   kj::Maybe<kj::Own<kj::PromiseFulfiller<void>>> stop_;
   kj::Own<kj::TlsCertificate> ca_;
@@ -390,6 +393,9 @@ Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Client::~Client() = default;
 
 Result<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
+  if (options.batch_max < 1 || options.batches_in_flight < 1 || options.batches_in_flight > 1024) {
+    return Status::InvalidArgument("batch_max must be at least 1, batches_in_flight 1..1024");
+  }
   auto impl = std::make_unique<Impl>(std::move(options));
   if (Status status = impl->Start(); !status.ok()) return status;
   return std::unique_ptr<Client>(new Client(std::move(impl)));

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <kj/async-io.h>
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <random>
@@ -453,6 +455,51 @@ TEST(RpcCrash, KillNineUnderConcurrentLoadLosesNothingAcknowledgedTwentyTimes) {
   ASSERT_TRUE(Rebuild(RebuildOptions{dir.Sub("data"), "", live.sequence, INT64_MAX, nullptr}, &rebuilt).ok());
   EXPECT_EQ(rebuilt.digest, live.digest);
   EXPECT_GT(acknowledged.size(), 200u);
+}
+
+TEST_F(RpcService, AsynchronousCallsWithSeveralBatchesInFlightRunInTheOrderSent) {
+  Tree(*admin_);
+  ClientOptions options;
+  options.address = daemon_.address();
+  options.api_key = daemon_.admin_key();
+  options.batch_max = 7;  // many small batches, several in flight
+  options.batches_in_flight = 8;
+  Result<std::unique_ptr<Client>> client = Client::Connect(options);
+  ASSERT_TRUE(client.ok()) << client.status().message();
+  constexpr int kPairs = 300;
+  std::mutex mutex;
+  std::condition_variable all_done;
+  int answered = 0;
+  int settled = 0;
+  std::vector<int> order;
+  for (int i = 0; i < kPairs; ++i) {
+    std::string id = "async-" + std::to_string(i);
+    // The settle is sent before the reserve is answered: it may go in a
+    // later batch, which must not overtake the reserve's.
+    (*client)->CallAsync(Reserve(id, "agent-1", 1'000), [&, i](Reply&& reply) {
+      std::lock_guard lock(mutex);
+      EXPECT_TRUE(reply.ok()) << reply.message;
+      order.push_back(i);
+      ++answered;
+      all_done.notify_all();
+    });
+    (*client)->CallAsync(SettleCommand(id, 600), [&](Reply&& reply) {
+      std::lock_guard lock(mutex);
+      if (reply.ok()) ++settled;
+      ++answered;
+      all_done.notify_all();
+    });
+  }
+  std::unique_lock lock(mutex);
+  ASSERT_TRUE(all_done.wait_for(lock, std::chrono::seconds(30), [&] { return answered == 2 * kPairs; }));
+  EXPECT_EQ(settled, kPairs);
+  EXPECT_TRUE(std::is_sorted(order.begin(), order.end())) << "replies come back in the order sent";
+  ClientOptions bad = options;
+  bad.batches_in_flight = 0;
+  EXPECT_FALSE(Client::Connect(bad).ok()) << "a setting that would hang every call is refused";
+  bad = options;
+  bad.batch_max = 0;
+  EXPECT_FALSE(Client::Connect(bad).ok());
 }
 
 TEST(RpcLoops, ConnectionsGoToTheLoopsInTurnAndEveryLoopServesAndNotifies) {

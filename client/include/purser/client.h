@@ -1,11 +1,11 @@
 // purser::Client — the C++ client of purserd's RPC interface, for the CLI,
 // the load tool and applications.
 //
-// Thread-safe. Calls from any number of application threads are coalesced
-// into `submit` batches: one batch is in flight per connection while the
-// next one fills, so code that calls Reserve() one at a time from many
-// threads still gets the throughput of batches (the way TigerBeetle's
-// clients batch). The connection is served by the client's own KJ event loop
+// Thread-safe. Calls from any number of application threads, and
+// asynchronous calls, are coalesced into `submit` batches: a few batches are
+// in flight per connection while the next one fills, so code that calls
+// Reserve() one at a time from many threads still gets the throughput of
+// batches (the way TigerBeetle's clients batch). The connection is served by the client's own KJ event loop
 // thread; async callbacks run on that thread and must not block.
 #pragma once
 
@@ -28,6 +28,9 @@ struct ClientOptions {
   std::string tls_ca_file;
   // Commands per submit when coalescing. Default: 8,192 (the server's limit).
   size_t batch_max = 8192;
+  // Coalesced submits in flight at once; calls wait while that many are.
+  // 1 sends the next batch only after the last was answered. Default: 4.
+  size_t batches_in_flight = 4;
 };
 
 // An alert or a freeze pushed by the server (schema/purser.capnp Notice).
