@@ -32,8 +32,14 @@ int64_t DaysFromCivil(int64_t year, int month, int day) {
 }
 
 int64_t MonthOfDay(int64_t days) {
+  // Asked several times per command, almost always of the same day.
+  thread_local int64_t last_day = INT64_MIN;
+  thread_local int64_t last_month = 0;
+  if (days == last_day) return last_month;
   CivilDate date = CivilFromDays(days);
-  return date.year * 12 + (date.month - 1);
+  last_day = days;
+  last_month = date.year * 12 + (date.month - 1);
+  return last_month;
 }
 
 int64_t FirstDayOfMonth(int64_t month_index) {
