@@ -268,6 +268,7 @@ Outcome OutcomeFlag(const Args& args) {
   return outcome;
 }
 
+// Long by design: one branch per spending command and its flags.
 RequestBody SpendingCommand(const std::string& command, const Args& args) {
   if (command == "reserve") {
     cmd::Reserve c;
@@ -775,7 +776,8 @@ std::string UnknownFlag(const Flags& flags, const std::vector<std::string>& own)
 bool IsTerminal() { return isatty(STDERR_FILENO) == 1; }
 
 // `purser import FILE`: usage records as JSON lines, in batches, idempotent
-// on usage_id. Progress on a terminal, then a summary.
+// on usage_id. Progress on a terminal, then a summary. Long: the read, send
+// and count loop reads best whole.
 int ImportUsage(Client& client, const std::string& path, size_t batch, bool json) {
   std::ifstream in(path);
   if (!in) {
@@ -908,7 +910,8 @@ std::optional<int64_t> PerTokenToMicrosPerMtok(std::string_view text) {
 
 namespace {
 
-// `purser prices import FILE`: the price map LLM gateways keep.
+// `purser prices import FILE`: the price map LLM gateways keep. Long: read,
+// convert exactly, show the plan, then write, in one readable sequence.
 int ImportPrices(Client* client, const std::string& path, bool dry_run, bool json) {
   std::ifstream in(path);
   if (!in) {
@@ -1007,10 +1010,89 @@ int ImportPrices(Client* client, const std::string& path, bool dry_run, bool jso
 
 }  // namespace
 
-int CliMain(int argc, char** argv) {
-  // Repeated --tag flags are collected before the generic parser (which keeps the last).
+namespace {
+
+int UsageFailure(const std::string& message) {
+  std::cerr << "purser: " << message << "\n\n" << kUsage;
+  return kExitUsage;
+}
+
+// Prints the answer (JSON or for people) and returns the exit status.
+int Finish(const Reply& reply, bool json) {
+  if (json) {
+    std::cout << ReplyToJson(reply) << '\n';
+  } else {
+    PrintHuman(reply, reply.ok() ? std::cout : std::cerr);
+  }
+  return reply.ok() ? 0 : kExitRefusedBase + static_cast<int>(reply.code);
+}
+
+// Connects, or explains why not (a bad key apart from an unreachable server).
+Result<std::unique_ptr<Client>> ConnectOrExplain(const ClientOptions& options) {
+  Result<std::unique_ptr<Client>> client = Client::Connect(options);
+  if (client.ok()) return client;
+  const std::string& message = client.status().message();
+  if (message.find("unauthenticated") != std::string::npos) {
+    std::cerr << "purser: authentication failed: the API key is not valid (unknown, revoked, "
+                 "or rotated and past its grace)\n";
+  } else {
+    std::cerr << "purser: cannot connect to " << options.address << ": " << message << '\n';
+  }
+  return client;
+}
+
+// `webhooks add`: the secret is made here when not given, and shown once.
+int AddWebhook(Client& client, RequestBody body, Args& args, bool json) {
+  bool made = false;
+  try {
+    std::get<cmd::RegisterWebhook>(body).secret = WebhookSecret(args, &made);
+  } catch (const UsageError& error) {
+    return UsageFailure(error.message);
+  }
+  const std::string shown_secret = made ? std::get<cmd::RegisterWebhook>(body).secret : "";
+  Reply reply = client.Call(std::move(body));
+  if (!reply.ok()) return Finish(reply, json);
+  const std::string& id = std::get<IdResult>(reply.body).id;
+  if (json) {
+    JsonWriter w;
+    w.BeginObject().Field("webhook_id", id).OptionalField("secret", shown_secret).EndObject();
+    std::cout << w.Take() << '\n';
+  } else {
+    std::cout << "webhook_id  " << id << '\n';
+    if (made) {
+      std::cout << "secret      " << shown_secret
+                << "\n(shown once: receivers verify Purser-Signature with it)\n";
+    }
+  }
+  return 0;
+}
+
+// The commands that are not one request: checkpoint, webhook deliveries and
+// redelivery, webhooks add; everything else is one Call.
+int Run(Client& client, const Flags& flags, Args& args, RequestBody body) {
+  const std::string& command = flags.positional()[0];
+  const std::string sub = flags.positional().size() > 1 ? flags.positional()[1] : "";
+  const bool json = flags.Has("json");
+  if (command == "checkpoint") return Finish(client.Checkpoint(args.Positional(1, "directory")), json);
+  if (command == "webhooks" && sub == "redeliver") {
+    return Finish(client.Redeliver(flags.positional()[2], flags.positional()[3]), json);
+  }
+  if (command == "webhooks" && sub == "deliveries") {
+    std::vector<DeliveryView> deliveries;
+    Reply reply = client.WebhookDeliveries(flags.positional()[2],
+                                           static_cast<uint32_t>(args.Int("limit", 100)),
+                                           flags.Get("state"), &deliveries);
+    if (reply.ok()) return PrintDeliveries(deliveries, json);
+    return Finish(reply, json);
+  }
+  if (command == "webhooks" && sub == "add") return AddWebhook(client, std::move(body), args, json);
+  return Finish(client.Call(std::move(body)), json);
+}
+
+// Repeated --tag flags are collected before the generic parser (which keeps
+// the last); *rest receives the other arguments.
+std::vector<std::string> TakeRepeatedTags(int argc, char** argv, std::vector<char*>* rest) {
   std::vector<std::string> tags;
-  std::vector<char*> rest;
   for (int i = 0; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--tag" && i + 1 < argc) {
@@ -1018,27 +1100,31 @@ int CliMain(int argc, char** argv) {
     } else if (arg.rfind("--tag=", 0) == 0) {
       tags.push_back(arg.substr(6));
     } else {
-      rest.push_back(argv[i]);
+      rest->push_back(argv[i]);
     }
   }
+  return tags;
+}
+
+}  // namespace
+
+int CliMain(int argc, char** argv) {
+  std::vector<char*> rest;
+  std::vector<std::string> tags = TakeRepeatedTags(argc, argv, &rest);
   Flags flags(static_cast<int>(rest.size()), rest.data(), 1,
               {"json", "wallet", "help", "active", "dry-run", "enable", "disable"});
   if (flags.Has("help") || flags.positional().empty()) {
     std::cout << kUsage;
     return flags.Has("help") ? 0 : kExitUsage;
   }
-  auto usage_error = [](const std::string& message) {
-    std::cerr << "purser: " << message << "\n\n" << kUsage;
-    return kExitUsage;
-  };
-  if (!flags.error().empty()) return usage_error(flags.error());
+  if (!flags.error().empty()) return UsageFailure(flags.error());
   const std::vector<std::string>* own = FlagsOf(flags.positional());
-  if (own == nullptr) return usage_error("unknown command " + flags.positional()[0]);
+  if (own == nullptr) return UsageFailure("unknown command " + flags.positional()[0]);
   if (std::string unknown = UnknownFlag(flags, *own); !unknown.empty()) {
-    return usage_error("unknown flag --" + unknown + " for " + flags.positional()[0]);
+    return UsageFailure("unknown flag --" + unknown + " for " + flags.positional()[0]);
   }
   if (!tags.empty() && std::find(own->begin(), own->end(), "tag") == own->end()) {
-    return usage_error("unknown flag --tag for " + flags.positional()[0]);
+    return UsageFailure("unknown flag --tag for " + flags.positional()[0]);
   }
   Args args(flags);
   args.repeated_tags_ = tags;
@@ -1047,14 +1133,19 @@ int CliMain(int argc, char** argv) {
                       (command == "prices" && flags.positional().size() > 1 &&
                        flags.positional()[1] == "import");
   RequestBody body;
+  int64_t batch = 1000;
   try {
     if (import) {
       args.Positional(command == "import" ? 1 : 2, "file");
+      if (command == "import") batch = args.Int("batch", 1000);
     } else {
       body = BuildRequest(args);
     }
   } catch (const UsageError& error) {
-    return usage_error(error.message);
+    return UsageFailure(error.message);
+  }
+  if (batch < 1 || batch > static_cast<int64_t>(kBatchCommandsMax)) {
+    return UsageFailure("--batch must be in 1..8192");
   }
   ClientOptions options;
   const char* env_connect = std::getenv("PURSER_CONNECT");
@@ -1068,79 +1159,17 @@ int CliMain(int argc, char** argv) {
   if (command == "prices" && import && flags.Has("dry-run")) {
     return ImportPrices(nullptr, flags.positional()[2], true, flags.Has("json"));
   }
-  Result<std::unique_ptr<Client>> client = Client::Connect(options);
-  if (!client.ok()) {
-    const std::string& message = client.status().message();
-    if (message.find("unauthenticated") != std::string::npos) {
-      std::cerr << "purser: authentication failed: the API key is not valid (unknown, revoked, "
-                   "or rotated and past its grace)\n";
-    } else {
-      std::cerr << "purser: cannot connect to " << options.address << ": " << message << '\n';
-    }
-    return kExitConnect;
-  }
+  Result<std::unique_ptr<Client>> client = ConnectOrExplain(options);
+  if (!client.ok()) return kExitConnect;
   if (command == "import") {
-    int64_t batch = 1000;
-    try {
-      batch = args.Int("batch", 1000);
-    } catch (const UsageError& error) {
-      return usage_error(error.message);
-    }
-    if (batch < 1 || batch > static_cast<int64_t>(kBatchCommandsMax)) {
-      return usage_error("--batch must be in 1..8192");
-    }
-    return ImportUsage(**client, flags.positional()[1], static_cast<size_t>(batch),
-                       flags.Has("json"));
+    return ImportUsage(**client, flags.positional()[1], static_cast<size_t>(batch), flags.Has("json"));
   }
   if (import) return ImportPrices(client->get(), flags.positional()[2], false, flags.Has("json"));
-  Reply reply;
-  std::string shown_secret;  // a webhook secret the CLI made, shown once
-  const std::string sub = flags.positional().size() > 1 ? flags.positional()[1] : "";
-  if (command == "checkpoint") {
-    reply = (*client)->Checkpoint(args.Positional(1, "directory"));
-  } else if (command == "webhooks" && (sub == "deliveries" || sub == "redeliver")) {
-    if (sub == "redeliver") {
-      reply = (*client)->Redeliver(flags.positional()[2], flags.positional()[3]);
-    } else {
-      std::vector<DeliveryView> deliveries;
-      reply = (*client)->WebhookDeliveries(flags.positional()[2],
-                                           static_cast<uint32_t>(args.Int("limit", 100)),
-                                           flags.Get("state"), &deliveries);
-      if (reply.ok()) return PrintDeliveries(deliveries, flags.Has("json"));
-    }
-  } else if (command == "webhooks" && sub == "add") {
-    bool made = false;
-    try {
-      std::get<cmd::RegisterWebhook>(body).secret = WebhookSecret(args, &made);
-    } catch (const UsageError& error) {
-      return usage_error(error.message);
-    }
-    if (made) shown_secret = std::get<cmd::RegisterWebhook>(body).secret;
-    reply = (*client)->Call(std::move(body));
-    if (reply.ok()) {
-      const std::string& id = std::get<IdResult>(reply.body).id;
-      if (flags.Has("json")) {
-        JsonWriter w;
-        w.BeginObject().Field("webhook_id", id).OptionalField("secret", shown_secret).EndObject();
-        std::cout << w.Take() << '\n';
-      } else {
-        std::cout << "webhook_id  " << id << '\n';
-        if (made) {
-          std::cout << "secret      " << shown_secret
-                    << "\n(shown once: receivers verify Purser-Signature with it)\n";
-        }
-      }
-      return 0;
-    }
-  } else {
-    reply = (*client)->Call(std::move(body));
+  try {
+    return Run(**client, flags, args, std::move(body));
+  } catch (const UsageError& error) {
+    return UsageFailure(error.message);
   }
-  if (flags.Has("json")) {
-    std::cout << ReplyToJson(reply) << '\n';
-  } else {
-    PrintHuman(reply, reply.ok() ? std::cout : std::cerr);
-  }
-  return reply.ok() ? 0 : kExitRefusedBase + static_cast<int>(reply.code);
 }
 
 }  // namespace purser

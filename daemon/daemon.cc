@@ -158,6 +158,156 @@ void LogChainHead(Ledger& sequencer) {
   Log(Level::kInfo, "chain head " + std::to_string(head.sequence) + ":" + HexEncode(head.hash));
 }
 
+// Everything the flags say, checked before anything is opened.
+struct DaemonConfig {
+  std::string data_dir;
+  LedgerOptions ledger;
+  int metrics_depth = 2;
+  int64_t scrub_interval_s = 6 * 3600;
+  NotifierOptions notify;
+  HttpApiOptions api;
+  HttpServerOptions http;
+  RpcServerOptions rpc;
+};
+
+// Fills *config from the flags; false (after logging why) when one is bad.
+bool ParseConfig(Flags& flags, const DescriptorBudget& budget, DaemonConfig* config) {
+  config->data_dir = flags.Get("data-dir", "./data");
+  LedgerOptions& ledger = config->ledger;
+  ledger.data_dir = config->data_dir;
+  ledger.max_open_files = budget.rocksdb_files;
+  ledger.accept_truncated_log = flags.Has("accept-truncated-log");
+  if (auto queue = flags.GetInt("queue-max")) ledger.queue_commands_max = static_cast<size_t>(*queue);
+  if (auto every = flags.GetInt("checkpoint-every")) ledger.checkpoint_every_events = static_cast<uint64_t>(*every);
+  const int64_t depth = flags.GetInt("metrics-account-depth").value_or(2);
+  config->metrics_depth = static_cast<int>(std::clamp<int64_t>(depth, 0, kAccountDepthMax));
+  config->scrub_interval_s = flags.GetInt("scrub-interval-s").value_or(6 * 3600);
+  NotifierOptions& notify = config->notify;
+  notify.timeout_ms = flags.GetInt("webhook-timeout-ms").value_or(5'000);
+  notify.retry_base_ms = flags.GetInt("webhook-retry-base-ms").value_or(1'000);
+  notify.max_attempts = static_cast<int>(flags.GetInt("webhook-max-attempts").value_or(15));
+  notify.concurrency = static_cast<int>(flags.GetInt("webhook-concurrency").value_or(16));
+  notify.allow_private = flags.Has("allow-private-webhooks");
+  notify.ca_file = flags.Get("webhook-ca");
+  config->api.allow_private_webhooks = flags.Has("allow-private-webhooks");
+  config->api.metrics_public = flags.Has("metrics-public");
+  HttpServerOptions& http = config->http;
+  http.address = flags.Get("http", "127.0.0.1:8480");
+  http.tls_cert_file = flags.Get("tls-cert");
+  http.tls_key_file = flags.Get("tls-key");
+  http.insecure = flags.Has("insecure");
+  http.threads = static_cast<int>(flags.GetInt("http-threads").value_or(1));
+  http.connections_max = budget.http_connections;
+  RpcServerOptions& rpc = config->rpc;
+  rpc.address = flags.Get("rpc", "127.0.0.1:8481");
+  rpc.tls_cert_file = http.tls_cert_file;
+  rpc.tls_key_file = http.tls_key_file;
+  rpc.insecure = http.insecure;
+  rpc.connections_max = budget.rpc_connections;
+  rpc.handshake_timeout_ms = flags.GetInt("rpc-handshake-timeout-ms").value_or(10'000);
+  rpc.idle_timeout_s = flags.GetInt("rpc-idle-timeout-s").value_or(600);
+  const int64_t loops = flags.GetInt("rpc-loops").value_or(2);
+  rpc.loops = static_cast<int>(std::clamp<int64_t>(loops, 1, kRpcLoopsMax));
+  rpc.allow_private_webhooks = notify.allow_private;
+  std::string problem = flags.error();
+  if (problem.empty() && (depth < 0 || depth > kAccountDepthMax)) {
+    problem = "--metrics-account-depth must be in 0..8";
+  } else if (problem.empty() && (rpc.handshake_timeout_ms < 1 || rpc.idle_timeout_s < 0 ||
+                                 loops < 1 || loops > kRpcLoopsMax)) {
+    problem = "--rpc-handshake-timeout-ms must be positive, --rpc-idle-timeout-s >= 0, --rpc-loops 1..64";
+  }
+  if (!problem.empty()) Log(Level::kError, problem);
+  return problem.empty();
+}
+
+// SIGINT/SIGTERM only wake the main thread (through a pipe written by the
+// handler, whichever thread runs it); the shutdown itself happens there.
+bool InstallStopSignals() {
+  if (pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return false;
+  struct sigaction action {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  return true;
+}
+
+// Waits for SIGINT/SIGTERM, logging the chain head every minute.
+void WaitForStopSignal(Ledger& sequencer) {
+  pollfd wait_for{g_signal_pipe[0], POLLIN, 0};
+  while (g_stop_signal.load() == 0) {
+    int ready = poll(&wait_for, 1, 60'000);
+    if (ready == 0) LogChainHead(sequencer);
+  }
+  int signal_number = g_stop_signal.load();
+  Log(Level::kInfo, std::string("stopping on ") + (signal_number == SIGINT ? "SIGINT" : "SIGTERM"));
+}
+
+// The exit status after a stop: 3 when the database is damaged (a scrub, or
+// RocksDB's own background errors), 1 after a storage failure, else 0.
+int ExitStatus(Ledger& sequencer, StorageHealth& health) {
+  bool failed = sequencer.failed();
+  std::string background = sequencer.StorageProperty("rocksdb.background-errors");
+  if (!background.empty() && background != "0") {
+    health.ReportCorruption("RocksDB background errors: " + background);
+  }
+  LogChainHead(sequencer);
+  if (health.corrupt()) {
+    Log(Level::kError, "stopped; the database is damaged: " + health.message());
+    return 3;
+  }
+  Log(Level::kInfo, failed ? "stopped after a storage failure" : "stopped cleanly");
+  return failed ? 1 : 0;
+}
+
+// Runs the service on an open ledger until a stop signal.
+int Serve(DaemonConfig& config, Ledger& sequencer) {
+  StorageHealth health;
+  health.Start(&sequencer, config.scrub_interval_s);
+  Result<std::unique_ptr<Notifier>> notifier = Notifier::Start(&sequencer, config.notify);
+  if (!notifier.ok()) {
+    Log(Level::kError, "webhooks: " + notifier.status().message());
+    health.Stop();
+    sequencer.Stop();
+    return 2;
+  }
+  Metrics metrics(&sequencer, config.metrics_depth, &health, notifier->get());
+  config.api.health = &health;
+  config.api.notifier = notifier->get();
+  HttpApi api(&sequencer, &metrics, config.api);
+  HttpServer http(&api, config.http);
+  if (Status status = http.Start(); !status.ok()) {
+    Log(Level::kError, status.message());
+    sequencer.Stop();
+    return 1;
+  }
+  config.rpc.notifier = notifier->get();
+  RpcServer rpc(&sequencer, config.rpc);
+  if (Status status = rpc.Start(); !status.ok()) {
+    Log(Level::kError, status.message());
+    http.Stop();
+    sequencer.Stop();
+    return 1;
+  }
+  // One parseable line for scripts and tests, on stdout.
+  std::printf("purserd: serving rpc=%s port=%u http=%s http_port=%u data=%s admin_key=%s\n",
+              config.rpc.address.c_str(), rpc.port(), config.http.address.c_str(), http.port(),
+              config.data_dir.c_str(),
+              (std::filesystem::path(config.data_dir) / "admin.key").string().c_str());
+  std::fflush(stdout);
+  LogChainHead(sequencer);
+  WaitForStopSignal(sequencer);
+  rpc.StopAccepting();
+  http.StopAccepting();
+  sequencer.Stop();  // executes and syncs what is queued, writes a checkpoint
+  rpc.Stop();        // answers the last replies, closes connections
+  http.Stop();
+  (*notifier)->Stop();  // pending deliveries stay recorded for the next start
+  health.Stop();
+  return ExitStatus(sequencer, health);
+}
+
 }  // namespace
 
 int DaemonMain(int argc, char** argv) {
@@ -182,19 +332,6 @@ int DaemonMain(int argc, char** argv) {
   }
   std::string level = flags.Get("log-level", "info");
   g_level = level == "error" ? Level::kError : level == "warn" ? Level::kWarn : Level::kInfo;
-  std::string data_dir = flags.Get("data-dir", "./data");
-  std::filesystem::create_directories(data_dir);
-
-  // SIGINT/SIGTERM only wake this thread (through a pipe written by the
-  // handler, whichever thread runs it); the shutdown itself happens here.
-  if (pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return 1;
-  struct sigaction action {};
-  action.sa_handler = OnStopSignal;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-
   // Descriptors: raise the soft limit to the hard one, then budget them so
   // that RocksDB always has its share and connections take only the rest.
   DescriptorBudget budget = BudgetDescriptors(flags.GetInt("connections-max"));
@@ -202,150 +339,31 @@ int DaemonMain(int argc, char** argv) {
     Log(Level::kError, budget.error);
     return 2;
   }
+  DaemonConfig config;
+  if (!ParseConfig(flags, budget, &config)) return 2;
+  if (!InstallStopSignals()) return 1;
   Log(Level::kInfo, "descriptors: limit " + std::to_string(budget.limit) + ", RocksDB " +
                         std::to_string(budget.rocksdb_files) + ", RPC connections " +
                         std::to_string(budget.rpc_connections) + ", HTTP connections " +
                         std::to_string(budget.http_connections));
-
-  LedgerOptions sequencer_options;
-  sequencer_options.data_dir = data_dir;
-  sequencer_options.max_open_files = budget.rocksdb_files;
-  sequencer_options.accept_truncated_log = flags.Has("accept-truncated-log");
-  if (sequencer_options.accept_truncated_log) {
+  if (config.ledger.accept_truncated_log) {
     Log(Level::kWarn, "--accept-truncated-log: a log that lost acknowledged events will start");
   }
-  if (auto queue = flags.GetInt("queue-max")) sequencer_options.queue_commands_max = static_cast<size_t>(*queue);
-  if (auto every = flags.GetInt("checkpoint-every")) {
-    sequencer_options.checkpoint_every_events = static_cast<uint64_t>(*every);
-  }
-  sequencer_options.on_fatal_error = [](const Status& status) {
+  config.ledger.on_fatal_error = [](const Status& status) {
     Log(Level::kError, "storage failure, stopping: " + status.message());
     kill(getpid(), SIGTERM);
   };
-  Result<std::unique_ptr<Ledger>> opened = Ledger::Open(std::move(sequencer_options));
+  std::filesystem::create_directories(config.data_dir);
+  Result<std::unique_ptr<Ledger>> opened = Ledger::Open(config.ledger);
   if (!opened.ok()) {
-    Log(Level::kError, "cannot open " + data_dir + ": " + opened.status().message());
+    Log(Level::kError, "cannot open " + config.data_dir + ": " + opened.status().message());
     return 1;
   }
-  Ledger& sequencer = **opened;
-  if (Status status = EnsureAdminKey(sequencer, data_dir); !status.ok()) {
+  if (Status status = EnsureAdminKey(**opened, config.data_dir); !status.ok()) {
     Log(Level::kError, status.message());
     return 1;
   }
-
-  std::optional<int64_t> depth = flags.GetInt("metrics-account-depth");
-  if (depth && (*depth < 0 || *depth > kAccountDepthMax)) {
-    Log(Level::kError, "--metrics-account-depth must be in 0..8");
-    sequencer.Stop();
-    return 2;
-  }
-  StorageHealth health;
-  health.Start(&sequencer, flags.GetInt("scrub-interval-s").value_or(6 * 3600));
-  NotifierOptions notify_options;
-  notify_options.timeout_ms = flags.GetInt("webhook-timeout-ms").value_or(5'000);
-  notify_options.retry_base_ms = flags.GetInt("webhook-retry-base-ms").value_or(1'000);
-  notify_options.max_attempts = static_cast<int>(flags.GetInt("webhook-max-attempts").value_or(15));
-  notify_options.concurrency = static_cast<int>(flags.GetInt("webhook-concurrency").value_or(16));
-  notify_options.allow_private = flags.Has("allow-private-webhooks");
-  notify_options.ca_file = flags.Get("webhook-ca");
-  if (!flags.error().empty()) {
-    Log(Level::kError, flags.error());
-    health.Stop();
-    sequencer.Stop();
-    return 2;
-  }
-  Result<std::unique_ptr<Notifier>> notifier = Notifier::Start(&sequencer, notify_options);
-  if (!notifier.ok()) {
-    Log(Level::kError, "webhooks: " + notifier.status().message());
-    health.Stop();
-    sequencer.Stop();
-    return 2;
-  }
-  Metrics metrics(&sequencer, static_cast<int>(depth.value_or(2)), &health, notifier->get());
-  HttpApiOptions api_options;
-  api_options.health = &health;
-  api_options.notifier = notifier->get();
-  api_options.allow_private_webhooks = flags.Has("allow-private-webhooks");
-  api_options.metrics_public = flags.Has("metrics-public");
-  HttpApi api(&sequencer, &metrics, api_options);
-  HttpServerOptions http_options;
-  http_options.address = flags.Get("http", "127.0.0.1:8480");
-  http_options.tls_cert_file = flags.Get("tls-cert");
-  http_options.tls_key_file = flags.Get("tls-key");
-  http_options.insecure = flags.Has("insecure");
-  http_options.threads = static_cast<int>(flags.GetInt("http-threads").value_or(1));
-  http_options.connections_max = budget.http_connections;
-  HttpServer http(&api, http_options);
-  if (Status status = http.Start(); !status.ok()) {
-    Log(Level::kError, status.message());
-    sequencer.Stop();
-    return 1;
-  }
-
-  RpcServerOptions rpc_options;
-  rpc_options.address = flags.Get("rpc", "127.0.0.1:8481");
-  rpc_options.tls_cert_file = flags.Get("tls-cert");
-  rpc_options.tls_key_file = flags.Get("tls-key");
-  rpc_options.insecure = flags.Has("insecure");
-  rpc_options.connections_max = budget.rpc_connections;
-  rpc_options.handshake_timeout_ms = flags.GetInt("rpc-handshake-timeout-ms").value_or(10'000);
-  rpc_options.idle_timeout_s = flags.GetInt("rpc-idle-timeout-s").value_or(600);
-  const int64_t rpc_loops = flags.GetInt("rpc-loops").value_or(2);
-  rpc_options.loops = static_cast<int>(std::clamp<int64_t>(rpc_loops, 0, kRpcLoopsMax + 1));
-  if (rpc_options.handshake_timeout_ms < 1 || rpc_options.idle_timeout_s < 0 || rpc_loops < 1 ||
-      rpc_loops > kRpcLoopsMax) {
-    Log(Level::kError, "--rpc-handshake-timeout-ms must be positive, --rpc-idle-timeout-s >= 0, "
-                       "--rpc-loops 1..64");
-    http.Stop();
-    sequencer.Stop();
-    return 2;
-  }
-  rpc_options.notifier = notifier->get();
-  rpc_options.allow_private_webhooks = flags.Has("allow-private-webhooks");
-  RpcServer rpc(&sequencer, rpc_options);
-  if (Status status = rpc.Start(); !status.ok()) {
-    Log(Level::kError, status.message());
-    http.Stop();
-    sequencer.Stop();
-    return 1;
-  }
-  // One parseable line for scripts and tests, on stdout.
-  std::printf("purserd: serving rpc=%s port=%u http=%s http_port=%u data=%s admin_key=%s\n",
-              rpc_options.address.c_str(), rpc.port(), http_options.address.c_str(), http.port(),
-              data_dir.c_str(),
-              (std::filesystem::path(data_dir) / "admin.key").string().c_str());
-  std::fflush(stdout);
-  LogChainHead(sequencer);
-
-  // Wait for SIGINT/SIGTERM, logging the chain head every minute.
-  pollfd wait_for{g_signal_pipe[0], POLLIN, 0};
-  while (g_stop_signal.load() == 0) {
-    int ready = poll(&wait_for, 1, 60'000);
-    if (ready == 0) LogChainHead(sequencer);
-  }
-  int signal_number = g_stop_signal.load();
-  Log(Level::kInfo, std::string("stopping on ") + (signal_number == SIGINT ? "SIGINT" : "SIGTERM"));
-  rpc.StopAccepting();
-  http.StopAccepting();
-  sequencer.Stop();  // executes and syncs what is queued, writes a checkpoint
-  rpc.Stop();        // answers the last replies, closes connections
-  http.Stop();
-  (*notifier)->Stop();  // pending deliveries stay recorded for the next start
-  health.Stop();
-  bool failed = sequencer.failed();
-  // Corruption met by RocksDB itself in the background (a flush or a
-  // compaction) counts too.
-  std::string background = sequencer.StorageProperty("rocksdb.background-errors");
-  if (!background.empty() && background != "0") {
-    health.ReportCorruption("RocksDB background errors: " + background);
-  }
-  LogChainHead(sequencer);
-  if (health.corrupt()) {
-    Log(Level::kError, "stopped; the database is damaged: " + health.message());
-    return 3;
-  }
-  Log(Level::kInfo, failed ? "stopped after a storage failure" : "stopped cleanly");
-  return failed ? 1 : 0;
+  return Serve(config, **opened);
 }
 
 }  // namespace purser

@@ -210,6 +210,7 @@ Plan TrendsRoute(const RouteContext& c) {
   return Plan::Read(query::GetTrends{c.s[2], *ParseInt64(days)});
 }
 
+// Long by design: the route table of API.md's account endpoints.
 std::vector<Route> AccountRoutes() {
   auto ok200 = [](const Reply& reply) { return Json(200, ReplyToJson(reply)); };
   return {

@@ -941,6 +941,7 @@ DecodeError DecodeBatch(std::string_view body, std::vector<BatchItem>* items) {
   return {};
 }
 
+// Long by design: one branch per operation a batch may hold.
 DecodeError DecodeBatchItem(const BatchItem& item, RequestBody* body) {
   const std::string& json = item.json;
   if (item.op == "reserve") {

@@ -579,6 +579,8 @@ class Notifier::Impl {
   friend class Notifier;
 };
 
+// Long: the start in its order (options, CAs, webhook table, cursor and
+// definitions, pending deliveries, threads); each step needs the one before.
 Status Notifier::Impl::Init() {
   ssl_.set_default_verify_paths();
   if (!options_.ca_file.empty()) {

@@ -129,6 +129,8 @@ void WriteAccountSeries(std::ostream& out, const AccountMetricsView& view) {
 
 }  // namespace
 
+// Long by design: every metric family is written in this one place, so that
+// the names served can be read (and checked against the README) at a glance.
 std::string Metrics::Render(const AccountMetricsView& accounts) const {
   std::ostringstream out;
   out << "# HELP purser_commands_total Requests answered, by type and result.\n"

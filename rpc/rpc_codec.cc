@@ -150,6 +150,7 @@ std::string DecodeSetCaps(rpc::SetCaps::Reader r, RequestBody* body) {
   return {};
 }
 
+// Long by design: one case per admin command of the Command union.
 std::string DecodeAdminCommand(rpc::Command::Reader command, RequestBody* body) {
   switch (command.which()) {
     case rpc::Command::OPEN_ACCOUNT: {
@@ -710,6 +711,7 @@ std::string DecodeCommand(rpc::Command::Reader command, RequestBody* body) {
   }
 }
 
+// Long by design: one case per member of the Query union.
 std::string DecodeQuery(rpc::Query::Reader query, RequestBody* body) {
   switch (query.which()) {
     case rpc::Query::GET_ACCOUNT: *body = query::GetAccount{Str(query.getGetAccount())}; return {};
@@ -1144,7 +1146,8 @@ bool EncodeQuery(const RequestBody& body, rpc::Query::Builder query) {
 
 namespace {
 
-// The bodies of transfers, tag keys and the analytics queries.
+// The bodies of transfers, tag keys and the analytics queries: long by
+// design, one branch per analytics answer.
 void DecodeAnalyticsReply(rpc::Result::Body::Reader body, Reply* reply) {
   switch (body.which()) {
     case rpc::Result::Body::TRANSFER: {
@@ -1259,6 +1262,7 @@ void DecodeAnalyticsReply(rpc::Result::Body::Reader body, Reply* reply) {
 
 }  // namespace
 
+// Long by design: one branch per member of Result.Body, in schema order.
 Reply DecodeReply(rpc::Result::Reader r) {
   Reply reply;
   const auto code = static_cast<uint32_t>(r.getCode());

@@ -166,7 +166,8 @@ class Notices {
   }
   void SetParent(const std::string& account, const std::string& parent) { parents_[account] = parent; }
 
-  // Delivers the notable events of a durable batch.
+  // Delivers the notable events of a durable batch. Long: one branch per
+  // kind of notice (alerts, freezes, expiries, tree and key changes).
   void Deliver(const std::vector<Event>& events, kj::TaskSet& tasks) {
     for (const Event& event : events) {
       if (const auto* opened = std::get_if<event::AccountOpened>(&event.body)) {

@@ -311,6 +311,8 @@ struct BodyEncoder {
 
 // ---- event bodies: decode ---------------------------------------------------
 
+// Long by design: one case per member of the schema's Event.Body union, so
+// that the decoder reads as the table of the format (docs/FORMAT.md).
 Status DecodeBody(s::Event::Body::Reader body, EventBody* out) {
   using B = s::Event::Body;
   switch (body.which()) {

@@ -309,6 +309,8 @@ Reply Machine::Handler::Do(const query::ListAnomalies& q) {
   return Ok(std::move(list), false);
 }
 
+// Long: the figures of SPEC section 5.9 in the order the answer lists them
+// (cost, waste, cache, outcomes, recommendations) over one pass of the rows.
 Reply Machine::Handler::Do(const query::GetEfficiency& q) {
   Reply error;
   AccountIndex index = Resolve(q.account, Access::kRead, &error);

@@ -228,6 +228,8 @@ AccountIndex Machine::Handler::DegradeAdvice(AccountIndex account, int64_t amoun
   return kNoAccount;
 }
 
+// Long: one walk of the path that resolves the inherited runaway settings,
+// then raises anomalies and runaway alerts (and the freeze) from them.
 void Machine::Handler::React(AccountIndex account) {
   // The path, leaf first, with the runaway settings each account inherits.
   AccountIndex path[kAccountDepthMax + 1];

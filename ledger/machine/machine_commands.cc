@@ -118,6 +118,7 @@ Reply Machine::Handler::Do(const cmd::OpenAccount& c) {
   return Ok(MakeOpenedAccountView(state_.FindAccount(c.id), c.indexed_tag_keys), true);
 }
 
+// Long: every cap of the patch is validated before any is applied.
 Reply Machine::Handler::Do(const cmd::SetCaps& c) {
   PURSER_RETURN_IF(RequireRole(Role::kAdmin));
   const CapsPatch& p = c.patch;
@@ -248,6 +249,8 @@ Reply Machine::Handler::ReserveReply(const Reservation& r, bool created) const {
             created);
 }
 
+// Long: a reserve's steps in their order (validation, the account, idempotency,
+// pricing an estimate, the TTL, admission along the path), then its one event.
 Reply Machine::Handler::Do(const cmd::Reserve& c) {
   PURSER_RETURN_IF(RequireRole(Role::kWriter));
   PURSER_CHECK_INPUT(CheckClientId("reservation_id", c.reservation_id));
