@@ -15,7 +15,9 @@ constexpr char kUsage[] =
     "usage: purser-bench <command> [flags]\n"
     "  inproc   --data-dir D [--agents N] [--producers P] [--window W] [--seconds S]\n"
     "           [--hot-fraction F] [--rate R] [--no-compact] [--webhooks N [--alert-rate A]]\n"
-    "      durable reserve -> settle pairs through the in-process sequencer; with\n"
+    "           [--checkpoint-every E]\n"
+    "      durable reserve -> settle pairs through the in-process sequencer (a projection\n"
+    "      checkpoint every E events, default 1,000,000, as purserd); with\n"
     "      --webhooks, N webhooks deliver to a local receiver while an account is\n"
     "      frozen and unfrozen A times a second (default 100)\n"
     "  webhooks [--events N] [--webhooks W] [--data-dir D]\n"
@@ -50,10 +52,12 @@ int RunInprocCommand(Flags& flags) {
   options.compact = !flags.Has("no-compact");
   options.webhooks = static_cast<int>(flags.GetInt("webhooks").value_or(0));
   options.alert_rate = static_cast<int>(flags.GetInt("alert-rate").value_or(100));
+  options.checkpoint_every = flags.GetInt("checkpoint-every").value_or(options.checkpoint_every);
   options.progress = &std::cerr;
   if (!flags.error().empty()) return Fail(flags.error());
-  if (options.agents < 1 || options.producers < 1 || options.window < 64) {
-    return Fail("--agents and --producers must be positive, --window at least 64");
+  if (options.agents < 1 || options.producers < 1 || options.window < 64 ||
+      options.checkpoint_every < 1) {
+    return Fail("--agents, --producers and --checkpoint-every must be positive, --window at least 64");
   }
   InprocReport report;
   if (int code = RunInproc(options, &report); code != 0) return code;

@@ -21,6 +21,7 @@ struct InprocOptions {
   bool compact = true;           // compact at the end and report bytes per event
   int webhooks = 0;              // webhooks delivering to a local receiver during the run
   int alert_rate = 100;          // freezes and unfreezes a second while webhooks run
+  int64_t checkpoint_every = 1'000'000;  // events between projection checkpoints
   std::ostream* progress = nullptr;
 };
 
