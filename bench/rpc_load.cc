@@ -10,9 +10,17 @@
 #include <random>
 #include <thread>
 
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-io.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <future>
 #include <purser/client.h>
 #include "bench/inproc_load.h"
 #include "ledger/base/histogram.h"
+#include "purser.capnp.h"
+#include "rpc/rpc_codec.h"
 
 namespace purser::bench {
 
@@ -38,6 +46,7 @@ struct RpcOptions {
   double seconds = 60;
   int64_t rate = 0;
   std::string data_dir;
+  std::string driver = "loop";  // raw and ping: one event loop (loop) or a Client each (clients)
 };
 
 struct Counters {
@@ -230,6 +239,105 @@ class SerialChain {
   std::atomic<bool> done_{false};
 };
 
+// The raw and ping modes' load generator: one KJ event loop drives every
+// connection, each one call at a time (reserve -> settle through `call`, or
+// ping -> ping), so the generator costs one thread instead of one per
+// connection and leaves the cores to the server.
+class OneLoopDriver {
+ public:
+  OneLoopDriver(const RpcOptions& options, Counters* counters, const std::atomic<bool>* stop)
+      : options_(options), workload_(options, 5), counters_(counters), stop_(stop) {}
+
+  // Runs on its own thread until every chain has seen `stop`; `ready`
+  // receives the outcome of connecting and authenticating.
+  void Run(std::promise<Status>* ready, const std::string& run) {
+    KJ_IF_MAYBE(exception, kj::runCatchingExceptions([&]() {
+      auto io = kj::setupAsyncIo();
+      size_t colon = options_.address.rfind(':');
+      KJ_REQUIRE(colon != std::string::npos, "--connect must be HOST:PORT");
+      auto port = static_cast<unsigned>(std::stoul(options_.address.substr(colon + 1)));
+      auto address = io.provider->getNetwork()
+                         .parseAddress(kj::StringPtr(options_.address.substr(0, colon).c_str()), port)
+                         .wait(io.waitScope);
+      std::vector<kj::Own<Connection>> connections;
+      for (int c = 0; c < options_.connections; ++c) {
+        connections.push_back(Connect(*address, io));
+        connections.back()->prefix = "l" + run + "-" + std::to_string(c) + "-";
+      }
+      ready->set_value(Status::Ok());
+      ready = nullptr;
+      kj::Vector<kj::Promise<void>> chains;
+      for (auto& connection : connections) chains.add(Chain(*connection));
+      kj::joinPromises(chains.releaseAsArray()).wait(io.waitScope);
+    })) {
+      if (ready != nullptr) ready->set_value(Status::Error(exception->getDescription().cStr()));
+    }
+  }
+
+ private:
+  struct Connection {
+    kj::Own<kj::AsyncIoStream> stream;
+    kj::Own<capnp::TwoPartyVatNetwork> network;
+    kj::Own<capnp::RpcSystem<capnp::rpc::twoparty::VatId>> rpc;
+    rpc::Ledger::Client ledger = nullptr;
+    std::string prefix;
+    uint64_t next = 0;
+  };
+
+  kj::Own<Connection> Connect(kj::NetworkAddress& address, kj::AsyncIoContext& io) {
+    auto c = kj::heap<Connection>();
+    c->stream = address.connect().wait(io.waitScope);
+    int one = 1;
+    c->stream->setsockopt(IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->network = kj::heap<capnp::TwoPartyVatNetwork>(*c->stream, capnp::rpc::twoparty::Side::CLIENT);
+    c->rpc = kj::heap(capnp::makeRpcClient(*c->network));
+    capnp::MallocMessageBuilder vat_id_message;
+    auto vat_id = vat_id_message.initRoot<capnp::rpc::twoparty::VatId>();
+    vat_id.setSide(capnp::rpc::twoparty::Side::SERVER);
+    auto gate = c->rpc->bootstrap(vat_id).castAs<rpc::Gate>();
+    auto request = gate.authenticateRequest();
+    request.setApiKey(kj::StringPtr(options_.api_key.c_str()));
+    auto response = request.send().wait(io.waitScope);
+    c->ledger = response.getSession().getLedger();
+    return c;
+  }
+
+  kj::Promise<void> Chain(Connection& c) {
+    if (stop_->load()) return kj::READY_NOW;
+    const int64_t start = NowUs();
+    if (options_.mode == "ping") {
+      return c.ledger.pingRequest().send().then([this, &c, start](auto&&) {
+        counters_->reserve_us.Record(static_cast<uint64_t>(NowUs() - start));
+        return c.ledger.pingRequest().send().then([this, &c](auto&&) {
+          counters_->pairs.fetch_add(1, std::memory_order_relaxed);
+          return Chain(c);
+        });
+      });
+    }
+    std::string id = c.prefix + std::to_string(c.next++);
+    auto reserve = c.ledger.callRequest();
+    EncodeRequest(workload_.Reserve(id), reserve.initCommand());
+    return reserve.send().then([this, &c, start, id](auto&& reserved) -> kj::Promise<void> {
+      counters_->reserve_us.Record(static_cast<uint64_t>(NowUs() - start));
+      if (!DecodeReply(reserved.getResult()).ok()) {
+        counters_->refused.fetch_add(1, std::memory_order_relaxed);
+        return Chain(c);
+      }
+      auto settle = c.ledger.callRequest();
+      EncodeRequest(Workload::Settle(id), settle.initCommand());
+      return settle.send().then([this, &c](auto&& settled) {
+        if (DecodeReply(settled.getResult()).ok()) counters_->pairs.fetch_add(1, std::memory_order_relaxed);
+        return Chain(c);
+      });
+    });
+  }
+
+  const RpcOptions& options_;
+  Workload workload_;
+  Counters* counters_;
+  const std::atomic<bool>* stop_;
+};
+
 uint64_t SstBytes(const std::string& dir) {
   uint64_t bytes = 0;
   std::error_code ignored;
@@ -262,7 +370,20 @@ int RunRpc(const RpcOptions& options) {
   std::vector<std::thread> threads;
   std::string run = std::to_string(NowUs());
   auto start = SteadyClock::now();
-  if (options.mode == "batch" || options.mode == "raw" || options.mode == "ping") {
+  std::unique_ptr<OneLoopDriver> one_loop;
+  if ((options.mode == "raw" || options.mode == "ping") && options.driver == "loop") {
+    one_loop = std::make_unique<OneLoopDriver>(options, &counters, &stop);
+    std::promise<Status> ready;
+    std::future<Status> connected = ready.get_future();
+    threads.emplace_back([&, driver = one_loop.get()] { driver->Run(&ready, run); });
+    if (Status status = connected.get(); !status.ok()) {
+      std::cerr << "purser-bench: " << status.message() << '\n';
+      stop = true;
+      for (auto& thread : threads) thread.join();
+      return 3;
+    }
+    start = SteadyClock::now();
+  } else if (options.mode == "batch" || options.mode == "raw" || options.mode == "ping") {
     for (int c = 0; c < options.connections; ++c) {
       if (options.mode != "batch") client_options.batch_max = 1;
       Result<std::unique_ptr<Client>> client = Client::Connect(client_options);
@@ -394,6 +515,7 @@ int RunRpc(const RpcOptions& options) {
   }
   if (options.mode == "batch") std::cout << " batch=" << options.batch << " inflight=" << options.inflight;
   if (options.mode == "async") std::cout << " inflight=" << options.inflight;
+  if (options.mode == "raw" || options.mode == "ping") std::cout << " driver=" << options.driver;
   std::cout << " seconds=" << seconds << '\n';
   std::cout << "  pairs            " << pairs << " (" << static_cast<uint64_t>(static_cast<double>(pairs) / seconds)
             << (options.mode == "ping" ? " ping pairs/s)\n" : " pairs/s)\n");
@@ -442,10 +564,11 @@ int RunRpcCommand(Flags& flags) {
   options.seconds = static_cast<double>(flags.GetInt("seconds").value_or(60));
   options.rate = flags.GetInt("rate").value_or(0);
   options.data_dir = flags.Get("data-dir");
+  options.driver = flags.Get("driver", options.driver);
   if (!flags.error().empty() || options.api_key.empty() || options.batch < 1 ||
       options.batch > 4096 || options.connections < 1 || options.threads < 1 || options.inflight < 1 ||
-      options.inflight > 65536) {
-    std::cerr << "purser-bench rpc: need --key (or --key-file, $PURSER_KEY); --batch 1..4096; --inflight 1..65536\n";
+      options.inflight > 65536 || (options.driver != "loop" && options.driver != "clients")) {
+    std::cerr << "purser-bench rpc: need --key (or --key-file, $PURSER_KEY); --batch 1..4096; --inflight 1..65536; --driver loop|clients\n";
     return 2;
   }
   return RunRpc(options);
