@@ -1089,6 +1089,10 @@ int Run(Client& client, const Flags& flags, Args& args, RequestBody body) {
   return Finish(client.Call(std::move(body)), json);
 }
 
+// The flags that take no value.
+const std::vector<std::string> kBooleanFlags = {"json",    "wallet", "help",   "active",
+                                                "dry-run", "enable", "disable"};
+
 // Repeated --tag flags are collected before the generic parser (which keeps
 // the last); *rest receives the other arguments.
 std::vector<std::string> TakeRepeatedTags(int argc, char** argv, std::vector<char*>* rest) {
@@ -1111,8 +1115,7 @@ std::vector<std::string> TakeRepeatedTags(int argc, char** argv, std::vector<cha
 int CliMain(int argc, char** argv) {
   std::vector<char*> rest;
   std::vector<std::string> tags = TakeRepeatedTags(argc, argv, &rest);
-  Flags flags(static_cast<int>(rest.size()), rest.data(), 1,
-              {"json", "wallet", "help", "active", "dry-run", "enable", "disable"});
+  Flags flags(static_cast<int>(rest.size()), rest.data(), 1, kBooleanFlags);
   if (flags.Has("help") || flags.positional().empty()) {
     std::cout << kUsage;
     return flags.Has("help") ? 0 : kExitUsage;
@@ -1169,6 +1172,30 @@ int CliMain(int argc, char** argv) {
     return Run(**client, flags, args, std::move(body));
   } catch (const UsageError& error) {
     return UsageFailure(error.message);
+  }
+}
+
+Result<RequestBody> ParseCommandLine(const std::vector<std::string>& words) {
+  std::vector<std::string> storage = {"purser"};
+  storage.insert(storage.end(), words.begin(), words.end());
+  std::vector<char*> argv;
+  for (std::string& word : storage) argv.push_back(word.data());
+  std::vector<char*> rest;
+  std::vector<std::string> tags = TakeRepeatedTags(static_cast<int>(argv.size()), argv.data(), &rest);
+  Flags flags(static_cast<int>(rest.size()), rest.data(), 1, kBooleanFlags);
+  if (!flags.error().empty()) return Status::InvalidArgument(flags.error());
+  if (flags.positional().empty()) return Status::InvalidArgument("no command given");
+  const std::vector<std::string>* own = FlagsOf(flags.positional());
+  if (own == nullptr) return Status::InvalidArgument("unknown command " + flags.positional()[0]);
+  if (std::string unknown = UnknownFlag(flags, *own); !unknown.empty()) {
+    return Status::InvalidArgument("unknown flag --" + unknown + " for " + flags.positional()[0]);
+  }
+  Args args(flags);
+  args.repeated_tags_ = tags;
+  try {
+    return BuildRequest(args);
+  } catch (const UsageError& error) {
+    return Status::InvalidArgument(error.message);
   }
 }
 

@@ -7,7 +7,11 @@
 #include <iostream>
 #include <unordered_map>
 
+#include "cli/cli.h"
+#include "http/json_views.h"
 #include "ledger/base/clock.h"
+#include "ledger/engine/cold_manager.h"
+#include "ledger/machine/machine.h"
 #include "ledger/log/cold_record.h"
 #include "ledger/base/crypto.h"
 #include "ledger/log/event_codec.h"
@@ -484,6 +488,40 @@ Status Rebuild(const RebuildOptions& options, RebuildReport* report) {
   return Status::Ok();
 }
 
+Status QueryAsOf(const QueryOptions& options, const RequestBody& read, QueryReport* report) {
+  if (IsCommand(read)) return Status::InvalidArgument("query answers reads only; this is a command");
+  if (std::holds_alternative<query::GetDigest>(read) || std::holds_alternative<query::GetChainHead>(read)) {
+    return Status::InvalidArgument("the digest and the chain head as of a moment: use rebuild --until-seq");
+  }
+  Result<std::unique_ptr<EventLog>> source = OpenReadOnly(options.data_dir);
+  if (!source.ok()) return source.status();
+  ScratchLog scratch;
+  if (Status opened = scratch.Open(); !opened.ok()) return opened;
+  Evictor evictor(scratch.get(), options.max_records_in_memory, /*with_listing=*/true);
+  State state;
+  Sha256Digest link{};
+  ReplayOptions replay;
+  replay.until_sequence = options.until_sequence;
+  replay.until_time_us = options.until_time_us;
+  replay.progress = ProgressPrinter(options.progress, "query");
+  replay.before_apply = [&](const Event& event) { return evictor.BeforeApply(event, &state); };
+  if (Status status = ReplayLog(source->get(), &state, &link, replay); !status.ok()) return status;
+  // What the read needs from the cold store, loaded as the service does.
+  std::vector<Submission> submissions(1);
+  submissions[0].requests.push_back(Request{Credentials::System(), read});
+  ColdStoreManager cold(scratch.get(), &state);
+  if (Status status = cold.Prefetch(submissions); !status.ok()) return status;
+  report->sequence = state.last_sequence;
+  report->now_us = options.until_time_us != INT64_MAX
+                       ? std::max(options.until_time_us, state.last_timestamp_us)
+                       : state.last_timestamp_us;
+  Machine machine(&state);
+  std::vector<Event> events;
+  report->reply = machine.Execute(submissions[0].requests[0], report->now_us, &events);
+  PURSER_ASSERT(events.empty());  // a read appends nothing
+  return Status::Ok();
+}
+
 Status Export(const ExportOptions& options, std::ostream& out, uint64_t* exported) {
   Result<std::unique_ptr<EventLog>> log = OpenReadOnly(options.data_dir);
   if (!log.ok()) return log.status();
@@ -541,6 +579,10 @@ constexpr char kUsage[] =
     "      rebuilds every projection from the log; prints `seq N` and `digest HEX`\n"
     "  export  --data-dir D [--account A] [--from T] [--to T]\n"
     "      JSON lines, one event each (T: RFC 3339 or YYYY-MM-DD)\n"
+    "  query   --data-dir D [--as-of SEQ|TIME] READ...\n"
+    "      any read of the `purser` CLI (balance A, spend A --group-by model, trends A,\n"
+    "      pnl A, alerts A, reservations A, ...) answered in API.md's JSON as the state\n"
+    "      stood after event SEQ or at TIME (RFC 3339 UTC or YYYY-MM-DD: its end)\n"
     "  salvage --data-dir D\n"
     "      accepts a log that lost acknowledged events: it must verify on its own;\n"
     "      the head mark (purser-head) moves to its head and the loss is printed\n"
@@ -609,6 +651,61 @@ int RunRebuild(Flags& flags) {
   return 0;
 }
 
+// `query`: its own flags come first; the first other word starts the read,
+// whose flags are the CLI's.
+int RunQuery(int argc, char** argv) {
+  QueryOptions options;
+  options.progress = &std::cerr;
+  std::string as_of;
+  int i = 2;
+  for (; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](const std::string& name, std::string* out) {
+      if (arg == "--" + name && i + 1 < argc) {
+        *out = argv[++i];
+        return true;
+      }
+      if (arg.rfind("--" + name + "=", 0) == 0) {
+        *out = arg.substr(name.size() + 3);
+        return true;
+      }
+      return false;
+    };
+    std::string max_records;
+    if (value("data-dir", &options.data_dir) || value("as-of", &as_of)) continue;
+    if (value("max-records", &max_records)) {
+      std::optional<int64_t> most = ParseInt64(max_records);
+      if (!most || *most < 0) return Fail("--max-records must be 0 or more");
+      options.max_records_in_memory = static_cast<uint64_t>(*most);
+      continue;
+    }
+    if (arg.rfind("--", 0) == 0) return Fail("unknown flag " + arg + " before the read");
+    break;
+  }
+  if (options.data_dir.empty()) return Fail("--data-dir is required");
+  if (!as_of.empty()) {
+    std::optional<int64_t> sequence = ParseInt64(as_of);
+    std::optional<int64_t> time = ParseTimestamp(as_of);
+    if (sequence && as_of.find_first_not_of("0123456789") == std::string::npos) {
+      options.until_sequence = static_cast<uint64_t>(*sequence);
+    } else if (time) {
+      // A bare date means the end of that day.
+      options.until_time_us = as_of.size() == 10 ? *time + kMicrosPerDay - 1 : *time;
+    } else {
+      return Fail("--as-of must be an event sequence or a time (RFC 3339 UTC or YYYY-MM-DD)");
+    }
+  }
+  if (i >= argc) return Fail("give the read, as for the purser CLI (e.g. balance ACCOUNT)");
+  Result<RequestBody> read = ParseCommandLine(std::vector<std::string>(argv + i, argv + argc));
+  if (!read.ok()) return Fail(read.status().message());
+  QueryReport report;
+  if (Status status = QueryAsOf(options, *read, &report); !status.ok()) return Fail(status.message());
+  std::cout << ReplyToJson(report.reply) << '\n';
+  std::cerr << "query: as of event " << report.sequence << " at " << FormatTimestamp(report.now_us)
+            << '\n';
+  return report.reply.ok() ? 0 : 1;
+}
+
 int RunExport(Flags& flags) {
   ExportOptions options;
   options.data_dir = flags.Get("data-dir");
@@ -637,6 +734,7 @@ int ReplayMain(int argc, char** argv) {
     return 2;
   }
   std::string command = argv[1];
+  if (command == "query") return RunQuery(argc, argv);
   Flags flags(argc, argv, 2);
   static const std::vector<std::string> kKnown = {"data-dir", "expect-head", "out", "until-seq",
                                                   "until-time", "account", "from", "to",

@@ -14,6 +14,7 @@
 
 #include "ledger/base/status.h"
 #include "ledger/base/types.h"
+#include "ledger/machine/commands.h"
 
 namespace purser {
 
@@ -51,6 +52,29 @@ struct VerifyReport {
 // refunds - charges, summed independently from the events), the projection
 // checkpoint against a rebuild at its sequence, and the expected head.
 Status Verify(const VerifyOptions& options, VerifyReport* report);
+
+struct QueryOptions {
+  std::string data_dir;
+  // The moment: after this event (inclusive), or the last event at or before
+  // this time. Default: the end of the log.
+  uint64_t until_sequence = UINT64_MAX;
+  int64_t until_time_us = INT64_MAX;
+  uint64_t max_records_in_memory = 4'000'000;  // as VerifyOptions
+  std::ostream* progress = nullptr;
+};
+
+struct QueryReport {
+  Reply reply;              // the read's answer, as the service gives it
+  uint64_t sequence = 0;    // the last event applied
+  int64_t now_us = 0;       // the moment the read was answered as of
+};
+
+// `purser-replay query --as-of`: a read of API.md (a query, never a
+// command) answered by the same state machine on the state as it stood at
+// the moment: the log replayed up to it, the records the read needs loaded
+// as the service's prefetch loads them, "now" being the --as-of time (or the
+// last event's time for a sequence).
+Status QueryAsOf(const QueryOptions& options, const RequestBody& read, QueryReport* report);
 
 // `purser-replay salvage`: the operator accepts a log that lost acknowledged
 // events (after a damaged disk, a restored copy). The log must still verify

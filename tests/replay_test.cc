@@ -372,3 +372,96 @@ TEST(Export, WritesJsonLinesFilteredByAccountSubtree) {
 
 }  // namespace
 }  // namespace purser::testing
+
+namespace purser::testing {
+namespace {
+
+// The answers of the live service at a moment, and the same reads answered
+// later by `purser-replay query --as-of` from the log.
+TEST(Query, AsOfASequenceOrATimeAnswersWhatTheServiceAnsweredThen) {
+  TempDir dir;
+  FakeClock clock;
+  uint64_t then = 0;
+  int64_t then_time = 0;
+  std::string balance_then, spend_then, reservation_then;
+  {
+    auto sequencer = OpenSequencer(dir.path(), clock.Function(), /*checkpoint_every_events=*/25);
+    OpenTree(*sequencer, 2, 100'000'000);
+    for (int i = 0; i < 30; ++i) {
+      std::string id = "r" + std::to_string(i);
+      ASSERT_TRUE(Call(*sequencer, ReserveCommand(id, "agent-" + std::to_string(i % 2), 10'000)).ok());
+      cmd::Settle settle = SettleCommand(id, 1'000 + i);
+      settle.usage = UsageTokens{"gpt-4o", TokenCounts{100 + i, 50, 0, 0, 0}};
+      settle.amount_micros.reset();
+      ASSERT_TRUE(Call(*sequencer, settle).ok());
+    }
+    balance_then = ReplyToJson(Call(*sequencer, query::GetBalance{"org"}));
+    query::GetSpend spend;
+    spend.account = "org";
+    spend.group_by = GroupBy::kModel;
+    spend_then = ReplyToJson(Call(*sequencer, spend));
+    reservation_then = ReplyToJson(Call(*sequencer, query::GetReservation{"r3"}));
+    Reply head = Call(*sequencer, query::GetChainHead{});
+    then = std::get<ChainHead>(head.body).sequence;
+    then_time = clock.now_us.load();
+    // A day later: more spend, and r3 refunded (its record changes after
+    // it went to the cold store).
+    clock.Advance(86'400);
+    ASSERT_TRUE(Call(*sequencer, cmd::Refund{"f1", ChargeKind::kReservation, "r3", 500, ""}).ok());
+    for (int i = 30; i < 40; ++i) {
+      std::string id = "r" + std::to_string(i);
+      ASSERT_TRUE(Call(*sequencer, ReserveCommand(id, "agent-0", 10'000)).ok());
+      ASSERT_TRUE(Call(*sequencer, SettleCommand(id, 2'000)).ok());
+    }
+    ASSERT_NE(ReplyToJson(Call(*sequencer, query::GetBalance{"org"})), balance_then);
+  }
+  for (uint64_t max_records : {uint64_t{0}, uint64_t{8}}) {  // all in memory; most in the scratch store
+    QueryOptions options;
+    options.data_dir = dir.path();
+    options.until_sequence = then;
+    options.max_records_in_memory = max_records;
+    QueryReport report;
+    ASSERT_TRUE(QueryAsOf(options, query::GetBalance{"org"}, &report).ok());
+    EXPECT_EQ(report.sequence, then);
+    EXPECT_EQ(ReplyToJson(report.reply), balance_then);
+    query::GetSpend spend;
+    spend.account = "org";
+    spend.group_by = GroupBy::kModel;
+    ASSERT_TRUE(QueryAsOf(options, spend, &report).ok());
+    EXPECT_EQ(ReplyToJson(report.reply), spend_then);
+    ASSERT_TRUE(QueryAsOf(options, query::GetReservation{"r3"}, &report).ok());
+    EXPECT_EQ(ReplyToJson(report.reply), reservation_then) << "before its refund";
+    // The same moment by time.
+    QueryOptions by_time = options;
+    by_time.until_sequence = UINT64_MAX;
+    by_time.until_time_us = then_time + 1;
+    ASSERT_TRUE(QueryAsOf(by_time, query::GetBalance{"org"}, &report).ok());
+    EXPECT_EQ(ReplyToJson(report.reply), balance_then);
+  }
+  // The command line: the read as the CLI writes it, the answer on stdout.
+  std::string sequence_text = std::to_string(then);
+  std::vector<std::string> words = {"purser-replay", "query", "--data-dir", dir.path(),
+                                    "--as-of", sequence_text, "balance", "org"};
+  std::vector<char*> argv;
+  for (std::string& word : words) argv.push_back(word.data());
+  ::testing::internal::CaptureStdout();
+  int status = ReplayMain(static_cast<int>(argv.size()), argv.data());
+  std::string out = ::testing::internal::GetCapturedStdout();
+  EXPECT_EQ(status, 0);
+  EXPECT_EQ(out, balance_then + "\n");
+  // Commands are refused, and change nothing.
+  QueryReport refused;
+  Status command = QueryAsOf(QueryOptions{dir.path()}, cmd::Deposit{"d9", "org", 1, ""}, &refused);
+  EXPECT_EQ(command.code(), StatusCode::kInvalidArgument) << command.message();
+  words = {"purser-replay", "query", "--data-dir", dir.path(), "deposit", "org", "1.00"};
+  argv.clear();
+  for (std::string& word : words) argv.push_back(word.data());
+  ::testing::internal::CaptureStdout();
+  ::testing::internal::CaptureStderr();
+  EXPECT_NE(ReplayMain(static_cast<int>(argv.size()), argv.data()), 0);
+  ::testing::internal::GetCapturedStdout();
+  EXPECT_NE(::testing::internal::GetCapturedStderr().find("reads only"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace purser::testing
