@@ -171,6 +171,11 @@ class ScratchLog {
 // + transfers in - transfers out - charges.
 class ConservationCheck {
  public:
+  // Reservations and usage records are found in `state` (before each event
+  // is applied, after the records it needs were loaded back), so that the
+  // check holds one entry per account and wallet, never one per record.
+  explicit ConservationCheck(const State* state) : state_(state) {}
+
   void Observe(const Event& event) { std::visit(*this, event.body); }
 
   void operator()(const event::AccountOpened& e) {
@@ -183,21 +188,23 @@ class ConservationCheck {
     flow_[e.to_account] += e.amount_micros;
   }
   void operator()(const event::Adjusted& e) { flow_[e.account] += e.amount_micros; }
-  void operator()(const event::Reserved& e) { reservation_account_[e.reservation_id] = e.account; }
   void operator()(const event::Settled& e) {
     Charge(e.account, e.cost_micros - e.expiry_charge_reversed_micros);
   }
-  void operator()(const event::UsageCharged& e) {
-    usage_account_[e.usage_id] = e.account;
-    Charge(e.account, e.cost_micros);
-  }
+  void operator()(const event::UsageCharged& e) { Charge(e.account, e.cost_micros); }
   void operator()(const event::Expired& e) {
-    Charge(reservation_account_[e.reservation_id], e.charged_micros);
+    Charge(ReservationAccount(e.reservation_id), e.charged_micros);
   }
   void operator()(const event::Refunded& e) {
-    const std::string& account = e.target_kind == ChargeKind::kUsage
-                                     ? usage_account_[e.target_id]
-                                     : reservation_account_[e.target_id];
+    std::string account;
+    if (e.target_kind == ChargeKind::kUsage) {
+      auto it = state_->usages.find(e.target_id);
+      if (it != state_->usages.end() && it->second.charge.account != kNoAccount) {
+        account = state_->account(it->second.charge.account).id;
+      }
+    } else {
+      account = ReservationAccount(e.target_id);
+    }
     Charge(account, -e.amount_micros);
   }
   template <typename T>
@@ -220,16 +227,20 @@ class ConservationCheck {
   }
 
  private:
+  std::string ReservationAccount(const std::string& id) const {
+    const Reservation* r = state_->FindReservation(id);
+    return r == nullptr || r->account == kNoAccount ? std::string() : state_->account(r->account).id;
+  }
+
   void Charge(const std::string& account, int64_t amount) {
     auto it = funding_.find(account);
     if (it == funding_.end() || it->second.empty()) return;  // no wallet pays
     flow_[it->second] -= amount;
   }
 
-  std::unordered_map<std::string, std::string> funding_;
-  std::unordered_map<std::string, std::string> reservation_account_;
-  std::unordered_map<std::string, std::string> usage_account_;
-  std::unordered_map<std::string, __int128> flow_;
+  const State* state_;
+  std::unordered_map<std::string, std::string> funding_;  // account -> its wallet
+  std::unordered_map<std::string, __int128> flow_;        // wallet -> summed flows
 };
 
 // Replays the log up to the stored projection checkpoint and compares the
@@ -253,9 +264,12 @@ Status CheckCheckpoint(EventLog* log, State* state, Sha256Digest* link, ReplayOp
   // replays the whole log), so there is nothing to compare it with.
   if (!IsCurrentSnapshot(bytes)) return Status::Ok();
   options.until_sequence = checkpoint_sequence;
-  options.on_event = [conservation, also = options.on_event](const Event& e, std::string_view record) {
-    conservation->Observe(e);
-    if (also) also(e, record);
+  options.before_apply = [conservation, load = options.before_apply](const Event& e) {
+    if (load) {
+      if (Status status = load(e); !status.ok()) return status;
+    }
+    conservation->Observe(e);  // after the records it needs are back in memory
+    return Status::Ok();
   };
   if (Status status = ReplayLog(log, state, link, options); !status.ok()) return status;
   if (state->last_sequence != checkpoint_sequence || *link != checkpoint_link) {
@@ -341,7 +355,7 @@ Status Verify(const VerifyOptions& options, VerifyReport* report) {
   Evictor evictor(scratch.get(), options.max_records_in_memory, /*with_listing=*/false);
   State state;
   Sha256Digest link{};
-  ConservationCheck conservation;
+  ConservationCheck conservation(&state);
   IdIndexCheck ids(log->get());
   ReplayOptions replay;
   replay.progress = ProgressPrinter(options.progress, "verify");
@@ -351,9 +365,10 @@ Status Verify(const VerifyOptions& options, VerifyReport* report) {
   Status status = CheckCheckpoint(log->get(), &state, &link, replay, &conservation, evictor.cold(),
                                   &report->checkpoint_checked, &checkpoint_problem);
   if (status.ok()) {
-    replay.on_event = [&](const Event& e, std::string_view) {
-      conservation.Observe(e);
-      ids.Observe(e);
+    replay.before_apply = [&](const Event& event) {
+      if (Status loaded = evictor.BeforeApply(event, &state); !loaded.ok()) return loaded;
+      conservation.Observe(event);  // after the records it needs are back in memory
+      return Status::Ok();
     };
     status = ReplayLog(log->get(), &state, &link, replay);
   }
