@@ -149,6 +149,47 @@ TEST(Verify, ARewrittenEventWithAFreshChecksumBreaksTheChainAfterIt) {
   EXPECT_NE(status.message().find("hash chain"), std::string::npos);
 }
 
+TEST(Verify, AnEventHashedCorrectlyThatCannotBeAppliedIsAnErrorNamingItNotACrash) {
+  TempDir dir;
+  const uint64_t last = WriteLog(dir.path());
+  {
+    RawLog raw(dir.path());
+    raw.DropCheckpoint();  // so that recovery replays it too
+    RecordView previous;
+    std::string previous_record = raw.Get(last - 1);
+    ASSERT_TRUE(DecodeRecord(last - 1, previous_record, &previous).ok());
+    RecordView view;
+    std::string record = raw.Get(last);
+    ASSERT_TRUE(DecodeRecord(last, record, &view).ok());
+    Event event;
+    ASSERT_TRUE(DecodePayload(view.payload, &event).ok());
+    ASSERT_TRUE(std::holds_alternative<event::Settled>(event.body)) << "the log ends with a settle";
+    event::Voided voided;
+    voided.reservation_id = "r18";  // settled already: a void cannot apply
+    event.body = voided;
+    std::string payload;
+    EventEncoder().Encode(event, &payload);
+    Sha256Digest link;
+    raw.Put(last, EncodeRecord(last, previous.link, payload, &link));
+  }
+  VerifyReport report;
+  Status verified = Verify(VerifyOptions{dir.path(), std::nullopt, std::nullopt, nullptr}, &report);
+  ASSERT_FALSE(verified.ok());
+  EXPECT_TRUE(verified.IsCorruption()) << verified.message();
+  EXPECT_EQ(report.bad_sequence, last) << verified.message();
+  EXPECT_NE(verified.message().find("event " + std::to_string(last) + " (Voided) cannot be applied"),
+            std::string::npos)
+      << verified.message();
+  RebuildReport rebuilt;
+  EXPECT_FALSE(Rebuild(RebuildOptions{dir.path(), "", UINT64_MAX, INT64_MAX, nullptr}, &rebuilt).ok());
+  SequencerOptions options;
+  options.data_dir = dir.path();
+  Result<std::unique_ptr<Sequencer>> opened = Sequencer::Open(options);
+  ASSERT_FALSE(opened.ok()) << "the service refuses to start on it, and says why";
+  EXPECT_NE(opened.status().message().find("cannot be applied"), std::string::npos)
+      << opened.status().message();
+}
+
 TEST(Verify, ReorderingTwoEventsIsDetected) {
   TempDir dir;
   uint64_t last = WriteLog(dir.path());

@@ -45,7 +45,17 @@ Credentials Credentials::FromApiKey(std::string_view api_key) {
   return Credentials{false, Sha256(api_key)};
 }
 
+namespace {
+thread_local bool g_throw_on_assertion = false;
+}  // namespace
+
+ThrowOnAssertion::ThrowOnAssertion() : previous_(g_throw_on_assertion) { g_throw_on_assertion = true; }
+ThrowOnAssertion::~ThrowOnAssertion() { g_throw_on_assertion = previous_; }
+
 void AssertionFailed(const char* expression, const char* file, int line) {
+  if (g_throw_on_assertion) {
+    throw AssertionFailure(std::string(expression) + " (" + file + ":" + std::to_string(line) + ")");
+  }
   std::fprintf(stderr, "purser: assertion failed: %s at %s:%d\n", expression, file, line);
   std::fflush(stderr);
   std::abort();

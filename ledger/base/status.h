@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <optional>
 #include <string>
 #include <utility>
@@ -78,6 +79,32 @@ class [[nodiscard]] Result {
 };
 
 [[noreturn]] void AssertionFailed(const char* expression, const char* file, int line);
+
+// While one lives on a thread, an assertion failure on that thread throws
+// AssertionFailure instead of aborting. For code that applies events from a
+// log it did not write itself (recovery, the replay tools): a log that is
+// hashed correctly but cannot be applied (a forged or buggy writer) is then a
+// clean error naming the event, never a crash. The live commit path keeps
+// aborting: there a failed assertion is a bug of ours.
+class ThrowOnAssertion {
+ public:
+  ThrowOnAssertion();
+  ~ThrowOnAssertion();
+  ThrowOnAssertion(const ThrowOnAssertion&) = delete;
+  ThrowOnAssertion& operator=(const ThrowOnAssertion&) = delete;
+
+ private:
+  bool previous_;
+};
+
+class AssertionFailure : public std::exception {
+ public:
+  explicit AssertionFailure(std::string message) : message_(std::move(message)) {}
+  const char* what() const noexcept override { return message_.c_str(); }
+
+ private:
+  std::string message_;
+};
 
 }  // namespace purser
 

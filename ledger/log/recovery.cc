@@ -146,7 +146,17 @@ Status ReplayLog(EventLog* log, State* state, Sha256Digest* link, const ReplayOp
       if (Status status = options.before_apply(event); !status.ok()) return status;
     }
     if (options.apply) {
-      state->Apply(event);
+      // A log can be hashed correctly and still hold an event the state
+      // cannot take (a forger, a buggy writer): an error naming it, not a crash.
+      ThrowOnAssertion checked;
+      try {
+        state->Apply(event);
+      } catch (const AssertionFailure& failure) {
+        state->last_sequence = event.sequence - 1;  // the last event applied whole
+        return Status::Corruption("event " + std::to_string(event.sequence) + " (" +
+                                  std::string(EventTypeName(event.body)) +
+                                  ") cannot be applied to the state: " + failure.what());
+      }
     } else {
       state->last_sequence = event.sequence;
       state->last_timestamp_us = event.timestamp_us;
