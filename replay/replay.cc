@@ -1,9 +1,11 @@
 #include "replay/replay.h"
+#include "replay/replay_internal.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <unordered_map>
 
@@ -26,10 +28,6 @@
 
 namespace purser {
 
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
 Result<std::unique_ptr<EventLog>> OpenReadOnly(const std::string& dir) {
   if (!std::filesystem::exists(dir)) return Status::NotFound("no database at " + dir);
   EventLogOptions options;
@@ -37,6 +35,10 @@ Result<std::unique_ptr<EventLog>> OpenReadOnly(const std::string& dir) {
   options.read_only = true;
   return EventLog::Open(options);
 }
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
 
 // Prints "<verb>: N events (R/s)" lines while a long run goes on.
 std::function<void(uint64_t)> ProgressPrinter(std::ostream* out, const char* verb) {
@@ -594,6 +596,10 @@ constexpr char kUsage[] =
     "      rebuilds every projection from the log; prints `seq N` and `digest HEX`\n"
     "  export  --data-dir D [--account A] [--from T] [--to T]\n"
     "      JSON lines, one event each (T: RFC 3339 or YYYY-MM-DD)\n"
+    "  explain --data-dir D --account A --from T --to T [--json] [--svg FILE]\n"
+    "      the story of A's subtree over the window: spend and calls, spend per minute\n"
+    "      and its peak, top models, actions and runs, the largest calls, expiries,\n"
+    "      alerts, freezes and rejections counted (T: RFC 3339 UTC or YYYY-MM-DD)\n"
     "  query   --data-dir D [--as-of SEQ|TIME] READ...\n"
     "      any read of the `purser` CLI (balance A, spend A --group-by model, trends A,\n"
     "      pnl A, alerts A, reservations A, ...) answered in API.md's JSON as the state\n"
@@ -721,6 +727,34 @@ int RunQuery(int argc, char** argv) {
   return report.reply.ok() ? 0 : 1;
 }
 
+int RunExplain(Flags& flags) {
+  ExplainOptions options;
+  options.data_dir = flags.Get("data-dir");
+  options.account = flags.Get("account");
+  if (options.account.empty() || !flags.Has("from") || !flags.Has("to")) {
+    return Fail("explain needs --account, --from and --to");
+  }
+  for (auto [name, target] : {std::pair{"from", &options.from_us}, {"to", &options.to_us}}) {
+    std::optional<int64_t> time = ParseTimestamp(flags.Get(name));
+    if (!time) return Fail(std::string("--") + name + " must be RFC 3339 UTC or YYYY-MM-DD");
+    *target = *time;
+  }
+  if (flags.Get("to").size() == 10) options.to_us += kMicrosPerDay - 1;  // the whole day
+  ExplainReport report;
+  if (Status status = Explain(options, &report); !status.ok()) return Fail(status.message());
+  if (flags.Has("json")) {
+    std::cout << ExplainJson(options, report) << '\n';
+  } else {
+    WriteExplainText(options, report, std::cout);
+  }
+  if (flags.Has("svg")) {
+    std::ofstream svg(flags.Get("svg"));
+    svg << ExplainSvg(options, report);
+    if (!svg) return Fail("cannot write " + flags.Get("svg"));
+  }
+  return 0;
+}
+
 int RunExport(Flags& flags) {
   ExportOptions options;
   options.data_dir = flags.Get("data-dir");
@@ -750,10 +784,10 @@ int ReplayMain(int argc, char** argv) {
   }
   std::string command = argv[1];
   if (command == "query") return RunQuery(argc, argv);
-  Flags flags(argc, argv, 2);
+  Flags flags(argc, argv, 2, {"json"});
   static const std::vector<std::string> kKnown = {"data-dir", "expect-head", "out", "until-seq",
                                                   "until-time", "account", "from", "to",
-                                                  "max-records"};
+                                                  "max-records", "json", "svg"};
   if (!flags.error().empty()) return Fail(flags.error());
   if (auto unknown = flags.Unknown(kKnown); !unknown.empty()) {
     return Fail("unknown flag --" + unknown.front());
@@ -762,6 +796,7 @@ int ReplayMain(int argc, char** argv) {
   if (command == "verify") return RunVerify(flags);
   if (command == "rebuild") return RunRebuild(flags);
   if (command == "export") return RunExport(flags);
+  if (command == "explain") return RunExplain(flags);
   if (command == "salvage") {
     Status status = Salvage(flags.Get("data-dir"), std::cout);
     return status.ok() ? 0 : Fail(status.message());

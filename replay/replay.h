@@ -9,6 +9,8 @@
 
 #include <cstdint>
 #include <iosfwd>
+#include <map>
+#include <vector>
 #include <optional>
 #include <string>
 
@@ -75,6 +77,56 @@ struct QueryReport {
 // as the service's prefetch loads them, "now" being the --as-of time (or the
 // last event's time for a sequence).
 Status QueryAsOf(const QueryOptions& options, const RequestBody& read, QueryReport* report);
+
+// Spend and calls under one key (a model, an action, a run).
+struct ExplainTally {
+  int64_t micros = 0;
+  uint64_t calls = 0;
+};
+
+struct ExplainOptions {
+  std::string data_dir;
+  std::string account;  // the subtree's root
+  int64_t from_us = 0;  // inclusive
+  int64_t to_us = 0;    // inclusive
+};
+
+// `purser-replay explain`: what happened in a subtree over a window, from
+// the events alone (one pass over the log, nothing applied). Spend counts
+// settles, usage records and expiry charges at the time their events were
+// written; refunds are not subtracted.
+struct ExplainReport {
+  struct Call {
+    std::string id;  // reservation or usage id
+    std::string account;
+    std::string model;
+    int64_t micros = 0;
+    int64_t time_us = 0;
+  };
+  struct Note {
+    int64_t time_us = 0;
+    std::string account;
+    std::string kind;  // an alert type, "frozen", "unfrozen"
+    std::string text;
+  };
+  bool account_found = false;
+  int64_t spend_micros = 0;
+  uint64_t calls = 0;
+  uint64_t expiries = 0;
+  int64_t expiry_charged_micros = 0;
+  std::map<int64_t, int64_t> per_minute;  // minute since the epoch -> spend
+  std::map<std::string, ExplainTally> models, actions, runs;
+  std::vector<Call> largest;  // the ten largest, largest first
+  std::vector<Note> alerts;
+  std::vector<Note> freezes;
+  std::map<std::string, uint64_t> rejections;  // result code name -> count
+};
+
+Status Explain(const ExplainOptions& options, ExplainReport* report);
+void WriteExplainText(const ExplainOptions& options, const ExplainReport& report, std::ostream& out);
+std::string ExplainJson(const ExplainOptions& options, const ExplainReport& report);
+// Spend per minute over the window as an SVG bar chart.
+std::string ExplainSvg(const ExplainOptions& options, const ExplainReport& report);
 
 // `purser-replay salvage`: the operator accepts a log that lost acknowledged
 // events (after a damaged disk, a restored copy). The log must still verify

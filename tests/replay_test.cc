@@ -552,3 +552,74 @@ TEST(Query, AsOfASequenceOrATimeAnswersWhatTheServiceAnsweredThen) {
 
 }  // namespace
 }  // namespace purser::testing
+
+namespace purser::testing {
+namespace {
+
+// A night's story: spend in two minutes of the window, the largest call, an
+// expiry, a threshold alert, a freeze and counted rejections of the subtree;
+// nothing of other accounts or from outside the window.
+TEST(Explain, TellsASubtreesSpendPeakTopsAlertsFreezesAndRejectionsInTheWindow) {
+  TempDir dir;
+  FakeClock clock;
+  const int64_t start = clock.now_us.load();
+  {
+    auto sequencer = OpenSequencer(dir.path(), clock.Function());
+    OpenTree(*sequencer, 2, 100'000'000);  // org -> team -> agent-0, agent-1
+    ASSERT_TRUE(Call(*sequencer, cmd::OpenAccount{"other", "org", AccountKind::kAgent, "", false, {}}).ok());
+    CapsPatch caps;
+    caps.daily_limit_micros = Patch<int64_t>::Set(1'000'000);
+    caps.on_expiry = Patch<OnExpiry>::Set(OnExpiry::kCharge);
+    ASSERT_TRUE(Call(*sequencer, cmd::SetCaps{"team", caps}).ok());
+    auto spend = [&](const std::string& id, const std::string& account, int64_t cost) {
+      ASSERT_TRUE(Call(*sequencer, ReserveCommand(id, account, 400'000, 60)).ok());
+      cmd::Settle settle = SettleCommand(id, cost);
+      settle.action = "search";
+      ASSERT_TRUE(Call(*sequencer, settle).ok());
+    };
+    spend("before", "agent-0", 1'000);  // before the window
+    clock.Advance(120);
+    spend("a1", "agent-0", 100'000);
+    spend("a2", "agent-1", 250'000);
+    spend("x1", "other", 300'000);  // outside the subtree
+    clock.Advance(60);
+    spend("a3", "agent-0", 500'000);  // crosses 80% of the team's daily cap: an alert
+    ASSERT_TRUE(Call(*sequencer, ReserveCommand("late", "agent-1", 100'000, 60)).ok());
+    EXPECT_EQ(Call(*sequencer, ReserveCommand("refused", "agent-1", 400'000)).code,
+              ResultCode::kDailyCapExceeded);
+    ASSERT_TRUE(Call(*sequencer, cmd::Freeze{"agent-1", "runaway"}).ok());
+    clock.Advance(120);  // "late" expires, charged; the rejection is counted
+    ASSERT_TRUE(Call(*sequencer, query::ListPrices{}).ok());
+  }
+  ExplainOptions options{dir.path(), "team", start + 60 * kMicrosPerSecond, start + 3600 * kMicrosPerSecond};
+  ExplainReport report;
+  Status status = Explain(options, &report);
+  ASSERT_TRUE(status.ok()) << status.message();
+  EXPECT_EQ(report.calls, 3u) << "a1, a2, a3: not `before`, not `other`";
+  EXPECT_EQ(report.expiries, 1u);
+  EXPECT_EQ(report.expiry_charged_micros, 100'000);
+  EXPECT_EQ(report.spend_micros, 100'000 + 250'000 + 500'000 + 100'000);
+  EXPECT_EQ(report.per_minute.size(), 3u) << "two minutes of settles, one of the expiry";
+  ASSERT_FALSE(report.largest.empty());
+  EXPECT_EQ(report.largest.front().id, "a3");
+  EXPECT_EQ(report.largest.front().micros, 500'000);
+  EXPECT_EQ(report.actions.at("search").calls, 3u);
+  ASSERT_FALSE(report.alerts.empty());
+  EXPECT_EQ(report.alerts.front().kind, "budget_threshold");
+  ASSERT_EQ(report.freezes.size(), 1u);
+  EXPECT_EQ(report.freezes.front().account, "agent-1");
+  EXPECT_EQ(report.rejections["daily_cap_exceeded"], 1u);
+  std::ostringstream text;
+  WriteExplainText(options, report, text);
+  EXPECT_NE(text.str().find("spend 0.95 USD in 3 calls"), std::string::npos) << text.str();
+  std::string json = ExplainJson(options, report);
+  EXPECT_NE(json.find("\"spend_micros\":950000"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"daily_cap_exceeded\":1"), std::string::npos) << json;
+  EXPECT_EQ(ExplainSvg(options, report).find("<rect") != std::string::npos, true);
+  ExplainOptions unknown = options;
+  unknown.account = "nobody";
+  EXPECT_EQ(Explain(unknown, &report).code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace purser::testing
