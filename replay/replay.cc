@@ -284,7 +284,9 @@ Status CheckCheckpoint(EventLog* log, State* state, Sha256Digest* link, ReplayOp
     *checkpoint_problem = "the projection checkpoint does not load: " + loaded.message();
     return Status::Ok();
   }
-  LogColdStore cold(log);
+  // The cold store as of the checkpoint: a live copy also holds records
+  // finished after it (written with their groups), which are not its state.
+  LogColdStore cold(log, checkpoint_sequence);
   Result<Sha256Digest> stored_digest = StateDigest(stored, &cold);
   if (!stored_digest.ok()) {
     *checkpoint_problem = "the cold store (records) is damaged: " + stored_digest.status().message();

@@ -185,7 +185,7 @@ Status LogColdStore::ForEachReservation(const std::function<void(Reservation&&)>
     if (!DecodeColdReservation(value, &reservation)) {
       return Status::Corruption("a cold reservation record is corrupt");
     }
-    visit(std::move(reservation));
+    if (reservation.version <= max_version_) visit(std::move(reservation));
     return Status::Ok();
   });
 }
@@ -195,7 +195,7 @@ Status LogColdStore::ForEachUsage(const std::function<void(std::string&&, UsageR
     std::string id;
     UsageRecord usage;
     if (!DecodeColdUsage(value, &id, &usage)) return Status::Corruption("a cold usage record is corrupt");
-    visit(std::move(id), std::move(usage));
+    if (usage.version <= max_version_) visit(std::move(id), std::move(usage));
     return Status::Ok();
   });
 }

@@ -42,14 +42,20 @@ std::string EncodeColdUsage(std::string_view id, const UsageRecord& usage);
 bool DecodeColdUsage(std::string_view bytes, std::string* id, UsageRecord* usage);
 
 // The cold store of an EventLog, as the digest reads it.
+// With `max_version`, records changed after that sequence are left out: the
+// cold store as of a projection checkpoint at that sequence (the engine
+// writes records it finishes after a checkpoint before the next one; those
+// are newer than it).
 class LogColdStore : public ColdStore {
  public:
-  explicit LogColdStore(EventLog* log) : log_(log) {}
+  explicit LogColdStore(EventLog* log, uint64_t max_version = UINT64_MAX)
+      : log_(log), max_version_(max_version) {}
   Status ForEachReservation(const std::function<void(Reservation&&)>& visit) override;
   Status ForEachUsage(const std::function<void(std::string&&, UsageRecord&&)>& visit) override;
 
  private:
   EventLog* log_;
+  uint64_t max_version_;
 };
 
 // Which record a command or an event touches: one statement, used by the
