@@ -139,6 +139,9 @@ class Args {
     return tags;
   }
   std::vector<std::string> repeated_tags_;
+  // "Now" for the defaults of date ranges (this month, today): the wall
+  // clock, or the moment a replayed read is answered as of.
+  int64_t now_us_ = WallClockMicros();
 
  private:
   Flags& flags_;
@@ -344,7 +347,7 @@ RequestBody SpendingCommand(const std::string& command, const Args& args) {
 RequestBody SpendQuery(const Args& args) {
   query::GetSpend q;
   q.account = args.Positional(1, "account");
-  int64_t today = DayOf(WallClockMicros());
+  int64_t today = DayOf(args.now_us_);
   auto day = [&](const std::string& flag, int64_t fallback) {
     if (!args.Has(flag)) return fallback;
     std::optional<int64_t> parsed = ParseDate(args.Get(flag));
@@ -498,7 +501,7 @@ int64_t DayFlag(const Args& args, const std::string& flag, int64_t fallback) {
 }
 
 RequestBody AnalyticsCommand(const std::string& command, const Args& args) {
-  int64_t today = DayOf(WallClockMicros());
+  int64_t today = DayOf(args.now_us_);
   if (command == "trends") {
     int64_t days = args.Int("days", 30);
     if (days != 7 && days != 30 && days != 90) throw UsageError{"--days must be 7, 30 or 90"};
@@ -1175,7 +1178,7 @@ int CliMain(int argc, char** argv) {
   }
 }
 
-Result<RequestBody> ParseCommandLine(const std::vector<std::string>& words) {
+Result<RequestBody> ParseCommandLine(const std::vector<std::string>& words, int64_t now_us) {
   std::vector<std::string> storage = {"purser"};
   storage.insert(storage.end(), words.begin(), words.end());
   std::vector<char*> argv;
@@ -1192,6 +1195,7 @@ Result<RequestBody> ParseCommandLine(const std::vector<std::string>& words) {
   }
   Args args(flags);
   args.repeated_tags_ = tags;
+  args.now_us_ = now_us;
   try {
     return BuildRequest(args);
   } catch (const UsageError& error) {

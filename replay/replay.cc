@@ -507,6 +507,27 @@ Status Rebuild(const RebuildOptions& options, RebuildReport* report) {
   return Status::Ok();
 }
 
+Result<int64_t> QueryMoment(const QueryOptions& options) {
+  Result<std::unique_ptr<EventLog>> log = OpenReadOnly(options.data_dir);
+  if (!log.ok()) return log.status();
+  const uint64_t last = std::min(options.until_sequence, (*log)->last_sequence());
+  int64_t moment = 0;
+  if (last > 0) {
+    std::string record;
+    RecordView view;
+    Event event;
+    Status status = (*log)->ReadRecord(last, &record);
+    if (status.ok()) status = DecodeRecord(last, record, &view);
+    if (status.ok()) status = DecodePayload(view.payload, &event);
+    if (!status.ok()) return status;
+    moment = event.timestamp_us;
+  }
+  // A time before the last event means the last event at or before it; its
+  // moment is the time itself, as QueryAsOf answers it.
+  if (options.until_time_us != INT64_MAX) moment = options.until_time_us;
+  return moment;
+}
+
 Status QueryAsOf(const QueryOptions& options, const RequestBody& read, QueryReport* report) {
   if (IsCommand(read)) return Status::InvalidArgument("query answers reads only; this is a command");
   if (std::holds_alternative<query::GetDigest>(read) || std::holds_alternative<query::GetChainHead>(read)) {
@@ -604,8 +625,9 @@ constexpr char kUsage[] =
     "      alerts, freezes and rejections counted (T: RFC 3339 UTC or YYYY-MM-DD)\n"
     "  query   --data-dir D [--as-of SEQ|TIME] READ...\n"
     "      any read of the `purser` CLI (balance A, spend A --group-by model, trends A,\n"
-    "      pnl A, alerts A, reservations A, ...) answered in API.md's JSON as the state\n"
-    "      stood after event SEQ or at TIME (RFC 3339 UTC or YYYY-MM-DD: its end)\n"
+    "      efficiency A, alerts --account A, budget get A, ...) answered in API.md's JSON\n"
+    "      as the state stood after event SEQ or at TIME (RFC 3339 UTC or YYYY-MM-DD: its\n"
+    "      end); default date ranges are those of that moment\n"
     "  salvage --data-dir D\n"
     "      accepts a log that lost acknowledged events: it must verify on its own;\n"
     "      the head mark (purser-head) moves to its head and the loss is printed\n"
@@ -719,7 +741,10 @@ int RunQuery(int argc, char** argv) {
     }
   }
   if (i >= argc) return Fail("give the read, as for the purser CLI (e.g. balance ACCOUNT)");
-  Result<RequestBody> read = ParseCommandLine(std::vector<std::string>(argv + i, argv + argc));
+  // The read's default date ranges are those of the moment it is answered as of.
+  Result<int64_t> moment = QueryMoment(options);
+  if (!moment.ok()) return Fail(moment.status().message());
+  Result<RequestBody> read = ParseCommandLine(std::vector<std::string>(argv + i, argv + argc), *moment);
   if (!read.ok()) return Fail(read.status().message());
   QueryReport report;
   if (Status status = QueryAsOf(options, *read, &report); !status.ok()) return Fail(status.message());

@@ -77,6 +77,9 @@ struct QueryReport {
 // as the service's prefetch loads them, "now" being the --as-of time (or the
 // last event's time for a sequence).
 Status QueryAsOf(const QueryOptions& options, const RequestBody& read, QueryReport* report);
+// The moment QueryAsOf answers as of, from the log's records alone (for the
+// default date ranges of a read written on a command line).
+Result<int64_t> QueryMoment(const QueryOptions& options);
 
 // Spend and calls under one key (a model, an action, a run).
 struct ExplainTally {

@@ -496,7 +496,7 @@ TEST(Query, AsOfASequenceOrATimeAnswersWhatTheServiceAnsweredThen) {
   FakeClock clock;
   uint64_t then = 0;
   int64_t then_time = 0;
-  std::string balance_then, spend_then, reservation_then;
+  std::string balance_then, spend_then, reservation_then, month_spend_then;
   {
     auto sequencer = OpenSequencer(dir.path(), clock.Function(), /*checkpoint_every_events=*/25);
     OpenTree(*sequencer, 2, 100'000'000);
@@ -514,6 +514,12 @@ TEST(Query, AsOfASequenceOrATimeAnswersWhatTheServiceAnsweredThen) {
     spend.group_by = GroupBy::kModel;
     spend_then = ReplyToJson(Call(*sequencer, spend));
     reservation_then = ReplyToJson(Call(*sequencer, query::GetReservation{"r3"}));
+    // As the CLI asks it: this month so far, as of the moment (the fake
+    // clock's November, not the wall clock's month).
+    query::GetSpend month = spend;
+    month.to_day = DayOf(clock.now_us.load());
+    month.from_day = FirstDayOfMonth(MonthOfDay(month.to_day));
+    month_spend_then = ReplyToJson(Call(*sequencer, month));
     Reply head = Call(*sequencer, query::GetChainHead{});
     then = std::get<ChainHead>(head.body).sequence;
     then_time = clock.now_us.load();
@@ -562,6 +568,14 @@ TEST(Query, AsOfASequenceOrATimeAnswersWhatTheServiceAnsweredThen) {
   std::string out = ::testing::internal::GetCapturedStdout();
   EXPECT_EQ(status, 0);
   EXPECT_EQ(out, balance_then + "\n");
+  words = {"purser-replay", "query", "--data-dir", dir.path(), "--as-of", sequence_text,
+           "spend", "org", "--group-by", "model"};
+  argv.clear();
+  for (std::string& word : words) argv.push_back(word.data());
+  ::testing::internal::CaptureStdout();
+  EXPECT_EQ(ReplayMain(static_cast<int>(argv.size()), argv.data()), 0);
+  EXPECT_EQ(::testing::internal::GetCapturedStdout(), month_spend_then + "\n")
+      << "the default range is the month of the moment, not of the wall clock";
   // Commands are refused, and change nothing.
   QueryReport refused;
   Status command = QueryAsOf(QueryOptions{dir.path()}, cmd::Deposit{"d9", "org", 1, ""}, &refused);
