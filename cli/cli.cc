@@ -55,6 +55,7 @@ constexpr char kUsage[] = R"(usage: purser [--connect HOST:PORT] [--key KEY | --
   spend ACCOUNT [--from YYYY-MM-DD] [--to YYYY-MM-DD]
                 [--group-by model|action|waste|outcome|child|day|run|tag:KEY]
   trends ACCOUNT [--days 7|30|90]          efficiency ACCOUNT [--from D] [--to D]
+  pnl ACCOUNT [--from D] [--to D]          revenue, cost, profit and margin (this month by default)
   burn ACCOUNT [--window S]                burn --active [--parent P] [--window S] [--limit N]
   anomalies [--parent P]                   leaderboard [--metric spend|efficiency|waste]
   stats                                                [--period 7d|30d] [--parent P]
@@ -512,6 +513,10 @@ RequestBody AnalyticsCommand(const std::string& command, const Args& args) {
                                 DayFlag(args, "from", FirstDayOfMonth(MonthOfDay(today))),
                                 DayFlag(args, "to", today)};
   }
+  if (command == "pnl") {
+    return query::GetPnl{args.Positional(1, "account"),
+                         DayFlag(args, "from", FirstDayOfMonth(MonthOfDay(today))), DayFlag(args, "to", today)};
+  }
   if (command == "burn") {
     int64_t window = args.Int("window", 3600);
     if (args.Has("active")) {
@@ -557,7 +562,7 @@ RequestBody BuildRequest(const Args& args) {
     if (command == spending) return SpendingCommand(command, args);
   }
   for (const char* analytics :
-       {"trends", "efficiency", "burn", "anomalies", "stats", "leaderboard", "baseline"}) {
+       {"trends", "efficiency", "pnl", "burn", "anomalies", "stats", "leaderboard", "baseline"}) {
     if (command == analytics) return AnalyticsCommand(command, args);
   }
   return AdminCommand(command, args);
@@ -732,6 +737,7 @@ const std::vector<std::string>* FlagsOf(const std::vector<std::string>& position
       {"import", {"batch"}},
       {"refund", {"reservation", "usage", "id", "reason"}},
       {"spend", {"from", "to", "group-by"}},
+      {"pnl", {"from", "to"}},
       {"trends", {"days"}},
       {"efficiency", {"from", "to"}},
       {"burn", {"window", "active", "parent", "limit"}},

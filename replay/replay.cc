@@ -625,7 +625,7 @@ constexpr char kUsage[] =
     "      alerts, freezes and rejections counted (T: RFC 3339 UTC or YYYY-MM-DD)\n"
     "  query   --data-dir D [--as-of SEQ|TIME] READ...\n"
     "      any read of the `purser` CLI (balance A, spend A --group-by model, trends A,\n"
-    "      efficiency A, alerts --account A, budget get A, ...) answered in API.md's JSON\n"
+    "      efficiency A, pnl A, alerts --account A, budget get A, ...) answered in API.md's JSON\n"
     "      as the state stood after event SEQ or at TIME (RFC 3339 UTC or YYYY-MM-DD: its\n"
     "      end); default date ranges are those of that moment\n"
     "  salvage --data-dir D\n"

@@ -150,6 +150,10 @@ TEST_F(Cli, TransfersTrendsBurnAndEfficiency) {
   EXPECT_EQ(trends.exit_code, 0) << trends.out;
   EXPECT_EQ(Run("trends acme --days 8").exit_code, 2);
   EXPECT_EQ(Run("efficiency acme").exit_code, 0);
+  CliResult pnl = Run("pnl acme --json");
+  EXPECT_EQ(pnl.exit_code, 0) << pnl.out;
+  EXPECT_NE(pnl.out.find("\"cost_micros\":500000"), std::string::npos) << pnl.out;
+  EXPECT_EQ(Run("pnl acme --from 2026-13-01").exit_code, 2);
   EXPECT_EQ(Run("anomalies").exit_code, 0);
   EXPECT_EQ(Run("baseline set worker --rate 2 --multiplier 2.5").exit_code, 0);
   CliResult baseline = Run("baseline get worker --json");
