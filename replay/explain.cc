@@ -136,6 +136,12 @@ Status Explain(const ExplainOptions& options, ExplainReport* report) {
   replay.apply = false;
   replay.until_time_us = options.to_us;
   replay.on_event = [&](const Event& event, std::string_view) { explainer.Observe(event); };
+  if (options.progress != nullptr) {
+    replay.progress = [out = options.progress](uint64_t sequence) {
+      *out << "explain: " << sequence << " events read\n";
+      out->flush();
+    };
+  }
   if (Status status = ReplayLog(log->get(), &state, &link, replay); !status.ok()) return status;
   explainer.Finish();
   if (!report->account_found) return Status::NotFound("no account " + options.account + " in the log");

@@ -1,6 +1,8 @@
 #include "replay/replay.h"
 #include "replay/replay_internal.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -635,6 +637,10 @@ constexpr char kUsage[] =
     "N reservations and usage records, the finished ones move to a scratch store\n"
     "in $TMPDIR (or, with --out, to the new database); 0 keeps all in memory\n";
 
+// Progress lines go to a terminal; when stderr is a file or a pipe, the
+// tools stay quiet but for their result.
+std::ostream* ProgressStream() { return isatty(STDERR_FILENO) ? &std::cerr : nullptr; }
+
 int Fail(const std::string& message) {
   std::cerr << "purser-replay: " << message << '\n';
   return 1;
@@ -643,7 +649,7 @@ int Fail(const std::string& message) {
 int RunVerify(Flags& flags) {
   VerifyOptions options;
   options.data_dir = flags.Get("data-dir");
-  options.progress = &std::cerr;
+  options.progress = ProgressStream();
   if (auto most = flags.GetInt("max-records")) {
     if (*most < 0) return Fail("--max-records must be 0 or more");
     options.max_records_in_memory = static_cast<uint64_t>(*most);
@@ -677,7 +683,7 @@ int RunRebuild(Flags& flags) {
   RebuildOptions options;
   options.data_dir = flags.Get("data-dir");
   options.out_dir = flags.Get("out");
-  options.progress = &std::cerr;
+  options.progress = ProgressStream();
   if (auto most = flags.GetInt("max-records")) {
     if (*most < 0) return Fail("--max-records must be 0 or more");
     options.max_records_in_memory = static_cast<uint64_t>(*most);
@@ -700,7 +706,7 @@ int RunRebuild(Flags& flags) {
 // whose flags are the CLI's.
 int RunQuery(int argc, char** argv) {
   QueryOptions options;
-  options.progress = &std::cerr;
+  options.progress = ProgressStream();
   std::string as_of;
   int i = 2;
   for (; i < argc; ++i) {
@@ -767,6 +773,7 @@ int RunExplain(Flags& flags) {
     *target = *time;
   }
   if (flags.Get("to").size() == 10) options.to_us += kMicrosPerDay - 1;  // the whole day
+  options.progress = ProgressStream();
   ExplainReport report;
   if (Status status = Explain(options, &report); !status.ok()) return Fail(status.message());
   if (flags.Has("json")) {

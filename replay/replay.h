@@ -92,6 +92,7 @@ struct ExplainOptions {
   std::string account;  // the subtree's root
   int64_t from_us = 0;  // inclusive
   int64_t to_us = 0;    // inclusive
+  std::ostream* progress = nullptr;  // progress lines (nullptr: none)
 };
 
 // `purser-replay explain`: what happened in a subtree over a window, from
