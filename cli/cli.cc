@@ -1098,6 +1098,22 @@ int Run(Client& client, const Flags& flags, Args& args, RequestBody body) {
   return Finish(client.Call(std::move(body)), json);
 }
 
+// What is wrong with a command line before its request is built (a flag
+// that does not parse, an unknown command, a flag the command does not
+// take), or "" when nothing is. `flags` holds a command.
+std::string CommandLineProblem(const Flags& flags, const std::vector<std::string>& tags) {
+  if (!flags.error().empty()) return flags.error();
+  const std::vector<std::string>* own = FlagsOf(flags.positional());
+  if (own == nullptr) return "unknown command " + flags.positional()[0];
+  if (std::string unknown = UnknownFlag(flags, *own); !unknown.empty()) {
+    return "unknown flag --" + unknown + " for " + flags.positional()[0];
+  }
+  if (!tags.empty() && std::find(own->begin(), own->end(), "tag") == own->end()) {
+    return "unknown flag --tag for " + flags.positional()[0];
+  }
+  return "";
+}
+
 // The flags that take no value.
 const std::vector<std::string> kBooleanFlags = {"json",    "wallet", "help",   "active",
                                                 "dry-run", "enable", "disable"};
@@ -1129,14 +1145,8 @@ int CliMain(int argc, char** argv) {
     std::cout << kUsage;
     return flags.Has("help") ? 0 : kExitUsage;
   }
-  if (!flags.error().empty()) return UsageFailure(flags.error());
-  const std::vector<std::string>* own = FlagsOf(flags.positional());
-  if (own == nullptr) return UsageFailure("unknown command " + flags.positional()[0]);
-  if (std::string unknown = UnknownFlag(flags, *own); !unknown.empty()) {
-    return UsageFailure("unknown flag --" + unknown + " for " + flags.positional()[0]);
-  }
-  if (!tags.empty() && std::find(own->begin(), own->end(), "tag") == own->end()) {
-    return UsageFailure("unknown flag --tag for " + flags.positional()[0]);
+  if (std::string problem = CommandLineProblem(flags, tags); !problem.empty()) {
+    return UsageFailure(problem);
   }
   Args args(flags);
   args.repeated_tags_ = tags;
@@ -1192,12 +1202,9 @@ Result<RequestBody> ParseCommandLine(const std::vector<std::string>& words, int6
   std::vector<char*> rest;
   std::vector<std::string> tags = TakeRepeatedTags(static_cast<int>(argv.size()), argv.data(), &rest);
   Flags flags(static_cast<int>(rest.size()), rest.data(), 1, kBooleanFlags);
-  if (!flags.error().empty()) return Status::InvalidArgument(flags.error());
-  if (flags.positional().empty()) return Status::InvalidArgument("no command given");
-  const std::vector<std::string>* own = FlagsOf(flags.positional());
-  if (own == nullptr) return Status::InvalidArgument("unknown command " + flags.positional()[0]);
-  if (std::string unknown = UnknownFlag(flags, *own); !unknown.empty()) {
-    return Status::InvalidArgument("unknown flag --" + unknown + " for " + flags.positional()[0]);
+  if (flags.positional().empty() && flags.error().empty()) return Status::InvalidArgument("no command given");
+  if (std::string problem = CommandLineProblem(flags, tags); !problem.empty()) {
+    return Status::InvalidArgument(problem);
   }
   Args args(flags);
   args.repeated_tags_ = tags;

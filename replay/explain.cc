@@ -5,8 +5,6 @@
 #include <algorithm>
 #include <map>
 #include <ostream>
-#include <unordered_map>
-#include <unordered_set>
 
 #include "ledger/base/clock.h"
 #include "ledger/base/json_writer.h"
@@ -40,14 +38,12 @@ std::vector<std::pair<std::string, Tally>> Top(const std::map<std::string, Tally
 
 class Explainer {
  public:
-  Explainer(const ExplainOptions& options, ExplainReport* report) : options_(options), report_(report) {}
+  Explainer(const ExplainOptions& options, ExplainReport* report)
+      : options_(options), report_(report), scope_(options.account) {}
 
   void Observe(const Event& event) {
     if (const auto* opened = std::get_if<event::AccountOpened>(&event.body)) {
-      if (opened->account == options_.account ||
-          (!opened->parent.empty() && in_scope_.contains(opened->parent))) {
-        in_scope_.insert(opened->account);
-      }
+      scope_.Observe(*opened);
       return;
     }
     if (event.timestamp_us < options_.from_us || event.timestamp_us > options_.to_us) return;
@@ -55,7 +51,7 @@ class Explainer {
   }
 
  private:
-  bool Scoped(const std::string& account) const { return in_scope_.contains(account); }
+  bool Scoped(const std::string& account) const { return scope_.Contains(account); }
 
   void Charge(const Event& event, const std::string& id, const std::string& account, int64_t micros,
               const Dimensions& dimensions) {
@@ -99,28 +95,29 @@ class Explainer {
   template <typename T>
   void On(const Event&, const T&) {}
 
+  // Largest first; of equal calls, the earlier.
+  static bool Larger(const ExplainReport::Call& a, const ExplainReport::Call& b) {
+    return a.micros != b.micros ? a.micros > b.micros : a.time_us < b.time_us;
+  }
+
   void TrimLargest() {
     std::partial_sort(report_->largest.begin(), report_->largest.begin() + kLargestShown,
-                      report_->largest.end(), [](const auto& a, const auto& b) {
-                        return a.micros != b.micros ? a.micros > b.micros : a.time_us < b.time_us;
-                      });
+                      report_->largest.end(), Larger);
     report_->largest.resize(kLargestShown);
   }
 
  public:
   void Finish() {
     if (report_->largest.size() > kLargestShown) TrimLargest();
-    std::sort(report_->largest.begin(), report_->largest.end(), [](const auto& a, const auto& b) {
-      return a.micros != b.micros ? a.micros > b.micros : a.time_us < b.time_us;
-    });
-    report_->account_found = !in_scope_.empty();
+    std::sort(report_->largest.begin(), report_->largest.end(), Larger);
+    report_->account_found = scope_.found();
   }
 
  private:
   static constexpr size_t kLargestShown = 10;
   const ExplainOptions& options_;
   ExplainReport* report_;
-  std::unordered_set<std::string> in_scope_;
+  SubtreeScope scope_;
 };
 
 }  // namespace

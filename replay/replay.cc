@@ -253,8 +253,7 @@ class ConservationCheck {
 // problem of the checkpoint, reported in *checkpoint_problem, and the replay
 // goes on without it (as the service does).
 Status CheckCheckpoint(EventLog* log, State* state, Sha256Digest* link, ReplayOptions options,
-                       ConservationCheck* conservation, ColdStore* rebuilt_cold, bool* checked,
-                       std::string* checkpoint_problem) {
+                       ColdStore* rebuilt_cold, bool* checked, std::string* checkpoint_problem) {
   uint64_t checkpoint_sequence = 0;
   Sha256Digest checkpoint_link;
   std::string bytes;
@@ -268,13 +267,6 @@ Status CheckCheckpoint(EventLog* log, State* state, Sha256Digest* link, ReplayOp
   // replays the whole log), so there is nothing to compare it with.
   if (!IsCurrentSnapshot(bytes)) return Status::Ok();
   options.until_sequence = checkpoint_sequence;
-  options.before_apply = [conservation, load = options.before_apply](const Event& e) {
-    if (load) {
-      if (Status status = load(e); !status.ok()) return status;
-    }
-    conservation->Observe(e);  // after the records it needs are back in memory
-    return Status::Ok();
-  };
   if (Status status = ReplayLog(log, state, link, options); !status.ok()) return status;
   if (state->last_sequence != checkpoint_sequence || *link != checkpoint_link) {
     *checkpoint_problem = "the projection checkpoint at " + std::to_string(checkpoint_sequence) +
@@ -365,19 +357,16 @@ Status Verify(const VerifyOptions& options, VerifyReport* report) {
   IdIndexCheck ids(log->get());
   ReplayOptions replay;
   replay.progress = ProgressPrinter(options.progress, "verify");
-  replay.before_apply = [&](const Event& event) { return evictor.BeforeApply(event, &state); };
+  replay.before_apply = [&](const Event& event) {
+    if (Status loaded = evictor.BeforeApply(event, &state); !loaded.ok()) return loaded;
+    conservation.Observe(event);  // after the records it needs are back in memory
+    return Status::Ok();
+  };
   std::string checkpoint_problem;
   replay.on_event = [&](const Event& e, std::string_view) { ids.Observe(e); };
-  Status status = CheckCheckpoint(log->get(), &state, &link, replay, &conservation, evictor.cold(),
+  Status status = CheckCheckpoint(log->get(), &state, &link, replay, evictor.cold(),
                                   &report->checkpoint_checked, &checkpoint_problem);
-  if (status.ok()) {
-    replay.before_apply = [&](const Event& event) {
-      if (Status loaded = evictor.BeforeApply(event, &state); !loaded.ok()) return loaded;
-      conservation.Observe(event);  // after the records it needs are back in memory
-      return Status::Ok();
-    };
-    status = ReplayLog(log->get(), &state, &link, replay);
-  }
+  if (status.ok()) status = ReplayLog(log->get(), &state, &link, replay);
   report->events = state.last_sequence;
   report->last_sequence = state.last_sequence;
   report->head = link;
@@ -569,13 +558,8 @@ Status Export(const ExportOptions& options, std::ostream& out, uint64_t* exporte
   if (!log.ok()) return log.status();
   // Which accounts are in the requested subtree, and which account each
   // reservation and usage belongs to, learned while reading.
-  std::unordered_map<std::string, bool> in_scope;
+  SubtreeScope scope(options.account);
   std::unordered_map<std::string, std::string> owner;  // reservation/usage id -> account
-  auto scoped = [&](const std::string& account) {
-    if (options.account.empty()) return true;
-    auto it = in_scope.find(account);
-    return it != in_scope.end() && it->second;
-  };
   State state;
   Sha256Digest link{};
   ReplayOptions replay;
@@ -585,8 +569,7 @@ Status Export(const ExportOptions& options, std::ostream& out, uint64_t* exporte
   replay.on_event = [&](const Event& event, std::string_view) {
     std::string account = EventAccount(event.body);
     if (const auto* opened = std::get_if<event::AccountOpened>(&event.body)) {
-      in_scope[opened->account] =
-          opened->account == options.account || (!opened->parent.empty() && scoped(opened->parent));
+      scope.Observe(*opened);
     } else if (const auto* reserved = std::get_if<event::Reserved>(&event.body)) {
       owner["r/" + reserved->reservation_id] = reserved->account;
     } else if (const auto* usage = std::get_if<event::UsageCharged>(&event.body)) {
@@ -601,7 +584,7 @@ Status Export(const ExportOptions& options, std::ostream& out, uint64_t* exporte
       }
     }
     if (event.timestamp_us < options.from_us || event.timestamp_us > options.to_us) return;
-    if (!options.account.empty() && (account.empty() || !scoped(account))) return;
+    if (!options.account.empty() && (account.empty() || !scope.Contains(account))) return;
     writer.Clear();
     WriteEventJson(event, &writer);
     out << writer.str() << '\n';

@@ -756,22 +756,20 @@ class RpcServer::Loop final : private kj::TaskSet::ErrorHandler {
         // not TCP (a unix socket): nothing to tune
       }
       Loop* target = pick_();
-      if (target == this) {
-        given_.fetch_add(1, std::memory_order_relaxed);
-        Serve(kj::mv(stream));
-        return AcceptLoop(listener);
-      }
-      KJ_IF_MAYBE(fd, stream->getFd()) {
-        int copy = fcntl(*fd, F_DUPFD_CLOEXEC, 0);  // the stream closes its own below
-        if (copy >= 0) {
-          target->Adopt(copy);
-        } else {
-          open_->fetch_sub(1);  // out of descriptors: refused
+      if (target != this) {
+        KJ_IF_MAYBE(fd, stream->getFd()) {
+          int copy = fcntl(*fd, F_DUPFD_CLOEXEC, 0);  // the stream closes its own
+          if (copy >= 0) {
+            target->Adopt(copy);
+          } else {
+            open_->fetch_sub(1);  // out of descriptors: refused
+          }
+          return AcceptLoop(listener);
         }
-      } else {
-        given_.fetch_add(1, std::memory_order_relaxed);  // no descriptor to hand over: serve here
-        Serve(kj::mv(stream));
+        // No descriptor to hand over: served here.
       }
+      given_.fetch_add(1, std::memory_order_relaxed);
+      Serve(kj::mv(stream));
       return AcceptLoop(listener);
     }, [this, &listener](kj::Exception&& exception) -> kj::Promise<void> {
       // Out of descriptors: refuse this connection, keep accepting (after a

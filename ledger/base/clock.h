@@ -5,6 +5,7 @@
 // decision exactly (SPEC section 1).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -25,6 +26,11 @@ inline int64_t FloorDiv(int64_t a, int64_t b) {
 
 // Days since 1970-01-01 (UTC) of a timestamp.
 inline int64_t DayOf(int64_t timestamp_us) { return FloorDiv(timestamp_us, kMicrosPerDay); }
+// The steady clock in microseconds (for latencies, never for event times),
+// and the microseconds since a steady time point.
+int64_t SteadyMicros();
+uint64_t MicrosSince(std::chrono::steady_clock::time_point start);
+
 inline int64_t MinuteOf(int64_t timestamp_us) { return FloorDiv(timestamp_us, kMicrosPerMinute); }
 inline int64_t HourOf(int64_t timestamp_us) { return FloorDiv(timestamp_us, kMicrosPerHour); }
 

@@ -34,26 +34,38 @@ void ColdStoreManager::Release(uint64_t written) {
   }
 }
 
-bool ColdStoreManager::Store(char kind, const std::string& id, ColdWrites* out,
-                             std::vector<const Reservation*>* listed) {
+ColdStoreManager::Eviction& ColdStoreManager::Current() {
   if (evictions_.empty() || evictions_.back().batch != 0) evictions_.emplace_back();
-  if (kind == 'r') {
+  return evictions_.back();
+}
+
+void ColdStoreManager::Store(Reservation& r, ColdWrites* out, std::vector<const Reservation*>* listed) {
+  out->records.emplace_back(ColdKey('r', r.id), EncodeColdReservation(r));
+  listed->push_back(&r);
+  r.stored_version = r.version;
+  Current().records.emplace_back('r', r.id, r.version);
+}
+
+void ColdStoreManager::Store(const std::string& id, UsageRecord& usage, ColdWrites* out) {
+  out->records.emplace_back(ColdKey('u', id), EncodeColdUsage(id, usage));
+  usage.stored_version = usage.version;
+  Current().records.emplace_back('u', id, usage.version);
+}
+
+void ColdStoreManager::StoreKey(const std::string& key, ColdWrites* out,
+                                std::vector<const Reservation*>* listed) {
+  const std::string id = key.substr(1);
+  if (key[0] == 'r') {
     Reservation* r = state_->FindReservation(id);
-    if (r == nullptr || r->status == ReservationStatus::kPending || r->stored_version == r->version) {
-      return false;
+    if (r != nullptr && r->status != ReservationStatus::kPending && r->stored_version != r->version) {
+      Store(*r, out, listed);
     }
-    out->records.emplace_back(ColdKey('r', id), EncodeColdReservation(*r));
-    listed->push_back(r);
-    r->stored_version = r->version;
-    evictions_.back().records.emplace_back('r', id, r->version);
-    return true;
+    return;
   }
   auto it = state_->usages.find(id);
-  if (it == state_->usages.end() || it->second.stored_version == it->second.version) return false;
-  out->records.emplace_back(ColdKey('u', id), EncodeColdUsage(id, it->second));
-  it->second.stored_version = it->second.version;
-  evictions_.back().records.emplace_back('u', id, it->second.version);
-  return true;
+  if (it != state_->usages.end() && it->second.stored_version != it->second.version) {
+    Store(it->first, it->second, out);
+  }
 }
 
 void ColdStoreManager::WriteListing(std::vector<const Reservation*>& listed, ColdWrites* out) {
@@ -64,28 +76,32 @@ void ColdStoreManager::WriteListing(std::vector<const Reservation*>& listed, Col
 
 void ColdStoreManager::Retire(const std::vector<Event>& events, ColdWrites* out) {
   std::vector<const Reservation*> listed;
+  // A record the cold store never held is written now; one it held as of
+  // the last checkpoint is rewritten with the next.
+  auto never_held = [&](const RecordRef& ref, uint64_t stored) {
+    return stored == 0 && (dirty_.empty() || !dirty_.contains(ColdKey(ref.kind, *ref.id)));
+  };
   for (const Event& event : events) {
     std::optional<RecordRef> ref = RecordOf(event);
     if (!ref || (ref->creates && ref->kind == 'r')) continue;  // a new reservation is pending
-    uint64_t stored = 0;
-    uint64_t version = 0;
     if (ref->kind == 'r') {
-      const Reservation* r = state_->FindReservation(*ref->id);
-      if (r == nullptr || r->status == ReservationStatus::kPending) continue;
-      stored = r->stored_version;
-      version = r->version;
-    } else {
-      auto it = state_->usages.find(*ref->id);
-      if (it == state_->usages.end()) continue;
-      stored = it->second.stored_version;
-      version = it->second.version;
+      Reservation* r = state_->FindReservation(*ref->id);
+      if (r == nullptr || r->status == ReservationStatus::kPending || r->stored_version == r->version) {
+        continue;
+      }
+      if (never_held(*ref, r->stored_version)) {
+        Store(*r, out, &listed);
+      } else {
+        dirty_.insert(ColdKey('r', *ref->id));
+      }
+      continue;
     }
-    if (stored == version) continue;
-    std::string key = ColdKey(ref->kind, *ref->id);
-    if (stored == 0 && (dirty_.empty() || !dirty_.contains(key))) {
-      Store(ref->kind, *ref->id, out, &listed);  // never held: safe to write now
+    auto it = state_->usages.find(*ref->id);
+    if (it == state_->usages.end() || it->second.stored_version == it->second.version) continue;
+    if (never_held(*ref, it->second.stored_version)) {
+      Store(it->first, it->second, out);
     } else {
-      dirty_.insert(std::move(key));  // held as of the last checkpoint: rewrite with the next
+      dirty_.insert(ColdKey('u', *ref->id));
     }
   }
   WriteListing(listed, out);
@@ -93,13 +109,11 @@ void ColdStoreManager::Retire(const std::vector<Event>& events, ColdWrites* out)
 
 void ColdStoreManager::Checkpoint(ColdWrites* out) {
   std::vector<const Reservation*> listed;
-  for (const std::string& key : dirty_) Store(key[0], key.substr(1), out, &listed);
+  for (const std::string& key : dirty_) StoreKey(key, out, &listed);
   dirty_.clear();
   WriteListing(listed, out);
-  if (evictions_.empty() || evictions_.back().batch != 0) evictions_.emplace_back();
-  for (const auto& [key, version] : loaded_) {
-    evictions_.back().records.emplace_back(key[0], key.substr(1), version);
-  }
+  Eviction& eviction = Current();
+  for (const auto& [key, version] : loaded_) eviction.records.emplace_back(key[0], key.substr(1), version);
   loaded_.clear();
 }
 
@@ -117,10 +131,7 @@ Status ColdStoreManager::Prefetch(const std::vector<Submission>& submissions) {
         continue;
       }
       std::optional<RecordRef> ref = RecordNeededBy(request);
-      if (!ref) continue;
-      const bool in_memory = ref->kind == 'r' ? state_->FindReservation(*ref->id) != nullptr
-                                              : state_->usages.contains(*ref->id);
-      if (!in_memory) prefetch_keys_.push_back(ColdKey(ref->kind, *ref->id));
+      if (ref && !InMemory(*state_, *ref)) prefetch_keys_.push_back(ColdKey(ref->kind, *ref->id));
     }
   }
   if (!prefetch_status_.ok()) return prefetch_status_;

@@ -69,10 +69,16 @@ class ColdStoreManager {
   static constexpr size_t kLoadedRecordsMax = 200'000;
 
  private:
-  // Writes the record under `key` (kind, id) if it is finished, in memory
-  // and its stored version is not its version. Returns whether it did.
-  bool Store(char kind, const std::string& id, ColdWrites* out,
-             std::vector<const Reservation*>* listed);
+  struct Eviction;
+  // Records stored now leave memory with the batch not yet pushed.
+  Eviction& Current();
+  // Writes a finished record into *out, notes its stored version and its
+  // eviction; `listed` collects reservations for their listing entries.
+  void Store(Reservation& r, ColdWrites* out, std::vector<const Reservation*>* listed);
+  void Store(const std::string& id, UsageRecord& usage, ColdWrites* out);
+  // The same for a cold key (kind + id), if memory holds the record finished
+  // and changed since it was stored.
+  void StoreKey(const std::string& key, ColdWrites* out, std::vector<const Reservation*>* listed);
   void PrefetchListing(const query::ListReservations& q);
   void WriteListing(std::vector<const Reservation*>& listed, ColdWrites* out);
 

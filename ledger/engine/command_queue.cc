@@ -3,6 +3,8 @@
 #include <chrono>
 #include <iterator>
 
+#include "ledger/base/clock.h"
+
 namespace purser {
 
 bool CommandQueue::Push(std::vector<Request>& requests, Completion& done) {
@@ -10,9 +12,7 @@ bool CommandQueue::Push(std::vector<Request>& requests, Completion& done) {
   std::vector<uint8_t> types;
   types.reserve(count);
   for (const Request& request : requests) types.push_back(static_cast<uint8_t>(request.body.index()));
-  const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                             std::chrono::steady_clock::now().time_since_epoch())
-                             .count();
+  const int64_t now_us = SteadyMicros();
   std::unique_lock lock(mutex_);
   if (closed_ || queued_commands_ + count > commands_max_) return false;
   const bool was_empty = queue_.empty();

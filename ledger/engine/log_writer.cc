@@ -5,25 +5,10 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "ledger/base/clock.h"
 #include "ledger/log/head_file.h"
 
 namespace purser {
-
-namespace {
-
-uint64_t MicrosSince(std::chrono::steady_clock::time_point start) {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                   std::chrono::steady_clock::now() - start)
-                                   .count());
-}
-
-int64_t SteadyMicros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 
 LogWriter::LogWriter(EventLog* log, std::string data_dir, size_t pipeline_depth,
                      const std::atomic<bool>* failed, std::function<void(const Status&)> fail)

@@ -18,12 +18,6 @@ namespace purser {
 
 namespace {
 
-uint64_t MicrosSince(std::chrono::steady_clock::time_point start) {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                   std::chrono::steady_clock::now() - start)
-                                   .count());
-}
-
 // The idle timer: expiry runs within this long of a reservation falling due.
 constexpr int64_t kIdleWakeUs = 250'000;
 

@@ -240,12 +240,14 @@ std::optional<RecordRef> RecordNeededBy(const Request& request) {
       request.body);
 }
 
+bool InMemory(const State& state, const RecordRef& record) {
+  return record.kind == 'r' ? state.FindReservation(*record.id) != nullptr
+                            : state.usages.contains(*record.id);
+}
+
 Status LoadColdRecordsFor(EventLog* log, const Event& event, State* state) {
   std::optional<RecordRef> record = RecordOf(event);
-  if (!record || record->creates) return Status::Ok();
-  const bool in_memory = record->kind == 'r' ? state->FindReservation(*record->id) != nullptr
-                                             : state->usages.contains(*record->id);
-  if (in_memory) return Status::Ok();
+  if (!record || record->creates || InMemory(*state, *record)) return Status::Ok();
   std::string key = ColdKey(record->kind, *record->id);
   std::vector<std::string> values;
   std::vector<bool> found;

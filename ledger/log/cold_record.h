@@ -72,6 +72,8 @@ std::optional<RecordRef> RecordOf(const Event& event);
 // The record a request reads or changes, if any (ListReservations aside: it
 // reads many, see the engine's prefetch).
 std::optional<RecordRef> RecordNeededBy(const Request& request);
+// Whether memory holds the record.
+bool InMemory(const State& state, const RecordRef& record);
 
 // Decodes the cold record stored under `key` (from ColdKey()) into *state;
 // *version receives its version. False when the record is corrupt.
