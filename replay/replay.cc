@@ -38,11 +38,8 @@ Result<std::unique_ptr<EventLog>> OpenReadOnly(const std::string& dir) {
   return EventLog::Open(options);
 }
 
-namespace {
-
 using Clock = std::chrono::steady_clock;
 
-// Prints "<verb>: N events (R/s)" lines while a long run goes on.
 std::function<void(uint64_t)> ProgressPrinter(std::ostream* out, const char* verb) {
   if (out == nullptr) return nullptr;
   auto start = Clock::now();
@@ -55,120 +52,88 @@ std::function<void(uint64_t)> ProgressPrinter(std::ostream* out, const char* ver
   };
 }
 
-// Bounds a replay's memory the way the service does: when memory holds
-// `max_records` reservations and usage records, the finished ones leave it for
-// the cold store of `log` (a scratch database, or the one being rebuilt), and
-// come back when an event needs one.
-class Evictor {
- public:
-  // `with_listing`: also write the reservations' listing entries, for a
-  // database the service will open.
-  Evictor(EventLog* log, uint64_t max_records, bool with_listing)
-      : log_(log), max_records_(max_records), with_listing_(with_listing), threshold_(max_records) {}
-
-  Status BeforeApply(const Event& event, State* state) {
-    if (max_records_ > 0 && InMemory(*state) >= threshold_) {
-      if (Status status = EvictFinished(state); !status.ok()) return status;
-      // Pending reservations stay: with very many of them, wait for half
-      // the budget of new records before the next pass.
-      threshold_ = std::max(max_records_, InMemory(*state) + max_records_ / 2);
-    }
-    return LoadColdRecordsFor(log_, event, state);
+Status Evictor::BeforeApply(const Event& event, State* state) {
+  if (max_records_ > 0 && InMemory(*state) >= threshold_) {
+    if (Status status = EvictFinished(state); !status.ok()) return status;
+    // Pending reservations stay: with very many of them, wait for half
+    // the budget of new records before the next pass.
+    threshold_ = std::max(max_records_, InMemory(*state) + max_records_ / 2);
   }
+  return LoadColdRecordsFor(log_, event, state);
+}
 
-  Status EvictFinished(State* state) {
-    std::vector<std::pair<std::string, uint64_t>> reservations;
-    std::vector<std::pair<std::string, uint64_t>> usages;
-    for (const auto& [id, r] : state->reservations) {
-      if (r.status != ReservationStatus::kPending) reservations.emplace_back(id, r.version);
-    }
-    for (const auto& [id, usage] : state->usages) usages.emplace_back(id, usage.version);
-    // In chunks, so that the encoded copies never outweigh the records.
-    constexpr size_t kChunk = 100'000;
-    std::vector<std::pair<std::string, std::string>> records;
-    std::vector<std::pair<std::string, std::string>> listing;
-    for (size_t from = 0; from < reservations.size(); from += kChunk) {
-      size_t to = std::min(reservations.size(), from + kChunk);
-      for (size_t i = from; i < to; ++i) {
-        const Reservation* r = state->FindReservation(reservations[i].first);
-        records.emplace_back(ColdKey('r', r->id), EncodeColdReservation(*r));
-        if (with_listing_) listing.push_back(ListingEntry(*r));
-      }
-      if (Status status = WriteRecords(&records, &listing); !status.ok()) return status;
-      for (size_t i = from; i < to; ++i) {
-        state->EvictReservation(reservations[i].first, reservations[i].second);
-      }
-    }
-    for (size_t from = 0; from < usages.size(); from += kChunk) {
-      size_t to = std::min(usages.size(), from + kChunk);
-      for (size_t i = from; i < to; ++i) {
-        const std::string& id = usages[i].first;
-        records.emplace_back(ColdKey('u', id), EncodeColdUsage(id, state->usages.at(id)));
-      }
-      if (Status status = WriteRecords(&records, &listing); !status.ok()) return status;
-      for (size_t i = from; i < to; ++i) state->EvictUsage(usages[i].first, usages[i].second);
-    }
-    return Status::Ok();
+Status Evictor::EvictFinished(State* state) {
+  std::vector<std::pair<std::string, uint64_t>> reservations;
+  std::vector<std::pair<std::string, uint64_t>> usages;
+  for (const auto& [id, r] : state->reservations) {
+    if (r.status != ReservationStatus::kPending) reservations.emplace_back(id, r.version);
   }
-
-  ColdStore* cold() { return &cold_; }
-
- private:
-  using Entries = std::vector<std::pair<std::string, std::string>>;
-  Status WriteRecords(Entries* records, Entries* listing) {
-    std::sort(records->begin(), records->end());
-    std::sort(listing->begin(), listing->end());
-    LogBatch batch;
-    for (const auto& [key, value] : *records) log_->AddColdRecord(key, value, &batch);
-    for (const auto& [key, value] : *listing) log_->AddListingEntry(key, value, &batch);
-    records->clear();
-    listing->clear();
-    return log_->Write(&batch, /*sync=*/false);
-  }
-
-  static uint64_t InMemory(const State& state) {
-    return state.reservations.size() + state.usages.size();
-  }
-
-  EventLog* log_;
-  uint64_t max_records_;
-  bool with_listing_;
-  uint64_t threshold_;
-  LogColdStore cold_{log_};
-};
-
-// A scratch database in the system's temp directory, removed when done.
-class ScratchLog {
- public:
-  ~ScratchLog() {
-    log_.reset();
-    if (!path_.empty()) {
-      std::error_code ignored;
-      std::filesystem::remove_all(path_, ignored);
+  for (const auto& [id, usage] : state->usages) usages.emplace_back(id, usage.version);
+  // In chunks, so that the encoded copies never outweigh the records.
+  constexpr size_t kChunk = 100'000;
+  Entries records;
+  Entries listing;
+  for (size_t from = 0; from < reservations.size(); from += kChunk) {
+    size_t to = std::min(reservations.size(), from + kChunk);
+    for (size_t i = from; i < to; ++i) {
+      const Reservation* r = state->FindReservation(reservations[i].first);
+      records.emplace_back(ColdKey('r', r->id), EncodeColdReservation(*r));
+      if (with_listing_) listing.push_back(ListingEntry(*r));
+    }
+    if (Status status = WriteRecords(&records, &listing); !status.ok()) return status;
+    for (size_t i = from; i < to; ++i) {
+      state->EvictReservation(reservations[i].first, reservations[i].second);
     }
   }
-  Status Open() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "purser-replay-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) {
-      return Status::IOError("cannot create a scratch directory in " +
+  for (size_t from = 0; from < usages.size(); from += kChunk) {
+    size_t to = std::min(usages.size(), from + kChunk);
+    for (size_t i = from; i < to; ++i) {
+      const std::string& id = usages[i].first;
+      records.emplace_back(ColdKey('u', id), EncodeColdUsage(id, state->usages.at(id)));
+    }
+    if (Status status = WriteRecords(&records, &listing); !status.ok()) return status;
+    for (size_t i = from; i < to; ++i) state->EvictUsage(usages[i].first, usages[i].second);
+  }
+  return Status::Ok();
+}
+
+Status Evictor::WriteRecords(Entries* records, Entries* listing) {
+  std::sort(records->begin(), records->end());
+  std::sort(listing->begin(), listing->end());
+  LogBatch batch;
+  for (const auto& [key, value] : *records) log_->AddColdRecord(key, value, &batch);
+  for (const auto& [key, value] : *listing) log_->AddListingEntry(key, value, &batch);
+  records->clear();
+  listing->clear();
+  return log_->Write(&batch, /*sync=*/false);
+}
+
+ScratchLog::~ScratchLog() {
+  log_.reset();
+  if (!path_.empty()) {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+}
+
+Status ScratchLog::Open() {
+  std::string pattern = (std::filesystem::temp_directory_path() / "purser-replay-XXXXXX").string();
+  if (mkdtemp(pattern.data()) == nullptr) {
+    return Status::IOError("cannot create a scratch directory in " +
                            std::filesystem::temp_directory_path().string());
-    }
-    path_ = pattern;
-    EventLogOptions options;
-    options.path = path_;
-    options.write_buffer_bytes = 4 << 20;  // holds no events
-    options.cold_write_buffer_bytes = 64 << 20;
-    Result<std::unique_ptr<EventLog>> log = EventLog::Open(options);
-    if (!log.ok()) return log.status();
-    log_ = std::move(*log);
-    return Status::Ok();
   }
-  EventLog* get() { return log_.get(); }
+  path_ = pattern;
+  EventLogOptions options;
+  options.path = path_;
+  options.write_buffer_bytes = 4 << 20;  // holds no events
+  options.cold_write_buffer_bytes = 64 << 20;
+  Result<std::unique_ptr<EventLog>> log = EventLog::Open(options);
+  if (!log.ok()) return log.status();
+  log_ = std::move(*log);
+  return Status::Ok();
+}
 
- private:
-  std::string path_;
-  std::unique_ptr<EventLog> log_;
-};
+namespace {
 
 // The flows of every wallet, summed from the events alone (not from State),
 // for the conservation law: balance = deposits + adjustments + refunds
@@ -608,6 +573,13 @@ constexpr char kUsage[] =
     "      the story of A's subtree over the window: spend and calls, spend per minute\n"
     "      and its peak, top models, actions and runs, the largest calls, expiries,\n"
     "      alerts, freezes and rejections counted (T: RFC 3339 UTC or YYYY-MM-DD)\n"
+    "  what-if --data-dir D --account A --from T --to T [--daily USD] [--monthly USD]\n"
+    "          [--hard USD] [--max-inflight N] [--max-calls-per-minute N]\n"
+    "          [--runaway-action alert|freeze] [any other flag of `purser budget set`] [--json]\n"
+    "      replays the log with those caps on A from the window's first event: which\n"
+    "      reservations would have been refused (the first, when, by which cap, how\n"
+    "      many), the spend avoided, when the money would have stopped, and actual\n"
+    "      against hypothetical spend per day\n"
     "  query   --data-dir D [--as-of SEQ|TIME] READ...\n"
     "      any read of the `purser` CLI (balance A, spend A --group-by model, trends A,\n"
     "      efficiency A, pnl A, alerts --account A, budget get A, ...) answered in API.md's JSON\n"
@@ -772,6 +744,74 @@ int RunExplain(Flags& flags) {
   return 0;
 }
 
+// `what-if`: its own flags, and the caps as `purser budget set` takes them
+// (with the names --max-calls-per-minute and --runaway-action too).
+int RunWhatIf(int argc, char** argv) {
+  WhatIfOptions options;
+  options.progress = ProgressStream();
+  std::vector<std::string> budget = {"budget", "set"};
+  std::string from, to;
+  bool json = false;
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--json") {
+      json = true;
+      continue;
+    }
+    std::string name = arg.rfind("--", 0) == 0 ? arg.substr(2) : std::string();
+    std::string value;
+    if (size_t equals = name.find('='); equals != std::string::npos) {
+      value = name.substr(equals + 1);
+      name.resize(equals);
+    } else if (!name.empty() && i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      return Fail(name.empty() ? "unexpected argument " + arg : "--" + name + " needs a value");
+    }
+    if (name == "data-dir") {
+      options.data_dir = value;
+    } else if (name == "account") {
+      options.account = value;
+    } else if (name == "from") {
+      from = value;
+    } else if (name == "to") {
+      to = value;
+    } else if (name == "max-records") {
+      std::optional<int64_t> most = ParseInt64(value);
+      if (!most || *most < 0) return Fail("--max-records must be 0 or more");
+      options.max_records_in_memory = static_cast<uint64_t>(*most);
+    } else {
+      if (name == "max-calls-per-minute") name = "calls-per-minute";
+      if (name == "runaway-action") name = "runaway";
+      budget.push_back("--" + name);
+      budget.push_back(value);
+    }
+  }
+  if (options.data_dir.empty()) return Fail("--data-dir is required");
+  if (options.account.empty() || from.empty() || to.empty()) {
+    return Fail("what-if needs --account, --from and --to");
+  }
+  if (budget.size() == 2) return Fail("give at least one cap to try (e.g. --daily 25)");
+  for (auto [text, target] : {std::pair{&from, &options.from_us}, {&to, &options.to_us}}) {
+    std::optional<int64_t> time = ParseTimestamp(*text);
+    if (!time) return Fail("--from and --to must be RFC 3339 UTC or YYYY-MM-DD");
+    *target = *time;
+  }
+  if (to.size() == 10) options.to_us += kMicrosPerDay - 1;  // the whole day
+  budget.insert(budget.begin() + 2, options.account);
+  Result<RequestBody> caps = ParseCommandLine(budget, options.from_us);
+  if (!caps.ok()) return Fail(caps.status().message());
+  options.caps = std::get<cmd::SetCaps>(*caps).patch;
+  WhatIfReport report;
+  if (Status status = WhatIf(options, &report); !status.ok()) return Fail(status.message());
+  if (json) {
+    std::cout << WhatIfJson(options, report) << '\n';
+  } else {
+    WriteWhatIfText(options, report, std::cout);
+  }
+  return 0;
+}
+
 int RunExport(Flags& flags) {
   ExportOptions options;
   options.data_dir = flags.Get("data-dir");
@@ -801,6 +841,7 @@ int ReplayMain(int argc, char** argv) {
   }
   std::string command = argv[1];
   if (command == "query") return RunQuery(argc, argv);
+  if (command == "what-if") return RunWhatIf(argc, argv);
   Flags flags(argc, argv, 2, {"json"});
   static const std::vector<std::string> kKnown = {"data-dir", "expect-head", "out", "until-seq",
                                                   "until-time", "account", "from", "to",

@@ -132,6 +132,57 @@ std::string ExplainJson(const ExplainOptions& options, const ExplainReport& repo
 // Spend per minute over the window as an SVG bar chart.
 std::string ExplainSvg(const ExplainOptions& options, const ExplainReport& report);
 
+struct WhatIfOptions {
+  std::string data_dir;
+  std::string account;  // the subtree's root, whose caps change
+  int64_t from_us = 0;  // inclusive: the caps change at the window's first event
+  int64_t to_us = 0;    // inclusive: the replay stops after it
+  CapsPatch caps;       // the hypothetical caps of `account` (as `purser budget set`)
+  uint64_t max_records_in_memory = 4'000'000;  // as VerifyOptions
+  std::ostream* progress = nullptr;
+};
+
+// `purser-replay what-if`: the log replayed through the same state machine
+// with other caps on a subtree. Inside the subtree and the window, the
+// commands the events record (reserve, settle, void, extend, usage) are
+// executed again, so admission, alerts and the runaway policy decide anew;
+// everything else is applied as it was. A refused reservation's later
+// settle, void, expiry and refunds are dropped: its call is assumed not made.
+struct WhatIfReport {
+  struct Refused {
+    std::string id;       // reservation or usage id
+    std::string account;  // the account that asked
+    int64_t time_us = 0;
+    std::string code;     // the refusal's result code
+    std::string message;  // names the account and cap that refused
+    int64_t avoided_micros = 0;  // what its call cost in the log, within the window
+  };
+  struct Day {
+    int64_t actual_micros = 0;
+    int64_t hypothetical_micros = 0;
+  };
+  bool account_found = false;
+  uint64_t reservations = 0;  // reserves of the subtree in the window
+  uint64_t usages = 0;        // usage records of the subtree in the window
+  uint64_t refused_reservations = 0;
+  uint64_t refused_usages = 0;   // refused only while frozen (the runaway policy)
+  std::vector<Refused> refused;  // both, in log order
+  std::map<std::string, uint64_t> refused_by_code;
+  int64_t avoided_micros = 0;  // spend of the refused calls in the log
+  int64_t actual_micros = 0;
+  int64_t hypothetical_micros = 0;
+  // The first refusal after the last admitted reserve: from then to the end
+  // of the window no reserve passed. 0 when the money never stopped.
+  int64_t stopped_at_us = 0;
+  std::map<int64_t, Day> per_day;  // day since the epoch -> spend
+  std::vector<std::string> hypothetical_alerts;  // alerts raised in the subtree, as messages
+  uint64_t actual_alerts = 0;
+};
+
+Status WhatIf(const WhatIfOptions& options, WhatIfReport* report);
+void WriteWhatIfText(const WhatIfOptions& options, const WhatIfReport& report, std::ostream& out);
+std::string WhatIfJson(const WhatIfOptions& options, const WhatIfReport& report);
+
 // `purser-replay salvage`: the operator accepts a log that lost acknowledged
 // events (after a damaged disk, a restored copy). The log must still verify
 // on its own; the head mark then moves to its head, and what was lost is

@@ -1,19 +1,75 @@
 // Shared by the replay tools' sources; not part of replay.h's interface.
 #pragma once
 
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
 #include <memory>
 #include <string>
 #include <unordered_set>
 #include <utility>
+#include <vector>
 
 #include "ledger/base/status.h"
+#include "ledger/log/cold_record.h"
 #include "ledger/log/event_log.h"
 #include "ledger/machine/events.h"
+#include "ledger/machine/state.h"
 
 namespace purser {
 
 // Opens a database read-only (NotFound when the directory does not exist).
 Result<std::unique_ptr<EventLog>> OpenReadOnly(const std::string& dir);
+
+// Prints "<verb>: N events (R/s)" lines while a long run goes on (nothing
+// when `out` is null).
+std::function<void(uint64_t)> ProgressPrinter(std::ostream* out, const char* verb);
+
+// Bounds a replay's memory the way the service does: when memory holds
+// `max_records` reservations and usage records, the finished ones leave it for
+// the cold store of `log` (a scratch database, or the one being rebuilt), and
+// come back when an event needs one.
+class Evictor {
+ public:
+  // `with_listing`: also write the reservations' listing entries, for a
+  // database the service will open.
+  Evictor(EventLog* log, uint64_t max_records, bool with_listing)
+      : log_(log), max_records_(max_records), with_listing_(with_listing), threshold_(max_records) {}
+
+  // Before `event` is applied to *state: evicts when memory is full, then
+  // loads the record the event changes if the cold store holds it.
+  Status BeforeApply(const Event& event, State* state);
+  Status EvictFinished(State* state);
+  ColdStore* cold() { return &cold_; }
+
+ private:
+  using Entries = std::vector<std::pair<std::string, std::string>>;
+  Status WriteRecords(Entries* records, Entries* listing);
+  static uint64_t InMemory(const State& state) {
+    return state.reservations.size() + state.usages.size();
+  }
+
+  EventLog* log_;
+  uint64_t max_records_;
+  bool with_listing_;
+  uint64_t threshold_;
+  LogColdStore cold_{log_};
+};
+
+// A scratch database in the system's temp directory, removed when done.
+class ScratchLog {
+ public:
+  ScratchLog() = default;
+  ScratchLog(const ScratchLog&) = delete;
+  ScratchLog& operator=(const ScratchLog&) = delete;
+  ~ScratchLog();
+  Status Open();
+  EventLog* get() { return log_.get(); }
+
+ private:
+  std::string path_;
+  std::unique_ptr<EventLog> log_;
+};
 
 // The accounts of one subtree, learned from AccountOpened events while a log
 // is read in order. An empty root means every account.

@@ -5,6 +5,7 @@
 #include <rocksdb/db.h>
 
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "http/json_views.h"
@@ -659,6 +660,181 @@ TEST(Explain, TellsASubtreesSpendPeakTopsAlertsFreezesAndRejectionsInTheWindow) 
   ExplainOptions unknown = options;
   unknown.account = "nobody";
   EXPECT_EQ(Explain(unknown, &report).code(), StatusCode::kNotFound);
+}
+
+// Three days of a team under a 1 USD daily cap: 12 calls a day on two
+// agents (one by estimate and tokens), a void and a usage record a day.
+int64_t WriteThreeDays(const std::string& dir, FakeClock& clock) {
+  auto sequencer = OpenSequencer(dir, clock.Function(), /*checkpoint_every_events=*/40);
+  OpenTree(*sequencer, 2, 100'000'000);
+  CapsPatch caps;
+  caps.daily_limit_micros = Patch<int64_t>::Set(1'000'000);
+  EXPECT_TRUE(Call(*sequencer, cmd::SetCaps{"team", caps}).ok());
+  clock.Advance(3600);
+  const int64_t start = clock.now_us.load();
+  for (int day = 0; day < 3; ++day) {
+    for (int i = 0; i < 12; ++i) {
+      std::string id = "d" + std::to_string(day) + "-" + std::to_string(i);
+      std::string agent = "agent-" + std::to_string(i % 2);
+      if (i == 5) {
+        cmd::Reserve reserve = ReserveCommand(id, agent, 0);
+        reserve.amount_micros.reset();
+        reserve.estimate = Estimate{"gpt-4o", 1'000, 1'000};
+        EXPECT_TRUE(Call(*sequencer, reserve).ok());
+        cmd::Settle settle = SettleCommand(id, 0);
+        settle.amount_micros.reset();
+        settle.usage = UsageTokens{"gpt-4o", TokenCounts{1'000, 500, 0, 0, 0}};
+        EXPECT_TRUE(Call(*sequencer, settle).ok());
+      } else {
+        EXPECT_TRUE(Call(*sequencer, ReserveCommand(id, agent, 100'000)).ok()) << id;
+        if (i == 7) {
+          EXPECT_TRUE(Call(*sequencer, cmd::Void{id, "cancelled"}).ok());
+        } else {
+          EXPECT_TRUE(Call(*sequencer, SettleCommand(id, 60'000 + i)).ok());
+        }
+      }
+      clock.Advance(600);
+    }
+    cmd::RecordUsage usage;
+    usage.usage_id = "u" + std::to_string(day);
+    usage.account = "agent-1";
+    usage.amount_micros = 20'000;
+    EXPECT_TRUE(Call(*sequencer, usage).ok());
+    clock.Advance(86'400 - 12 * 600);
+  }
+  return start;
+}
+
+WhatIfReport RunWhatIf(const std::string& dir, int64_t from, int64_t to, CapsPatch caps,
+                       uint64_t max_records = 4'000'000) {
+  WhatIfOptions options{dir, "team", from, to, std::move(caps), max_records, nullptr};
+  WhatIfReport report;
+  Status status = WhatIf(options, &report);
+  EXPECT_TRUE(status.ok()) << status.message();
+  return report;
+}
+
+std::set<std::string> RefusedIds(const WhatIfReport& report) {
+  std::set<std::string> ids;
+  for (const auto& refused : report.refused) ids.insert(refused.id);
+  return ids;
+}
+
+TEST(WhatIf, TheActualCapsReproduceTheLogAndTighterOnesRefuseASuperset) {
+  TempDir dir;
+  FakeClock clock;
+  const int64_t from = WriteThreeDays(dir.path(), clock);
+  const int64_t to = clock.now_us.load();
+  auto daily = [](int64_t micros) {
+    CapsPatch caps;
+    caps.daily_limit_micros = Patch<int64_t>::Set(micros);
+    return caps;
+  };
+  for (uint64_t max_records : {uint64_t{4'000'000}, uint64_t{6}}) {  // in memory; mostly evicted
+    WhatIfReport same = RunWhatIf(dir.path(), from, to, daily(1'000'000), max_records);
+    EXPECT_TRUE(same.account_found);
+    EXPECT_EQ(same.reservations, 36u);
+    EXPECT_EQ(same.usages, 3u);
+    EXPECT_TRUE(same.refused.empty());
+    EXPECT_EQ(same.avoided_micros, 0);
+    EXPECT_EQ(same.stopped_at_us, 0);
+    EXPECT_GT(same.actual_micros, 3 * 600'000);
+    EXPECT_EQ(same.hypothetical_micros, same.actual_micros);
+    ASSERT_EQ(same.per_day.size(), 3u);
+    for (const auto& [day, spend] : same.per_day) {
+      EXPECT_EQ(spend.hypothetical_micros, spend.actual_micros) << FormatDate(day);
+    }
+    EXPECT_EQ(same.hypothetical_alerts.size(), same.actual_alerts);
+  }
+
+  WhatIfReport half = RunWhatIf(dir.path(), from, to, daily(500'000));
+  ASSERT_FALSE(half.refused.empty());
+  EXPECT_EQ(half.refused_by_code.at("daily_cap_exceeded"), half.refused_reservations);
+  EXPECT_EQ(half.refused.front().code, "daily_cap_exceeded");
+  EXPECT_NE(half.refused.front().message.find("team"), std::string::npos) << half.refused.front().message;
+  EXPECT_GT(half.avoided_micros, 0);
+  EXPECT_EQ(half.actual_micros, half.hypothetical_micros + half.avoided_micros);
+  for (const auto& [day, spend] : half.per_day) {
+    EXPECT_LE(spend.hypothetical_micros, 500'000) << FormatDate(day);
+    EXPECT_LT(spend.hypothetical_micros, spend.actual_micros) << FormatDate(day);
+  }
+  // Each day admits again: the money stops only on the last one, at its
+  // first refusal.
+  ASSERT_NE(half.stopped_at_us, 0);
+  EXPECT_EQ(DayOf(half.stopped_at_us), DayOf(half.refused.back().time_us));
+  EXPECT_GT(half.stopped_at_us, half.refused.front().time_us);
+
+  WhatIfReport tighter = RunWhatIf(dir.path(), from, to, daily(300'000));
+  std::set<std::string> loose = RefusedIds(half);
+  std::set<std::string> tight = RefusedIds(tighter);
+  EXPECT_GT(tight.size(), loose.size());
+  EXPECT_TRUE(std::includes(tight.begin(), tight.end(), loose.begin(), loose.end()));
+
+  // A hard limit stops the money for good (smaller calls pass a while
+  // after its first refusal).
+  CapsPatch hard;
+  hard.hard_limit_micros = Patch<int64_t>::Set(1'000'000);
+  WhatIfReport stopped = RunWhatIf(dir.path(), from, to, hard);
+  ASSERT_FALSE(stopped.refused.empty());
+  EXPECT_EQ(stopped.refused.front().code, "hard_limit_exceeded");
+  EXPECT_EQ(DayOf(stopped.refused.front().time_us), DayOf(from) + 1);
+  EXPECT_GE(stopped.stopped_at_us, stopped.refused.front().time_us);
+  // Usage records are not refused by caps (they record the truth).
+  EXPECT_LE(stopped.hypothetical_micros, 1'000'000 + 3 * 20'000);
+
+  // Through the command line, with the flag names.
+  std::vector<std::string> words = {"purser-replay", "what-if", "--data-dir", dir.path(),
+                                    "--account", "team", "--from", FormatTimestamp(from),
+                                    "--to", FormatTimestamp(to), "--daily", "0.50", "--json"};
+  std::vector<char*> argv;
+  for (std::string& word : words) argv.push_back(word.data());
+  ::testing::internal::CaptureStdout();
+  int status = ReplayMain(static_cast<int>(argv.size()), argv.data());
+  std::string json = ::testing::internal::GetCapturedStdout();
+  EXPECT_EQ(status, 0);
+  EXPECT_NE(json.find("\"avoided_micros\":" + std::to_string(half.avoided_micros)), std::string::npos)
+      << json;
+  words = {"purser-replay", "what-if", "--data-dir", dir.path(), "--account", "team",
+           "--from", FormatTimestamp(from), "--to", FormatTimestamp(to), "--daily", "-3"};
+  argv.clear();
+  for (std::string& word : words) argv.push_back(word.data());
+  EXPECT_NE(ReplayMain(static_cast<int>(argv.size()), argv.data()), 0) << "a bad cap is refused";
+}
+
+TEST(WhatIf, ARunawayFreezeRefusesTheRunawaysLaterCallsAndUsage) {
+  TempDir dir;
+  FakeClock clock;
+  const int64_t from = clock.now_us.load();
+  {
+    auto sequencer = OpenSequencer(dir.path(), clock.Function());
+    OpenTree(*sequencer, 2, 100'000'000);
+    for (int i = 0; i < 8; ++i) {
+      std::string id = "e" + std::to_string(i);
+      ASSERT_TRUE(Call(*sequencer, ReserveCommand(id, "agent-0", 50'000)).ok());
+      cmd::Settle settle = SettleCommand(id, 10'000);
+      settle.outcome = Outcome::kError;
+      ASSERT_TRUE(Call(*sequencer, settle).ok());
+      clock.Advance(10);
+    }
+    cmd::RecordUsage usage;
+    usage.usage_id = "late-usage";
+    usage.account = "agent-0";
+    usage.amount_micros = 7'000;
+    ASSERT_TRUE(Call(*sequencer, usage).ok());
+    ASSERT_TRUE(Call(*sequencer, ReserveCommand("other", "agent-1", 50'000)).ok());
+  }
+  CapsPatch caps;
+  caps.runaway_action = Patch<RunawayAction>::Set(RunawayAction::kFreeze);
+  caps.runaway_error_streak = Patch<int64_t>::Set(3);
+  WhatIfReport report = RunWhatIf(dir.path(), from, clock.now_us.load(), caps);
+  EXPECT_EQ(report.refused_reservations, 5u) << "e3..e7, after three errors in a row";
+  EXPECT_EQ(report.refused_usages, 1u);
+  EXPECT_EQ(report.refused_by_code.at("account_frozen"), 6u);
+  EXPECT_EQ(report.refused.front().id, "e3");
+  EXPECT_EQ(report.avoided_micros, 5 * 10'000 + 7'000);
+  ASSERT_FALSE(report.hypothetical_alerts.empty());
+  EXPECT_NE(report.hypothetical_alerts.front().find("runaway"), std::string::npos);
+  EXPECT_EQ(report.stopped_at_us, 0) << "agent-1 still reserved at the end";
 }
 
 }  // namespace
