@@ -176,7 +176,7 @@ TEST(Damage, ADamagedProjectionCheckpointFallsBackToReplayingTheLog) {
     // Damage the checkpoint's state: its first chunk, with RocksDB's checksums intact.
     std::vector<rocksdb::ColumnFamilyDescriptor> families = {
         {rocksdb::kDefaultColumnFamilyName, {}}, {"events", {}}, {"ids", {}}, {"checkpoint", {}},
-        {"records", {}}, {"listing", {}}, {"notify", {}}};
+        {"records", {}}, {"listing", {}}, {"notify", {}}, {"merkle", {}}};
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* db = nullptr;
     ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir.Sub("data"), families, &handles, &db).ok());
@@ -212,7 +212,7 @@ TEST(Damage, VerifyChecksTheIdIndexAgainstTheLog) {
   {
     std::vector<rocksdb::ColumnFamilyDescriptor> families = {
         {rocksdb::kDefaultColumnFamilyName, {}}, {"events", {}}, {"ids", {}}, {"checkpoint", {}},
-        {"records", {}}, {"listing", {}}, {"notify", {}}};
+        {"records", {}}, {"listing", {}}, {"notify", {}}, {"merkle", {}}};
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* db = nullptr;
     ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir.Sub("data"), families, &handles, &db).ok());

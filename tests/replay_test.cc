@@ -24,7 +24,7 @@ class RawLog {
   explicit RawLog(const std::string& dir) {
     std::vector<rocksdb::ColumnFamilyDescriptor> families = {
         {rocksdb::kDefaultColumnFamilyName, {}}, {"events", {}}, {"ids", {}}, {"checkpoint", {}},
-        {"records", {}}, {"listing", {}}, {"notify", {}}};
+        {"records", {}}, {"listing", {}}, {"notify", {}}, {"merkle", {}}};
     rocksdb::DB* db = nullptr;
     rocksdb::Status status = rocksdb::DB::Open(rocksdb::DBOptions(), dir, families, &handles_, &db);
     EXPECT_TRUE(status.ok()) << status.ToString();

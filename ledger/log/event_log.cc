@@ -8,9 +8,11 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "ledger/log/event_codec.h"
+#include "ledger/log/merkle_store.h"
 
 namespace purser {
 
@@ -20,6 +22,16 @@ constexpr char kFormatKey[] = "format";
 constexpr char kFormatValue[] = "purser-log-2";
 constexpr char kCheckpointHeadKey[] = "head";
 constexpr size_t kCheckpointChunkBytes = 4 << 20;
+constexpr char kMerkleSizeKey[] = "size";
+
+std::string MerkleNodeKey(int level, uint64_t index) {
+  std::string key = "n";
+  key.push_back(static_cast<char>(level));
+  key += SequenceKey(index);
+  return key;
+}
+
+std::string SignedCheckpointKey(uint64_t tree_size) { return "c" + SequenceKey(tree_size); }
 
 Status FromRocks(const rocksdb::Status& status, std::string_view what) {
   if (status.ok()) return Status::Ok();
@@ -31,6 +43,9 @@ Status FromRocks(const rocksdb::Status& status, std::string_view what) {
 }
 
 rocksdb::Slice Slice(std::string_view text) { return rocksdb::Slice(text.data(), text.size()); }
+rocksdb::Slice Slice(const Sha256Digest& hash) {
+  return rocksdb::Slice(reinterpret_cast<const char*>(hash.data()), hash.size());
+}
 
 bool Supports(rocksdb::CompressionType type) {
   auto supported = rocksdb::GetSupportedCompressions();
@@ -134,12 +149,17 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const EventLogOptions& options)
       // The notifier's own records (notify/): webhook secrets, its cursor
       // and the deliveries. Operational data, never part of the log.
       {"notify", rocksdb::ColumnFamilyOptions()},
+      // The Merkle tree and the signed checkpoints (SPEC section 9).
+      {"merkle", rocksdb::ColumnFamilyOptions()},
   };
   if (options.read_only) {
     // A database of an older build may lack the newer families: open what it has.
     std::vector<std::string> existing;
     rocksdb::DB::ListColumnFamilies(db_options, options.path, &existing).PermitUncheckedError();
-    if (std::find(existing.begin(), existing.end(), "notify") == existing.end()) families.pop_back();
+    std::erase_if(families, [&](const rocksdb::ColumnFamilyDescriptor& family) {
+      return (family.name == "notify" || family.name == "merkle") &&
+             std::find(existing.begin(), existing.end(), family.name) == existing.end();
+    });
   }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
@@ -156,7 +176,9 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const EventLogOptions& options)
   log->checkpoint_ = handles[3];
   log->records_ = handles[4];
   log->listing_ = handles[5];
-  log->notify_ = handles.size() > 6 ? handles[6] : nullptr;
+  for (size_t i = 6; i < handles.size(); ++i) {
+    (handles[i]->GetName() == "notify" ? log->notify_ : log->merkle_) = handles[i];
+  }
   log->read_only_ = options.read_only;
   if (Status recovered = log->Recover(); !recovered.ok()) return recovered;
   return log;
@@ -164,7 +186,7 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const EventLogOptions& options)
 
 EventLog::~EventLog() {
   if (db_ == nullptr) return;
-  for (auto* handle : {events_, ids_, checkpoint_, records_, listing_, notify_}) {
+  for (auto* handle : {events_, ids_, checkpoint_, records_, listing_, notify_, merkle_}) {
     if (handle != nullptr) db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
   }
   db_->DestroyColumnFamilyHandle(default_).PermitUncheckedError();
@@ -201,7 +223,113 @@ Status EventLog::Recover() {
   if (Status decoded = DecodeRecord(sequence, record, &view); !decoded.ok()) return decoded;
   last_sequence_ = sequence;
   last_link_ = view.link;
-  return it->status();
+  if (Status iterated = it->status(); !iterated.ok()) return iterated;
+  return RecoverMerkle();
+}
+
+Status EventLog::RecoverMerkle() {
+  if (merkle_ == nullptr) return Status::Ok();  // read-only, an older build's database
+  std::string value;
+  uint64_t size = 0;
+  rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), merkle_, kMerkleSizeKey, &value);
+  if (status.ok() && value.size() == 8) {
+    size = SequenceFromKey(value);
+  } else if (!status.IsNotFound()) {
+    return status.ok() ? Status::Corruption("the Merkle tree's size is malformed")
+                       : FromRocks(status, "reading the Merkle tree's size");
+  }
+  // A log shorter than its tree lost events (the head mark tells the engine,
+  // which refuses to start unless told to accept it): the tree's nodes over
+  // the events that remain still stand, and the ones beyond are written
+  // again as the log grows back over them.
+  size = std::min(size, last_sequence_);
+  std::vector<Sha256Digest> peaks;
+  if (Status loaded = MerklePeaks(this, size, &peaks); !loaded.ok()) {
+    // Damage under the tree: the tools' replay names it; a writable open
+    // builds the tree again from the log (whose records recovery checks).
+    if (read_only_) return Status::Ok();
+    std::fprintf(stderr, "purser: the Merkle tree cannot be read (%s); building it again from the log\n",
+                 loaded.message().c_str());
+    size = 0;
+    peaks.clear();
+  }
+  frontier_.Reset(size, peaks);
+  merkle_durable_size_.store(size, std::memory_order_release);
+  if (read_only_ || size == last_sequence_) return Status::Ok();
+  // A database of an older build: the tree grows over its events now.
+  if (last_sequence_ - size > 100'000) {
+    std::fprintf(stderr, "purser: building the Merkle tree over events %llu..%llu\n",
+                 static_cast<unsigned long long>(size + 1), static_cast<unsigned long long>(last_sequence_));
+  }
+  rocksdb::WriteBatch batch;
+  for (auto it = NewIterator(size + 1); it->Valid(); it->Next()) {
+    if (it->sequence() != frontier_.size() + 1) break;
+    frontier_.Append(MerkleLeafHash(it->record()), &completed_);
+    for (const MerkleNode& node : completed_) {
+      batch.Put(merkle_, MerkleNodeKey(node.level, node.index), Slice(node.hash)).PermitUncheckedError();
+    }
+    completed_.clear();
+    if (batch.Count() >= 100'000 || it->sequence() == last_sequence_) {
+      batch.Put(merkle_, kMerkleSizeKey, SequenceKey(frontier_.size())).PermitUncheckedError();
+      rocksdb::WriteOptions options;
+      options.sync = it->sequence() == last_sequence_;
+      if (Status written = FromRocks(db_->Write(options, &batch), "writing the Merkle tree");
+          !written.ok()) {
+        return written;
+      }
+      batch.Clear();
+    }
+  }
+  if (frontier_.size() != last_sequence_) {
+    return Status::Corruption("event " + std::to_string(frontier_.size() + 1) +
+                              " is missing from the log (building the Merkle tree)");
+  }
+  merkle_durable_size_.store(frontier_.size(), std::memory_order_release);
+  return Status::Ok();
+}
+
+Status EventLog::GetMerkleNode(int level, uint64_t index, Sha256Digest* hash) {
+  if (merkle_ == nullptr) return Status::NotFound("this database has no Merkle tree");
+  std::string value;
+  rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), merkle_, MerkleNodeKey(level, index), &value);
+  if (status.ok() && value.size() == hash->size()) {
+    std::memcpy(hash->data(), value.data(), hash->size());
+    return Status::Ok();
+  }
+  if (!status.ok() && !status.IsNotFound()) return FromRocks(status, "reading the Merkle tree");
+  return Status::Corruption("the Merkle tree's node " + std::to_string(level) + "/" +
+                            std::to_string(index) + (status.ok() ? " is malformed" : " is missing"));
+}
+
+Status EventLog::AddSignedCheckpoint(uint64_t tree_size, std::string_view note) {
+  if (merkle_ == nullptr) return Status::Error("this database has no Merkle tree");
+  rocksdb::WriteOptions options;
+  options.sync = true;
+  return FromRocks(db_->Put(options, merkle_, SignedCheckpointKey(tree_size), Slice(note)),
+                   "writing a signed checkpoint");
+}
+
+Status EventLog::ForEachSignedCheckpoint(
+    uint64_t from_size, const std::function<bool(uint64_t tree_size, std::string_view note)>& visit) {
+  if (merkle_ == nullptr) return Status::Ok();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), merkle_));
+  for (it->Seek(SignedCheckpointKey(from_size)); it->Valid() && it->key().starts_with("c"); it->Next()) {
+    uint64_t size = SequenceFromKey(std::string_view(it->key().data() + 1, it->key().size() - 1));
+    if (!visit(size, std::string_view(it->value().data(), it->value().size()))) break;
+  }
+  return FromRocks(it->status(), "reading the signed checkpoints");
+}
+
+Status EventLog::LatestSignedCheckpoint(uint64_t* tree_size, std::string* note) {
+  *tree_size = 0;
+  if (merkle_ == nullptr) return Status::Ok();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), merkle_));
+  it->SeekForPrev(SignedCheckpointKey(UINT64_MAX));
+  if (it->Valid() && it->key().starts_with("c")) {
+    *tree_size = SequenceFromKey(std::string_view(it->key().data() + 1, it->key().size() - 1));
+    note->assign(it->value().data(), it->value().size());
+  }
+  return FromRocks(it->status(), "reading the signed checkpoints");
 }
 
 void EventLog::Append(const Event& event, std::string_view payload, LogBatch* batch) {
@@ -222,9 +350,22 @@ void EventLog::Append(const Event& event, std::string_view payload, LogBatch* ba
   }
   ++batch->records_;
   last_sequence_ = event.sequence;
+  if (merkle_ != nullptr) {
+    frontier_.Append(MerkleLeafHash(std::string_view(batch->segment_).substr(at + 4, length)),
+                     &completed_);
+    for (const MerkleNode& node : completed_) {
+      batch->batch_->Put(merkle_, MerkleNodeKey(node.level, node.index), Slice(node.hash))
+          .PermitUncheckedError();
+    }
+    completed_.clear();
+  }
 }
 
 Status EventLog::Write(LogBatch* batch, bool sync) {
+  const bool events = batch->records_ > 0;
+  if (events && merkle_ != nullptr) {
+    batch->batch_->Put(merkle_, kMerkleSizeKey, SequenceKey(frontier_.size())).PermitUncheckedError();
+  }
   if (batch->records_ > 0) {
     batch->batch_->Put(events_, Slice(SequenceKey(batch->segment_first_)), Slice(batch->segment_))
         .PermitUncheckedError();
@@ -240,7 +381,12 @@ Status EventLog::Write(LogBatch* batch, bool sync) {
   rocksdb::WriteOptions options;
   options.sync = sync;
   options.disableWAL = false;
-  return FromRocks(db_->Write(options, batch->batch_.get()), "writing the log");
+  Status status = FromRocks(db_->Write(options, batch->batch_.get()), "writing the log");
+  // Proofs read only what a synced write made durable.
+  if (status.ok() && events && sync) {
+    merkle_durable_size_.store(frontier_.size(), std::memory_order_release);
+  }
+  return status;
 }
 
 void EventLog::AddCheckpoint(uint64_t sequence, const Sha256Digest& link, std::string_view state,
@@ -402,10 +548,12 @@ void EventLog::Iterator::Next() {
 
 Status EventLog::Iterator::status() const { return FromRocks(it_->status(), "iterating the log"); }
 
-std::unique_ptr<EventLog::Iterator> EventLog::NewIterator(uint64_t from_sequence) {
+std::unique_ptr<EventLog::Iterator> EventLog::NewIterator(uint64_t from_sequence, bool scan) {
   rocksdb::ReadOptions options;
-  options.readahead_size = 2 << 20;
-  options.fill_cache = false;
+  if (scan) {
+    options.readahead_size = 2 << 20;
+    options.fill_cache = false;
+  }
   auto iterator = std::unique_ptr<Iterator>(new Iterator());
   iterator->it_.reset(db_->NewIterator(options, events_));
   // The segment holding `from_sequence` starts at or before it.

@@ -16,6 +16,12 @@
 //   records     the cold store: 'r' + reservation id / 'u' + usage id ->
 //               a finished record as of the last projection checkpoint
 //               (ledger/cold_record.h), written in the checkpoint's batch
+//   merkle      the log's Merkle tree (ledger/base/merkle.h): 'n' + level
+//               byte + 8-byte big-endian index -> the 32-byte hash of a
+//               node at kMerkleStoredLevel or above, and "size" -> the
+//               number of leaves, both written with the events' batch;
+//               'c' + 8-byte big-endian tree size -> a signed checkpoint
+//               (ledger/base/signed_note.h)
 //
 // A group commit's events and id-index entries go into one WriteBatch,
 // written with sync = true: nothing is acknowledged before it is durable.
@@ -24,6 +30,7 @@
 // (iterators, Get) may run concurrently, as RocksDB allows.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -31,6 +38,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ledger/base/merkle.h"
 #include "ledger/machine/events.h"
 #include "ledger/base/status.h"
 #include "ledger/base/types.h"
@@ -128,6 +136,24 @@ class EventLog {
   // Reads the record of one event.
   Status ReadRecord(uint64_t sequence, std::string* record);
 
+  // The Merkle tree (SPEC section 9). Leaves the tree holds durably (any
+  // thread): every event written, once its batch is; in a read-only open
+  // of a database from an older build, what its tree covers (0 without).
+  uint64_t merkle_durable_size() const { return merkle_durable_size_.load(std::memory_order_acquire); }
+  // The root of every event appended so far (the writer's thread).
+  Sha256Digest merkle_root() const { return frontier_.Root(); }
+  uint64_t merkle_size() const { return frontier_.size(); }
+  // A stored node (level >= kMerkleStoredLevel); Corruption when absent.
+  Status GetMerkleNode(int level, uint64_t index, Sha256Digest* hash);
+  // Signed checkpoints, kept forever: one written now, synced.
+  Status AddSignedCheckpoint(uint64_t tree_size, std::string_view note);
+  // Visits the signed checkpoints of tree sizes >= `from_size`, in order,
+  // while `visit` returns true.
+  Status ForEachSignedCheckpoint(uint64_t from_size,
+                                 const std::function<bool(uint64_t tree_size, std::string_view note)>& visit);
+  // The newest one; *tree_size = 0 when there is none.
+  Status LatestSignedCheckpoint(uint64_t* tree_size, std::string* note);
+
   // The sequence that established `id` of `kind`, or 0.
   uint64_t FindId(char kind, std::string_view id);
   // Visits every id-index entry: its key (kind byte + id) and sequence.
@@ -156,7 +182,9 @@ class EventLog {
     uint64_t sequence_ = 0;
     bool valid_ = false;
   };
-  std::unique_ptr<Iterator> NewIterator(uint64_t from_sequence);
+  // `scan`: a long read (read-ahead, no block cache); otherwise a few
+  // records (a proof's).
+  std::unique_ptr<Iterator> NewIterator(uint64_t from_sequence, bool scan = true);
 
   // A consistent copy of the database in `directory` (RocksDB Checkpoint).
   Status CreateCheckpointCopy(const std::string& directory);
@@ -177,6 +205,9 @@ class EventLog {
  private:
   EventLog() = default;
   Status Recover();
+  // Loads the tree's right edge and, in a writable open, extends the tree
+  // over events it does not cover yet (a database of an older build).
+  Status RecoverMerkle();
 
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* default_ = nullptr;
@@ -186,6 +217,10 @@ class EventLog {
   rocksdb::ColumnFamilyHandle* listing_ = nullptr;
   rocksdb::ColumnFamilyHandle* records_ = nullptr;
   rocksdb::ColumnFamilyHandle* notify_ = nullptr;
+  rocksdb::ColumnFamilyHandle* merkle_ = nullptr;
+  MerkleFrontier frontier_;
+  std::vector<MerkleNode> completed_;  // Append's scratch
+  std::atomic<uint64_t> merkle_durable_size_{0};
   uint64_t last_sequence_ = 0;
   Sha256Digest last_link_{};
   bool read_only_ = false;
