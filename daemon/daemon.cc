@@ -23,6 +23,7 @@
 #include "http/http_server.h"
 #include "ops/metrics.h"
 #include "rpc/rpc_server.h"
+#include "ledger/base/clock.h"
 #include "ledger/base/crypto.h"
 #include "ledger/base/flags.h"
 #include "ledger/ledger.h"
@@ -37,7 +38,7 @@ constexpr char kUsage[] =
     "               [--queue-max N] [--checkpoint-every N] [--http-threads N]\n"
     "               [--allow-private-webhooks] [--metrics-public] [--metrics-account-depth N]\n"
     "               [--rpc-handshake-timeout-ms MS] [--rpc-idle-timeout-s S] [--connections-max N]\n"
-    "               [--rpc-loops N]\n"
+    "               [--rpc-loops N] [--sign-every-s S]\n"
     "  --data-dir     the RocksDB directory (default ./data)\n"
     "  --rpc          Cap'n Proto RPC address (default 127.0.0.1:8481; port 0 = ephemeral)\n"
     "  --http         HTTP/JSON address (default 127.0.0.1:8480; port 0 = ephemeral)\n"
@@ -57,7 +58,9 @@ constexpr char kUsage[] =
     "  --webhook-retry-base-ms  the first retry's delay, doubling to 10 min (default 1000)\n"
     "  --webhook-max-attempts  attempts before a delivery is dead (default 15)\n"
     "  --webhook-concurrency  attempts in flight at once (default 16)\n"
-    "  --webhook-ca FILE  trust this CA for https receivers (besides the system's)\n";
+    "  --webhook-ca FILE  trust this CA for https receivers (besides the system's)\n"
+    "  --sign-every-s  sign a checkpoint of the log's Merkle tree this often while events\n"
+    "                 arrive, 1..60 (default 60); the key: DIR/log.key, DIR/log.pub\n";
 
 std::atomic<int> g_stop_signal{0};
 int g_signal_pipe[2] = {-1, -1};
@@ -179,6 +182,8 @@ bool ParseConfig(Flags& flags, const DescriptorBudget& budget, DaemonConfig* con
   ledger.accept_truncated_log = flags.Has("accept-truncated-log");
   if (auto queue = flags.GetInt("queue-max")) ledger.queue_commands_max = static_cast<size_t>(*queue);
   if (auto every = flags.GetInt("checkpoint-every")) ledger.checkpoint_every_events = static_cast<uint64_t>(*every);
+  const int64_t sign_every_s = flags.GetInt("sign-every-s").value_or(60);
+  ledger.sign_every_us = sign_every_s * kMicrosPerSecond;
   const int64_t depth = flags.GetInt("metrics-account-depth").value_or(2);
   config->metrics_depth = static_cast<int>(std::clamp<int64_t>(depth, 0, kAccountDepthMax));
   config->scrub_interval_s = flags.GetInt("scrub-interval-s").value_or(6 * 3600);
@@ -215,6 +220,8 @@ bool ParseConfig(Flags& flags, const DescriptorBudget& budget, DaemonConfig* con
   } else if (problem.empty() && (rpc.handshake_timeout_ms < 1 || rpc.idle_timeout_s < 0 ||
                                  loops < 1 || loops > kRpcLoopsMax)) {
     problem = "--rpc-handshake-timeout-ms must be positive, --rpc-idle-timeout-s >= 0, --rpc-loops 1..64";
+  } else if (problem.empty() && (sign_every_s < 1 || sign_every_s > 60)) {
+    problem = "--sign-every-s must be in 1..60 (SPEC: a signed checkpoint at least once a minute)";
   }
   if (!problem.empty()) Log(Level::kError, problem);
   return problem.empty();
@@ -319,7 +326,7 @@ int DaemonMain(int argc, char** argv) {
       "http-threads", "allow-private-webhooks",      "metrics-public",   "metrics-account-depth",
       "rpc-handshake-timeout-ms", "rpc-idle-timeout-s", "connections-max", "scrub-interval-s",
       "accept-truncated-log", "webhook-timeout-ms", "webhook-retry-base-ms",
-      "webhook-max-attempts", "webhook-concurrency", "webhook-ca", "rpc-loops"};
+      "webhook-max-attempts", "webhook-concurrency", "webhook-ca", "rpc-loops", "sign-every-s"};
   if (flags.Has("help")) {
     std::cout << kUsage;
     return 0;

@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "http/http_internal.h"
+#include "http/work_queue.h"
 #include "http/http_json.h"
 #include "http/json_views.h"
 #include "ops/metrics.h"
@@ -116,9 +117,6 @@ namespace {
 using Plan = HttpApi::Plan;
 
 Plan Decoded(const DecodeError& error) { return Plan::Now(DecodeFailure(error)); }
-Plan Invalid400(std::string message) {
-  return Plan::Now(Refuse(ResultCode::kInvalidArgument, std::move(message)));
-}
 
 // ---- command answers, shared by the single endpoints and /v1/batch ---------
 
@@ -154,18 +152,6 @@ bool DayRange(const RouteContext& c, int64_t* from, int64_t* to) {
          DayParam(c.request, "to", today, to);
 }
 
-// An integer query parameter in [min, max]; `fallback` when absent.
-bool IntParam(const RouteContext& c, const std::string& name, int64_t fallback, int64_t min,
-              int64_t max, int64_t* out) {
-  if (!c.Has(name)) {
-    *out = fallback;
-    return true;
-  }
-  std::optional<int64_t> value = ParseInt64(c.Param(name));
-  if (!value || *value < min || *value > max) return false;
-  *out = *value;
-  return true;
-}
 
 Plan WindowPlan(const RouteContext& c, const std::function<Plan(int64_t)>& then) {
   int64_t window = 0;
@@ -711,14 +697,6 @@ std::vector<Route> OperationRoutes() {
       {"GET", {"v1", "admin", "digest"},
        [](const RouteContext&) { return Plan::Read(query::GetDigest{}); }},
       {"POST", {"v1", "admin", "checkpoint"}, CheckpointRoute},
-      {"GET", {"v1", "admin", "checkpoints", "latest"},
-       [](const RouteContext&) { return Plan::Now(NotImplemented("signed checkpoints")); }},
-      {"GET", {"v1", "admin", "checkpoints"},
-       [](const RouteContext&) { return Plan::Now(NotImplemented("signed checkpoints")); }},
-      {"GET", {"v1", "proofs", "inclusion"},
-       [](const RouteContext&) { return Plan::Now(NotImplemented("inclusion proofs")); }},
-      {"GET", {"v1", "admin", "proofs", "consistency"},
-       [](const RouteContext&) { return Plan::Now(NotImplemented("consistency proofs")); }},
   };
 }
 
@@ -726,7 +704,7 @@ const std::vector<Route>& AllRoutes() {
   static const std::vector<Route> routes = [] {
     std::vector<Route> all;
     for (auto part : {AccountRoutes(), SpendingRoutes(), KeyRoutes(), OperationRoutes(),
-                      CompatRoutes()}) {
+                      ProofRoutes(), CompatRoutes()}) {
       for (Route& route : part) all.push_back(std::move(route));
     }
     return all;
@@ -813,7 +791,10 @@ void Execute(Ledger* sequencer, const Credentials& credentials, Plan plan,
 }  // namespace
 
 HttpApi::HttpApi(Ledger* sequencer, Metrics* metrics, HttpApiOptions options)
-    : sequencer_(sequencer), metrics_(metrics), options_(options) {}
+    : sequencer_(sequencer), metrics_(metrics), options_(options),
+      work_(std::make_unique<WorkQueue>(/*max_waiting=*/1024)) {}
+
+HttpApi::~HttpApi() = default;
 
 void HttpApi::Handle(const HttpRequest& request, std::function<void(HttpResponse&&)> respond) {
   // No exception escapes a request: a bug answers 500 and the service goes on.
@@ -868,7 +849,7 @@ void HttpApi::HandleRequest(const HttpRequest& request,
     Execute(sequencer_, credentials, std::move(plan), respond);
     return;
   }
-  RouteContext context{request, segments, options_, sequencer_};
+  RouteContext context{request, segments, options_, sequencer_, work_.get()};
   Execute(sequencer_, credentials, Dispatch(context), respond);
 }
 

@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,7 @@ class HttpApi {
  public:
   // `*sequencer` and `*metrics` must outlive the API.
   HttpApi(Ledger* sequencer, Metrics* metrics, HttpApiOptions options);
+  ~HttpApi();
 
   void Handle(const HttpRequest& request, std::function<void(HttpResponse&&)> respond);
 
@@ -73,6 +75,7 @@ class HttpApi {
   Ledger* sequencer_;
   Metrics* metrics_;
   HttpApiOptions options_;
+  std::unique_ptr<class WorkQueue> work_;  // proofs and signed checkpoints
 };
 
 }  // namespace purser

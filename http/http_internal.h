@@ -11,6 +11,7 @@
 #include "http/http_json.h"
 #include "http/json_views.h"
 #include "ledger/base/clock.h"
+#include "ledger/base/money.h"
 
 namespace purser {
 
@@ -183,11 +184,29 @@ struct RouteContext {
   const Segments& s;
   const HttpApiOptions& options;
   Ledger* sequencer;
+  class WorkQueue* work;  // the API's background thread
   std::string Param(const std::string& name, const std::string& fallback = "") const {
     return purser::Param(request, name, fallback);
   }
   bool Has(const std::string& name) const { return request.query.contains(name); }
 };
+
+// An integer query parameter in [min, max]; `fallback` when absent.
+inline bool IntParam(const RouteContext& c, const std::string& name, int64_t fallback, int64_t min,
+                     int64_t max, int64_t* out) {
+  if (!c.Has(name)) {
+    *out = fallback;
+    return true;
+  }
+  std::optional<int64_t> value = ParseInt64(c.Param(name));
+  if (!value || *value < min || *value > max) return false;
+  *out = *value;
+  return true;
+}
+
+inline HttpApi::Plan Invalid400(std::string message) {
+  return HttpApi::Plan::Now(Refuse(ResultCode::kInvalidArgument, std::move(message)));
+}
 
 // A method and a path pattern ("*" matches any one segment) with its handler.
 struct Route {
@@ -196,8 +215,10 @@ struct Route {
   std::function<HttpApi::Plan(const RouteContext&)> handle;
 };
 
-// The compatibility routes (api/http_compat.cc).
+// The compatibility routes (http_compat.cc).
 std::vector<Route> CompatRoutes();
+// Signed checkpoints and proofs (http_proofs.cc).
+std::vector<Route> ProofRoutes();
 
 // A control-character-free copy of a path for messages.
 std::string PrintablePath(std::string_view path);

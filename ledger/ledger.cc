@@ -6,6 +6,9 @@
 #include "ledger/engine/sequencer.h"
 #include "ledger/log/event_codec.h"
 #include "ledger/log/event_log.h"
+#include "ledger/log/merkle_store.h"
+#include "ledger/base/signed_note.h"
+#include "ledger/wire/event_json.h"
 
 namespace purser {
 
@@ -122,6 +125,7 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(LedgerOptions options) {
   engine.max_open_files = options.max_open_files;
   engine.accept_truncated_log = options.accept_truncated_log;
   engine.write_default_prices = options.write_default_prices;
+  engine.sign_every_us = options.sign_every_us;
   if (options.clock) engine.clock = std::move(options.clock);
   engine.on_fatal_error = std::move(options.on_fatal_error);
   Result<std::unique_ptr<Sequencer>> opened = Sequencer::Open(std::move(engine));
@@ -163,6 +167,91 @@ uint64_t Ledger::command_count(size_t type, ResultCode code) const {
 }
 const Histogram& Ledger::command_latency(size_t type) const { return engine_->command_latency(type); }
 uint64_t Ledger::recovered_tail_events() const { return engine_->recovered_tail_events(); }
+
+Status Ledger::LatestSignedCheckpoint(std::string* note) {
+  uint64_t size = 0;
+  if (Status status = engine_->log()->LatestSignedCheckpoint(&size, note); !status.ok()) return status;
+  if (size == 0) return Status::NotFound("no checkpoint is signed yet");
+  return Status::Ok();
+}
+
+Status Ledger::SignedCheckpoints(int64_t since_us, size_t limit, std::vector<std::string>* notes) {
+  notes->clear();
+  Status parse_status;
+  Status status = engine_->log()->ForEachSignedCheckpoint(0, [&](uint64_t, std::string_view note) {
+    LogCheckpoint checkpoint;
+    size_t blank = note.rfind("\n\n");
+    parse_status = ParseCheckpointText(note.substr(0, blank == std::string_view::npos ? 0 : blank + 1),
+                                       &checkpoint);
+    if (!parse_status.ok()) return false;
+    if (checkpoint.time_us >= since_us) notes->emplace_back(note);
+    return notes->size() < limit;
+  });
+  if (!status.ok()) return status;
+  return parse_status.ok() ? Status::Ok() : parse_status.WithContext("a stored checkpoint: ");
+}
+
+Status Ledger::ProveInclusion(uint64_t sequence, uint64_t tree_size, InclusionProof* proof) {
+  if (tree_size == 0) {
+    std::string note;
+    if (Status status = engine_->log()->LatestSignedCheckpoint(&tree_size, &note); !status.ok()) {
+      return status;
+    }
+    if (tree_size == 0) return Status::NotFound("no checkpoint is signed yet");
+  }
+  return BuildInclusionProof(engine_->log(), sequence, tree_size, proof);
+}
+
+Status Ledger::ProveConsistency(uint64_t from, uint64_t to, ConsistencyProof* proof) {
+  return BuildConsistencyProof(engine_->log(), from, to, proof);
+}
+
+namespace {
+
+Status ReadDurableEvent(EventLog* log, uint64_t sequence, Event* event) {
+  if (sequence == 0 || sequence > log->merkle_durable_size()) {
+    return Status::NotFound("event " + std::to_string(sequence) + " is not in the log");
+  }
+  std::string record;
+  RecordView view;
+  if (Status status = log->ReadRecord(sequence, &record); !status.ok()) return status;
+  if (Status status = DecodeRecord(sequence, record, &view); !status.ok()) return status;
+  return DecodePayload(view.payload, event);
+}
+
+}  // namespace
+
+Status Ledger::EventAccounts(uint64_t sequence, std::vector<std::string>* accounts) {
+  accounts->clear();
+  EventLog* log = engine_->log();
+  Event event;
+  if (Status status = ReadDurableEvent(log, sequence, &event); !status.ok()) return status;
+  if (const auto* e = std::get_if<event::Transferred>(&event.body)) {
+    *accounts = {e->from_account, e->to_account};
+    return Status::Ok();
+  }
+  if (std::string account = EventAccount(event.body); !account.empty()) {
+    accounts->push_back(std::move(account));
+    return Status::Ok();
+  }
+  // Events that name a record: the account of the event that created it.
+  char kind = 'r';
+  std::string id;
+  if (const auto* e = std::get_if<event::Voided>(&event.body)) id = e->reservation_id;
+  if (const auto* e = std::get_if<event::Expired>(&event.body)) id = e->reservation_id;
+  if (const auto* e = std::get_if<event::Extended>(&event.body)) id = e->reservation_id;
+  if (const auto* e = std::get_if<event::Refunded>(&event.body)) {
+    id = e->target_id;
+    if (e->target_kind == ChargeKind::kUsage) kind = 'u';
+  }
+  if (id.empty()) return Status::Ok();
+  uint64_t created = log->FindId(kind, id);
+  Event origin;
+  if (created == 0) return Status::Corruption("the id index has no entry for " + id);
+  if (Status status = ReadDurableEvent(log, created, &origin); !status.ok()) return status;
+  if (std::string account = EventAccount(origin.body); !account.empty()) accounts->push_back(account);
+  return Status::Ok();
+}
 
 Status Ledger::CopyTo(const std::string& directory) {
   return engine_->log()->CreateCheckpointCopy(directory);

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "ledger/base/histogram.h"
+#include "ledger/base/merkle.h"
 #include "ledger/base/status.h"
 #include "ledger/machine/commands.h"
 
@@ -50,6 +51,9 @@ struct LedgerOptions {
   bool write_default_prices = true;
   // Service time source (microseconds since the epoch). Default: the wall clock.
   std::function<int64_t()> clock;
+  // A signed checkpoint of the log's Merkle tree (SPEC section 9) is written
+  // at least this often (service time) while events arrive. Default: 60 s.
+  int64_t sign_every_us = 60'000'000;
   // Called once, on the log thread, when a write fails; the ledger has
   // stopped (fail-stop). Default: none.
   std::function<void(const Status&)> on_fatal_error;
@@ -165,6 +169,21 @@ class Ledger {
   uint64_t command_count(size_t type, ResultCode code) const;
   const Histogram& command_latency(size_t type) const;
   uint64_t recovered_tail_events() const;
+
+  // Audit proofs (SPEC section 9), read from the tree stored beside the log:
+  // thread-safe, run on the caller's thread (never the commit or log
+  // thread), over durable events only.
+  // The newest signed checkpoint (a signed note); NotFound before the first.
+  Status LatestSignedCheckpoint(std::string* note);
+  // Signed checkpoints whose time is at or after `since_us`, oldest first.
+  Status SignedCheckpoints(int64_t since_us, size_t limit, std::vector<std::string>* notes);
+  // `tree_size` 0: the newest signed checkpoint's.
+  Status ProveInclusion(uint64_t sequence, uint64_t tree_size, InclusionProof* proof);
+  Status ProveConsistency(uint64_t from, uint64_t to, ConsistencyProof* proof);
+  // The accounts a durable event is about (for an event that names only a
+  // reservation or a usage record, its account; both parties of a
+  // transfer); none for the service's own events (prices, keys, webhooks).
+  Status EventAccounts(uint64_t sequence, std::vector<std::string>* accounts);
 
   // Storage.
   // A consistent copy of the database in `directory` (which must not exist).

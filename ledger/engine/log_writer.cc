@@ -22,6 +22,14 @@ LogWriter::LogWriter(EventLog* log, std::string data_dir, size_t pipeline_depth,
 
 LogWriter::~LogWriter() { Finish(); }
 
+void LogWriter::EnableSigning(NoteSigner signer, int64_t every_us, std::function<int64_t()> clock,
+                              uint64_t last_size) {
+  signer_ = std::move(signer);
+  sign_every_us_ = every_us;
+  clock_ = std::move(clock);
+  signed_size_ = last_size;
+}
+
 void LogWriter::Start() {
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "purser-log");
@@ -67,6 +75,7 @@ void LogWriter::Loop() {
                                 [&] { return !pipeline_.empty() || closed_; })) {
         lock.unlock();
         MaybeWriteHeadMark(/*force=*/false);
+        MaybeSignCheckpoint(/*force=*/false);
         lock.lock();
       }
       if (pipeline_.empty()) break;
@@ -99,8 +108,10 @@ void LogWriter::Loop() {
     for (Batch& batch : batches) CompleteBatch(&batch);
     batches.clear();
     MaybeWriteHeadMark(/*force=*/false);
+    MaybeSignCheckpoint(/*force=*/false);
   }
   MaybeWriteHeadMark(/*force=*/true);  // at stop: the final head
+  MaybeSignCheckpoint(/*force=*/true);
 }
 
 void LogWriter::EncodeBatch(Batch* batch, LogBatch* log_batch) {
@@ -170,6 +181,24 @@ void LogWriter::MaybeWriteHeadMark(bool force) {
   }
   head_mark_sequence_ = log_->last_sequence();
   head_mark_written_ = now;
+}
+
+void LogWriter::MaybeSignCheckpoint(bool force) {
+  if (!signer_ || failed_->load()) return;
+  const uint64_t size = log_->merkle_durable_size();
+  if (size == signed_size_) return;
+  const int64_t now_us = clock_();
+  if (!force && signed_at_us_ != 0 && now_us - signed_at_us_ < sign_every_us_) return;
+  // On this thread, after a write: every appended event is durable.
+  PURSER_ASSERT(log_->merkle_size() == size);
+  LogCheckpoint checkpoint{signer_->name(), size, log_->merkle_root(), now_us};
+  Status status = log_->AddSignedCheckpoint(size, signer_->Sign(CheckpointText(checkpoint)));
+  if (!status.ok()) {
+    fail_(status);
+    return;
+  }
+  signed_size_ = size;
+  signed_at_us_ = now_us;
 }
 
 }  // namespace purser

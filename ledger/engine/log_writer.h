@@ -16,12 +16,14 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "ledger/base/histogram.h"
+#include "ledger/base/signed_note.h"
 #include "ledger/base/result_code.h"
 #include "ledger/base/status.h"
 #include "ledger/engine/batch.h"
@@ -39,6 +41,13 @@ class LogWriter {
   LogWriter(EventLog* log, std::string data_dir, size_t pipeline_depth, const std::atomic<bool>* failed,
             std::function<void(const Status&)> fail);
   ~LogWriter();
+
+  // Before Start: sign a checkpoint of the tree after the first write, then
+  // whenever `every_us` of service time passed since the last one and the
+  // tree grew (checked after each write and once a second when idle), and
+  // at the end. `last_size` is the newest stored checkpoint's tree size.
+  void EnableSigning(NoteSigner signer, int64_t every_us, std::function<int64_t()> clock,
+                     uint64_t last_size);
 
   void Start();
   // Committer: hands over a batch, waiting while `pipeline_depth` wait.
@@ -69,6 +78,8 @@ class LogWriter {
   void CompleteBatch(Batch* batch);
   // Rewrites the head mark once a second (or now, at the end).
   void MaybeWriteHeadMark(bool force);
+  // Signs and stores a checkpoint of the durable tree when one is due.
+  void MaybeSignCheckpoint(bool force);
 
   EventLog* const log_;
   const std::string data_dir_;
@@ -86,6 +97,11 @@ class LogWriter {
   EventEncoder encoder_;
   std::string payload_;
   uint64_t head_mark_sequence_ = 0;
+  std::optional<NoteSigner> signer_;
+  int64_t sign_every_us_ = 0;
+  std::function<int64_t()> clock_;
+  uint64_t signed_size_ = 0;
+  int64_t signed_at_us_ = 0;  // 0: none signed since the start
   std::chrono::steady_clock::time_point head_mark_written_{};
 
   std::mutex observers_mutex_;

@@ -48,6 +48,7 @@ Result<std::unique_ptr<Sequencer>> Sequencer::Open(SequencerOptions options) {
   s->writer_ = std::make_unique<LogWriter>(s->log_.get(), s->options_.data_dir,
                                            s->options_.pipeline_depth, &s->failed_,
                                            [p = s.get()](const Status& status) { p->FailAll(status); });
+  if (Status status = s->EnableSigning(); !status.ok()) return status;
   s->writer_->Start();
   s->thread_ = std::thread([p = s.get()] {
     pthread_setname_np(pthread_self(), "purser-seq");
@@ -100,6 +101,28 @@ std::vector<Reply> Sequencer::CallBatch(std::vector<Request> requests) {
 uint64_t Sequencer::AddObserver(EventObserver observer) { return writer_->AddObserver(std::move(observer)); }
 
 void Sequencer::RemoveObserver(uint64_t token) { writer_->RemoveObserver(token); }
+
+Status Sequencer::EnableSigning() {
+  Result<NoteSigner> signer = LoadOrCreateLogKey(options_.data_dir);
+  if (!signer.ok()) return signer.status().WithContext("the log's signing key: ");
+  uint64_t size = 0;
+  std::string note;
+  if (Status status = log_->LatestSignedCheckpoint(&size, &note); !status.ok()) return status;
+  if (size > 0) {
+    // The stored checkpoints and the key must belong together: a replaced
+    // log.key would sign checkpoints that no earlier log.pub verifies.
+    Result<NoteVerifier> verifier = NoteVerifier::FromVerifierKey(signer->VerifierKeyText());
+    if (!verifier.ok()) return verifier.status();
+    Result<std::string> text = verifier->Open(note);
+    if (!text.ok()) {
+      return Status::Corruption(std::string("the newest signed checkpoint does not verify with ") +
+                                kLogPrivateKeyFile + "'s key (" + text.status().message() +
+                                "): the signing key was replaced");
+    }
+  }
+  writer_->EnableSigning(std::move(*signer), options_.sign_every_us, options_.clock, size);
+  return Status::Ok();
+}
 
 int64_t Sequencer::Now() { return std::max(state_.last_timestamp_us, options_.clock()); }
 

@@ -68,6 +68,9 @@ struct SequencerOptions {
   bool write_default_prices = true;
   // Service time source (microseconds since the epoch). Default: the wall clock.
   std::function<int64_t()> clock;
+  // A signed checkpoint of the log's Merkle tree is written at least this
+  // often (service time) while events arrive. Default: 60 s.
+  int64_t sign_every_us = 60'000'000;
   // Called once, on the log thread, when a write fails; the sequencer has
   // stopped. Default: none.
   std::function<void(const Status&)> on_fatal_error;
@@ -142,6 +145,8 @@ class Sequencer {
   void Execute(const Request& request, Batch* batch, Reply* reply);
   void Checkpoint(Batch* batch);
   int64_t Now();
+  // Loads (or creates) the signing key and hands it to the log writer.
+  Status EnableSigning();
   int64_t NextWakeUs(int64_t now_us) const;
   void FailAll(const Status& status);
 
