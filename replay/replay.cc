@@ -327,8 +327,24 @@ Status Verify(const VerifyOptions& options, VerifyReport* report) {
     conservation.Observe(event);  // after the records it needs are back in memory
     return Status::Ok();
   };
+  // The Merkle tree and the signed checkpoints against the records (with
+  // the key beside the log when there is one: `verify-checkpoints --pub`
+  // checks them with a key from elsewhere).
+  MerkleCheck merkle;
+  std::optional<NoteVerifier> verifier;
+  if (std::filesystem::exists(options.data_dir + "/" + kLogPublicKeyFile)) {
+    Result<NoteVerifier> loaded = LoadVerifier(options.data_dir + "/" + kLogPublicKeyFile);
+    if (!loaded.ok()) return loaded.status();
+    verifier = std::move(*loaded);
+  }
+  if (Status status = merkle.LoadSignedRoots(log->get(), verifier ? &*verifier : nullptr); !status.ok()) {
+    return status;
+  }
   std::string checkpoint_problem;
-  replay.on_event = [&](const Event& e, std::string_view) { ids.Observe(e); };
+  replay.on_event = [&](const Event& e, std::string_view record) {
+    ids.Observe(e);
+    merkle.Observe(e.sequence, record);
+  };
   Status status = CheckCheckpoint(log->get(), &state, &link, replay, evictor.cold(),
                                   &report->checkpoint_checked, &checkpoint_problem);
   if (status.ok()) status = ReplayLog(log->get(), &state, &link, replay);
@@ -371,7 +387,10 @@ Status Verify(const VerifyOptions& options, VerifyReport* report) {
                            HexEncode(view.link) + ", not the expected head");
     }
   }
-  return ids.Finish();
+  if (Status indexed = ids.Finish(); !indexed.ok()) return indexed;
+  if (Status tree = merkle.Finish(log->get()); !tree.ok()) return tree;
+  report->signed_checkpoints_checked = merkle.checkpoints_checked();
+  return Status::Ok();
 }
 
 Status Salvage(const std::string& data_dir, std::ostream& out) {
@@ -585,6 +604,17 @@ constexpr char kUsage[] =
     "      efficiency A, pnl A, alerts --account A, budget get A, ...) answered in API.md's JSON\n"
     "      as the state stood after event SEQ or at TIME (RFC 3339 UTC or YYYY-MM-DD: its\n"
     "      end); default date ranges are those of that moment\n"
+    "  prove   --data-dir D --seq N [--tree-size M] | --from M --to N\n"
+    "      an inclusion proof of event N (in the tree of the newest signed checkpoint by\n"
+    "      default), or a consistency proof between two tree sizes, in API.md's JSON\n"
+    "  checkpoint --data-dir D [--tree-size M]\n"
+    "      the signed checkpoint of M events (default: the newest), as a signed note\n"
+    "  verify-proof --pub log.pub --checkpoint NOTE --proof JSON [--old-checkpoint NOTE]\n"
+    "      offline, with the log's public key alone: the checkpoint's signature, then the\n"
+    "      inclusion proof (and its record: the event is printed) or the consistency proof\n"
+    "  verify-checkpoints --data-dir D --pub log.pub\n"
+    "      every signed checkpoint: its signature, consistent with the one before, its root\n"
+    "      equal to the log's records at its size\n"
     "  salvage --data-dir D\n"
     "      accepts a log that lost acknowledged events: it must verify on its own;\n"
     "      the head mark (purser-head) moves to its head and the loss is printed\n"
@@ -630,7 +660,11 @@ int RunVerify(Flags& flags) {
   std::cout << "ok: " << report.events << " events, head " << report.last_sequence << ':'
             << HexEncode(report.head) << ", " << report.wallets_checked << " wallets balanced"
             << (report.checkpoint_checked ? ", checkpoint matches" : "")
-            << (report.head_mark_checked ? ", head mark reached" : "") << '\n';
+            << (report.head_mark_checked ? ", head mark reached" : "") << ", Merkle tree matches"
+            << (report.signed_checkpoints_checked > 0
+                    ? ", " + std::to_string(report.signed_checkpoints_checked) + " signed checkpoints match"
+                    : std::string())
+            << '\n';
   return 0;
 }
 
@@ -812,6 +846,81 @@ int RunWhatIf(int argc, char** argv) {
   return 0;
 }
 
+uint64_t SizeFlag(Flags& flags, const char* name) {
+  std::optional<int64_t> value = flags.GetInt(name);
+  return value && *value > 0 ? static_cast<uint64_t>(*value) : 0;
+}
+
+int RunProve(Flags& flags) {
+  ProveOptions options;
+  options.data_dir = flags.Get("data-dir");
+  options.sequence = SizeFlag(flags, "seq");
+  options.tree_size = SizeFlag(flags, "tree-size");
+  options.from_size = SizeFlag(flags, "from");
+  options.to_size = SizeFlag(flags, "to");
+  if (!flags.error().empty()) return Fail(flags.error());
+  if ((options.sequence == 0) == (options.from_size == 0 || options.to_size == 0)) {
+    return Fail("prove needs --seq N [--tree-size M] (inclusion) or --from M --to N (consistency)");
+  }
+  std::string json;
+  if (Status status = Prove(options, &json); !status.ok()) return Fail(status.message());
+  std::cout << json << '\n';
+  return 0;
+}
+
+int RunCheckpoint(Flags& flags) {
+  std::string note;
+  uint64_t size = SizeFlag(flags, "tree-size");
+  if (!flags.error().empty()) return Fail(flags.error());
+  if (Status status = SignedCheckpointNote(flags.Get("data-dir"), size, &note); !status.ok()) {
+    return Fail(status.message());
+  }
+  std::cout << note;
+  return 0;
+}
+
+int RunVerifyProof(Flags& flags) {
+  if (!flags.Has("pub") || !flags.Has("checkpoint") || !flags.Has("proof")) {
+    return Fail("verify-proof needs --pub FILE --checkpoint FILE --proof FILE [--old-checkpoint FILE]");
+  }
+  Result<NoteVerifier> verifier = LoadVerifier(flags.Get("pub"));
+  if (!verifier.ok()) return Fail(verifier.status().message());
+  std::string checkpoint, proof, old_checkpoint;
+  for (auto [name, text] : {std::pair{"checkpoint", &checkpoint}, {"proof", &proof},
+                            {"old-checkpoint", &old_checkpoint}}) {
+    if (!flags.Has(name)) continue;
+    std::ifstream in(flags.Get(name), std::ios::binary);
+    if (!in) return Fail("cannot read " + flags.Get(name));
+    text->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  std::string event_json;
+  std::optional<std::string_view> old;
+  if (flags.Has("old-checkpoint")) old = old_checkpoint;
+  Status status = VerifyProof(*verifier, checkpoint, proof, old, &event_json);
+  if (!status.ok()) {
+    std::cout << "FAILED: " << status.message() << '\n';
+    return 1;
+  }
+  std::cout << "ok: the proof verifies against the checkpoint signed by " << verifier->name() << '\n';
+  if (!event_json.empty()) std::cout << event_json << '\n';
+  return 0;
+}
+
+int RunVerifyCheckpoints(Flags& flags) {
+  if (!flags.Has("pub")) return Fail("verify-checkpoints needs --pub FILE (the log's public key)");
+  Result<NoteVerifier> verifier = LoadVerifier(flags.Get("pub"));
+  if (!verifier.ok()) return Fail(verifier.status().message());
+  CheckpointsReport report;
+  Status status = VerifyCheckpoints(flags.Get("data-dir"), *verifier, ProgressStream(), &report);
+  if (!status.ok()) {
+    std::cout << "FAILED: " << status.message() << '\n';
+    return 1;
+  }
+  std::cout << "ok: " << report.checkpoints << " signed checkpoints, each consistent with the one before "
+            << "and with the log's " << report.events << " events\n";
+  return 0;
+}
+
 int RunExport(Flags& flags) {
   ExportOptions options;
   options.data_dir = flags.Get("data-dir");
@@ -843,14 +952,19 @@ int ReplayMain(int argc, char** argv) {
   if (command == "query") return RunQuery(argc, argv);
   if (command == "what-if") return RunWhatIf(argc, argv);
   Flags flags(argc, argv, 2, {"json"});
-  static const std::vector<std::string> kKnown = {"data-dir", "expect-head", "out", "until-seq",
-                                                  "until-time", "account", "from", "to",
-                                                  "max-records", "json", "svg"};
+  static const std::vector<std::string> kKnown = {
+      "data-dir", "expect-head", "out", "until-seq", "until-time", "account", "from", "to",
+      "max-records", "json", "svg", "seq", "tree-size", "pub", "checkpoint", "old-checkpoint",
+      "proof"};
   if (!flags.error().empty()) return Fail(flags.error());
   if (auto unknown = flags.Unknown(kKnown); !unknown.empty()) {
     return Fail("unknown flag --" + unknown.front());
   }
+  if (command == "verify-proof") return RunVerifyProof(flags);  // the public key alone
   if (!flags.Has("data-dir")) return Fail("--data-dir is required");
+  if (command == "prove") return RunProve(flags);
+  if (command == "checkpoint") return RunCheckpoint(flags);
+  if (command == "verify-checkpoints") return RunVerifyCheckpoints(flags);
   if (command == "verify") return RunVerify(flags);
   if (command == "rebuild") return RunRebuild(flags);
   if (command == "export") return RunExport(flags);

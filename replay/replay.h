@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include "ledger/base/signed_note.h"
 #include "ledger/base/status.h"
 #include "ledger/base/types.h"
 #include "ledger/machine/commands.h"
@@ -45,6 +46,7 @@ struct VerifyReport {
   uint64_t wallets_checked = 0;
   bool checkpoint_checked = false;
   bool head_mark_checked = false;
+  uint64_t signed_checkpoints_checked = 0;
   // The first bad event, 0 when the problem is not one event.
   uint64_t bad_sequence = 0;
 };
@@ -182,6 +184,42 @@ struct WhatIfReport {
 Status WhatIf(const WhatIfOptions& options, WhatIfReport* report);
 void WriteWhatIfText(const WhatIfOptions& options, const WhatIfReport& report, std::ostream& out);
 std::string WhatIfJson(const WhatIfOptions& options, const WhatIfReport& report);
+
+// Proofs (SPEC section 9). `purser-replay prove`: an inclusion proof of
+// event `sequence` (tree_size 0: the newest signed checkpoint's), or,
+// without a sequence, a consistency proof from `from_size` to `to_size`;
+// in API.md's JSON.
+struct ProveOptions {
+  std::string data_dir;
+  uint64_t sequence = 0;
+  uint64_t tree_size = 0;
+  uint64_t from_size = 0;
+  uint64_t to_size = 0;
+};
+Status Prove(const ProveOptions& options, std::string* json);
+// The stored signed checkpoint of `tree_size` events (0: the newest).
+Status SignedCheckpointNote(const std::string& data_dir, uint64_t tree_size, std::string* note);
+
+// The log's public key (log.pub, as the service wrote it).
+Result<NoteVerifier> LoadVerifier(const std::string& pub_path);
+// `purser-replay verify-proof`, offline with the public key alone: the
+// checkpoint's signature, then an inclusion proof against its root (and the
+// record against the leaf: *event_json receives the event), or a
+// consistency proof from `old_checkpoint_note` to it.
+Status VerifyProof(const NoteVerifier& verifier, std::string_view checkpoint_note, std::string_view proof_json,
+                   std::optional<std::string_view> old_checkpoint_note, std::string* event_json);
+
+struct CheckpointsReport {
+  uint64_t checkpoints = 0;
+  uint64_t last_size = 0;
+  uint64_t events = 0;
+};
+// `purser-replay verify-checkpoints`: every stored checkpoint's signature
+// with the given key (not the one in the data directory), each one
+// consistent with the one before (proofs from the stored tree, verified),
+// and each root equal to the root of the log's own records at its size.
+Status VerifyCheckpoints(const std::string& data_dir, const NoteVerifier& verifier,
+                         std::ostream* progress, CheckpointsReport* report);
 
 // `purser-replay salvage`: the operator accepts a log that lost acknowledged
 // events (after a damaged disk, a restored copy). The log must still verify

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "ledger/base/merkle.h"
+#include "ledger/base/signed_note.h"
 #include "ledger/base/status.h"
 #include "ledger/log/cold_record.h"
 #include "ledger/log/event_log.h"
@@ -70,6 +72,35 @@ class ScratchLog {
   std::string path_;
   std::unique_ptr<EventLog> log_;
 };
+
+// The Merkle tree (SPEC section 9) recomputed from the log's records as a
+// replay reads them, against the signed checkpoints' roots and the tree
+// stored beside the log.
+class MerkleCheck {
+ public:
+  // The stored checkpoints, their signatures checked with `verifier` (or,
+  // without one, only read); they must grow in size and time.
+  Status LoadSignedRoots(EventLog* log, const NoteVerifier* verifier);
+  // Every record, in order (ReplayOptions::on_event).
+  void Observe(uint64_t sequence, std::string_view record);
+  // After the replay: every checkpoint met the log's root at its size, and
+  // the stored tree's root equals the records'.
+  Status Finish(EventLog* log);
+  const std::vector<std::pair<uint64_t, Sha256Digest>>& signed_roots() const { return signed_roots_; }
+  uint64_t checkpoints_checked() const { return checked_; }
+
+ private:
+  MerkleFrontier frontier_;
+  std::vector<MerkleNode> completed_;
+  std::vector<std::pair<uint64_t, Sha256Digest>> signed_roots_;  // tree size -> root
+  std::vector<std::pair<uint64_t, Sha256Digest>>::const_iterator next_;
+  int64_t last_time_us_ = 0;
+  uint64_t checked_ = 0;
+  std::string problem_;
+};
+
+// A signed checkpoint opened with the log's public key.
+Status OpenCheckpoint(const NoteVerifier& verifier, std::string_view note, LogCheckpoint* checkpoint);
 
 // The accounts of one subtree, learned from AccountOpened events while a log
 // is read in order. An empty root means every account.

@@ -1,0 +1,358 @@
+// Audit proofs (SPEC section 9): the log's Merkle tree, signed checkpoints,
+// inclusion and consistency proofs, from the pure verifiers to the real
+// purserd over HTTP and purser-replay's offline commands.
+
+#include <gtest/gtest.h>
+#include <simdjson.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "http/proof_json.h"
+#include "ledger/base/merkle.h"
+#include "ledger/base/signed_note.h"
+#include "ledger/log/event_log.h"
+#include "ledger/log/merkle_store.h"
+#include "replay/replay.h"
+#include "tests/daemon_util.h"
+#include "tests/http_client.h"
+#include "tests/test_util.h"
+
+namespace purser::testing {
+namespace {
+
+Sha256Digest Leaf(int i) { return MerkleLeafHash("leaf " + std::to_string(i)); }
+
+TEST(Merkle, TheFrontiersRootIsTheRfcRootAtEverySize) {
+  MerkleFrontier frontier;
+  std::vector<Sha256Digest> leaves;
+  std::vector<MerkleNode> completed;
+  EXPECT_EQ(frontier.Root(), MerkleRootOf({}));
+  for (int i = 0; i < 300; ++i) {
+    leaves.push_back(Leaf(i));
+    frontier.Append(leaves.back(), &completed);
+    ASSERT_EQ(frontier.Root(), MerkleRootOf(leaves)) << "size " << leaves.size();
+  }
+  // Nodes of 64 leaves and up: 4 of level 6, 2 of 7, 1 of 8 in 300 leaves.
+  EXPECT_EQ(completed.size(), 7u);
+  std::vector<Sha256Digest> first64(leaves.begin(), leaves.begin() + 64);
+  EXPECT_EQ(completed.front().level, 6);
+  EXPECT_EQ(completed.front().hash, MerkleRootOf(first64));
+  // RFC 6962's shape: three leaves are ((a, b), c).
+  std::vector<Sha256Digest> three(leaves.begin(), leaves.begin() + 3);
+  EXPECT_EQ(MerkleRootOf(three), MerkleNodeHash(MerkleNodeHash(leaves[0], leaves[1]), leaves[2]));
+}
+
+// A real log of ~230 events and its stored tree.
+class StoredTree : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    {
+      auto sequencer = OpenSequencer(dir_.path());
+      OpenTree(*sequencer, 3, 50'000'000);
+      for (int i = 0; i < 100; ++i) {
+        std::string id = "r" + std::to_string(i);
+        ASSERT_TRUE(Call(*sequencer, ReserveCommand(id, "agent-" + std::to_string(i % 3), 1'000)).ok());
+        ASSERT_TRUE(Call(*sequencer, SettleCommand(id, 500)).ok());
+      }
+    }
+    EventLogOptions options;
+    options.path = dir_.path();
+    options.read_only = true;
+    Result<std::unique_ptr<EventLog>> log = EventLog::Open(options);
+    ASSERT_TRUE(log.ok()) << log.status().message();
+    log_ = std::move(*log);
+    for (auto it = log_->NewIterator(1); it->Valid(); it->Next()) leaves_.push_back(MerkleLeafHash(it->record()));
+    ASSERT_EQ(leaves_.size(), log_->last_sequence());
+    ASSERT_EQ(log_->merkle_durable_size(), leaves_.size());
+  }
+  Sha256Digest RootOf(uint64_t size) const {
+    return MerkleRootOf(std::vector<Sha256Digest>(leaves_.begin(), leaves_.begin() + static_cast<ptrdiff_t>(size)));
+  }
+
+  TempDir dir_;
+  std::unique_ptr<EventLog> log_;
+  std::vector<Sha256Digest> leaves_;
+};
+
+TEST_F(StoredTree, InclusionProofsVerifyAndAChangedLeafPathOrRootFails) {
+  const uint64_t n = leaves_.size();
+  for (uint64_t size : {uint64_t{1}, uint64_t{2}, uint64_t{3}, uint64_t{63}, uint64_t{64}, uint64_t{65},
+                        uint64_t{127}, uint64_t{128}, uint64_t{129}, n}) {
+    Result<Sha256Digest> root = MerkleRoot(log_.get(), size);
+    ASSERT_TRUE(root.ok()) << root.status().message();
+    ASSERT_EQ(*root, RootOf(size)) << "size " << size;
+    for (uint64_t sequence = 1; sequence <= size; sequence += (size > 70 ? 7 : 1)) {
+      InclusionProof proof;
+      Status built = BuildInclusionProof(log_.get(), sequence, size, &proof);
+      ASSERT_TRUE(built.ok()) << built.message();
+      EXPECT_EQ(proof.leaf_hash, leaves_[sequence - 1]);
+      EXPECT_EQ(MerkleLeafHash(proof.record), proof.leaf_hash);
+      ASSERT_TRUE(VerifyInclusion(proof.leaf_index, size, proof.leaf_hash, proof.path, *root))
+          << sequence << " in " << size;
+      if (size > 1) {
+        EXPECT_FALSE(VerifyInclusion(proof.leaf_index, size, leaves_[sequence % size], proof.path, *root));
+        EXPECT_FALSE(VerifyInclusion((proof.leaf_index + 1) % size, size, proof.leaf_hash, proof.path, *root));
+        std::vector<Sha256Digest> changed = proof.path;
+        changed[changed.size() / 2][0] ^= 1;
+        EXPECT_FALSE(VerifyInclusion(proof.leaf_index, size, proof.leaf_hash, changed, *root));
+        EXPECT_FALSE(VerifyInclusion(proof.leaf_index, size, proof.leaf_hash, proof.path, RootOf(size - 1)));
+      }
+    }
+  }
+  InclusionProof beyond;
+  EXPECT_EQ(BuildInclusionProof(log_.get(), 5, n + 1, &beyond).code(), StatusCode::kInvalidArgument)
+      << "no proof against a tree larger than the durable log";
+}
+
+TEST_F(StoredTree, ConsistencyProofsVerifyBetweenAnyTwoSizesAndAnotherRootFails) {
+  const uint64_t n = leaves_.size();
+  for (uint64_t from : {uint64_t{1}, uint64_t{2}, uint64_t{7}, uint64_t{64}, uint64_t{65}, uint64_t{100}, n}) {
+    for (uint64_t to : {from, from + 1, uint64_t{128}, uint64_t{129}, n}) {
+      if (to < from || to > n) continue;
+      ConsistencyProof proof;
+      Status built = BuildConsistencyProof(log_.get(), from, to, &proof);
+      ASSERT_TRUE(built.ok()) << built.message();
+      ASSERT_TRUE(VerifyConsistency(from, to, RootOf(from), RootOf(to), proof.path)) << from << " -> " << to;
+      if (from < to) {
+        EXPECT_FALSE(VerifyConsistency(from, to, RootOf(from), RootOf(to - 1), proof.path));
+        if (from > 1) {
+          EXPECT_FALSE(VerifyConsistency(from, to, RootOf(from - 1), RootOf(to), proof.path));
+        }
+        if (!proof.path.empty()) {
+          std::vector<Sha256Digest> changed = proof.path;
+          changed.back()[31] ^= 1;
+          EXPECT_FALSE(VerifyConsistency(from, to, RootOf(from), RootOf(to), changed));
+        }
+      }
+    }
+  }
+}
+
+TEST(SignedNote, ACheckpointVerifiesWithThePublicKeyAloneAndNothingElseDoes) {
+  TempDir dir;
+  Result<NoteSigner> signer = LoadOrCreateLogKey(dir.path());
+  ASSERT_TRUE(signer.ok()) << signer.status().message();
+  struct stat info {};
+  ASSERT_EQ(stat((dir.path() + "/log.key").c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0600u) << "the private key is the owner's alone";
+  // The second start loads the same key.
+  Result<NoteSigner> again = LoadOrCreateLogKey(dir.path());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->VerifierKeyText(), signer->VerifierKeyText());
+  std::ifstream pub_file(dir.path() + "/log.pub");
+  std::string pub;
+  std::getline(pub_file, pub);
+  EXPECT_EQ(pub, signer->VerifierKeyText());
+
+  LogCheckpoint checkpoint{signer->name(), 42, Leaf(1), 1'795'428'000'000'000};
+  std::string note = signer->Sign(CheckpointText(checkpoint));
+  EXPECT_NE(note.find("\n\n\u2014 " + signer->name() + " "), std::string::npos) << note;
+  Result<NoteVerifier> verifier = NoteVerifier::FromVerifierKey(pub);
+  ASSERT_TRUE(verifier.ok()) << verifier.status().message();
+  Result<std::string> text = verifier->Open(note);
+  ASSERT_TRUE(text.ok()) << text.status().message();
+  LogCheckpoint parsed;
+  ASSERT_TRUE(ParseCheckpointText(*text, &parsed).ok());
+  EXPECT_EQ(parsed.tree_size, 42u);
+  EXPECT_EQ(parsed.root, Leaf(1));
+  EXPECT_EQ(parsed.time_us, checkpoint.time_us);
+
+  std::string changed = note;
+  changed[changed.find("42")] = '5';  // a larger tree size
+  EXPECT_FALSE(verifier->Open(changed).ok());
+  Result<NoteSigner> other = NoteSigner::Generate(signer->name());
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(verifier->Open(other->Sign(CheckpointText(checkpoint))).ok())
+      << "the same name with another key is refused";
+  EXPECT_FALSE(NoteVerifier::FromVerifierKey(pub.substr(0, pub.size() - 4) + "AAAA").ok() &&
+               NoteVerifier::FromVerifierKey(pub.substr(0, pub.size() - 4) + "AAAA")->Open(note).ok());
+}
+
+// The JSON of an answer: one unsigned field.
+uint64_t Field(const std::string& json, const char* name) {
+  simdjson::dom::parser parser;
+  uint64_t value = 0;
+  EXPECT_FALSE(parser.parse(json)[name].get_uint64().get(value)) << json;
+  return value;
+}
+
+int Replay(std::vector<std::string> words, std::string* out = nullptr) {
+  words.insert(words.begin(), "purser-replay");
+  std::vector<char*> argv;
+  for (std::string& word : words) argv.push_back(word.data());
+  ::testing::internal::CaptureStdout();
+  int status = ReplayMain(static_cast<int>(argv.size()), argv.data());
+  std::string printed = ::testing::internal::GetCapturedStdout();
+  if (out != nullptr) *out = printed;
+  return status;
+}
+
+void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+TEST(ProofsOverHttp, AKeyProvesItsOwnEventsAndTheAdminProvesTheLogOnlyGrew) {
+  TempDir dir;
+  const std::string data = dir.Sub("data");
+  Daemon daemon;
+  ASSERT_TRUE(daemon.Start(data, {"--sign-every-s", "1"}));
+  HttpClient client(daemon.http_port());
+  const std::string admin = daemon.admin_key();
+  auto call = [&](const std::string& method, const std::string& target, const std::string& body = "",
+                  const std::string& idempotency = "") {
+    return client.Call(method, target, body, admin, idempotency);
+  };
+  ASSERT_EQ(call("POST", "/v1/accounts", R"({"id":"org","kind":"org","wallet":true})").status, 201);
+  ASSERT_EQ(call("POST", "/v1/accounts", R"({"id":"agent","parent":"org","kind":"agent"})").status, 201);
+  ASSERT_EQ(call("POST", "/v1/accounts", R"({"id":"rival","kind":"org","wallet":true})").status, 201);
+  ASSERT_EQ(call("POST", "/v1/accounts/org/deposits", R"({"amount_micros":10000000})", "f1").status, 201);
+  Response reserved =
+      call("POST", "/v1/reservations", R"({"reservation_id":"r1","account":"agent","amount_micros":5000})");
+  ASSERT_EQ(reserved.status, 201);
+  const uint64_t sequence = Field(reserved.body, "seq");
+  Response settled = call("POST", "/v1/reservations/r1/settle", R"({"amount_micros":4000})");
+  ASSERT_EQ(settled.status, 200) << settled.body;
+  const uint64_t settle_sequence = Field(settled.body, "seq");
+  ASSERT_GT(settle_sequence, sequence);
+
+  // A checkpoint that covers the settle is signed within a second or two.
+  auto latest = [&](uint64_t at_least, std::string* note) {
+    for (int i = 0; i < 50; ++i) {
+      Response answer = call("GET", "/v1/admin/checkpoints/latest");
+      if (answer.status == 200) {
+        LogCheckpoint checkpoint;
+        size_t blank = answer.body.rfind("\n\n");
+        EXPECT_TRUE(ParseCheckpointText(answer.body.substr(0, blank + 1), &checkpoint).ok()) << answer.body;
+        EXPECT_EQ(answer.content_type.rfind("text/plain", 0), 0u);
+        if (checkpoint.tree_size >= at_least) {
+          *note = answer.body;
+          return checkpoint.tree_size;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ADD_FAILURE() << "no signed checkpoint covers " << at_least;
+    return uint64_t{0};
+  };
+  std::string first_note;
+  const uint64_t first_size = latest(settle_sequence, &first_note);
+  ASSERT_GT(first_size, 0u);
+
+  Result<NoteVerifier> verifier = LoadVerifier(data + "/log.pub");
+  ASSERT_TRUE(verifier.ok()) << verifier.status().message();
+  // The agent's writer key proves its own reserve; a key of another tenant
+  // may not, and neither may anyone without a key.
+  std::string key_body = call("POST", "/v1/keys", R"({"account":"org","role":"reader"})").body;
+  std::string reader = key_body.substr(key_body.find("pk_"), 67);
+  std::string rival_body = call("POST", "/v1/keys", R"({"account":"rival","role":"admin"})").body;
+  std::string rival = rival_body.substr(rival_body.find("pk_"), 67);
+  const std::string target = "/v1/proofs/inclusion?seq=" + std::to_string(sequence) +
+                             "&tree_size=" + std::to_string(first_size);
+  Response proof = client.Call("GET", target, "", reader);
+  ASSERT_EQ(proof.status, 200) << proof.body;
+  EXPECT_EQ(Field(proof.body, "leaf_index"), sequence - 1);
+  std::string event_json;
+  Status verified = VerifyProof(*verifier, first_note, proof.body, std::nullopt, &event_json);
+  ASSERT_TRUE(verified.ok()) << verified.message();
+  EXPECT_NE(event_json.find("\"r1\""), std::string::npos) << event_json;
+  EXPECT_EQ(client.Call("GET", target, "", rival).status, 403);
+  EXPECT_EQ(client.Call("GET", target, "").status, 401);
+  EXPECT_EQ(client.Call("GET", "/v1/admin/checkpoints/latest", "", reader).status, 403);
+  EXPECT_EQ(call("GET", "/v1/proofs/inclusion?seq=0").status, 400);
+  EXPECT_EQ(call("GET", "/v1/proofs/inclusion?seq=999999").status, 404);
+  // A forged proof does not verify: one hash of its path changed.
+  std::string forged = proof.body;
+  size_t path_at = forged.find("\"path\":[\"") + 9;
+  forged[path_at] = forged[path_at] == '0' ? '1' : '0';
+  EXPECT_FALSE(VerifyProof(*verifier, first_note, forged, std::nullopt, &event_json).ok());
+  // Nor against a checkpoint of another size.
+  EXPECT_FALSE(VerifyProof(*verifier, first_note,
+                           client.Call("GET", "/v1/proofs/inclusion?seq=" + std::to_string(sequence) +
+                                                  "&tree_size=" + std::to_string(sequence), "", reader).body,
+                           std::nullopt, &event_json).ok());
+
+  // More events, a later checkpoint, and the proof that it extends the first.
+  for (int i = 2; i < 6; ++i) {
+    std::string id = "r" + std::to_string(i);
+    ASSERT_EQ(call("POST", "/v1/reservations",
+                   R"({"reservation_id":")" + id + R"(","account":"agent","amount_micros":100})").status,
+              201);
+  }
+  std::string second_note;
+  const uint64_t second_size = latest(first_size + 4, &second_note);
+  ASSERT_GT(second_size, first_size);
+  const std::string consistency_target = "/v1/admin/proofs/consistency?from=" + std::to_string(first_size) +
+                                         "&to=" + std::to_string(second_size);
+  Response consistency = call("GET", consistency_target);
+  ASSERT_EQ(consistency.status, 200) << consistency.body;
+  verified = VerifyProof(*verifier, second_note, consistency.body, first_note, &event_json);
+  ASSERT_TRUE(verified.ok()) << verified.message();
+  EXPECT_FALSE(VerifyProof(*verifier, first_note, consistency.body, second_note, &event_json).ok());
+  EXPECT_EQ(client.Call("GET", consistency_target, "", reader).status, 403);
+  Response listed = call("GET", "/v1/admin/checkpoints?since=2000-01-01T00:00:00Z");
+  ASSERT_EQ(listed.status, 200);
+  EXPECT_NE(listed.body.find("\"tree_size\":" + std::to_string(second_size)), std::string::npos) << listed.body;
+  ASSERT_EQ(daemon.Stop(), 0);
+
+  // Offline: the same proof from the database, verified with log.pub alone.
+  std::string printed;
+  ASSERT_EQ(Replay({"prove", "--data-dir", data, "--seq", std::to_string(sequence), "--tree-size",
+                    std::to_string(first_size)}, &printed), 0);
+  EXPECT_EQ(printed, proof.body + "\n");
+  WriteFile(dir.Sub("proof.json"), proof.body);
+  WriteFile(dir.Sub("first.note"), first_note);
+  WriteFile(dir.Sub("second.note"), second_note);
+  WriteFile(dir.Sub("consistency.json"), consistency.body);
+  EXPECT_EQ(Replay({"verify-proof", "--pub", data + "/log.pub", "--checkpoint", dir.Sub("first.note"),
+                    "--proof", dir.Sub("proof.json")}, &printed), 0) << printed;
+  EXPECT_NE(printed.find("\"r1\""), std::string::npos) << printed;
+  EXPECT_EQ(Replay({"verify-proof", "--pub", data + "/log.pub", "--checkpoint", dir.Sub("second.note"),
+                    "--old-checkpoint", dir.Sub("first.note"), "--proof", dir.Sub("consistency.json")},
+                   &printed), 0) << printed;
+  EXPECT_EQ(Replay({"verify-checkpoints", "--data-dir", data, "--pub", data + "/log.pub"}, &printed), 0)
+      << printed;
+  EXPECT_EQ(Replay({"verify", "--data-dir", data}, &printed), 0) << printed;
+  EXPECT_NE(printed.find("signed checkpoints match"), std::string::npos) << printed;
+  // Another key (same name) proves nothing.
+  Result<NoteSigner> impostor = NoteSigner::Generate(verifier->name());
+  ASSERT_TRUE(impostor.ok());
+  WriteFile(dir.Sub("impostor.pub"), impostor->VerifierKeyText() + "\n");
+  EXPECT_NE(Replay({"verify-proof", "--pub", dir.Sub("impostor.pub"), "--checkpoint", dir.Sub("first.note"),
+                    "--proof", dir.Sub("proof.json")}, &printed), 0);
+  EXPECT_NE(Replay({"verify-checkpoints", "--data-dir", data, "--pub", dir.Sub("impostor.pub")}, &printed), 0);
+}
+
+TEST(ProofsOffline, ACheckpointSignedOverAnotherLogFailsVerification) {
+  TempDir dir;
+  const std::string data = dir.Sub("data");
+  {
+    auto sequencer = OpenSequencer(data);
+    OpenTree(*sequencer, 1, 1'000'000);
+  }
+  std::string printed;
+  ASSERT_EQ(Replay({"verify-checkpoints", "--data-dir", data, "--pub", data + "/log.pub"}, &printed), 0)
+      << printed;
+  // A valid signature over a root that is not the log's: the key's holder
+  // signed something else (or the log was rewritten after it was signed).
+  std::string private_key;
+  std::ifstream(data + "/log.key") >> private_key;
+  Result<NoteSigner> signer = NoteSigner::FromPrivateKey(private_key);
+  ASSERT_TRUE(signer.ok()) << signer.status().message();
+  {
+    EventLogOptions options;
+    options.path = data;
+    Result<std::unique_ptr<EventLog>> log = EventLog::Open(options);
+    ASSERT_TRUE(log.ok());
+    LogCheckpoint wrong{signer->name(), 3, Leaf(7), 1'795'428'000'000'000};
+    ASSERT_TRUE((*log)->AddSignedCheckpoint(3, signer->Sign(CheckpointText(wrong))).ok());
+  }
+  EXPECT_NE(Replay({"verify-checkpoints", "--data-dir", data, "--pub", data + "/log.pub"}, &printed), 0);
+  EXPECT_NE(printed.find("does not match the log's records"), std::string::npos) << printed;
+  EXPECT_NE(Replay({"verify", "--data-dir", data}, &printed), 0) << "verify checks them too";
+}
+
+}  // namespace
+}  // namespace purser::testing
