@@ -24,6 +24,10 @@ namespace purser {
 namespace {
 
 
+std::string Bytes(capnp::Data::Reader data) {
+  return std::string(reinterpret_cast<const char*>(data.begin()), data.size());
+}
+
 Reply Failure(const std::string& message) { return Reply::Error(ResultCode::kUnavailable, message); }
 
 class SubscriberImpl final : public rpc::Subscriber::Server {
@@ -141,6 +145,73 @@ class Client::Impl {
                       }));
     });
     return result.get();
+  }
+
+  // As LedgerCall, on the Reader capability every key has.
+  template <typename Send, typename Read>
+  Reply ReaderCall(Send send, Read read) {
+    std::promise<Reply> done;
+    std::future<Reply> result = done.get_future();
+    inbox_.Post([&] {
+      tasks_->add(send(reader_)
+                      .then([&done, &read](auto response) { done.set_value(read(response)); })
+                      .catch_([&done](kj::Exception&& e) {
+                        done.set_value(Failure(e.getDescription().cStr()));
+                      }));
+    });
+    return result.get();
+  }
+
+  Reply LatestCheckpoint(std::string* note) {
+    return ReaderCall([](auto& reader) { return reader.latestCheckpointRequest().send(); },
+                      [note](auto& response) {
+                        Reply reply = DecodeReply(response.getResult());
+                        if (reply.ok()) *note = Str(response.getNote());
+                        return reply;
+                      });
+  }
+
+  Reply InclusionProof(uint64_t seq, uint64_t tree_size, InclusionProofView* proof) {
+    return ReaderCall(
+        [&](auto& reader) {
+          auto request = reader.inclusionProofRequest();
+          request.setSeq(seq);
+          request.setTreeSize(tree_size);
+          return request.send();
+        },
+        [proof](auto& response) {
+          Reply reply = DecodeReply(response.getResult());
+          if (!reply.ok()) return reply;
+          auto p = response.getProof();
+          proof->seq = p.getSeq();
+          proof->leaf_index = p.getLeafIndex();
+          proof->tree_size = p.getTreeSize();
+          proof->leaf_hash = Bytes(p.getLeafHash());
+          proof->path.clear();
+          for (auto node : p.getPath()) proof->path.push_back(Bytes(node));
+          proof->record = Bytes(p.getRecord());
+          return reply;
+        });
+  }
+
+  Reply ConsistencyProof(uint64_t from, uint64_t to, ConsistencyProofView* proof) {
+    return ReaderCall(
+        [&](auto& reader) {
+          auto request = reader.consistencyProofRequest();
+          request.setFrom(from);
+          request.setTo(to);
+          return request.send();
+        },
+        [proof](auto& response) {
+          Reply reply = DecodeReply(response.getResult());
+          if (!reply.ok()) return reply;
+          auto p = response.getProof();
+          proof->from = p.getFrom();
+          proof->to = p.getTo();
+          proof->path.clear();
+          for (auto node : p.getPath()) proof->path.push_back(Bytes(node));
+          return reply;
+        });
   }
 
   Reply Checkpoint(const std::string& dir) {
@@ -438,6 +509,16 @@ Status Client::Subscribe(const std::string& account,
 }
 
 Reply Client::Checkpoint(const std::string& dir) { return impl_->Checkpoint(dir); }
+
+Reply Client::LatestCheckpoint(std::string* note) { return impl_->LatestCheckpoint(note); }
+
+Reply Client::InclusionProof(uint64_t seq, uint64_t tree_size, InclusionProofView* proof) {
+  return impl_->InclusionProof(seq, tree_size, proof);
+}
+
+Reply Client::ConsistencyProof(uint64_t from, uint64_t to, ConsistencyProofView* proof) {
+  return impl_->ConsistencyProof(from, to, proof);
+}
 
 Reply Client::WebhookDeliveries(const std::string& webhook_id, uint32_t limit,
                                 const std::string& state, std::vector<DeliveryView>* deliveries) {

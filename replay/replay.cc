@@ -389,6 +389,7 @@ Status Verify(const VerifyOptions& options, VerifyReport* report) {
   }
   if (Status indexed = ids.Finish(); !indexed.ok()) return indexed;
   if (Status tree = merkle.Finish(log->get()); !tree.ok()) return tree;
+  report->merkle_tree_checked = log->get()->merkle_durable_size() > 0;
   report->signed_checkpoints_checked = merkle.checkpoints_checked();
   return Status::Ok();
 }
@@ -660,7 +661,8 @@ int RunVerify(Flags& flags) {
   std::cout << "ok: " << report.events << " events, head " << report.last_sequence << ':'
             << HexEncode(report.head) << ", " << report.wallets_checked << " wallets balanced"
             << (report.checkpoint_checked ? ", checkpoint matches" : "")
-            << (report.head_mark_checked ? ", head mark reached" : "") << ", Merkle tree matches"
+            << (report.head_mark_checked ? ", head mark reached" : "")
+            << (report.merkle_tree_checked ? ", Merkle tree matches" : "")
             << (report.signed_checkpoints_checked > 0
                     ? ", " + std::to_string(report.signed_checkpoints_checked) + " signed checkpoints match"
                     : std::string())

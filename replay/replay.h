@@ -46,6 +46,7 @@ struct VerifyReport {
   uint64_t wallets_checked = 0;
   bool checkpoint_checked = false;
   bool head_mark_checked = false;
+  bool merkle_tree_checked = false;  // false: an older build's database, no tree
   uint64_t signed_checkpoints_checked = 0;
   // The first bad event, 0 when the problem is not one event.
   uint64_t bad_sequence = 0;

@@ -416,6 +416,44 @@ void FinishCommand(const RequestBody& body, Reply* reply, const std::vector<std:
   if (reply->ok() && reply->created) std::get<KeyResult>(reply->body).api_key = secret;
 }
 
+// After `checks` run with the session's key and one of them passes, `work`
+// (blocking: storage reads, a copy) runs on a worker thread; its status
+// comes back to the loop as a reply. The first refusal otherwise.
+kj::Promise<Reply> CheckedWork(Session& session, std::vector<RequestBody> checks,
+                               std::function<Status()> work) {
+  Shared* shared = session.shared();
+  std::vector<Request> requests;
+  for (RequestBody& body : checks) requests.push_back(Request{session.credentials(), std::move(body)});
+  return shared->Submit(std::move(requests))
+      .then([shared, work = std::move(work)](std::vector<Reply>&& replies) mutable -> kj::Promise<Reply> {
+        bool allowed = false;
+        for (const Reply& reply : replies) allowed = allowed || reply.ok();
+        if (!allowed) return std::move(replies[0]);
+        auto paf = kj::newPromiseAndFulfiller<Reply>();
+        auto fulfiller = std::make_shared<kj::Own<kj::PromiseFulfiller<Reply>>>(kj::mv(paf.fulfiller));
+        LoopInbox* inbox = shared->inbox;
+        shared->workers->Start([work = std::move(work), inbox, fulfiller]() mutable {
+          Status status = work();
+          Reply reply = status.ok() ? Reply() : Reply::Error(ToResultCode(status), status.message());
+          // The fulfiller moves to the loop, the only thread that may touch it.
+          inbox->Post([fulfiller = std::move(fulfiller), reply = std::move(reply)]() mutable {
+            (*fulfiller)->fulfill(std::move(reply));
+          });
+        });
+        return kj::mv(paf.promise);
+      });
+}
+
+kj::ArrayPtr<const kj::byte> BytesOf(std::string_view bytes) {
+  return kj::arrayPtr(reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size());
+}
+
+kj::ArrayPtr<const kj::byte> BytesOf(const Sha256Digest& hash) { return kj::arrayPtr(hash.data(), hash.size()); }
+
+void FillPath(const std::vector<Sha256Digest>& path, capnp::List<capnp::Data>::Builder out) {
+  for (unsigned i = 0; i < path.size(); ++i) out.set(i, BytesOf(path[i]));
+}
+
 // The methods of Reader on top of a Session, for Reader and for Ledger
 // (which extends Reader).
 template <typename Server>
@@ -444,6 +482,73 @@ class ReaderMethods : public Server {
   kj::Promise<void> ping(typename Server::PingContext) override {
     session_.Touch();  // a keep-alive
     return kj::READY_NOW;
+  }
+
+  kj::Promise<void> latestCheckpoint(typename Server::LatestCheckpointContext context) override {
+    Ledger* ledger = session_.shared()->sequencer;
+    auto note = std::make_shared<std::string>();
+    std::vector<RequestBody> checks;
+    checks.push_back(query::GetChainHead{});  // global admin only
+    return CheckedWork(session_, std::move(checks), [ledger, note] { return ledger->LatestSignedCheckpoint(note.get()); })
+        .then([context, note](Reply reply) mutable {
+          EncodeReply(reply, context.getResults().initResult());
+          if (reply.ok()) context.getResults().setNote(*note);
+        });
+  }
+
+  kj::Promise<void> inclusionProof(typename Server::InclusionProofContext context) override {
+    const uint64_t sequence = context.getParams().getSeq();
+    const uint64_t tree_size = context.getParams().getTreeSize();
+    Ledger* ledger = session_.shared()->sequencer;
+    // Whose event it is decides who may have its proof (as over HTTP).
+    std::vector<std::string> accounts;
+    Status status = sequence == 0 ? Status::InvalidArgument("seq: events are numbered from 1")
+                                  : ledger->EventAccounts(sequence, &accounts);
+    if (!status.ok()) {
+      return session_.shared()->SubmitOne(Request{session_.credentials(), query::Authenticate{}})
+          .then([context, status](Reply reply) mutable {
+            if (reply.ok()) reply = Reply::Error(ToResultCode(status), status.message());
+            EncodeReply(reply, context.getResults().initResult());
+          });
+    }
+    std::vector<RequestBody> checks;
+    for (const std::string& account : accounts) checks.push_back(query::GetAccount{account});
+    if (checks.empty()) checks.push_back(query::GetChainHead{});
+    auto proof = std::make_shared<InclusionProof>();
+    return CheckedWork(session_, std::move(checks),
+                       [ledger, sequence, tree_size, proof] {
+                         return ledger->ProveInclusion(sequence, tree_size, proof.get());
+                       })
+        .then([context, proof](Reply reply) mutable {
+          EncodeReply(reply, context.getResults().initResult());
+          if (!reply.ok()) return;
+          auto out = context.getResults().initProof();
+          out.setSeq(proof->sequence);
+          out.setLeafIndex(proof->leaf_index);
+          out.setTreeSize(proof->tree_size);
+          out.setLeafHash(BytesOf(proof->leaf_hash));
+          FillPath(proof->path, out.initPath(static_cast<unsigned>(proof->path.size())));
+          out.setRecord(BytesOf(proof->record));
+        });
+  }
+
+  kj::Promise<void> consistencyProof(typename Server::ConsistencyProofContext context) override {
+    const uint64_t from = context.getParams().getFrom();
+    const uint64_t to = context.getParams().getTo();
+    Ledger* ledger = session_.shared()->sequencer;
+    auto proof = std::make_shared<ConsistencyProof>();
+    std::vector<RequestBody> checks;
+    checks.push_back(query::GetChainHead{});  // global admin only
+    return CheckedWork(session_, std::move(checks),
+                       [ledger, from, to, proof] { return ledger->ProveConsistency(from, to, proof.get()); })
+        .then([context, proof](Reply reply) mutable {
+          EncodeReply(reply, context.getResults().initResult());
+          if (!reply.ok()) return;
+          auto out = context.getResults().initProof();
+          out.setFrom(proof->from);
+          out.setTo(proof->to);
+          FillPath(proof->path, out.initPath(static_cast<unsigned>(proof->path.size())));
+        });
   }
 
  protected:
@@ -556,44 +661,20 @@ class LedgerImpl final : public ReaderMethods<rpc::Ledger::Server> {
                   context.getResults().initResult());
       return kj::READY_NOW;
     }
-    Shared* shared = session_.shared();
-    std::vector<Request> check;
-    check.push_back(Request{session_.credentials(), query::GetChainHead{}});  // global admin only
-    return shared->Submit(std::move(check))
-        .then([shared, dir, context](std::vector<Reply>&& replies) mutable -> kj::Promise<void> {
-          if (!replies[0].ok()) {
-            EncodeReply(replies[0], context.getResults().initResult());
-            return kj::READY_NOW;
+    Ledger* ledger = session_.shared()->sequencer;
+    std::vector<RequestBody> checks;
+    checks.push_back(query::GetChainHead{});  // global admin only
+    // The copy flushes memtables and links files: seconds, perhaps. It runs
+    // on a worker thread; the loop keeps serving meanwhile.
+    return CheckedWork(session_, std::move(checks), [ledger, dir] { return CreateCheckpointAt(ledger, dir); })
+        .then([context, dir](Reply reply) mutable {
+          if (reply.ok()) {
+            reply.body = IdResult{dir, 0};
+            reply.created = true;
           }
-          // The copy flushes memtables and links files: seconds, perhaps.
-          // It runs on a worker thread; the loop keeps serving meanwhile.
-          auto paf = kj::newPromiseAndFulfiller<Reply>();
-          auto fulfiller = std::make_shared<kj::Own<kj::PromiseFulfiller<Reply>>>(
-              kj::mv(paf.fulfiller));
-          Ledger* sequencer = shared->sequencer;
-          LoopInbox* inbox = shared->inbox;
-          shared->workers->Start([sequencer, inbox, dir, fulfiller]() mutable {
-            Reply reply = TakeCheckpoint(sequencer, dir);
-            // The fulfiller moves to the loop, the only thread that may touch it.
-            inbox->Post([fulfiller = std::move(fulfiller), reply = std::move(reply)]() mutable {
-              (*fulfiller)->fulfill(std::move(reply));
-            });
-          });
-          return paf.promise.then(
-              [context](Reply reply) mutable { EncodeReply(reply, context.getResults().initResult()); });
+          EncodeReply(reply, context.getResults().initResult());
         });
   }
-
- private:
-  static Reply TakeCheckpoint(Ledger* sequencer, const std::string& dir) {
-    Status status = CreateCheckpointAt(sequencer, dir);
-    if (!status.ok()) return Reply::Error(ToResultCode(status), status.message());
-    Reply reply;
-    reply.body = IdResult{dir, 0};
-    reply.created = true;
-    return reply;
-  }
-
 };
 
 // One per connection: the bootstrap capability, and the one place that

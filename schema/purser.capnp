@@ -85,6 +85,32 @@ interface Reader {
   ping @3 () -> ();
   # Answered at once, without touching the ledger: the cost of a round trip
   # alone (purser-bench compares commands against it).
+
+  # Audit proofs (SPEC section 9; API.md's GET /v1/admin/checkpoints/latest,
+  # /v1/proofs/inclusion and /v1/admin/proofs/consistency).
+  latestCheckpoint @4 () -> (result :Result, note :Text);
+  # The newest signed checkpoint of the log's Merkle tree, as a signed note.
+  # Global admin only.
+  inclusionProof @5 (seq :UInt64, treeSize :UInt64) -> (result :Result, proof :InclusionProof);
+  # Event `seq` in the tree of `treeSize` events (0: the newest signed
+  # checkpoint's). Any key that sees the event's account.
+  consistencyProof @6 (from :UInt64, to :UInt64) -> (result :Result, proof :ConsistencyProof);
+  # The tree of `to` events extends the tree of `from`. Global admin only.
+}
+
+struct InclusionProof {
+  seq @0 :UInt64;
+  leafIndex @1 :UInt64;          # seq - 1
+  treeSize @2 :UInt64;
+  leafHash @3 :Data;             # SHA-256(0x00 || record)
+  path @4 :List(Data);           # RFC 9162 audit path, leaf to root
+  record @5 :Data;               # the event's record as stored
+}
+
+struct ConsistencyProof {
+  from @0 :UInt64;
+  to @1 :UInt64;
+  path @2 :List(Data);
 }
 
 interface Ledger extends(Reader) {

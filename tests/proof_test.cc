@@ -354,5 +354,105 @@ TEST(ProofsOffline, ACheckpointSignedOverAnotherLogFailsVerification) {
   EXPECT_NE(Replay({"verify", "--data-dir", data}, &printed), 0) << "verify checks them too";
 }
 
+
+Sha256Digest DigestOf(const std::string& bytes) {
+  Sha256Digest digest{};
+  EXPECT_EQ(bytes.size(), digest.size());
+  std::copy_n(bytes.begin(), std::min(bytes.size(), digest.size()), digest.begin());
+  return digest;
+}
+
+std::vector<Sha256Digest> DigestsOf(const std::vector<std::string>& path) {
+  std::vector<Sha256Digest> digests;
+  for (const std::string& node : path) digests.push_back(DigestOf(node));
+  return digests;
+}
+
+// The same proofs over Cap'n Proto RPC, with the scope rules of HTTP.
+TEST(ProofsOverRpc, AReceiptsSeqIsProvedToItsTenantAndTheLogOnlyGrew) {
+  TempDir dir;
+  const std::string data = dir.Sub("data");
+  Daemon daemon;
+  ASSERT_TRUE(daemon.Start(data, {"--sign-every-s", "1"}));
+  auto admin = daemon.Admin();
+  ASSERT_NE(admin, nullptr);
+  ASSERT_TRUE(admin->Call(cmd::OpenAccount{"org", "", AccountKind::kOrg, "", true, {}}).ok());
+  ASSERT_TRUE(admin->Call(cmd::OpenAccount{"agent", "org", AccountKind::kAgent, "", false, {}}).ok());
+  ASSERT_TRUE(admin->Call(cmd::OpenAccount{"rival", "", AccountKind::kOrg, "", true, {}}).ok());
+  ASSERT_TRUE(admin->Call(cmd::Deposit{"f1", "org", 10'000'000, ""}).ok());
+  Reply reserved = admin->Call(ReserveCommand("r1", "agent", 5000));
+  ASSERT_TRUE(reserved.ok()) << reserved.message;
+  const uint64_t sequence = std::get<ReserveResult>(reserved.body).seq;
+  ASSERT_GT(sequence, 0u);
+
+  Result<NoteVerifier> verifier = LoadVerifier(data + "/log.pub");
+  ASSERT_TRUE(verifier.ok()) << verifier.status().message();
+  auto signed_checkpoint = [&](uint64_t at_least, std::string* note, LogCheckpoint* checkpoint) {
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      Reply reply = admin->LatestCheckpoint(note);
+      if (reply.ok()) {
+        Result<std::string> text = verifier->Open(*note);
+        EXPECT_TRUE(text.ok()) << text.status().message();
+        if (text.ok() && ParseCheckpointText(*text, checkpoint).ok() && checkpoint->tree_size >= at_least) return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ADD_FAILURE() << "no signed checkpoint covers " << at_least;
+  };
+  std::string first_note;
+  LogCheckpoint first;
+  signed_checkpoint(sequence, &first_note, &first);
+  ASSERT_GE(first.tree_size, sequence);
+
+  cmd::IssueKey issue;
+  issue.account = "org";
+  issue.role = Role::kReader;
+  Reply key = admin->Call(issue);
+  ASSERT_TRUE(key.ok());
+  auto reader = daemon.Connect(std::get<KeyResult>(key.body).api_key);
+  issue.account = "rival";
+  issue.role = Role::kAdmin;
+  key = admin->Call(issue);
+  ASSERT_TRUE(key.ok());
+  auto rival = daemon.Connect(std::get<KeyResult>(key.body).api_key);
+  ASSERT_NE(reader, nullptr);
+  ASSERT_NE(rival, nullptr);
+
+  InclusionProofView proof;
+  Reply proved = reader->InclusionProof(sequence, first.tree_size, &proof);
+  ASSERT_TRUE(proved.ok()) << proved.message;
+  EXPECT_EQ(proof.leaf_index, sequence - 1);
+  EXPECT_EQ(proof.tree_size, first.tree_size);
+  // The record is the leaf, and the path leads from it to the signed root.
+  EXPECT_EQ(MerkleLeafHash(proof.record), DigestOf(proof.leaf_hash));
+  EXPECT_TRUE(VerifyInclusion(proof.leaf_index, proof.tree_size, MerkleLeafHash(proof.record),
+                              DigestsOf(proof.path), first.root));
+  std::vector<Sha256Digest> forged = DigestsOf(proof.path);
+  if (!forged.empty()) {
+    forged[0][0] ^= 1;
+    EXPECT_FALSE(VerifyInclusion(proof.leaf_index, proof.tree_size, MerkleLeafHash(proof.record), forged,
+                                 first.root));
+  }
+  EXPECT_EQ(rival->InclusionProof(sequence, first.tree_size, &proof).code, ResultCode::kPermissionDenied);
+  EXPECT_EQ(reader->LatestCheckpoint(&first_note).code, ResultCode::kPermissionDenied);
+  EXPECT_EQ(admin->InclusionProof(999999, 0, &proof).code, ResultCode::kNotFound);
+  EXPECT_EQ(admin->InclusionProof(0, 0, &proof).code, ResultCode::kInvalidArgument);
+
+  for (int i = 2; i < 6; ++i) ASSERT_TRUE(admin->Call(ReserveCommand("r" + std::to_string(i), "agent", 100)).ok());
+  std::string second_note;
+  LogCheckpoint second;
+  signed_checkpoint(first.tree_size + 4, &second_note, &second);
+  ConsistencyProofView consistency;
+  Reply extended = admin->ConsistencyProof(first.tree_size, second.tree_size, &consistency);
+  ASSERT_TRUE(extended.ok()) << extended.message;
+  EXPECT_TRUE(VerifyConsistency(first.tree_size, second.tree_size, first.root, second.root,
+                                DigestsOf(consistency.path)));
+  EXPECT_FALSE(VerifyConsistency(first.tree_size, second.tree_size, second.root, first.root,
+                                 DigestsOf(consistency.path)));
+  EXPECT_EQ(reader->ConsistencyProof(first.tree_size, second.tree_size, &consistency).code,
+            ResultCode::kPermissionDenied);
+  ASSERT_EQ(daemon.Stop(), 0);
+}
+
 }  // namespace
 }  // namespace purser::testing

@@ -46,6 +46,23 @@ struct AlertNotice {
   std::string message;
 };
 
+// An event's inclusion proof (SPEC section 9): hashes as raw 32-byte strings.
+struct InclusionProofView {
+  uint64_t seq = 0;
+  uint64_t leaf_index = 0;  // seq - 1
+  uint64_t tree_size = 0;
+  std::string leaf_hash;           // SHA-256(0x00 || record)
+  std::vector<std::string> path;   // RFC 9162 audit path, leaf to root
+  std::string record;              // the event's record as stored
+};
+
+// The tree of `to` events extends the tree of `from`.
+struct ConsistencyProofView {
+  uint64_t from = 0;
+  uint64_t to = 0;
+  std::vector<std::string> path;
+};
+
 class Client {
  public:
   // Connects and trades the API key for a session. An invalid key is an error.
@@ -74,6 +91,14 @@ class Client {
 
   // Global admin: a RocksDB checkpoint of the server's database in `dir`.
   Reply Checkpoint(const std::string& dir);
+
+  // Global admin: the newest signed checkpoint of the log (a signed note).
+  Reply LatestCheckpoint(std::string* note);
+  // Event `seq` in the tree of `tree_size` events (0: the newest signed
+  // checkpoint's); any key that sees the event's account.
+  Reply InclusionProof(uint64_t seq, uint64_t tree_size, InclusionProofView* proof);
+  // Global admin: the tree of `to` events extends the tree of `from`.
+  Reply ConsistencyProof(uint64_t from, uint64_t to, ConsistencyProofView* proof);
 
   // A webhook's delivery records (SPEC section 8), newest first; `state`
   // filters when not empty; `limit` 0 means 100.
