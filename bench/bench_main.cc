@@ -15,11 +15,13 @@ constexpr char kUsage[] =
     "usage: purser-bench <command> [flags]\n"
     "  inproc   --data-dir D [--agents N] [--producers P] [--window W] [--seconds S]\n"
     "           [--hot-fraction F] [--rate R] [--no-compact] [--webhooks N [--alert-rate A]]\n"
-    "           [--checkpoint-every E]\n"
+    "           [--checkpoint-every E] [--no-merkle-tree] [--proofs N]\n"
     "      durable reserve -> settle pairs through the in-process sequencer (a projection\n"
     "      checkpoint every E events, default 1,000,000, as purserd); with\n"
     "      --webhooks, N webhooks deliver to a local receiver while an account is\n"
-    "      frozen and unfrozen A times a second (default 100)\n"
+    "      frozen and unfrozen A times a second (default 100); --no-merkle-tree keeps no\n"
+    "      Merkle tree (to measure its cost); --proofs N times N inclusion and N\n"
+    "      consistency proofs on the log written, after the load\n"
     "  webhooks [--events N] [--webhooks W] [--data-dir D]\n"
     "      deliveries per second to a local receiver (kept-alive connections)\n"
     "  accounts [--count N]\n"
@@ -51,6 +53,8 @@ int RunInprocCommand(Flags& flags) {
   options.rate = flags.GetInt("rate").value_or(0);
   options.hot_fraction = std::stod(flags.Get("hot-fraction", "0"));
   options.compact = !flags.Has("no-compact");
+  options.merkle_tree = !flags.Has("no-merkle-tree");
+  options.proofs = static_cast<int>(flags.GetInt("proofs").value_or(0));
   options.webhooks = static_cast<int>(flags.GetInt("webhooks").value_or(0));
   options.alert_rate = static_cast<int>(flags.GetInt("alert-rate").value_or(100));
   options.checkpoint_every = flags.GetInt("checkpoint-every").value_or(options.checkpoint_every);
@@ -74,7 +78,7 @@ int BenchMain(int argc, char** argv) {
     return 2;
   }
   std::string command = argv[1];
-  Flags flags(argc, argv, 2, {"no-compact"});
+  Flags flags(argc, argv, 2, {"no-compact", "no-merkle-tree"});
   if (command == "inproc") return RunInprocCommand(flags);
   if (command == "accounts") return RunAccountsMemory(flags);
   if (command == "webhooks") return RunWebhookDeliveries(flags);

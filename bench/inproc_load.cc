@@ -9,11 +9,13 @@
 #include <iomanip>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
 #include "bench/webhook_load.h"
 #include "ledger/base/histogram.h"
+#include "ledger/base/merkle.h"
 #include "ledger/ledger.h"
 
 namespace purser::bench {
@@ -209,12 +211,74 @@ uint64_t ResidentBytes() {
   return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
+namespace {
+
+// Inclusion proofs of random events and consistency proofs from random
+// sizes, all in the tree of every event written, timed one by one. Every
+// inclusion proof must lead to the same root and every consistency proof
+// must verify against it.
+Status MeasureProofs(Ledger& ledger, int count, InprocReport* report) {
+  const uint64_t size = ledger.stats().last_sequence;
+  report->proof_tree_size = size;
+  if (size < 2) return Status::Ok();
+  std::mt19937_64 random(7);
+  Histogram inclusion_us, consistency_us;
+  uint64_t inclusion_max = 0, consistency_max = 0;
+  std::optional<Sha256Digest> root;
+  for (int i = 0; i < count; ++i) {
+    const uint64_t sequence = std::uniform_int_distribution<uint64_t>(1, size)(random);
+    InclusionProof proof;
+    auto start = SteadyClock::now();
+    if (Status status = ledger.ProveInclusion(sequence, size, &proof); !status.ok()) return status;
+    auto us = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - start).count());
+    inclusion_us.Record(us);
+    inclusion_max = std::max(inclusion_max, us);
+    Sha256Digest leads_to{};
+    if (!RootFromInclusionProof(proof.leaf_index, proof.tree_size, MerkleLeafHash(proof.record), proof.path,
+                                &leads_to) ||
+        (root && *root != leads_to)) {
+      ++report->proofs_not_verified;
+    }
+    if (!root) root = leads_to;
+  }
+  for (int i = 0; i < count; ++i) {
+    const uint64_t from = std::uniform_int_distribution<uint64_t>(1, size - 1)(random);
+    ConsistencyProof proof;
+    auto start = SteadyClock::now();
+    if (Status status = ledger.ProveConsistency(from, size, &proof); !status.ok()) return status;
+    auto us = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - start).count());
+    consistency_us.Record(us);
+    consistency_max = std::max(consistency_max, us);
+    // The old root is that of the first `from` leaves: an inclusion proof's
+    // path in that tree leads to it.
+    InclusionProof in_old;
+    Sha256Digest old_root{};
+    if (!ledger.ProveInclusion(from, from, &in_old).ok() ||
+        !RootFromInclusionProof(in_old.leaf_index, from, MerkleLeafHash(in_old.record), in_old.path, &old_root) ||
+        !VerifyConsistency(from, size, old_root, *root, proof.path)) {
+      ++report->proofs_not_verified;
+    }
+  }
+  report->inclusion_p50_us = inclusion_us.Percentile(50);
+  report->inclusion_p99_us = inclusion_us.Percentile(99);
+  report->inclusion_max_us = inclusion_max;
+  report->consistency_p50_us = consistency_us.Percentile(50);
+  report->consistency_p99_us = consistency_us.Percentile(99);
+  report->consistency_max_us = consistency_max;
+  return Status::Ok();
+}
+
+}  // namespace
+
 int RunInproc(const InprocOptions& options, InprocReport* report) {
   std::filesystem::remove_all(options.data_dir);
   LedgerOptions sequencer_options;
   sequencer_options.data_dir = options.data_dir;
   // Checkpoints as the service takes them: their cost is part of the figure.
   sequencer_options.checkpoint_every_events = static_cast<uint64_t>(options.checkpoint_every);
+  sequencer_options.merkle_tree = options.merkle_tree;
   Result<std::unique_ptr<Ledger>> opened = Ledger::Open(sequencer_options);
   if (!opened.ok()) {
     std::cerr << "open: " << opened.status().message() << '\n';
@@ -310,6 +374,14 @@ int RunInproc(const InprocOptions& options, InprocReport* report) {
     report->bytes_per_event =
         all_events == 0 ? 0 : static_cast<double>(report->bytes_on_disk) / static_cast<double>(all_events);
   }
+  // After the compaction (when there is one): the proofs' own cost, not
+  // the flushes and compactions that follow a load.
+  if (options.proofs > 0 && options.merkle_tree) {
+    if (Status status = MeasureProofs(sequencer, options.proofs, report); !status.ok()) {
+      std::cerr << "proofs: " << status.message() << '\n';
+      return 1;
+    }
+  }
   return 0;
 }
 
@@ -317,7 +389,8 @@ void PrintInprocReport(const InprocOptions& options, const InprocReport& r, std:
   out << std::fixed << std::setprecision(1);
   out << "inproc: agents=" << options.agents << " producers=" << options.producers
       << " window=" << options.window << " hot=" << options.hot_fraction
-      << " rate=" << options.rate << " seconds=" << r.seconds << '\n';
+      << " rate=" << options.rate << (options.merkle_tree ? "" : " merkle-tree=off")
+      << " seconds=" << r.seconds << '\n';
   out << "  pairs            " << r.pairs << " (" << static_cast<uint64_t>(r.pairs_per_second)
       << " pairs/s, " << static_cast<uint64_t>(2 * r.pairs_per_second) << " commands/s)\n";
   double total = static_cast<double>(r.pairs + r.refused);
@@ -336,6 +409,13 @@ void PrintInprocReport(const InprocOptions& options, const InprocReport& r, std:
         << r.bytes_per_event << " bytes/event\n";
   }
   out << "  resident memory  " << r.rss_bytes / (1 << 20) << " MiB\n";
+  if (options.proofs > 0 && options.merkle_tree) {
+    out << "  proofs           tree of " << r.proof_tree_size << " events, " << options.proofs
+        << " of each: inclusion p50 " << r.inclusion_p50_us << " us, p99 " << r.inclusion_p99_us
+        << " us, max " << r.inclusion_max_us << " us; consistency p50 " << r.consistency_p50_us
+        << " us, p99 " << r.consistency_p99_us << " us, max " << r.consistency_max_us << " us; "
+        << r.proofs_not_verified << " did not verify\n";
+  }
   if (options.webhooks > 0) {
     out << "  webhooks         " << options.webhooks << " on every event kind; " << r.alarms
         << " freezes/unfreezes made, " << r.deliveries << " deliveries, backlog " << r.webhook_backlog

@@ -22,6 +22,8 @@ struct InprocOptions {
   int webhooks = 0;              // webhooks delivering to a local receiver during the run
   int alert_rate = 100;          // freezes and unfreezes a second while webhooks run
   int64_t checkpoint_every = 1'000'000;  // events between projection checkpoints
+  bool merkle_tree = true;       // false: measure what the tree costs
+  int proofs = 0;                // inclusion and consistency proofs timed after the load, each
   std::ostream* progress = nullptr;
 };
 
@@ -44,6 +46,10 @@ struct InprocReport {
   uint64_t alarms = 0;           // freeze/unfreeze events made for the webhooks
   uint64_t deliveries = 0;       // requests the receiver got
   uint64_t webhook_backlog = 0;  // deliveries still queued at the end
+  uint64_t proof_tree_size = 0;
+  uint64_t inclusion_p50_us = 0, inclusion_p99_us = 0, inclusion_max_us = 0;
+  uint64_t consistency_p50_us = 0, consistency_p99_us = 0, consistency_max_us = 0;
+  uint64_t proofs_not_verified = 0;  // must be 0: every inclusion path leads to one root
 };
 
 int RunInproc(const InprocOptions& options, InprocReport* report);

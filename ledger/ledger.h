@@ -54,6 +54,11 @@ struct LedgerOptions {
   // A signed checkpoint of the log's Merkle tree (SPEC section 9) is written
   // at least this often (service time) while events arrive. Default: 60 s.
   int64_t sign_every_us = 60'000'000;
+  // Keep the log's Merkle tree and sign its checkpoints. false only to
+  // measure what the tree costs (purser-bench inproc --no-merkle-tree): no
+  // proofs, no signed checkpoints; the next open with it grows the tree over
+  // the events written meanwhile. Default: true.
+  bool merkle_tree = true;
   // Called once, on the log thread, when a write fails; the ledger has
   // stopped (fail-stop). Default: none.
   std::function<void(const Status&)> on_fatal_error;

@@ -8,9 +8,27 @@
 
 namespace purser {
 
-Sha256Digest Sha256(std::string_view data) {
+Sha256Digest Sha256(std::string_view data) { return Sha256Of({data}); }
+
+Sha256Digest Sha256Of(std::initializer_list<std::string_view> pieces) {
+  // A digest context and the algorithm fetched once per thread: OpenSSL 3's
+  // one-shot SHA256() looks the algorithm up by name on every call (a lock
+  // and a string compare), which costs more than hashing a small event.
+  struct Context {
+    EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Context() {
+      EVP_MD_CTX_free(ctx);
+      EVP_MD_free(md);
+    }
+  };
+  thread_local Context context;
   Sha256Digest digest;
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest.data());
+  unsigned int length = 0;
+  PURSER_ASSERT(context.md != nullptr && context.ctx != nullptr &&
+                EVP_DigestInit_ex2(context.ctx, context.md, nullptr) == 1);
+  for (std::string_view piece : pieces) EVP_DigestUpdate(context.ctx, piece.data(), piece.size());
+  PURSER_ASSERT(EVP_DigestFinal_ex(context.ctx, digest.data(), &length) == 1 && length == 32);
   return digest;
 }
 

@@ -4,6 +4,7 @@
 
 #include <openssl/evp.h>
 
+#include <initializer_list>
 #include <string>
 #include <string_view>
 
@@ -12,6 +13,8 @@
 namespace purser {
 
 Sha256Digest Sha256(std::string_view data);
+// SHA-256 of the pieces concatenated, without copying them together.
+Sha256Digest Sha256Of(std::initializer_list<std::string_view> pieces);
 
 // Incremental SHA-256 over many pieces (the state digest).
 class Sha256Stream {

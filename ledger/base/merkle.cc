@@ -8,19 +8,11 @@
 namespace purser {
 
 Sha256Digest MerkleLeafHash(std::string_view record) {
-  // One-shot over a copy: cheaper than a digest context per record.
-  thread_local std::string input;
-  input.assign(1, '\0');
-  input.append(record);
-  return Sha256(input);
+  return Sha256Of({std::string_view("\0", 1), record});
 }
 
 Sha256Digest MerkleNodeHash(const Sha256Digest& left, const Sha256Digest& right) {
-  char input[1 + 2 * 32];
-  input[0] = 1;
-  std::memcpy(input + 1, left.data(), 32);
-  std::memcpy(input + 33, right.data(), 32);
-  return Sha256(std::string_view(input, sizeof input));
+  return Sha256Of({std::string_view("\1", 1), DigestBytes(left), DigestBytes(right)});
 }
 
 uint64_t MerkleSplit(uint64_t n) { return std::bit_floor(n - 1); }

@@ -102,6 +102,10 @@ inline constexpr int64_t kDefaultRunawayBurnMultiplierBp = 30'000;     // 3x
 inline constexpr int64_t kDefaultRunawayMinMicrosPerHour = 1'000'000;  // 1 USD/h
 
 using Sha256Digest = std::array<uint8_t, 32>;
+// The digest's bytes, for hashing or storing it.
+inline std::string_view DigestBytes(const Sha256Digest& digest) {
+  return std::string_view(reinterpret_cast<const char*>(digest.data()), digest.size());
+}
 
 std::string HexEncode(const uint8_t* data, size_t size);
 inline std::string HexEncode(const Sha256Digest& digest) {

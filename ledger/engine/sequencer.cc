@@ -33,6 +33,7 @@ Result<std::unique_ptr<Sequencer>> Sequencer::Open(SequencerOptions options) {
   EventLogOptions log_options;
   log_options.path = s->options_.data_dir;
   log_options.max_open_files = s->options_.max_open_files;
+  log_options.merkle_tree = s->options_.merkle_tree;
   Result<std::unique_ptr<EventLog>> log = EventLog::Open(log_options);
   if (!log.ok()) return log.status();
   s->log_ = std::move(*log);
@@ -48,7 +49,9 @@ Result<std::unique_ptr<Sequencer>> Sequencer::Open(SequencerOptions options) {
   s->writer_ = std::make_unique<LogWriter>(s->log_.get(), s->options_.data_dir,
                                            s->options_.pipeline_depth, &s->failed_,
                                            [p = s.get()](const Status& status) { p->FailAll(status); });
-  if (Status status = s->EnableSigning(); !status.ok()) return status;
+  if (s->options_.merkle_tree) {
+    if (Status status = s->EnableSigning(); !status.ok()) return status;
+  }
   s->writer_->Start();
   s->thread_ = std::thread([p = s.get()] {
     pthread_setname_np(pthread_self(), "purser-seq");

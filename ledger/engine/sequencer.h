@@ -71,6 +71,8 @@ struct SequencerOptions {
   // A signed checkpoint of the log's Merkle tree is written at least this
   // often (service time) while events arrive. Default: 60 s.
   int64_t sign_every_us = 60'000'000;
+  // As LedgerOptions::merkle_tree. Default: true.
+  bool merkle_tree = true;
   // Called once, on the log thread, when a write fails; the sequencer has
   // stopped. Default: none.
   std::function<void(const Status&)> on_fatal_error;

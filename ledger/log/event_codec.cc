@@ -3,12 +3,12 @@
 #include <capnp/message.h>
 #include <capnp/serialize-packed.h>
 #include <kj/io.h>
-#include <openssl/evp.h>
 #include <xxhash.h>
 
 #include <cstring>
 
 #include "events.capnp.h"
+#include "ledger/base/crypto.h"
 #include "ledger/wire/capnp_values.h"
 
 namespace purser {
@@ -588,27 +588,8 @@ Status DecodePayload(std::string_view payload, Event* event) {
 }
 
 Sha256Digest ChainLink(const Sha256Digest& previous, uint64_t sequence, std::string_view payload) {
-  // A digest context and algorithm fetched once per thread: OpenSSL 3's
-  // one-shot SHA256() looks the algorithm up on every call, which costs more
-  // than hashing a small event.
-  struct Context {
-    EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    ~Context() {
-      EVP_MD_CTX_free(ctx);
-      EVP_MD_free(md);
-    }
-  };
-  thread_local Context context;
   std::string key = SequenceKey(sequence);
-  Sha256Digest link;
-  unsigned int length = 0;
-  PURSER_ASSERT(EVP_DigestInit_ex2(context.ctx, context.md, nullptr) == 1);
-  EVP_DigestUpdate(context.ctx, previous.data(), previous.size());
-  EVP_DigestUpdate(context.ctx, key.data(), key.size());
-  EVP_DigestUpdate(context.ctx, payload.data(), payload.size());
-  PURSER_ASSERT(EVP_DigestFinal_ex(context.ctx, link.data(), &length) == 1 && length == 32);
-  return link;
+  return Sha256Of({DigestBytes(previous), key, payload});
 }
 
 void AppendRecord(uint64_t sequence, const Sha256Digest& previous_link, std::string_view payload,

@@ -1,5 +1,6 @@
 #include "ledger/log/event_log.h"
 
+#include <rocksdb/cache.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
@@ -65,6 +66,10 @@ rocksdb::ColumnFamilyOptions EventsOptions(const EventLogOptions& options) {
   if (Supports(rocksdb::kZSTD)) cf.bottommost_compression = rocksdb::kZSTD;
   rocksdb::BlockBasedTableOptions table;
   table.block_size = 16 << 10;
+  // A segment is one block of up to a few hundred KiB: the default 8 MiB
+  // cache would hold a few dozen, and a proof or an id lookup that misses
+  // decompresses its segment again.
+  table.block_cache = rocksdb::NewLRUCache(64 << 20);
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   return cf;
 }
@@ -178,6 +183,10 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const EventLogOptions& options)
   log->listing_ = handles[5];
   for (size_t i = 6; i < handles.size(); ++i) {
     (handles[i]->GetName() == "notify" ? log->notify_ : log->merkle_) = handles[i];
+  }
+  if (!options.merkle_tree && log->merkle_ != nullptr) {
+    raw->DestroyColumnFamilyHandle(log->merkle_).PermitUncheckedError();
+    log->merkle_ = nullptr;
   }
   log->read_only_ = options.read_only;
   if (Status recovered = log->Recover(); !recovered.ok()) return recovered;

@@ -66,6 +66,10 @@ struct EventLogOptions {
   // descriptors RocksDB needs (a full descriptor table would fail-stop the
   // log at its next file). Default: -1.
   int max_open_files = -1;
+  // Keep the Merkle tree (SPEC section 9). false only to measure its cost:
+  // the family is left as it is, and the next open with the tree grows it
+  // over the events written meanwhile. Default: true.
+  bool merkle_tree = true;
 };
 
 // A batch of records and index entries for one group commit: its records
