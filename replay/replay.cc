@@ -619,7 +619,8 @@ constexpr char kUsage[] =
     "  salvage --data-dir D\n"
     "      accepts a log that lost acknowledged events: it must verify on its own;\n"
     "      the head mark (purser-head) moves to its head and the loss is printed\n"
-    "verify and rebuild take --max-records N (default 4000000): when memory holds\n"
+    "verify and rebuild take --max-records N (default 1000000 for verify, which keeps it\n"
+    "under 1 GiB, 4000000 for rebuild): when memory holds\n"
     "N reservations and usage records, the finished ones move to a scratch store\n"
     "in $TMPDIR (or, with --out, to the new database); 0 keeps all in memory\n";
 
