@@ -10,6 +10,7 @@
 
 #include "http/json_views.h"
 #include "ledger/log/event_codec.h"
+#include "ledger/log/event_log.h"
 #include "replay/replay.h"
 #include "tests/test_util.h"
 
@@ -296,6 +297,24 @@ TEST(Rebuild, IntoANewDirectoryGivesADatabaseTheServiceOpens) {
   RebuildReport report;
   ASSERT_TRUE(
       Rebuild(RebuildOptions{dir.path(), dir.Sub("copy"), last - 10, INT64_MAX, nullptr}, &report).ok());
+  {
+    // The verified records are copied, byte for byte.
+    EventLogOptions source_options, copy_options;
+    source_options.path = dir.path();
+    copy_options.path = dir.Sub("copy");
+    source_options.read_only = copy_options.read_only = true;
+    Result<std::unique_ptr<EventLog>> source = EventLog::Open(source_options);
+    Result<std::unique_ptr<EventLog>> copy = EventLog::Open(copy_options);
+    ASSERT_TRUE(source.ok() && copy.ok());
+    uint64_t copied = 0;
+    auto it = (*source)->NewIterator(1);
+    for (auto jt = (*copy)->NewIterator(1); jt->Valid(); it->Next(), jt->Next(), ++copied) {
+      ASSERT_TRUE(it->Valid());
+      ASSERT_EQ(it->record(), jt->record()) << "event " << copied + 1;
+    }
+    EXPECT_EQ(copied, last - 10);
+    EXPECT_EQ((*copy)->merkle_durable_size(), last - 10) << "the copy has its Merkle tree";
+  }
   auto sequencer = OpenSequencer(dir.Sub("copy"));
   uint64_t sequence = 0;
   EXPECT_EQ(LiveDigest(*sequencer, &sequence), report.digest);

@@ -347,8 +347,21 @@ void EventLog::Append(const Event& event, std::string_view payload, LogBatch* ba
   // Reserve the length prefix, append the record, then fill the prefix in.
   size_t at = batch->segment_.size();
   batch->segment_.append(4, '\0');
-  AppendRecord(event.sequence, last_link_, payload, &last_link_, &batch->segment_);
-  auto length = static_cast<uint32_t>(batch->segment_.size() - at - 4);
+  purser::AppendRecord(event.sequence, last_link_, payload, &last_link_, &batch->segment_);
+  Appended(event, at, static_cast<uint32_t>(batch->segment_.size() - at - 4), batch);
+}
+
+void EventLog::AppendRecord(const Event& event, std::string_view record, LogBatch* batch) {
+  PURSER_ASSERT(event.sequence == last_sequence_ + 1 && record.size() >= kRecordHeaderBytes);
+  if (batch->records_ == 0) batch->segment_first_ = event.sequence;
+  size_t at = batch->segment_.size();
+  batch->segment_.append(4, '\0');
+  batch->segment_.append(record);
+  std::memcpy(last_link_.data(), record.data() + kRecordLinkOffset, last_link_.size());
+  Appended(event, at, static_cast<uint32_t>(record.size()), batch);
+}
+
+void EventLog::Appended(const Event& event, size_t at, uint32_t length, LogBatch* batch) {
   for (int i = 0; i < 4; ++i) batch->segment_[at + i] = static_cast<char>(length >> (8 * i));
   char kind;
   std::string id;

@@ -113,6 +113,10 @@ class EventLog {
   // `batch`, with its id-index entry, and advances the in-memory head.
   // `payload` is the event's encoding (ledger/event_codec.h).
   void Append(const Event& event, std::string_view payload, LogBatch* batch);
+  // The same with the record of another log, copied byte for byte: the
+  // caller has checked its checksum and that its link follows last_link()
+  // (rebuild --out, from a verified log). Its link becomes the head's.
+  void AppendRecord(const Event& event, std::string_view record, LogBatch* batch);
 
   // Writes a batch. `sync` = fsync the WAL before returning.
   Status Write(LogBatch* batch, bool sync);
@@ -212,6 +216,10 @@ class EventLog {
   // Loads the tree's right edge and, in a writable open, extends the tree
   // over events it does not cover yet (a database of an older build).
   Status RecoverMerkle();
+  // After a record of `event` was appended to the batch's segment at `at`
+  // (its length prefix) and `length` bytes on: the prefix, the id-index
+  // entry, the new head and the Merkle leaf.
+  void Appended(const Event& event, size_t at, uint32_t length, LogBatch* batch);
 
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* default_ = nullptr;
