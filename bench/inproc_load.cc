@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <mutex>
@@ -224,16 +225,25 @@ Status MeasureProofs(Ledger& ledger, int count, InprocReport* report) {
   std::mt19937_64 random(7);
   Histogram inclusion_us, consistency_us;
   uint64_t inclusion_max = 0, consistency_max = 0;
+  // `prove` timed into `histogram` and `max`.
+  auto timed = [](Histogram* histogram, uint64_t* max, const std::function<Status()>& prove) {
+    auto start = SteadyClock::now();
+    Status status = prove();
+    auto us = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - start).count());
+    histogram->Record(us);
+    *max = std::max(*max, us);
+    return status;
+  };
   std::optional<Sha256Digest> root;
   for (int i = 0; i < count; ++i) {
     const uint64_t sequence = std::uniform_int_distribution<uint64_t>(1, size)(random);
     InclusionProof proof;
-    auto start = SteadyClock::now();
-    if (Status status = ledger.ProveInclusion(sequence, size, &proof); !status.ok()) return status;
-    auto us = static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - start).count());
-    inclusion_us.Record(us);
-    inclusion_max = std::max(inclusion_max, us);
+    if (Status status = timed(&inclusion_us, &inclusion_max,
+                              [&] { return ledger.ProveInclusion(sequence, size, &proof); });
+        !status.ok()) {
+      return status;
+    }
     Sha256Digest leads_to{};
     if (!RootFromInclusionProof(proof.leaf_index, proof.tree_size, MerkleLeafHash(proof.record), proof.path,
                                 &leads_to) ||
@@ -245,12 +255,11 @@ Status MeasureProofs(Ledger& ledger, int count, InprocReport* report) {
   for (int i = 0; i < count; ++i) {
     const uint64_t from = std::uniform_int_distribution<uint64_t>(1, size - 1)(random);
     ConsistencyProof proof;
-    auto start = SteadyClock::now();
-    if (Status status = ledger.ProveConsistency(from, size, &proof); !status.ok()) return status;
-    auto us = static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - start).count());
-    consistency_us.Record(us);
-    consistency_max = std::max(consistency_max, us);
+    if (Status status = timed(&consistency_us, &consistency_max,
+                              [&] { return ledger.ProveConsistency(from, size, &proof); });
+        !status.ok()) {
+      return status;
+    }
     // The old root is that of the first `from` leaves: an inclusion proof's
     // path in that tree leads to it.
     InclusionProof in_old;

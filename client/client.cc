@@ -28,6 +28,12 @@ std::string Bytes(capnp::Data::Reader data) {
   return std::string(reinterpret_cast<const char*>(data.begin()), data.size());
 }
 
+std::vector<std::string> Path(capnp::List<capnp::Data>::Reader nodes) {
+  std::vector<std::string> path;
+  for (auto node : nodes) path.push_back(Bytes(node));
+  return path;
+}
+
 Reply Failure(const std::string& message) { return Reply::Error(ResultCode::kUnavailable, message); }
 
 class SubscriberImpl final : public rpc::Subscriber::Server {
@@ -126,19 +132,16 @@ class Client::Impl {
     });
   }
 
-  // One call of a Ledger method that is not a command: `send` builds and
-  // sends the request, `read` takes the reply out of the response (loop
-  // thread). Blocks until the answer.
-  template <typename Send, typename Read>
-  Reply LedgerCall(Send send, Read read) {
+  // One call of a method that is not a command, on `capability` (reader_
+  // or ledger_, used on the loop thread only): `send` builds and sends the
+  // request, `read` takes the reply out of the response (loop thread).
+  // Blocks until the answer.
+  template <typename Capability, typename Send, typename Read>
+  Reply CallOn(Capability* capability, Send send, Read read) {
     std::promise<Reply> done;
     std::future<Reply> result = done.get_future();
     inbox_.Post([&] {
-      if (!has_ledger_) {
-        done.set_value(Reply::Error(ResultCode::kPermissionDenied, "this key cannot write"));
-        return;
-      }
-      tasks_->add(send(ledger_)
+      tasks_->add(send(*capability)
                       .then([&done, &read](auto response) { done.set_value(read(response)); })
                       .catch_([&done](kj::Exception&& e) {
                         done.set_value(Failure(e.getDescription().cStr()));
@@ -147,19 +150,18 @@ class Client::Impl {
     return result.get();
   }
 
-  // As LedgerCall, on the Reader capability every key has.
+  // On the Ledger capability, which reader keys do not have (has_ledger_ is
+  // set before Connect returns).
+  template <typename Send, typename Read>
+  Reply LedgerCall(Send send, Read read) {
+    if (!has_ledger_) return Reply::Error(ResultCode::kPermissionDenied, "this key cannot write");
+    return CallOn(&ledger_, send, read);
+  }
+
+  // On the Reader capability every key has.
   template <typename Send, typename Read>
   Reply ReaderCall(Send send, Read read) {
-    std::promise<Reply> done;
-    std::future<Reply> result = done.get_future();
-    inbox_.Post([&] {
-      tasks_->add(send(reader_)
-                      .then([&done, &read](auto response) { done.set_value(read(response)); })
-                      .catch_([&done](kj::Exception&& e) {
-                        done.set_value(Failure(e.getDescription().cStr()));
-                      }));
-    });
-    return result.get();
+    return CallOn(&reader_, send, read);
   }
 
   Reply LatestCheckpoint(std::string* note) {
@@ -187,8 +189,7 @@ class Client::Impl {
           proof->leaf_index = p.getLeafIndex();
           proof->tree_size = p.getTreeSize();
           proof->leaf_hash = Bytes(p.getLeafHash());
-          proof->path.clear();
-          for (auto node : p.getPath()) proof->path.push_back(Bytes(node));
+          proof->path = Path(p.getPath());
           proof->record = Bytes(p.getRecord());
           return reply;
         });
@@ -208,8 +209,7 @@ class Client::Impl {
           auto p = response.getProof();
           proof->from = p.getFrom();
           proof->to = p.getTo();
-          proof->path.clear();
-          for (auto node : p.getPath()) proof->path.push_back(Bytes(node));
+          proof->path = Path(p.getPath());
           return reply;
         });
   }

@@ -341,21 +341,24 @@ Status EventLog::LatestSignedCheckpoint(uint64_t* tree_size, std::string* note) 
   return FromRocks(it->status(), "reading the signed checkpoints");
 }
 
-void EventLog::Append(const Event& event, std::string_view payload, LogBatch* batch) {
+size_t EventLog::BeginRecord(const Event& event, LogBatch* batch) {
   PURSER_ASSERT(event.sequence == last_sequence_ + 1);
   if (batch->records_ == 0) batch->segment_first_ = event.sequence;
-  // Reserve the length prefix, append the record, then fill the prefix in.
+  // Reserve the length prefix; Appended() fills it in after the record.
   size_t at = batch->segment_.size();
   batch->segment_.append(4, '\0');
+  return at;
+}
+
+void EventLog::Append(const Event& event, std::string_view payload, LogBatch* batch) {
+  const size_t at = BeginRecord(event, batch);
   purser::AppendRecord(event.sequence, last_link_, payload, &last_link_, &batch->segment_);
   Appended(event, at, static_cast<uint32_t>(batch->segment_.size() - at - 4), batch);
 }
 
 void EventLog::AppendRecord(const Event& event, std::string_view record, LogBatch* batch) {
-  PURSER_ASSERT(event.sequence == last_sequence_ + 1 && record.size() >= kRecordHeaderBytes);
-  if (batch->records_ == 0) batch->segment_first_ = event.sequence;
-  size_t at = batch->segment_.size();
-  batch->segment_.append(4, '\0');
+  PURSER_ASSERT(record.size() >= kRecordHeaderBytes);
+  const size_t at = BeginRecord(event, batch);
   batch->segment_.append(record);
   std::memcpy(last_link_.data(), record.data() + kRecordLinkOffset, last_link_.size());
   Appended(event, at, static_cast<uint32_t>(record.size()), batch);

@@ -216,6 +216,9 @@ class EventLog {
   // Loads the tree's right edge and, in a writable open, extends the tree
   // over events it does not cover yet (a database of an older build).
   Status RecoverMerkle();
+  // Before a record of `event` is appended to the batch's segment: its
+  // length prefix reserved, at the returned offset.
+  size_t BeginRecord(const Event& event, LogBatch* batch);
   // After a record of `event` was appended to the batch's segment at `at`
   // (its length prefix) and `length` bytes on: the prefix, the id-index
   // entry, the new head and the Merkle leaf.
