@@ -13,6 +13,7 @@
 #include "http/proof_json.h"
 #include "ledger/base/merkle.h"
 #include "ledger/base/signed_note.h"
+#include "ledger/log/event_codec.h"
 #include "ledger/log/event_log.h"
 #include "ledger/log/merkle_store.h"
 #include "replay/replay.h"
@@ -128,6 +129,59 @@ TEST_F(StoredTree, ConsistencyProofsVerifyBetweenAnyTwoSizesAndAnotherRootFails)
         }
       }
     }
+  }
+}
+
+// A group commit longer than a block is cut into segments of about 16 KiB
+// (one RocksDB value each), so that a proof decompresses one block, not the
+// whole commit; the records read back in order and prove as before.
+TEST(Segments, ALongGroupCommitIsCutIntoBlockSizedSegmentsThatReadBackWhole) {
+  TempDir dir;
+  constexpr uint64_t kEvents = 2'000;
+  EventLogOptions options;
+  options.path = dir.path();
+  Result<std::unique_ptr<EventLog>> log = EventLog::Open(options);
+  ASSERT_TRUE(log.ok()) << log.status().message();
+  EventEncoder encoder;
+  LogBatch batch;
+  for (uint64_t i = 0; i < kEvents; ++i) {
+    Event event;
+    event.sequence = (*log)->last_sequence() + 1;
+    event.timestamp_us = 1'700'000'000'000'000 + static_cast<int64_t>(i);
+    event::AccountOpened opened;
+    opened.account = "account-" + std::to_string(i);
+    opened.name = std::string(80, 'n');
+    event.body = opened;
+    std::string payload;
+    encoder.Encode(event, &payload);
+    (*log)->Append(event, payload, &batch);
+  }
+  ASSERT_GT(batch.bytes(), 150'000u);
+  ASSERT_TRUE((*log)->Write(&batch, /*sync=*/true).ok());
+
+  std::vector<Sha256Digest> leaves;
+  std::vector<uint64_t> segment_starts;
+  uint64_t expected = 1;
+  for (auto it = (*log)->NewIterator(1); it->Valid(); it->Next(), ++expected) {
+    ASSERT_EQ(it->sequence(), expected);
+    if (segment_starts.empty() || segment_starts.back() != it->segment_first()) {
+      segment_starts.push_back(it->segment_first());
+      EXPECT_EQ(it->segment_first(), it->sequence()) << "a segment starts at its key's sequence";
+    }
+    leaves.push_back(MerkleLeafHash(it->record()));
+  }
+  ASSERT_EQ(leaves.size(), kEvents);
+  // About 150 bytes a record: 16 KiB holds ~100, so ~20 segments, not one.
+  EXPECT_GE(segment_starts.size(), 10u);
+  EXPECT_LE(segment_starts.size(), 40u);
+  // Any record is read alone, from the middle of a segment or its edges.
+  for (uint64_t sequence : {uint64_t{1}, segment_starts[3] - 1, segment_starts[3], segment_starts[3] + 1, kEvents}) {
+    std::string record;
+    ASSERT_TRUE((*log)->ReadRecord(sequence, &record).ok()) << sequence;
+    EXPECT_EQ(MerkleLeafHash(record), leaves[sequence - 1]) << sequence;
+    InclusionProof proof;
+    ASSERT_TRUE(BuildInclusionProof(log->get(), sequence, kEvents, &proof).ok()) << sequence;
+    EXPECT_TRUE(VerifyInclusion(proof.leaf_index, kEvents, leaves[sequence - 1], proof.path, MerkleRootOf(leaves)));
   }
 }
 

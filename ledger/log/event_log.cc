@@ -24,6 +24,8 @@ constexpr char kFormatValue[] = "purser-log-2";
 constexpr char kCheckpointHeadKey[] = "head";
 constexpr size_t kCheckpointChunkBytes = 4 << 20;
 constexpr char kMerkleSizeKey[] = "size";
+// A segment is cut once it holds this much (the events' block size).
+constexpr size_t kSegmentBytes = 16 << 10;
 
 std::string MerkleNodeKey(int level, uint64_t index) {
   std::string key = "n";
@@ -65,7 +67,7 @@ rocksdb::ColumnFamilyOptions EventsOptions(const EventLogOptions& options) {
                                                       : rocksdb::kSnappyCompression;
   if (Supports(rocksdb::kZSTD)) cf.bottommost_compression = rocksdb::kZSTD;
   rocksdb::BlockBasedTableOptions table;
-  table.block_size = 16 << 10;
+  table.block_size = kSegmentBytes;
   // A segment is one block of up to a few hundred KiB: the default 8 MiB
   // cache would hold a few dozen, and a proof or an id lookup that misses
   // decompresses its segment again.
@@ -120,6 +122,11 @@ LogBatch::LogBatch() : batch_(std::make_unique<rocksdb::WriteBatch>()) {}
 LogBatch::~LogBatch() = default;
 LogBatch::LogBatch(LogBatch&&) noexcept = default;
 LogBatch& LogBatch::operator=(LogBatch&&) noexcept = default;
+void LogBatch::PutSegment(rocksdb::ColumnFamilyHandle* events) {
+  if (segment_.empty()) return;
+  batch_->Put(events, Slice(SequenceKey(segment_first_)), Slice(segment_)).PermitUncheckedError();
+  segment_.clear();
+}
 size_t LogBatch::bytes() const {
   size_t ids = 0;
   for (const auto& [key, value] : ids_) ids += key.size() + value.size();
@@ -343,7 +350,11 @@ Status EventLog::LatestSignedCheckpoint(uint64_t* tree_size, std::string* note) 
 
 size_t EventLog::BeginRecord(const Event& event, LogBatch* batch) {
   PURSER_ASSERT(event.sequence == last_sequence_ + 1);
-  if (batch->records_ == 0) batch->segment_first_ = event.sequence;
+  // A long group commit is cut into segments of about one block each, so
+  // that reading one record (a proof's) decompresses a block, not the whole
+  // commit. The segments are written in the commit's one atomic batch.
+  if (batch->segment_.size() >= kSegmentBytes) batch->PutSegment(events_);
+  if (batch->segment_.empty()) batch->segment_first_ = event.sequence;
   // Reserve the length prefix; Appended() fills it in after the record.
   size_t at = batch->segment_.size();
   batch->segment_.append(4, '\0');
@@ -392,11 +403,9 @@ Status EventLog::Write(LogBatch* batch, bool sync) {
     batch->batch_->Put(merkle_, kMerkleSizeKey, SequenceKey(frontier_.size())).PermitUncheckedError();
   }
   if (batch->records_ > 0) {
-    batch->batch_->Put(events_, Slice(SequenceKey(batch->segment_first_)), Slice(batch->segment_))
-        .PermitUncheckedError();
+    batch->PutSegment(events_);
     batch->records_ = 0;
     ++batch->extra_;
-    batch->segment_.clear();
   }
   std::sort(batch->ids_.begin(), batch->ids_.end());
   for (const auto& [key, value] : batch->ids_) {
@@ -542,6 +551,7 @@ void EventLog::Iterator::LoadSegment() {
     return;
   }
   sequence_ = SequenceFromKey(std::string_view(it_->key().data(), it_->key().size()));
+  segment_first_ = sequence_;
   segment_ = std::string_view(it_->value().data(), it_->value().size());
   ParseRecord();
 }

@@ -73,7 +73,7 @@ struct EventLogOptions {
 };
 
 // A batch of records and index entries for one group commit: its records
-// form one segment.
+// form one or more segments of about 16 KiB, written atomically.
 class LogBatch {
  public:
   LogBatch();
@@ -87,6 +87,9 @@ class LogBatch {
 
  private:
   friend class EventLog;
+  // Puts the segment being built (records from segment_first_ on) into the
+  // batch and starts the next one.
+  void PutSegment(rocksdb::ColumnFamilyHandle* events);
   std::unique_ptr<rocksdb::WriteBatch> batch_;
   std::string segment_;
   // Id-index entries (key, value) of the segment, put in key order at Write:
@@ -178,6 +181,8 @@ class EventLog {
     void Next();
     uint64_t sequence() const { return sequence_; }
     std::string_view record() const { return record_; }
+    // The first sequence of the segment holding the current record.
+    uint64_t segment_first() const { return segment_first_; }
     Status status() const;
 
    private:
@@ -188,6 +193,7 @@ class EventLog {
     std::string_view segment_;  // the unread rest of the current segment
     std::string_view record_;
     uint64_t sequence_ = 0;
+    uint64_t segment_first_ = 0;
     bool valid_ = false;
   };
   // `scan`: a long read (read-ahead, no block cache); otherwise a few
