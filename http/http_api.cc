@@ -270,6 +270,18 @@ std::vector<Route> AccountRoutes() {
       {"GET", {"v1", "accounts", "*", "baseline"},
        [](const RouteContext& c) { return Plan::Read(query::GetBaseline{c.s[2]}); }},
       {"GET", {"v1", "accounts", "*", "trends"}, TrendsRoute},
+      {"GET", {"v1", "accounts", "*", "overview"}, [](const RouteContext& c) {
+         query::GetOverview q;
+         q.account = c.s[2];
+         int64_t depth = 0, minutes = 0, limit = 0;
+         if (!IntParam(c, "depth", 2, 0, 8, &depth)) return Invalid400("depth must be in 0..8");
+         if (!IntParam(c, "minutes", 180, 1, 1440, &minutes)) return Invalid400("minutes must be in 1..1440");
+         if (!IntParam(c, "limit", 5'000, 1, 10'000, &limit)) return Invalid400("limit must be in 1..10000");
+         q.depth = static_cast<int>(depth);
+         q.minutes = minutes;
+         q.accounts_max = static_cast<size_t>(limit);
+         return Plan::Read(std::move(q));
+       }},
       {"GET", {"v1", "accounts", "*", "burn-rate"}, [](const RouteContext& c) {
          return WindowPlan(c, [&c](int64_t window) {
            return Plan::Read(query::GetBurnRate{c.s[2], window});

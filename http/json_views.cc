@@ -306,6 +306,30 @@ struct BodyWriter {
 
   void operator()(const AccountMetricsView&) { w.BeginObject().EndObject(); }
 
+  void operator()(const OverviewView& v) {
+    auto account = [this](const OverviewAccount& a) {
+      w.BeginObject().Field("id", a.balance.account).OptionalField("parent", a.parent);
+      w.Field("kind", AccountKindName(a.kind)).Field("name", a.name).Field("depth", a.depth);
+      if (a.balance.frozen) w.Field("frozen_reason", a.frozen_reason);
+      w.Key("balance");
+      WriteBalanceJson(a.balance, &w);
+      w.EndObject();
+    };
+    w.BeginObject().Field("account", v.account).Key("accounts").BeginArray();
+    for (const OverviewAccount& a : v.accounts) account(a);
+    w.EndArray().Field("truncated", v.truncated).Key("frozen").BeginArray();
+    for (const OverviewAccount& a : v.frozen) account(a);
+    w.EndArray().Key("burn").BeginObject();
+    w.Field("first_minute", FormatTimestamp(v.first_minute_us)).Key("micros_per_minute").BeginArray();
+    for (int64_t micros : v.burn_per_minute) w.Int(micros);
+    w.EndArray();
+    if (v.baseline_micros_per_hour > 0) {
+      w.Field("baseline_micros_per_hour", v.baseline_micros_per_hour);
+      w.Key("multiplier").Usd(v.baseline_multiplier_bp * 100);
+    }
+    w.EndObject().EndObject();
+  }
+
   static void WriteEfficiencyFields(const EfficiencyFigures& f, JsonWriter& w) {
     w.Key("score").Usd(f.score_bp * 10'000);
     w.Field("total_micros", f.total_micros).Field("waste_micros", f.waste_micros);

@@ -580,6 +580,7 @@ struct ReplyEncoder {
   void operator()(const AccountTreeView&) { r.getBody().setNone(); }  // service only
   void operator()(const DailyReportList&) { r.getBody().setNone(); }  // HTTP compatibility only
   void operator()(const AccountMetricsView&) { r.getBody().setNone(); }  // /metrics only
+  void operator()(const OverviewView&) { r.getBody().setNone(); }        // the dashboard's (HTTP)
   void operator()(const WebhookTableView&) { r.getBody().setNone(); }  // the notifier only
   void operator()(const WebhookView& v) {
     auto list = r.getBody().initWebhooks(1);

@@ -615,3 +615,61 @@ Reply Machine::Handler::Do(const query::AccountMetrics& q) {
 }
 
 }  // namespace purser
+
+namespace purser {
+
+Reply Machine::Handler::Do(const query::GetOverview& q) {
+  if (q.depth < 0 || q.depth > 8) return Invalid("depth must be in 0..8");
+  if (q.minutes < 1 || q.minutes > MinuteSeries::kMinutesKept) return Invalid("minutes must be in 1..1440");
+  if (q.accounts_max < 1 || q.accounts_max > 10'000) return Invalid("accounts_max must be in 1..10000");
+  Reply error;
+  const AccountIndex top = Resolve(q.account, Access::kRead, &error);
+  if (top == kNoAccount) return error;
+  constexpr size_t kFrozenMax = 1'000;
+  OverviewView view;
+  view.account = state_.account(top).id;
+  auto describe = [&](AccountIndex index) {
+    const Account& node = state_.account(index);
+    OverviewAccount entry;
+    entry.parent = node.parent == kNoAccount ? std::string() : state_.account(node.parent).id;
+    entry.name = node.name;
+    entry.kind = node.kind;
+    entry.depth = node.depth - state_.account(top).depth;
+    entry.frozen_reason = node.frozen_reason;
+    entry.balance = MakeBalanceView(index);
+    return entry;
+  };
+  // Depth first, children in opening order, so that a page draws the tree
+  // as it reads it.
+  std::vector<AccountIndex> stack{top};
+  while (!stack.empty()) {
+    const AccountIndex index = stack.back();
+    stack.pop_back();
+    const Account& node = state_.account(index);
+    const int depth = node.depth - state_.account(top).depth;
+    if (depth <= q.depth) {
+      if (view.accounts.size() < q.accounts_max) {
+        view.accounts.push_back(describe(index));
+      } else {
+        view.truncated = true;
+      }
+    }
+    if (node.frozen && view.frozen.size() < kFrozenMax) view.frozen.push_back(describe(index));
+    for (auto child = node.children.rbegin(); child != node.children.rend(); ++child) stack.push_back(*child);
+  }
+  const Account& account = state_.account(top);
+  const int64_t now_minute = MinuteOf(now_us_);
+  const int64_t first_minute = now_minute - q.minutes + 1;
+  view.first_minute_us = first_minute * kMicrosPerMinute;
+  view.burn_per_minute.assign(static_cast<size_t>(q.minutes), 0);
+  for (const MinuteBucket& bucket : account.burn.buckets()) {
+    if (bucket.minute >= first_minute && bucket.minute <= now_minute) {
+      view.burn_per_minute[static_cast<size_t>(bucket.minute - first_minute)] = bucket.spend_micros;
+    }
+  }
+  view.baseline_micros_per_hour = account.baseline_micros_per_hour;
+  view.baseline_multiplier_bp = account.baseline_multiplier_bp;
+  return Ok(std::move(view), false);
+}
+
+}  // namespace purser

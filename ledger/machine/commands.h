@@ -321,6 +321,15 @@ struct GetLeaderboard {
 };
 // Platform figures of the key's scope.
 struct GetStats {};
+// What the dashboard draws of one subtree in one read: the accounts down to
+// `depth` levels below `account` with their balances and caps, every frozen
+// account of the subtree, and the subtree's spend per minute.
+struct GetOverview {
+  std::string account;
+  int depth = 2;
+  size_t accounts_max = 5'000;
+  int64_t minutes = 180;
+};
 // One webhook the key may manage (admin in scope).
 struct GetWebhook {
   std::string webhook_id;
@@ -351,7 +360,7 @@ using RequestBody =
                  query::AccountTree, query::DailyReports, query::GetBurnRate,
                  query::ListActiveRuns, query::GetBaseline, query::ListAnomalies,
                  query::GetEfficiency, query::GetTrends, query::GetLeaderboard, query::GetStats,
-                 query::AccountMetrics, query::GetWebhook, query::WebhookTable>;
+                 query::AccountMetrics, query::GetWebhook, query::WebhookTable, query::GetOverview>;
 
 struct Request {
   Credentials credentials;
@@ -716,6 +725,24 @@ struct AccountMetric {
   int64_t lifetime_utilization_bp = -1;
   bool frozen = false;
 };
+struct OverviewAccount {
+  std::string parent;
+  std::string name;
+  AccountKind kind = AccountKind::kOrg;
+  int depth = 0;  // below the overview's account
+  std::string frozen_reason;
+  BalanceView balance;
+};
+struct OverviewView {
+  std::string account;
+  std::vector<OverviewAccount> accounts;  // depth first, the account first
+  bool truncated = false;                 // accounts_max was reached
+  std::vector<OverviewAccount> frozen;    // anywhere in the subtree
+  int64_t first_minute_us = 0;            // the start of burn_per_minute[0]
+  std::vector<int64_t> burn_per_minute;   // micro-USD spent in each minute
+  int64_t baseline_micros_per_hour = 0;   // 0 = none
+  int64_t baseline_multiplier_bp = 0;
+};
 struct AccountMetricsView {
   std::vector<AccountMetric> accounts;
   int64_t runs_active = 0;       // runs that spent in the last hour
@@ -748,7 +775,7 @@ using ReplyBody =
                  AlertList, PriceList, CostResult, KeyList, WebhookList, PnlView, ChainHead,
                  DigestView, AccountTreeView, DailyReportList, TransferResult, TagKeysView,
                  BurnRateView, RunList, BaselineView, AnomalyList, EfficiencyView, TrendsView,
-                 LeaderboardView, StatsView, AccountMetricsView, WebhookView, WebhookTableView>;
+                 LeaderboardView, StatsView, AccountMetricsView, WebhookView, WebhookTableView, OverviewView>;
 
 struct Reply {
   ResultCode code = ResultCode::kOk;

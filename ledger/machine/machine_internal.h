@@ -105,6 +105,7 @@ class Machine::Handler {
   Reply Do(const query::GetTrends& q);
   Reply Do(const query::GetLeaderboard& q);
   Reply Do(const query::GetStats& q);
+  Reply Do(const query::GetOverview& q);
   Reply Do(const query::AccountMetrics& q);
   Reply Do(const query::GetWebhook& q);
   Reply Do(const query::WebhookTable& q);

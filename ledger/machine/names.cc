@@ -62,6 +62,7 @@ constexpr const char* RequestName() {
   else if constexpr (std::is_same_v<T, query::GetTrends>) return "trends";
   else if constexpr (std::is_same_v<T, query::GetLeaderboard>) return "leaderboard";
   else if constexpr (std::is_same_v<T, query::GetStats>) return "stats";
+  else if constexpr (std::is_same_v<T, query::GetOverview>) return "overview";
   else if constexpr (std::is_same_v<T, query::AccountMetrics>) return "account_metrics";
   else if constexpr (std::is_same_v<T, query::GetWebhook>) return "get_webhook";
   else if constexpr (std::is_same_v<T, query::WebhookTable>) return "webhook_table";
