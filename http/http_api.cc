@@ -16,6 +16,7 @@
 #include "http/work_queue.h"
 #include "http/http_json.h"
 #include "http/json_views.h"
+#include "http/ui_assets.h"
 #include "ops/metrics.h"
 #include "ledger/base/clock.h"
 #include "ledger/base/crypto.h"
@@ -552,6 +553,8 @@ std::vector<Route> KeyRoutes() {
          return Plan::Full(std::move(o), KeyCreated(secret));
        }},
       {"GET", {"v1", "keys"}, [](const RouteContext&) { return Plan::Read(query::ListKeys{}); }},
+      // The calling key itself: its id, role and scope (the dashboard's login).
+      {"GET", {"v1", "keys", "self"}, [](const RouteContext&) { return Plan::Read(query::Authenticate{}); }},
       {"POST", {"v1", "keys", "*", "rotate"}, [](const RouteContext& c) {
          cmd::IssueKey o;
          o.rotate_of = c.s[2];
@@ -800,6 +803,27 @@ void Execute(Ledger* sequencer, const Credentials& credentials, Plan plan,
   }
 }
 
+// The dashboard's files, without a key (the page asks for one and sends it
+// with its API calls). The page may talk to this origin only.
+HttpResponse ServeUi(const Segments& segments) {
+  std::string name;
+  for (size_t i = 1; i < segments.size(); ++i) name += (i > 1 ? "/" : "") + segments[i];
+  const UiAsset* asset = FindUiAsset(name);
+  if (asset == nullptr) return Refuse(ResultCode::kNotFound, "no such dashboard file: " + PrintablePath(name));
+  HttpResponse response;
+  response.body = std::string(asset->body);
+  response.content_type = std::string(UiContentType(asset->name));
+  response.headers = {
+      {"Cache-Control", "no-cache"},
+      {"X-Content-Type-Options", "nosniff"},
+      {"Referrer-Policy", "no-referrer"},
+      {"Content-Security-Policy",
+       "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+       "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"},
+  };
+  return response;
+}
+
 }  // namespace
 
 HttpApi::HttpApi(Ledger* sequencer, Metrics* metrics, HttpApiOptions options)
@@ -829,6 +853,10 @@ void HttpApi::HandleRequest(const HttpRequest& request,
       return;
     }
     respond(Json(200, "{\"status\":\"ok\"}"));
+    return;
+  }
+  if ((request.method == "GET" || request.method == "HEAD") && !segments.empty() && segments[0] == "ui") {
+    respond(ServeUi(segments));
     return;
   }
   Metrics* metrics = metrics_;

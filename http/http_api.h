@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ledger/ledger.h"
@@ -36,6 +37,8 @@ struct HttpResponse {
   std::string content_type = "application/json";
   int retry_after_s = 0;  // set on 503 and 429
   std::string allow;      // set on 405: the methods the path takes
+  // Further headers (the dashboard's caching and security policy).
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 struct HttpApiOptions {

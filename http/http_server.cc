@@ -175,6 +175,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       response_->set(http::field::retry_after, std::to_string(answer.retry_after_s));
     }
     if (!answer.allow.empty()) response_->set(http::field::allow, answer.allow);
+    for (const auto& [name, value] : answer.headers) response_->set(name, value);
     response_->keep_alive(keep_alive_);
     const size_t length = answer.body.size();
     response_->body() = std::move(answer.body);
