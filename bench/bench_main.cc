@@ -1,5 +1,7 @@
 #include "bench/bench_main.h"
 
+#include <unistd.h>
+
 #include <iostream>
 #include <string>
 
@@ -58,7 +60,8 @@ int RunInprocCommand(Flags& flags) {
   options.webhooks = static_cast<int>(flags.GetInt("webhooks").value_or(0));
   options.alert_rate = static_cast<int>(flags.GetInt("alert-rate").value_or(100));
   options.checkpoint_every = flags.GetInt("checkpoint-every").value_or(options.checkpoint_every);
-  options.progress = &std::cerr;
+  // Progress every 5 s on a terminal; nothing in a log or a pipe.
+  options.progress = isatty(STDERR_FILENO) == 1 ? &std::cerr : nullptr;
   if (!flags.error().empty()) return Fail(flags.error());
   if (options.agents < 1 || options.producers < 1 || options.window < 64 ||
       options.checkpoint_every < 1) {
