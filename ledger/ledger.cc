@@ -156,8 +156,8 @@ bool Ledger::failed() const { return engine_->failed(); }
 LedgerStats Ledger::stats() const {
   SequencerStats s = engine_->stats();
   return LedgerStats{s.events_total,   s.group_commits,        s.commands_total,
-                     s.last_sequence,  s.queued_commands,      s.pending_reservations,
-                     s.reservations_in_memory};
+                     s.last_sequence,  s.queued_commands,      s.queue_capacity,
+                     s.queue_full_refusals, s.pending_reservations, s.reservations_in_memory};
 }
 const Histogram& Ledger::fsync_histogram() const { return engine_->fsync_histogram(); }
 const Histogram& Ledger::group_size_histogram() const { return engine_->group_size_histogram(); }

@@ -78,6 +78,8 @@ struct LedgerStats {
   uint64_t commands_total = 0;
   uint64_t last_sequence = 0;
   size_t queued_commands = 0;
+  size_t queue_capacity = 0;         // commands the queue holds at most (--queue-max)
+  uint64_t queue_full_refusals = 0;  // submissions refused because it was full
   size_t pending_reservations = 0;
   size_t reservations_in_memory = 0;
 };

@@ -168,6 +168,15 @@ std::string Metrics::Render(const AccountMetricsView& accounts) const {
   LedgerStats stats = sequencer_->stats();
   out << "# HELP purser_events_total Events in the log.\n# TYPE purser_events_total counter\n"
       << "purser_events_total " << stats.events_total << '\n';
+  out << "# HELP purser_command_queue_depth Commands waiting in the command queue.\n"
+      << "# TYPE purser_command_queue_depth gauge\n"
+      << "purser_command_queue_depth " << stats.queued_commands << '\n';
+  out << "# HELP purser_command_queue_capacity Commands the queue holds at most (--queue-max).\n"
+      << "# TYPE purser_command_queue_capacity gauge\n"
+      << "purser_command_queue_capacity " << stats.queue_capacity << '\n';
+  out << "# HELP purser_command_queue_full_total Submissions refused with 503 because the queue was full.\n"
+      << "# TYPE purser_command_queue_full_total counter\n"
+      << "purser_command_queue_full_total " << stats.queue_full_refusals << '\n';
   out << "# HELP purser_reservations_pending Reservations holding money now.\n"
       << "# TYPE purser_reservations_pending gauge\n"
       << "purser_reservations_pending " << stats.pending_reservations << '\n';

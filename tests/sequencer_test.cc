@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "ledger/base/limits.h"
+#include "ledger/engine/command_queue.h"
 #include "replay/replay.h"
 #include "tests/test_util.h"
 
@@ -295,6 +296,36 @@ TEST(Sequencer, StartingAgainAppendsNoEventOfItsOwn) {
   uint64_t again = 0;
   LiveDigest(*reopened, &again);
   EXPECT_EQ(again, sequence);
+}
+
+}  // namespace
+}  // namespace purser::testing
+
+namespace purser::testing {
+namespace {
+
+// The queue's refusals when full are counted (purser_command_queue_full_total);
+// a refusal because it closed is not.
+TEST(CommandQueue, RefusalsWhenFullAreCountedAndClosingIsNot) {
+  CommandQueue queue(3);
+  auto requests = [](size_t n) {
+    std::vector<Request> batch;
+    for (size_t i = 0; i < n; ++i) batch.push_back(Request{Credentials::System(), query::GetStats{}});
+    return batch;
+  };
+  Completion done = [](std::vector<Reply>&&) {};
+  std::vector<Request> two = requests(2);
+  EXPECT_TRUE(queue.Push(two, done));
+  std::vector<Request> more = requests(2);
+  EXPECT_FALSE(queue.Push(more, done));
+  EXPECT_EQ(more.size(), 2u) << "a refused submission is left to its caller";
+  EXPECT_EQ(queue.refused_full(), 1u);
+  EXPECT_EQ(queue.queued_commands(), 2u);
+  EXPECT_EQ(queue.capacity(), 3u);
+  queue.Close();
+  std::vector<Request> one = requests(1);
+  EXPECT_FALSE(queue.Push(one, done));
+  EXPECT_EQ(queue.refused_full(), 1u);
 }
 
 }  // namespace

@@ -14,7 +14,11 @@ bool CommandQueue::Push(std::vector<Request>& requests, Completion& done) {
   for (const Request& request : requests) types.push_back(static_cast<uint8_t>(request.body.index()));
   const int64_t now_us = SteadyMicros();
   std::unique_lock lock(mutex_);
-  if (closed_ || queued_commands_ + count > commands_max_) return false;
+  if (closed_) return false;
+  if (queued_commands_ + count > commands_max_) {
+    refused_full_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
   const bool was_empty = queue_.empty();
   queue_.push_back(Submission{std::move(requests), {}, std::move(done), std::move(types), now_us});
   queued_commands_ += count;

@@ -3,6 +3,7 @@
 // arrives, the next timer is due, or the queue closes.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -32,6 +33,9 @@ class CommandQueue {
   // No further Push succeeds; Take drains what is left. Idempotent.
   void Close();
   size_t queued_commands() const;
+  size_t capacity() const { return commands_max_; }
+  // Submissions refused because the queue was full (not closed).
+  uint64_t refused_full() const { return refused_full_.load(std::memory_order_relaxed); }
 
  private:
   const size_t commands_max_;
@@ -40,6 +44,7 @@ class CommandQueue {
   std::vector<Submission> queue_;
   size_t queued_commands_ = 0;
   bool closed_ = false;
+  std::atomic<uint64_t> refused_full_{0};
 };
 
 }  // namespace purser

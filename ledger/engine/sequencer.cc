@@ -276,6 +276,8 @@ SequencerStats Sequencer::stats() const {
   stats.pending_reservations = pending_reservations_.load(std::memory_order_relaxed);
   stats.reservations_in_memory = reservations_in_memory_.load(std::memory_order_relaxed);
   stats.queued_commands = queue_.queued_commands();
+  stats.queue_capacity = queue_.capacity();
+  stats.queue_full_refusals = queue_.refused_full();
   return stats;
 }
 
