@@ -127,6 +127,7 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(LedgerOptions options) {
   engine.write_default_prices = options.write_default_prices;
   engine.sign_every_us = options.sign_every_us;
   engine.merkle_tree = options.merkle_tree;
+  engine.storage_env = options.storage_env;
   if (options.clock) engine.clock = std::move(options.clock);
   engine.on_fatal_error = std::move(options.on_fatal_error);
   Result<std::unique_ptr<Sequencer>> opened = Sequencer::Open(std::move(engine));

@@ -27,6 +27,10 @@
 #include "ledger/base/status.h"
 #include "ledger/machine/commands.h"
 
+namespace rocksdb {
+class Env;
+}  // namespace rocksdb
+
 namespace purser {
 
 class Sequencer;
@@ -62,6 +66,9 @@ struct LedgerOptions {
   // Called once, on the log thread, when a write fails; the ledger has
   // stopped (fail-stop). Default: none.
   std::function<void(const Status&)> on_fatal_error;
+  // RocksDB's environment; null = the default. For the simulator, whose
+  // environment injects storage faults. Default: null.
+  rocksdb::Env* storage_env = nullptr;
 };
 
 // Completes a submission: one reply per request, in order, once the

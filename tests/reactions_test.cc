@@ -397,6 +397,14 @@ TEST_F(History, OccurredAtCountsInItsOwnDayAndLeavesTodayAlone) {
   EXPECT_EQ(Run(past).code, ResultCode::kInvalidArgument);
   past.occurred_at_us = now_us_ + kMicrosPerSecond;
   EXPECT_EQ(Run(past).code, ResultCode::kInvalidArgument);
+  // A retry of the first import once its day has left the 35-day window:
+  // still its original answer (purser-sim found it refused as too old).
+  past.usage_id = "import-1";
+  past.occurred_at_us = now_us_ - 3 * kMicrosPerDay;
+  now_us_ += 33 * kMicrosPerDay;
+  Reply late = Run(past);
+  ASSERT_EQ(late.code, ResultCode::kOk) << late.message;
+  EXPECT_EQ(std::get<UsageResult>(late.body).seq, std::get<UsageResult>(imported.body).seq);
 }
 
 TEST_F(Analytics, TrendsEfficiencyLeaderboardAndStats) {

@@ -34,6 +34,7 @@ Result<std::unique_ptr<Sequencer>> Sequencer::Open(SequencerOptions options) {
   log_options.path = s->options_.data_dir;
   log_options.max_open_files = s->options_.max_open_files;
   log_options.merkle_tree = s->options_.merkle_tree;
+  log_options.env = s->options_.storage_env;
   Result<std::unique_ptr<EventLog>> log = EventLog::Open(log_options);
   if (!log.ok()) return log.status();
   s->log_ = std::move(*log);

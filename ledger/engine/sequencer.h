@@ -73,6 +73,8 @@ struct SequencerOptions {
   int64_t sign_every_us = 60'000'000;
   // As LedgerOptions::merkle_tree. Default: true.
   bool merkle_tree = true;
+  // As LedgerOptions::storage_env. Default: null (RocksDB's default).
+  rocksdb::Env* storage_env = nullptr;
   // Called once, on the log thread, when a write fails; the sequencer has
   // stopped. Default: none.
   std::function<void(const Status&)> on_fatal_error;

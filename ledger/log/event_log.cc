@@ -146,6 +146,7 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const EventLogOptions& options)
   // fallocate it takes what it holds; measured in bench/RESULTS.md.
   db_options.allow_fallocate = false;
   db_options.max_open_files = options.max_open_files;
+  if (options.env != nullptr) db_options.env = options.env;
   // A torn tail after a crash is tolerated (nothing in it was acknowledged:
   // acknowledgement follows the sync); damage anywhere else in the
   // write-ahead log stops the open with a Corruption error instead of

@@ -45,6 +45,7 @@
 
 namespace rocksdb {
 class ColumnFamilyHandle;
+class Env;
 class DB;
 class Iterator;
 class WriteBatch;
@@ -70,6 +71,9 @@ struct EventLogOptions {
   // the family is left as it is, and the next open with the tree grows it
   // over the events written meanwhile. Default: true.
   bool merkle_tree = true;
+  // RocksDB's environment (files, threads, clock); null = the default. The
+  // simulator's injects storage faults (sim/fault_fs.h).
+  rocksdb::Env* env = nullptr;
 };
 
 // A batch of records and index entries for one group commit: its records

@@ -1,0 +1,211 @@
+#include "sim/fault_fs.h"
+
+#include <filesystem>
+
+namespace purser::sim {
+
+namespace {
+
+using rocksdb::IODebugContext;
+using rocksdb::IOOptions;
+using rocksdb::IOStatus;
+using rocksdb::Slice;
+
+// A writable file that reports what it writes and syncs to its FaultFs.
+class FaultFile : public rocksdb::FSWritableFileOwnerWrapper {
+ public:
+  FaultFile(FaultFs* fs, std::string path, std::unique_ptr<rocksdb::FSWritableFile> file)
+      : FSWritableFileOwnerWrapper(std::move(file)), fs_(fs), path_(std::move(path)) {}
+
+  IOStatus Append(const Slice& data, const IOOptions& options, IODebugContext* debug) override {
+    return Write(data, [&](const Slice& part) { return target()->Append(part, options, debug); });
+  }
+  IOStatus Append(const Slice& data, const IOOptions& options, const rocksdb::DataVerificationInfo& info,
+                  IODebugContext* debug) override {
+    return Write(data, [&](const Slice& part) { return target()->Append(part, options, info, debug); });
+  }
+  IOStatus PositionedAppend(const Slice& data, uint64_t offset, const IOOptions& options,
+                            IODebugContext* debug) override {
+    return Write(data, [&](const Slice& part) { return target()->PositionedAppend(part, offset, options, debug); });
+  }
+  IOStatus Sync(const IOOptions& options, IODebugContext* debug) override {
+    return SyncWith([&] { return target()->Sync(options, debug); });
+  }
+  IOStatus Fsync(const IOOptions& options, IODebugContext* debug) override {
+    return SyncWith([&] { return target()->Fsync(options, debug); });
+  }
+  IOStatus RangeSync(uint64_t offset, uint64_t bytes, const IOOptions& options, IODebugContext* debug) override {
+    // Writeback of a range, not a durability point: allowed while alive.
+    if (fs_->dead()) return IOStatus::IOError("injected: the disk is gone");
+    return target()->RangeSync(offset, bytes, options, debug);
+  }
+
+ private:
+  template <typename Forward>
+  IOStatus Write(const Slice& data, Forward forward) {
+    size_t allowed = data.size();
+    IOStatus fault = fs_->BeforeWrite(path_, data, &allowed);
+    if (allowed > 0) {
+      IOStatus written = forward(Slice(data.data(), allowed));
+      if (!written.ok()) return written;
+      fs_->Written(path_, allowed);
+    }
+    return fault;
+  }
+  template <typename Forward>
+  IOStatus SyncWith(Forward forward) {
+    if (IOStatus fault = fs_->BeforeSync(); !fault.ok()) return fault;
+    IOStatus synced = forward();
+    if (synced.ok()) fs_->Synced(path_);
+    return synced;
+  }
+
+  FaultFs* fs_;
+  std::string path_;
+};
+
+}  // namespace
+
+FaultFs::FaultFs(std::shared_ptr<rocksdb::FileSystem> base) : FileSystemWrapper(std::move(base)) {}
+
+void FaultFs::FailAfter(uint64_t n, bool short_write) {
+  std::lock_guard lock(mutex_);
+  countdown_ = std::max<uint64_t>(n, 1);
+  short_write_ = short_write;
+}
+
+void FaultFs::Die() {
+  std::lock_guard lock(mutex_);
+  dead_ = true;
+}
+
+void FaultFs::Revive() {
+  std::lock_guard lock(mutex_);
+  dead_ = false;
+  countdown_ = 0;
+}
+
+bool FaultFs::dead() const {
+  std::lock_guard lock(mutex_);
+  return dead_;
+}
+
+uint64_t FaultFs::failures() const {
+  std::lock_guard lock(mutex_);
+  return failures_;
+}
+
+IOStatus FaultFs::Fault() {
+  ++failures_;
+  return IOStatus::IOError("injected: the disk failed");
+}
+
+IOStatus FaultFs::BeforeWrite(const std::string&, const Slice& data, size_t* allowed) {
+  std::lock_guard lock(mutex_);
+  if (dead_) {
+    *allowed = 0;
+    return Fault();
+  }
+  if (countdown_ > 0 && --countdown_ == 0) {
+    dead_ = true;
+    *allowed = short_write_ ? data.size() / 2 : 0;
+    return Fault();
+  }
+  return IOStatus::OK();
+}
+
+void FaultFs::Written(const std::string& path, size_t bytes) {
+  std::lock_guard lock(mutex_);
+  files_[path].size += bytes;
+}
+
+IOStatus FaultFs::BeforeSync() {
+  std::lock_guard lock(mutex_);
+  if (dead_) return Fault();
+  if (countdown_ > 0 && --countdown_ == 0) {
+    dead_ = true;
+    return Fault();
+  }
+  return IOStatus::OK();
+}
+
+void FaultFs::Synced(const std::string& path) {
+  std::lock_guard lock(mutex_);
+  Tracked& file = files_[path];
+  file.synced = file.size;
+}
+
+IOStatus FaultFs::NewWritableFile(const std::string& path, const rocksdb::FileOptions& options,
+                                  std::unique_ptr<rocksdb::FSWritableFile>* file, IODebugContext* debug) {
+  if (dead()) return IOStatus::IOError("injected: the disk is gone");
+  IOStatus status = target()->NewWritableFile(path, options, file, debug);
+  if (!status.ok()) return status;
+  {
+    std::lock_guard lock(mutex_);
+    files_[path] = Tracked{};  // a new file: nothing of it is durable yet
+  }
+  *file = std::make_unique<FaultFile>(this, path, std::move(*file));
+  return status;
+}
+
+IOStatus FaultFs::ReopenWritableFile(const std::string& path, const rocksdb::FileOptions& options,
+                                     std::unique_ptr<rocksdb::FSWritableFile>* file, IODebugContext* debug) {
+  if (dead()) return IOStatus::IOError("injected: the disk is gone");
+  IOStatus status = target()->ReopenWritableFile(path, options, file, debug);
+  if (!status.ok()) return status;
+  {
+    std::lock_guard lock(mutex_);
+    std::error_code error;
+    const uint64_t size = std::filesystem::file_size(path, error);
+    files_[path] = Tracked{error ? 0 : size, error ? 0 : size};  // what was there is durable
+  }
+  *file = std::make_unique<FaultFile>(this, path, std::move(*file));
+  return status;
+}
+
+IOStatus FaultFs::RenameFile(const std::string& from, const std::string& to, const IOOptions& options,
+                             IODebugContext* debug) {
+  if (dead()) return IOStatus::IOError("injected: the disk is gone");
+  IOStatus status = target()->RenameFile(from, to, options, debug);
+  if (status.ok()) {
+    std::lock_guard lock(mutex_);
+    auto it = files_.find(from);
+    if (it != files_.end()) {
+      files_[to] = it->second;
+      files_.erase(it);
+    } else {
+      files_.erase(to);
+    }
+  }
+  return status;
+}
+
+IOStatus FaultFs::DeleteFile(const std::string& path, const IOOptions& options, IODebugContext* debug) {
+  if (dead()) return IOStatus::IOError("injected: the disk is gone");
+  IOStatus status = target()->DeleteFile(path, options, debug);
+  if (status.ok()) {
+    std::lock_guard lock(mutex_);
+    files_.erase(path);
+  }
+  return status;
+}
+
+uint64_t FaultFs::DropUnsynced(std::mt19937_64& random, bool torn) {
+  std::lock_guard lock(mutex_);
+  uint64_t dropped = 0;
+  for (const auto& [path, file] : files_) {
+    std::error_code error;
+    const uint64_t size = std::filesystem::file_size(path, error);
+    if (error || size <= file.synced) continue;
+    uint64_t keep = file.synced;
+    if (torn) keep += std::uniform_int_distribution<uint64_t>(0, size - file.synced)(random);
+    std::filesystem::resize_file(path, keep, error);
+    if (!error) dropped += size - keep;
+  }
+  files_.clear();
+  return dropped;
+}
+
+std::unique_ptr<rocksdb::Env> NewFaultEnv(const std::shared_ptr<FaultFs>& fs) { return rocksdb::NewCompositeEnv(fs); }
+
+}  // namespace purser::sim

@@ -1,0 +1,77 @@
+// A RocksDB FileSystem for the simulator: it passes every call to the real
+// one and remembers, for each file written, how much of it a sync made
+// durable. It can then fail writes and syncs on purpose (a failing disk), and
+// at a simulated crash cut every file back to what was synced, keeping at
+// most a random part of the rest (the page cache's torn tail).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
+
+namespace purser::sim {
+
+class FaultFs : public rocksdb::FileSystemWrapper {
+ public:
+  explicit FaultFs(std::shared_ptr<rocksdb::FileSystem> base);
+  const char* Name() const override { return "PurserFaultFs"; }
+
+  // The write or sync `n` operations from now fails (n >= 1), as a dying
+  // disk: a failing append may write part of its data first, and every
+  // write and sync after it fails too, until Revive().
+  void FailAfter(uint64_t n, bool short_write);
+  // Every write and sync fails from now on (the moment of a crash: nothing
+  // more reaches the disk).
+  void Die();
+  void Revive();
+  bool dead() const;
+  // Writes and syncs that failed because of a fault.
+  uint64_t failures() const;
+
+  // After the database is closed: every file written since it was opened
+  // loses what was not synced, except a random prefix of it when `torn`.
+  // Returns the bytes dropped.
+  uint64_t DropUnsynced(std::mt19937_64& random, bool torn);
+
+  // For the file wrappers.
+  rocksdb::IOStatus BeforeWrite(const std::string& path, const rocksdb::Slice& data, size_t* allowed);
+  void Written(const std::string& path, size_t bytes);
+  rocksdb::IOStatus BeforeSync();
+  void Synced(const std::string& path);
+
+  rocksdb::IOStatus NewWritableFile(const std::string& path, const rocksdb::FileOptions& options,
+                                    std::unique_ptr<rocksdb::FSWritableFile>* file,
+                                    rocksdb::IODebugContext* debug) override;
+  rocksdb::IOStatus ReopenWritableFile(const std::string& path, const rocksdb::FileOptions& options,
+                                       std::unique_ptr<rocksdb::FSWritableFile>* file,
+                                       rocksdb::IODebugContext* debug) override;
+  rocksdb::IOStatus RenameFile(const std::string& from, const std::string& to, const rocksdb::IOOptions& options,
+                               rocksdb::IODebugContext* debug) override;
+  rocksdb::IOStatus DeleteFile(const std::string& path, const rocksdb::IOOptions& options,
+                               rocksdb::IODebugContext* debug) override;
+
+ private:
+  struct Tracked {
+    uint64_t size = 0;    // bytes written
+    uint64_t synced = 0;  // bytes a sync made durable
+  };
+  rocksdb::IOStatus Fault();
+
+  mutable std::mutex mutex_;
+  std::map<std::string, Tracked> files_;
+  uint64_t countdown_ = 0;  // 0 = no fault planned
+  bool short_write_ = false;
+  bool dead_ = false;
+  uint64_t failures_ = 0;
+};
+
+// An Env over `fs` (RocksDB's threads and clock, the simulator's files).
+std::unique_ptr<rocksdb::Env> NewFaultEnv(const std::shared_ptr<FaultFs>& fs);
+
+}  // namespace purser::sim

@@ -1,0 +1,92 @@
+#include "sim/sim_main.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include "ledger/base/flags.h"
+#include "sim/simulation.h"
+
+namespace purser::sim {
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: purser-sim [--seed N | --seeds N [--first N]] [--steps S] [--dir D] [--no-faults] [--trace]\n"
+    "  runs seeds through the real ledger on a simulated clock and a file system that fails\n"
+    "  and crashes on purpose; checks the ledger's promises after every step and restart.\n"
+    "  --seed N      one seed (a failing seed fails again the same way)\n"
+    "  --seeds N     seeds first..first+N-1 (default 1 seed: 1)\n"
+    "  --steps S     workload steps per seed (default 2000)\n"
+    "  --dir D       scratch directory (default $TMPDIR or /tmp)\n"
+    "  --no-faults   no crashes, disk failures or bit flips\n"
+    "  --trace       print the faults and clock jumps of each step\n";
+
+}  // namespace
+
+int SimMain(int argc, char** argv) {
+  Flags flags(argc, argv, 1, {"no-faults", "trace", "help"});
+  if (flags.Has("help")) {
+    std::cout << kUsage;
+    return 0;
+  }
+  const std::vector<std::string> unknown =
+      flags.Unknown({"seed", "seeds", "first", "steps", "dir", "no-faults", "trace", "help"});
+  const int64_t seed = flags.GetInt("seed").value_or(0);
+  const int64_t count = flags.Has("seed") ? 1 : flags.GetInt("seeds").value_or(1);
+  const int64_t first = flags.Has("seed") ? seed : flags.GetInt("first").value_or(1);
+  const int64_t steps = flags.GetInt("steps").value_or(2'000);
+  if (!flags.error().empty() || !unknown.empty() || !flags.positional().empty() || count < 1 || first < 0 ||
+      steps < 1 || steps > 10'000'000) {
+    std::cerr << (flags.error().empty() ? (unknown.empty() ? "purser-sim: bad arguments" : "purser-sim: unknown flag --" + unknown.front()) : "purser-sim: " + flags.error())
+              << "\n" << kUsage;
+    return 2;
+  }
+  const char* tmp = std::getenv("TMPDIR");
+  SimOptions options;
+  options.steps = static_cast<int>(steps);
+  options.dir = flags.Get("dir", tmp != nullptr ? tmp : "/tmp");
+  options.faults = !flags.Has("no-faults");
+  options.trace = flags.Has("trace") ? &std::cerr : nullptr;
+  // The ledger's own log lines (checkpoints, the fail-stops the faults
+  // cause) only with --trace; progress goes to the real stderr.
+  int progress = STDERR_FILENO;
+  if (options.trace == nullptr) {
+    progress = dup(STDERR_FILENO);
+    const int null = open("/dev/null", O_WRONLY);
+    dup2(null, STDERR_FILENO);
+    close(null);
+  }
+  SimReport total;
+  int failed = 0;
+  const bool terminal = isatty(progress) == 1;
+  for (int64_t i = 0; i < count; ++i) {
+    options.seed = static_cast<uint64_t>(first + i);
+    if (Status status = RunSeed(options, &total); !status.ok()) {
+      ++failed;
+      std::cout << "FAILED " << status.message() << "\n  reproduce: purser-sim --seed " << options.seed
+                << " --steps " << steps << (options.faults ? "" : " --no-faults") << '\n';
+    } else if (terminal && count > 1) {
+      dprintf(progress, "\rseed %llu passed (%lld/%lld)", static_cast<unsigned long long>(options.seed),
+              static_cast<long long>(i + 1), static_cast<long long>(count));
+    }
+  }
+  if (terminal && count > 1) dprintf(progress, "\n");
+  std::printf(
+      "purser-sim: %lld seeds, %d failed; %llu steps, %llu commands (%llu acknowledged), %llu retries "
+      "compared, %llu admissions checked, %llu crashes, %llu disk failures, %llu restarts, %llu bit flips; "
+      "%.1f s: %.0f steps/s, %.1f seeds/min\n",
+      static_cast<long long>(count), failed, static_cast<unsigned long long>(total.steps),
+      static_cast<unsigned long long>(total.commands), static_cast<unsigned long long>(total.acknowledged),
+      static_cast<unsigned long long>(total.retries), static_cast<unsigned long long>(total.admissions_checked),
+      static_cast<unsigned long long>(total.crashes), static_cast<unsigned long long>(total.disk_failures),
+      static_cast<unsigned long long>(total.restarts), static_cast<unsigned long long>(total.bit_flips),
+      total.seconds, static_cast<double>(total.steps) / std::max(total.seconds, 1e-9),
+      static_cast<double>(count) * 60.0 / std::max(total.seconds, 1e-9));
+  return failed == 0 ? 0 : 1;
+}
+
+}  // namespace purser::sim
