@@ -70,6 +70,8 @@ class BinaryReader {
   explicit BinaryReader(std::string_view in) : in_(in) {}
   bool ok() const { return ok_; }
   bool done() const { return ok_ && pos_ == in_.size(); }
+  // The bytes read are not what they must be: every later read fails too.
+  void Fail() { ok_ = false; }
   uint64_t U64() {
     if (!Need(8)) return 0;
     uint64_t value;

@@ -259,7 +259,13 @@ void ReadAccount(BinaryReader& r, State* state, Account* a, std::string* parent)
   for (ThresholdArm& arm : a->arms) {
     arm.instance = r.I64();
     std::string bits = r.Str();
-    if (bits.size() != arm.fired.size()) return;  // leaves the reader short: caught below
+    // Exactly the bitset's width, in '0' and '1' (std::bitset throws on
+    // anything else: a damaged checkpoint is refused, never a crash; found by
+    // purser_fuzz_decoders).
+    if (bits.size() != arm.fired.size() || bits.find_first_not_of("01") != std::string::npos) {
+      r.Fail();
+      return;
+    }
     arm.fired = std::bitset<128>(bits);
   }
   a->request_hash = r.U64();
