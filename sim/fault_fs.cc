@@ -34,6 +34,12 @@ class FaultFile : public rocksdb::FSWritableFileOwnerWrapper {
   IOStatus Fsync(const IOOptions& options, IODebugContext* debug) override {
     return SyncWith([&] { return target()->Fsync(options, debug); });
   }
+  IOStatus Truncate(uint64_t size, const IOOptions& options, IODebugContext* debug) override {
+    if (fs_->dead()) return IOStatus::IOError("injected: the disk is gone");
+    IOStatus status = target()->Truncate(size, options, debug);
+    if (status.ok()) fs_->Truncated(path_, size);
+    return status;
+  }
   IOStatus RangeSync(uint64_t offset, uint64_t bytes, const IOOptions& options, IODebugContext* debug) override {
     // Writeback of a range, not a durability point: allowed while alive.
     if (fs_->dead()) return IOStatus::IOError("injected: the disk is gone");
@@ -129,6 +135,13 @@ IOStatus FaultFs::BeforeSync() {
   return IOStatus::OK();
 }
 
+void FaultFs::Truncated(const std::string& path, uint64_t size) {
+  std::lock_guard lock(mutex_);
+  Tracked& file = files_[path];
+  file.size = size;
+  file.synced = std::min(file.synced, size);
+}
+
 void FaultFs::Synced(const std::string& path) {
   std::lock_guard lock(mutex_);
   Tracked& file = files_[path];
@@ -157,10 +170,24 @@ IOStatus FaultFs::ReopenWritableFile(const std::string& path, const rocksdb::Fil
     std::lock_guard lock(mutex_);
     std::error_code error;
     const uint64_t size = std::filesystem::file_size(path, error);
-    files_[path] = Tracked{error ? 0 : size, error ? 0 : size};  // what was there is durable
+    // A file written in this run keeps what it knew was synced (RocksDB
+    // reopens its last WAL at every open to trim it); an older one is
+    // durable as it is.
+    auto [it, inserted] = files_.try_emplace(path, Tracked{error ? 0 : size, error ? 0 : size});
+    if (!inserted) it->second.size = error ? it->second.size : size;
   }
   *file = std::make_unique<FaultFile>(this, path, std::move(*file));
   return status;
+}
+
+IOStatus FaultFs::ReuseWritableFile(const std::string&, const std::string&, const rocksdb::FileOptions&,
+                                    std::unique_ptr<rocksdb::FSWritableFile>*, IODebugContext*) {
+  return IOStatus::NotSupported("the simulator's file system does not recycle files");
+}
+
+IOStatus FaultFs::NewRandomRWFile(const std::string&, const rocksdb::FileOptions&,
+                                  std::unique_ptr<rocksdb::FSRandomRWFile>*, IODebugContext*) {
+  return IOStatus::NotSupported("the simulator's file system has no random-write files");
 }
 
 IOStatus FaultFs::RenameFile(const std::string& from, const std::string& to, const IOOptions& options,

@@ -65,10 +65,13 @@ int SimMain(int argc, char** argv) {
   const bool terminal = isatty(progress) == 1;
   for (int64_t i = 0; i < count; ++i) {
     options.seed = static_cast<uint64_t>(first + i);
+    // Before the seed runs: a crash (an assertion, a signal) must still
+    // leave the seed to run again.
+    if (!terminal) dprintf(progress, "seed %llu\n", static_cast<unsigned long long>(options.seed));
     if (Status status = RunSeed(options, &total); !status.ok()) {
       ++failed;
       std::cout << "FAILED " << status.message() << "\n  reproduce: purser-sim --seed " << options.seed
-                << " --steps " << steps << (options.faults ? "" : " --no-faults") << '\n';
+                << " --steps " << steps << (options.faults ? "" : " --no-faults") << std::endl;
     } else if (terminal && count > 1) {
       dprintf(progress, "\rseed %llu passed (%lld/%lld)", static_cast<unsigned long long>(options.seed),
               static_cast<long long>(i + 1), static_cast<long long>(count));

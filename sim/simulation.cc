@@ -68,8 +68,8 @@ class Simulation {
     if (problem_.empty()) CheckAgainstRebuild();
     if (problem_.empty() && options_.faults && Chance(0.3)) FlipABit();
     if (!problem_.empty()) {
-      return Status::Error("seed " + std::to_string(options_.seed) + ", step " + std::to_string(step_) + ": " +
-                           problem_);
+      const std::string where = failed_step_ > options_.steps ? "the final checks" : "step " + std::to_string(failed_step_);
+      return Status::Error("seed " + std::to_string(options_.seed) + ", " + where + ": " + problem_);
     }
     return Status::Ok();
   }
@@ -111,7 +111,9 @@ class Simulation {
   }
 
   void Fail(std::string problem) {
-    if (problem_.empty()) problem_ = std::move(problem);
+    if (!problem_.empty()) return;
+    problem_ = std::move(problem);
+    failed_step_ = step_;
   }
 
   void Trace(const std::string& line) {
@@ -389,13 +391,15 @@ class Simulation {
     fs_->FailAfter(static_cast<uint64_t>(Uniform(1, 40)), Chance(0.5));
     bool stopped = false;
     for (int i = 0; i < 25 && problem_.empty(); ++i) {
-      const bool failed_before = ledger_->failed();
+      // Once the disk is dead, no new fact can be durable: nothing may be
+      // acknowledged, whether or not the ledger noticed yet.
+      const bool dead_before = fs_->dead();
       cmd::RecordUsage u;
       u.usage_id = Id("x");
       u.account = Agent();
       u.amount_micros = Uniform(1, 50'000);
       Reply reply = Command(u);
-      if (failed_before && reply.ok()) Fail("usage " + u.usage_id + " was acknowledged after the storage failed");
+      if (dead_before && reply.ok()) Fail("usage " + u.usage_id + " was acknowledged after the storage failed");
       stopped = stopped || ledger_->failed();
     }
     if (fs_->failures() == failures) {  // the fault was never reached
@@ -403,7 +407,7 @@ class Simulation {
       return;
     }
     ++report_->disk_failures;
-    Trace(std::string("disk failure; the ledger ") + (stopped ? "stopped" : "went on"));
+    Trace(std::string("disk failure; the ledger ") + (stopped ? "stopped" : "had not written since"));
     Crash(Chance(0.5));
   }
 
@@ -499,6 +503,7 @@ class Simulation {
   std::unique_ptr<Ledger> ledger_;
   std::atomic<int64_t> now_us_{kStartUs};
   int step_ = 0;
+  int failed_step_ = 0;
   uint64_t ids_ = 0;
   std::string problem_;
   std::vector<std::string> teams_, agents_;

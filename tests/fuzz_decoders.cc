@@ -47,8 +47,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view bytes(reinterpret_cast<const char*>(data) + 1, size - 1);
   switch (data[0] % 8) {
     case 0: {
+      // The record's sequence first (its checksum covers it), then the record.
+      if (bytes.empty()) break;
+      const auto sequence = static_cast<uint8_t>(bytes[0]);
       RecordView view;
-      if (DecodeRecord(1, bytes, &view).ok()) {
+      if (DecodeRecord(sequence, bytes.substr(1), &view).ok()) {
         Event event;
         (void)DecodePayload(view.payload, &event);
       }

@@ -74,7 +74,7 @@ int Run(const std::string& out) {
   if (!log.ok()) return std::cerr << log.status().message() << '\n', 1;
   int records = 0;
   for (auto it = (*log)->NewIterator(1); it->Valid() && records < 12; it->Next(), ++records) {
-    Seed(out, 0, it->record());
+    Seed(out, 0, std::string(1, static_cast<char>(it->sequence())) + std::string(it->record()));
     Seed(out, 1, it->record().substr(kRecordHeaderBytes));
   }
   int cold = 0;

@@ -12,7 +12,7 @@
   const MODEL_COLORS = ['#3056d3', '#12a05c', '#e8a317', '#9b51e0', '#d92d20', '#0ea5b7', '#8a6d3b', '#c2410c'];
 
   const $ = (selector) => document.querySelector(selector);
-  const state = { key: '', self: null, root: '', timer: 0, expanded: new Set(), charts: {}, refreshes: 0, chargeback: null };
+  const state = { key: '', self: null, root: '', timer: 0, expanded: new Set(), charts: {}, refreshes: 0, chargeback: null, generation: 0 };
 
   // ---- the API -------------------------------------------------------------
 
@@ -108,8 +108,14 @@
       showLogin(error.status === 401 ? 'This key was refused.' : `The server answered: ${error.message}`);
       return;
     }
+    let roots;
+    try {
+      roots = state.self.account ? [state.self.account] : (await api('/v1/accounts')).accounts.map((a) => a.id);
+    } catch (error) {
+      showLogin(`The server answered: ${error.message}`);
+      return;
+    }
     sessionStorage.setItem(KEY_STORE, key);
-    const roots = state.self.account ? [state.self.account] : (await api('/v1/accounts')).accounts.map((a) => a.id);
     const select = $('#scope');
     select.replaceChildren(...roots.map((id) => el('option', { value: id }, id)));
     const saved = sessionStorage.getItem(SCOPE_STORE);
@@ -155,7 +161,10 @@
 
   // ---- one refresh: every panel from a few grouped reads -----------------------
 
+  // Refreshes may overlap (the timer, a new scope, an expanded team): only
+  // the newest one draws, so an older answer never shows under a new scope.
   async function refresh() {
+    const generation = ++state.generation;
     const root = enc(state.root);
     const month = $('#month').value || currentMonth();
     const since = new Date(Date.now() - 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z');
@@ -170,6 +179,7 @@
         Promise.all([...state.expanded].map((team) =>
           api(`/v1/accounts/${enc(team)}/overview?depth=1&minutes=1`).catch(() => null))),
       ]);
+      if (generation !== state.generation) return;
       drawTiles(overview, trends, alerts);
       drawGauges(overview);
       drawTrend(trends);
@@ -183,6 +193,7 @@
       $('#updated').textContent = `Updated ${new Date().toLocaleTimeString()}`;
       markReady();
     } catch (error) {
+      if (generation !== state.generation) return;
       if (error.status === 401) {
         sessionStorage.removeItem(KEY_STORE);
         showLogin('The key is no longer accepted.');
