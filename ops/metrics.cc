@@ -24,6 +24,12 @@ std::string Seconds(uint64_t micros) {
 }
 
 // A Prometheus histogram from one of ours (microseconds -> seconds, or counts).
+// One series without labels, with its HELP and TYPE lines.
+void WriteScalar(std::ostream& out, const char* name, const char* type, const char* help, uint64_t value) {
+  out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n'
+      << name << ' ' << value << '\n';
+}
+
 void WriteHistogram(std::ostream& out, const std::string& name, const std::string& labels,
                     const Histogram& histogram, const std::vector<uint64_t>& bounds, bool seconds) {
   std::vector<uint64_t> cumulative = histogram.CumulativeAt(bounds);
@@ -166,20 +172,15 @@ std::string Metrics::Render(const AccountMetricsView& accounts) const {
   WriteHistogram(out, "purser_fsync_duration_seconds", "", sequencer_->fsync_histogram(),
                  kLatencyBoundsUs, true);
   LedgerStats stats = sequencer_->stats();
-  out << "# HELP purser_events_total Events in the log.\n# TYPE purser_events_total counter\n"
-      << "purser_events_total " << stats.events_total << '\n';
-  out << "# HELP purser_command_queue_depth Commands waiting in the command queue.\n"
-      << "# TYPE purser_command_queue_depth gauge\n"
-      << "purser_command_queue_depth " << stats.queued_commands << '\n';
-  out << "# HELP purser_command_queue_capacity Commands the queue holds at most (--queue-max).\n"
-      << "# TYPE purser_command_queue_capacity gauge\n"
-      << "purser_command_queue_capacity " << stats.queue_capacity << '\n';
-  out << "# HELP purser_command_queue_full_total Submissions refused with 503 because the queue was full.\n"
-      << "# TYPE purser_command_queue_full_total counter\n"
-      << "purser_command_queue_full_total " << stats.queue_full_refusals << '\n';
-  out << "# HELP purser_reservations_pending Reservations holding money now.\n"
-      << "# TYPE purser_reservations_pending gauge\n"
-      << "purser_reservations_pending " << stats.pending_reservations << '\n';
+  WriteScalar(out, "purser_events_total", "counter", "Events in the log.", stats.events_total);
+  WriteScalar(out, "purser_command_queue_depth", "gauge", "Commands waiting in the command queue.",
+              stats.queued_commands);
+  WriteScalar(out, "purser_command_queue_capacity", "gauge", "Commands the queue holds at most (--queue-max).",
+              stats.queue_capacity);
+  WriteScalar(out, "purser_command_queue_full_total", "counter",
+              "Submissions refused with 503 because the queue was full.", stats.queue_full_refusals);
+  WriteScalar(out, "purser_reservations_pending", "gauge", "Reservations holding money now.",
+              stats.pending_reservations);
   out << "# HELP purser_rejections_total Reservations and usage refused by an admission rule.\n"
       << "# TYPE purser_rejections_total counter\n";
   for (uint32_t code = 0; code < kResultCodeCount; ++code) {
@@ -215,19 +216,17 @@ std::string Metrics::Render(const AccountMetricsView& accounts) const {
         << "purser_webhook_deliveries_total{result=\"delivered\"} " << delivery.delivered << '\n'
         << "purser_webhook_deliveries_total{result=\"retried\"} " << delivery.retried << '\n'
         << "purser_webhook_deliveries_total{result=\"dead\"} " << delivery.dead << '\n';
-    out << "# HELP purser_webhook_backlog Deliveries pending or waiting to be retried.\n"
-        << "# TYPE purser_webhook_backlog gauge\npurser_webhook_backlog " << delivery.backlog << '\n';
+    WriteScalar(out, "purser_webhook_backlog", "gauge", "Deliveries pending or waiting to be retried.",
+                delivery.backlog);
     out << "# HELP purser_webhook_attempt_duration_seconds One delivery attempt, connect to answer.\n"
         << "# TYPE purser_webhook_attempt_duration_seconds histogram\n";
     WriteHistogram(out, "purser_webhook_attempt_duration_seconds", "", notifier_->attempt_latency(),
                    {1'000, 5'000, 25'000, 100'000, 250'000, 1'000'000, 5'000'000, 10'000'000}, true);
   }
   if (health_ != nullptr) {
-    out << "# HELP purser_storage_corruption 1 once a scrub or a read met corruption.\n"
-        << "# TYPE purser_storage_corruption gauge\npurser_storage_corruption "
-        << (health_->corrupt() ? 1 : 0) << '\n';
-    out << "# HELP purser_scrubs_total Checksum scrubs of the whole database.\n"
-        << "# TYPE purser_scrubs_total counter\npurser_scrubs_total " << health_->scrubs() << '\n';
+    WriteScalar(out, "purser_storage_corruption", "gauge", "1 once a scrub or a read met corruption.",
+                health_->corrupt() ? 1 : 0);
+    WriteScalar(out, "purser_scrubs_total", "counter", "Checksum scrubs of the whole database.", health_->scrubs());
   }
   return out.str();
 }

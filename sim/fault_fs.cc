@@ -101,23 +101,21 @@ uint64_t FaultFs::failures() const {
   return failures_;
 }
 
-IOStatus FaultFs::Fault() {
+IOStatus FaultFs::NextOperation(bool* planned) {
+  *planned = false;
+  if (!dead_ && (countdown_ == 0 || --countdown_ > 0)) return IOStatus::OK();
+  *planned = !dead_;  // the planned failure, not one after it
+  dead_ = true;
   ++failures_;
   return IOStatus::IOError("injected: the disk failed");
 }
 
 IOStatus FaultFs::BeforeWrite(const std::string&, const Slice& data, size_t* allowed) {
   std::lock_guard lock(mutex_);
-  if (dead_) {
-    *allowed = 0;
-    return Fault();
-  }
-  if (countdown_ > 0 && --countdown_ == 0) {
-    dead_ = true;
-    *allowed = short_write_ ? data.size() / 2 : 0;
-    return Fault();
-  }
-  return IOStatus::OK();
+  bool planned = false;
+  IOStatus status = NextOperation(&planned);
+  if (!status.ok()) *allowed = planned && short_write_ ? data.size() / 2 : 0;
+  return status;
 }
 
 void FaultFs::Written(const std::string& path, size_t bytes) {
@@ -127,12 +125,8 @@ void FaultFs::Written(const std::string& path, size_t bytes) {
 
 IOStatus FaultFs::BeforeSync() {
   std::lock_guard lock(mutex_);
-  if (dead_) return Fault();
-  if (countdown_ > 0 && --countdown_ == 0) {
-    dead_ = true;
-    return Fault();
-  }
-  return IOStatus::OK();
+  bool planned = false;
+  return NextOperation(&planned);
 }
 
 void FaultFs::Truncated(const std::string& path, uint64_t size) {

@@ -71,7 +71,9 @@ class FaultFs : public rocksdb::FileSystemWrapper {
     uint64_t size = 0;    // bytes written
     uint64_t synced = 0;  // bytes a sync made durable
   };
-  rocksdb::IOStatus Fault();
+  // Under mutex_: whether the next write or sync fails (the disk is dead,
+  // or this is the planned failure, which kills it); *planned for the latter.
+  rocksdb::IOStatus NextOperation(bool* planned);
 
   mutable std::mutex mutex_;
   std::map<std::string, Tracked> files_;

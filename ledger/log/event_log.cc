@@ -68,9 +68,10 @@ rocksdb::ColumnFamilyOptions EventsOptions(const EventLogOptions& options) {
   if (Supports(rocksdb::kZSTD)) cf.bottommost_compression = rocksdb::kZSTD;
   rocksdb::BlockBasedTableOptions table;
   table.block_size = kSegmentBytes;
-  // A segment is one block of up to a few hundred KiB: the default 8 MiB
-  // cache would hold a few dozen, and a proof or an id lookup that misses
-  // decompresses its segment again.
+  // A segment is about one block, but databases written before segments
+  // were cut hold one segment of up to a few hundred KiB per commit: the
+  // default 8 MiB cache would hold a few dozen of those, and a proof or an
+  // id lookup that misses decompresses its segment again.
   table.block_cache = rocksdb::NewLRUCache(64 << 20);
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   return cf;

@@ -614,10 +614,6 @@ Reply Machine::Handler::Do(const query::AccountMetrics& q) {
   return Ok(std::move(view), false);
 }
 
-}  // namespace purser
-
-namespace purser {
-
 Reply Machine::Handler::Do(const query::GetOverview& q) {
   if (q.depth < 0 || q.depth > 8) return Invalid("depth must be in 0..8");
   if (q.minutes < 1 || q.minutes > MinuteSeries::kMinutesKept) return Invalid("minutes must be in 1..1440");
@@ -626,15 +622,16 @@ Reply Machine::Handler::Do(const query::GetOverview& q) {
   const AccountIndex top = Resolve(q.account, Access::kRead, &error);
   if (top == kNoAccount) return error;
   constexpr size_t kFrozenMax = 1'000;
+  const Account& account = state_.account(top);
   OverviewView view;
-  view.account = state_.account(top).id;
-  auto describe = [&](AccountIndex index) {
+  view.account = account.id;
+  auto describe = [&](AccountIndex index, int depth) {
     const Account& node = state_.account(index);
     OverviewAccount entry;
     entry.parent = node.parent == kNoAccount ? std::string() : state_.account(node.parent).id;
     entry.name = node.name;
     entry.kind = node.kind;
-    entry.depth = node.depth - state_.account(top).depth;
+    entry.depth = depth;
     entry.frozen_reason = node.frozen_reason;
     entry.balance = MakeBalanceView(index);
     return entry;
@@ -646,18 +643,17 @@ Reply Machine::Handler::Do(const query::GetOverview& q) {
     const AccountIndex index = stack.back();
     stack.pop_back();
     const Account& node = state_.account(index);
-    const int depth = node.depth - state_.account(top).depth;
+    const int depth = node.depth - account.depth;
     if (depth <= q.depth) {
       if (view.accounts.size() < q.accounts_max) {
-        view.accounts.push_back(describe(index));
+        view.accounts.push_back(describe(index, depth));
       } else {
         view.truncated = true;
       }
     }
-    if (node.frozen && view.frozen.size() < kFrozenMax) view.frozen.push_back(describe(index));
+    if (node.frozen && view.frozen.size() < kFrozenMax) view.frozen.push_back(describe(index, depth));
     for (auto child = node.children.rbegin(); child != node.children.rend(); ++child) stack.push_back(*child);
   }
-  const Account& account = state_.account(top);
   const int64_t now_minute = MinuteOf(now_us_);
   const int64_t first_minute = now_minute - q.minutes + 1;
   view.first_minute_us = first_minute * kMicrosPerMinute;
