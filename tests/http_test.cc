@@ -675,7 +675,7 @@ TEST_F(Http, MalformedRequestsGetAnAnswerBeforeTheConnectionCloses) {
   };
   std::vector<Case> cases = {
       {"HTTP/0.9", "GET /healthz\r\n\r\n", "400"},
-      {"garbage", std::string("\x16\x03\x01\x02\x00garbage\r\n\r\n", 19), "400"},
+      {"garbage", std::string("\x16\x03\x01\x02\x00garbage\r\n\r\n", 16), "400"},
       {"both framings", "POST /v1/usage HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
                         "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "400"},
       {"two lengths", "POST /v1/usage HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
