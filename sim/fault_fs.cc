@@ -60,7 +60,7 @@ class FaultFile : public rocksdb::FSWritableFileOwnerWrapper {
   }
   template <typename Forward>
   IOStatus SyncWith(Forward forward) {
-    if (IOStatus fault = fs_->BeforeSync(); !fault.ok()) return fault;
+    if (IOStatus fault = fs_->BeforeSync(path_); !fault.ok()) return fault;
     IOStatus synced = forward();
     if (synced.ok()) fs_->Synced(path_);
     return synced;
@@ -101,19 +101,28 @@ uint64_t FaultFs::failures() const {
   return failures_;
 }
 
-IOStatus FaultFs::NextOperation(bool* planned) {
+namespace {
+// Write-ahead log files: written and synced by the ledger's own writes, in
+// an order the workload alone decides (flushes and compactions write tables
+// and the manifest on RocksDB's background threads, whenever they run).
+bool IsWriteAheadLog(const std::string& path) {
+  return path.size() > 4 && path.compare(path.size() - 4, 4, ".log") == 0;
+}
+}  // namespace
+
+IOStatus FaultFs::NextOperation(const std::string& path, bool* planned) {
   *planned = false;
-  if (!dead_ && (countdown_ == 0 || --countdown_ > 0)) return IOStatus::OK();
+  if (!dead_ && (countdown_ == 0 || !IsWriteAheadLog(path) || --countdown_ > 0)) return IOStatus::OK();
   *planned = !dead_;  // the planned failure, not one after it
   dead_ = true;
   ++failures_;
   return IOStatus::IOError("injected: the disk failed");
 }
 
-IOStatus FaultFs::BeforeWrite(const std::string&, const Slice& data, size_t* allowed) {
+IOStatus FaultFs::BeforeWrite(const std::string& path, const Slice& data, size_t* allowed) {
   std::lock_guard lock(mutex_);
   bool planned = false;
-  IOStatus status = NextOperation(&planned);
+  IOStatus status = NextOperation(path, &planned);
   if (!status.ok()) *allowed = planned && short_write_ ? data.size() / 2 : 0;
   return status;
 }
@@ -123,10 +132,10 @@ void FaultFs::Written(const std::string& path, size_t bytes) {
   files_[path].size += bytes;
 }
 
-IOStatus FaultFs::BeforeSync() {
+IOStatus FaultFs::BeforeSync(const std::string& path) {
   std::lock_guard lock(mutex_);
   bool planned = false;
-  return NextOperation(&planned);
+  return NextOperation(path, &planned);
 }
 
 void FaultFs::Truncated(const std::string& path, uint64_t size) {
@@ -211,7 +220,7 @@ IOStatus FaultFs::DeleteFile(const std::string& path, const IOOptions& options, 
   return status;
 }
 
-uint64_t FaultFs::DropUnsynced(std::mt19937_64& random, bool torn) {
+uint64_t FaultFs::DropUnsynced(uint64_t seed, bool torn) {
   std::lock_guard lock(mutex_);
   uint64_t dropped = 0;
   for (const auto& [path, file] : files_) {
@@ -219,7 +228,13 @@ uint64_t FaultFs::DropUnsynced(std::mt19937_64& random, bool torn) {
     const uint64_t size = std::filesystem::file_size(path, error);
     if (error || size <= file.synced) continue;
     uint64_t keep = file.synced;
-    if (torn) keep += std::uniform_int_distribution<uint64_t>(0, size - file.synced)(random);
+    // Each file's tear from the seed, its kind and its unsynced length: not
+    // from its number or from which other files a background job left
+    // unsynced, so that the write-ahead log tears the same way on a rerun.
+    const uint64_t unsynced = size - file.synced;
+    std::mt19937_64 random(seed ^ (unsynced * 0x9E3779B97F4A7C15ULL) ^
+                           std::hash<std::string>{}(std::filesystem::path(path).extension().string()));
+    if (torn) keep += std::uniform_int_distribution<uint64_t>(0, unsynced)(random);
     std::filesystem::resize_file(path, keep, error);
     if (!error) dropped += size - keep;
   }

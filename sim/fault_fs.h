@@ -22,9 +22,14 @@ class FaultFs : public rocksdb::FileSystemWrapper {
   explicit FaultFs(std::shared_ptr<rocksdb::FileSystem> base);
   const char* Name() const override { return "PurserFaultFs"; }
 
-  // The write or sync `n` operations from now fails (n >= 1), as a dying
-  // disk: a failing append may write part of its data first, and every
-  // write and sync after it fails too, until Revive().
+  // The write or sync of the write-ahead log `n` such operations from now
+  // fails (n >= 1), as a dying disk: a failing append may write part of its
+  // data first, and every write and sync after it, of any file, fails too,
+  // until Revive(). Only the log's operations are counted: the ledger's
+  // writes reach it in the order the workload decides, so a seed fails the
+  // same write on every run (tables are written by RocksDB's background
+  // flushes and compactions, whenever they run; they fail once the disk is
+  // dead).
   void FailAfter(uint64_t n, bool short_write);
   // Every write and sync fails from now on (the moment of a crash: nothing
   // more reaches the disk).
@@ -35,14 +40,14 @@ class FaultFs : public rocksdb::FileSystemWrapper {
   uint64_t failures() const;
 
   // After the database is closed: every file written since it was opened
-  // loses what was not synced, except a random prefix of it when `torn`.
-  // Returns the bytes dropped.
-  uint64_t DropUnsynced(std::mt19937_64& random, bool torn);
+  // loses what was not synced, except a random prefix of it (drawn from
+  // `seed`) when `torn`. Returns the bytes dropped.
+  uint64_t DropUnsynced(uint64_t seed, bool torn);
 
   // For the file wrappers.
   rocksdb::IOStatus BeforeWrite(const std::string& path, const rocksdb::Slice& data, size_t* allowed);
   void Written(const std::string& path, size_t bytes);
-  rocksdb::IOStatus BeforeSync();
+  rocksdb::IOStatus BeforeSync(const std::string& path);
   void Synced(const std::string& path);
   void Truncated(const std::string& path, uint64_t size);
 
@@ -71,9 +76,10 @@ class FaultFs : public rocksdb::FileSystemWrapper {
     uint64_t size = 0;    // bytes written
     uint64_t synced = 0;  // bytes a sync made durable
   };
-  // Under mutex_: whether the next write or sync fails (the disk is dead,
-  // or this is the planned failure, which kills it); *planned for the latter.
-  rocksdb::IOStatus NextOperation(bool* planned);
+  // Under mutex_: whether the next write or sync of `path` fails (the disk
+  // is dead, or this is the planned failure, which kills it); *planned for
+  // the latter.
+  rocksdb::IOStatus NextOperation(const std::string& path, bool* planned);
 
   mutable std::mutex mutex_;
   std::map<std::string, Tracked> files_;

@@ -124,6 +124,7 @@ void ColdStoreManager::Pushed(uint64_t number) {
 Status ColdStoreManager::Prefetch(const std::vector<Submission>& submissions) {
   prefetch_keys_.clear();
   prefetch_status_ = Status::Ok();
+  prefetch_done_ = false;
   for (const Submission& submission : submissions) {
     for (const Request& request : submission.requests) {
       if (const auto* list = std::get_if<query::ListReservations>(&request.body)) {
@@ -135,7 +136,10 @@ Status ColdStoreManager::Prefetch(const std::vector<Submission>& submissions) {
     }
   }
   if (!prefetch_status_.ok()) return prefetch_status_;
-  if (prefetch_keys_.empty()) return Status::Ok();
+  if (prefetch_keys_.empty()) {
+    prefetch_done_ = true;
+    return Status::Ok();
+  }
   std::sort(prefetch_keys_.begin(), prefetch_keys_.end());
   prefetch_keys_.erase(std::unique(prefetch_keys_.begin(), prefetch_keys_.end()),
                        prefetch_keys_.end());
@@ -150,7 +154,13 @@ Status ColdStoreManager::Prefetch(const std::vector<Submission>& submissions) {
     }
     loaded_[prefetch_keys_[i]] = version;
   }
+  prefetch_done_ = status.ok();
   return status;
+}
+
+bool ColdStoreManager::LookedFor(char kind, std::string_view id) const {
+  return !prefetch_done_ ||
+         std::binary_search(prefetch_keys_.begin(), prefetch_keys_.end(), ColdKey(kind, id));
 }
 
 void ColdStoreManager::PrefetchListing(const query::ListReservations& q) {

@@ -50,6 +50,10 @@ class ColdStoreManager {
   // Before a group: loads from the cold store the records the submissions
   // may need that memory does not hold, so that the group does no I/O.
   Status Prefetch(const std::vector<Submission>& submissions);
+  // Whether the last Prefetch looked for record `id` of `kind` ('r', 'u')
+  // in the cold store (true after a failed prefetch: the group fails). The
+  // machine's debug check of its misses (Machine::CheckMissesAgainst).
+  bool LookedFor(char kind, std::string_view id) const;
 
   // After a group: writes the records its events finished into *out and
   // notes the records it changed that the cold store holds.
@@ -94,8 +98,9 @@ class ColdStoreManager {
   std::unordered_map<std::string, uint64_t> loaded_;
   // Held by the cold store at an older version than memory: cold keys.
   std::unordered_set<std::string> dirty_;
-  std::vector<std::string> prefetch_keys_;
+  std::vector<std::string> prefetch_keys_;  // sorted once the prefetch is done
   Status prefetch_status_;
+  bool prefetch_done_ = false;  // the last prefetch read everything it looked for
 };
 
 }  // namespace purser

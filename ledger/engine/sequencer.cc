@@ -47,6 +47,10 @@ Result<std::unique_ptr<Sequencer>> Sequencer::Open(SequencerOptions options) {
   s->pending_reservations_ = s->state_.expiry_queue.size();
   s->cold_ = std::make_unique<ColdStoreManager>(s->log_.get(), &s->state_);
   s->cold_->AdoptRecovered();
+  // Debug builds: each record a command misses in memory was prefetched.
+  s->machine_.CheckMissesAgainst([cold = s->cold_.get()](char kind, std::string_view id) {
+    return cold->LookedFor(kind, id);
+  });
   s->writer_ = std::make_unique<LogWriter>(s->log_.get(), s->options_.data_dir,
                                            s->options_.pipeline_depth, &s->failed_,
                                            [p = s.get()](const Status& status) { p->FailAll(status); });

@@ -13,9 +13,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -53,11 +55,21 @@ class Machine {
 
   const State& state() const { return *state_; }
 
+  // Debug builds (no NDEBUG): every reservation or usage record a command
+  // looks for and memory does not hold must be one that `looked_for(kind,
+  // id)` says the caller's prefetch looked for in the cold store ('r' or
+  // 'u', as RecordNeededBy names it), or a bug would answer "not found" (or
+  // create a duplicate) for a record that exists. Unset: no check. Release
+  // builds ignore it.
+  using LookedForFn = std::function<bool(char kind, std::string_view id)>;
+  void CheckMissesAgainst(LookedForFn looked_for) { looked_for_ = std::move(looked_for); }
+
  private:
   struct Context;
   class Handler;
 
   State* state_;
+  LookedForFn looked_for_;
   // (account id, minute, code) -> count.
   std::map<std::tuple<std::string, int64_t, uint32_t>, uint64_t> rejections_;
 };

@@ -286,6 +286,7 @@ Reply Machine::Handler::Do(const cmd::Reserve& c) {
     }
     return ReserveReply(*existing, false);
   }
+  Missed('r', c.reservation_id);
 
   int64_t amount = c.amount_micros.value_or(0);
   if (c.estimate) {
@@ -356,6 +357,7 @@ Reply Machine::Handler::Do(const cmd::Settle& c) {
   PURSER_CHECK_INPUT(CheckAndSortTags(&tags));
   Reservation* found = state_.FindReservation(c.reservation_id);
   if (found == nullptr) {
+    Missed('r', c.reservation_id);
     return NotFoundFor("reservation " + c.reservation_id);
   }
   Reservation& r = *found;
@@ -422,6 +424,7 @@ Reply Machine::Handler::Do(const cmd::Void& c) {
   PURSER_CHECK_INPUT(CheckText("reason", c.reason, kTextBytesMax));
   const Reservation* found = state_.FindReservation(c.reservation_id);
   if (found == nullptr) {
+    Missed('r', c.reservation_id);
     return NotFoundFor("reservation " + c.reservation_id);
   }
   const Reservation& r = *found;
@@ -452,6 +455,7 @@ Reply Machine::Handler::Do(const cmd::Extend& c) {
   if (c.ttl_s < 1 || c.ttl_s > kMaxReservationTtlS) return Invalid("ttl_s is out of range");
   const Reservation* found = state_.FindReservation(c.reservation_id);
   if (found == nullptr) {
+    Missed('r', c.reservation_id);
     return NotFoundFor("reservation " + c.reservation_id);
   }
   const Reservation& r = *found;
@@ -500,6 +504,7 @@ Reply Machine::Handler::Do(const cmd::RecordUsage& c) {
                           it->second.seq},
               false);
   }
+  Missed('u', c.usage_id);
   // The window moves with time: a retry of a recorded import is answered
   // above, however late it comes (found by purser-sim).
   if (c.occurred_at_us != 0) {
@@ -547,6 +552,7 @@ Reply Machine::Handler::Do(const cmd::Refund& c) {
   if (c.target_kind == ChargeKind::kReservation) {
     auto it = state_.reservations.find(c.target_id);
     if (it == state_.reservations.end()) {
+      Missed('r', c.target_id);
       return NotFoundFor("reservation " + c.target_id);
     }
     bool charged = it->second.status == ReservationStatus::kSettled || it->second.expiry_charged;
@@ -558,6 +564,7 @@ Reply Machine::Handler::Do(const cmd::Refund& c) {
   } else {
     auto it = state_.usages.find(c.target_id);
     if (it == state_.usages.end()) {
+      Missed('u', c.target_id);
       return NotFoundFor("usage " + c.target_id);
     }
     charge = &it->second.charge;

@@ -3,8 +3,10 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "ledger/base/status.h"
 #include "ledger/machine/machine.h"
 
 namespace purser {
@@ -129,6 +131,16 @@ class Machine::Handler {
   // same 403 as a record outside its scope, so that it cannot learn what
   // exists elsewhere (API.md).
   Reply NotFoundFor(const std::string& what) const;
+  // A reservation ('r') or usage record ('u') that memory does not hold:
+  // in debug builds, asserts the prefetch looked for it (Machine::CheckMissesAgainst).
+  void Missed(char kind, std::string_view id) const {
+#ifndef NDEBUG
+    if (machine_->looked_for_) PURSER_ASSERT(machine_->looked_for_(kind, id));
+#else
+    (void)kind;
+    (void)id;
+#endif
+  }
 
   void Emit(EventBody body, uint64_t price_version = 0);
 

@@ -193,6 +193,7 @@ ReservationView Machine::Handler::MakeReservationView(const Reservation& r) cons
 Reply Machine::Handler::Do(const query::GetReservation& q) {
   auto it = state_.reservations.find(q.reservation_id);
   if (it == state_.reservations.end()) {
+    Missed('r', q.reservation_id);
     return NotFoundFor("reservation " + q.reservation_id);
   }
   if (!Allowed(it->second.account, Access::kRead)) {
