@@ -12,6 +12,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <condition_variable>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -72,26 +74,61 @@ bool IsLoopbackAddress(const std::string& address) {
 // ---------------------------------------------------------------------------
 // Everything below runs on the loop thread unless it says otherwise.
 
-// What every capability of a connection shares.
-// Blocking work (a RocksDB checkpoint copy) on its own thread, so that the
-// loop goes on serving; every such thread is joined before the loop stops.
+// Blocking work (a proof's reads, a RocksDB checkpoint copy) off the loop,
+// so that it goes on serving: kThreads threads per loop, started at the
+// first job, and at most kQueueMax jobs waiting; past that a request is
+// refused (unavailable) rather than given a thread of its own, which
+// would let a client pile up threads without bound.
 class Workers {
  public:
-  void Start(std::function<void()> work) {
+  static constexpr size_t kThreads = 2;
+  static constexpr size_t kQueueMax = 256;
+
+  // Any thread. False (and `work` dropped) when the queue is full or the
+  // workers were stopped.
+  bool TryStart(std::function<void()> work) {
     std::lock_guard lock(mutex_);
-    threads_.emplace_back(std::move(work));
+    if (stopping_ || queue_.size() >= kQueueMax) return false;
+    queue_.push_back(std::move(work));
+    if (threads_.size() < kThreads && threads_.size() < queue_.size() + busy_) {
+      threads_.emplace_back([this] { Run(); });
+    }
+    ready_.notify_one();
+    return true;
   }
+  // Runs what is queued, then joins the threads; later jobs are refused.
   void JoinAll() {
     std::vector<std::thread> threads;
     {
       std::lock_guard lock(mutex_);
+      stopping_ = true;
       threads.swap(threads_);
     }
+    ready_.notify_all();
     for (std::thread& thread : threads) thread.join();
   }
 
  private:
+  void Run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and nothing left
+      std::function<void()> work = std::move(queue_.front());
+      queue_.pop_front();
+      ++busy_;
+      lock.unlock();
+      work();
+      lock.lock();
+      --busy_;
+    }
+  }
+
   std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> queue_;
+  size_t busy_ = 0;
+  bool stopping_ = false;
   std::vector<std::thread> threads_;
 };
 
@@ -432,7 +469,7 @@ kj::Promise<Reply> CheckedWork(Session& session, std::vector<RequestBody> checks
         auto paf = kj::newPromiseAndFulfiller<Reply>();
         auto fulfiller = std::make_shared<kj::Own<kj::PromiseFulfiller<Reply>>>(kj::mv(paf.fulfiller));
         LoopInbox* inbox = shared->inbox;
-        shared->workers->Start([work = std::move(work), inbox, fulfiller]() mutable {
+        const bool started = shared->workers->TryStart([work = std::move(work), inbox, fulfiller]() mutable {
           Status status = work();
           Reply reply = status.ok() ? Reply() : Reply::Error(ToResultCode(status), status.message());
           // The fulfiller moves to the loop, the only thread that may touch it.
@@ -440,6 +477,10 @@ kj::Promise<Reply> CheckedWork(Session& session, std::vector<RequestBody> checks
             (*fulfiller)->fulfill(std::move(reply));
           });
         });
+        if (!started) {
+          return Reply::Error(ResultCode::kUnavailable,
+                              "too many proof and checkpoint requests in progress; retry later");
+        }
         return kj::mv(paf.promise);
       });
 }

@@ -102,9 +102,10 @@ uint64_t FaultFs::failures() const {
 }
 
 namespace {
-// Write-ahead log files: written and synced by the ledger's own writes, in
-// an order the workload alone decides (flushes and compactions write tables
-// and the manifest on RocksDB's background threads, whenever they run).
+// Write-ahead log files. The newest is written and synced by the ledger's
+// own writes, in an order the workload alone decides; flushes and
+// compactions write tables and the manifest, and sync closed logs, on
+// RocksDB's background threads, whenever they run.
 bool IsWriteAheadLog(const std::string& path) {
   return path.size() > 4 && path.compare(path.size() - 4, 4, ".log") == 0;
 }
@@ -112,7 +113,7 @@ bool IsWriteAheadLog(const std::string& path) {
 
 IOStatus FaultFs::NextOperation(const std::string& path, bool* planned) {
   *planned = false;
-  if (!dead_ && (countdown_ == 0 || !IsWriteAheadLog(path) || --countdown_ > 0)) return IOStatus::OK();
+  if (!dead_ && (countdown_ == 0 || path != current_log_ || --countdown_ > 0)) return IOStatus::OK();
   *planned = !dead_;  // the planned failure, not one after it
   dead_ = true;
   ++failures_;
@@ -159,6 +160,7 @@ IOStatus FaultFs::NewWritableFile(const std::string& path, const rocksdb::FileOp
   {
     std::lock_guard lock(mutex_);
     files_[path] = Tracked{};  // a new file: nothing of it is durable yet
+    if (IsWriteAheadLog(path)) current_log_ = path;
   }
   *file = std::make_unique<FaultFile>(this, path, std::move(*file));
   return status;

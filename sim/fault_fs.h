@@ -22,14 +22,14 @@ class FaultFs : public rocksdb::FileSystemWrapper {
   explicit FaultFs(std::shared_ptr<rocksdb::FileSystem> base);
   const char* Name() const override { return "PurserFaultFs"; }
 
-  // The write or sync of the write-ahead log `n` such operations from now
-  // fails (n >= 1), as a dying disk: a failing append may write part of its
-  // data first, and every write and sync after it, of any file, fails too,
-  // until Revive(). Only the log's operations are counted: the ledger's
-  // writes reach it in the order the workload decides, so a seed fails the
-  // same write on every run (tables are written by RocksDB's background
-  // flushes and compactions, whenever they run; they fail once the disk is
-  // dead).
+  // The write or sync of the newest write-ahead log `n` such operations
+  // from now fails (n >= 1), as a dying disk: a failing append may write
+  // part of its data first, and every write and sync after it, of any file,
+  // fails too, until Revive(). Only that log's operations are counted: the
+  // ledger's writes reach it in the order the workload decides, so a seed
+  // fails the same write on every run (RocksDB's background flushes and
+  // compactions write tables and the manifest, and sync closed logs,
+  // whenever they run; they fail once the disk is dead).
   void FailAfter(uint64_t n, bool short_write);
   // Every write and sync fails from now on (the moment of a crash: nothing
   // more reaches the disk).
@@ -83,7 +83,8 @@ class FaultFs : public rocksdb::FileSystemWrapper {
 
   mutable std::mutex mutex_;
   std::map<std::string, Tracked> files_;
-  uint64_t countdown_ = 0;  // 0 = no fault planned
+  uint64_t countdown_ = 0;  // 0 = no fault planned; counts operations on current_log_
+  std::string current_log_;  // the newest write-ahead log file
   bool short_write_ = false;
   bool dead_ = false;
   uint64_t failures_ = 0;

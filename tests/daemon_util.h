@@ -95,6 +95,7 @@ class Daemon {
   const std::string& admin_key() const { return admin_key_; }
   int port() const { return port_; }
   int http_port() const { return http_port_; }
+  pid_t pid() const { return pid_; }
 
   std::unique_ptr<Client> Connect(const std::string& key) const {
     ClientOptions options;

@@ -505,6 +505,25 @@ TEST(ProofsOverRpc, AReceiptsSeqIsProvedToItsTenantAndTheLogOnlyGrew) {
                                  DigestsOf(consistency.path)));
   EXPECT_EQ(reader->ConsistencyProof(first.tree_size, second.tree_size, &consistency).code,
             ResultCode::kPermissionDenied);
+
+  // Proofs run on a few threads per loop, not a thread each: each of those
+  // kept its stack mapped (8 MiB) until the daemon stopped, so 400 proofs
+  // grew the daemon by over 3 GiB of address space.
+  auto address_space_kib = [&daemon] {
+    std::ifstream status("/proc/" + std::to_string(daemon.pid()) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("VmSize:", 0) == 0) return std::stoll(line.substr(7));
+    }
+    return -1LL;
+  };
+  ASSERT_TRUE(reader->InclusionProof(sequence, first.tree_size, &proof).ok());
+  const long long before_kib = address_space_kib();
+  ASSERT_GT(before_kib, 0);
+  for (int i = 0; i < 400; ++i) {
+    ASSERT_TRUE(reader->InclusionProof(sequence, first.tree_size, &proof).ok()) << i;
+  }
+  EXPECT_LT(address_space_kib() - before_kib, 256 * 1024) << "KiB grown by 400 proofs";
   ASSERT_EQ(daemon.Stop(), 0);
 }
 
