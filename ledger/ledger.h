@@ -69,6 +69,12 @@ struct LedgerOptions {
   // RocksDB's environment; null = the default. For the simulator, whose
   // environment injects storage faults. Default: null.
   rocksdb::Env* storage_env = nullptr;
+  // Whether the committer wakes by itself when idle (every 250 ms of real
+  // time, or when a reservation falls due) to expire what is due and record
+  // rejection counts. The simulator turns it off: on its simulated clock,
+  // groups then run only for its commands, in an order its seed alone
+  // decides. Default: true.
+  bool wake_when_idle = true;
 };
 
 // Completes a submission: one reply per request, in order, once the

@@ -82,6 +82,7 @@ class Simulation {
     options.data_dir = dir_ + "/db";
     options.clock = [this] { return now_us_.load(); };
     options.storage_env = env_.get();
+    options.wake_when_idle = false;  // groups for the workload's commands only
     // Small, so that checkpoints and the cold store are part of every seed.
     options.checkpoint_every_events = 300;
     options.sign_every_us = 60 * kSecondUs;

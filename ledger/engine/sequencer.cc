@@ -20,6 +20,8 @@ namespace {
 
 // The idle timer: expiry runs within this long of a reservation falling due.
 constexpr int64_t kIdleWakeUs = 250'000;
+// Without idle wakes: a wait long enough to mean "until a submission".
+constexpr int64_t kNoIdleWakeUs = 3'600'000'000;
 
 }  // namespace
 
@@ -135,6 +137,7 @@ Status Sequencer::EnableSigning() {
 int64_t Sequencer::Now() { return std::max(state_.last_timestamp_us, options_.clock()); }
 
 int64_t Sequencer::NextWakeUs(int64_t now_us) const {
+  if (!options_.wake_when_idle) return now_us + kNoIdleWakeUs;
   int64_t wake = now_us + kIdleWakeUs;
   if (!state_.expiry_queue.empty()) wake = std::min(wake, state_.expiry_queue.begin()->first);
   return wake;

@@ -75,6 +75,8 @@ struct SequencerOptions {
   bool merkle_tree = true;
   // As LedgerOptions::storage_env. Default: null (RocksDB's default).
   rocksdb::Env* storage_env = nullptr;
+  // As LedgerOptions::wake_when_idle. Default: true.
+  bool wake_when_idle = true;
   // Called once, on the log thread, when a write fails; the sequencer has
   // stopped. Default: none.
   std::function<void(const Status&)> on_fatal_error;
