@@ -436,6 +436,25 @@ TEST(RpcCrash, KillNineUnderConcurrentLoadLosesNothingAcknowledgedTwentyTimes) {
         }
       });
     }
+    // Some work in every round, however slow the build (TSan) or the
+    // machine: at least 15 reservations acknowledged, then the kill at a
+    // random moment.
+    const size_t at_start = [&] {
+      std::lock_guard lock(mutex);
+      return acknowledged.size();
+    }();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    for (;;) {
+      {
+        std::lock_guard lock(mutex);
+        if (acknowledged.size() >= at_start + 15) break;
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        ADD_FAILURE() << "round " << round << " acknowledged too little";
+        break;  // still kill and join below
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
     std::this_thread::sleep_for(
         std::chrono::milliseconds(std::uniform_int_distribution<int>(50, 400)(random)));
     daemon.Kill();
