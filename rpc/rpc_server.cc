@@ -75,8 +75,8 @@ bool IsLoopbackAddress(const std::string& address) {
 // Everything below runs on the loop thread unless it says otherwise.
 
 // Blocking work (a proof's reads, a RocksDB checkpoint copy) off the loop,
-// so that it goes on serving: kThreads threads per loop, started at the
-// first job, and at most kQueueMax jobs waiting; past that a request is
+// so that it goes on serving: kThreads threads per loop, all started at
+// the first job, and at most kQueueMax jobs waiting; past that a request is
 // refused (unavailable) rather than given a thread of its own, which
 // would let a client pile up threads without bound.
 class Workers {
@@ -90,9 +90,7 @@ class Workers {
     std::lock_guard lock(mutex_);
     if (stopping_ || queue_.size() >= kQueueMax) return false;
     queue_.push_back(std::move(work));
-    if (threads_.size() < kThreads && threads_.size() < queue_.size() + busy_) {
-      threads_.emplace_back([this] { Run(); });
-    }
+    while (threads_.size() < kThreads) threads_.emplace_back([this] { Run(); });
     ready_.notify_one();
     return true;
   }
@@ -116,18 +114,15 @@ class Workers {
       if (queue_.empty()) return;  // stopping, and nothing left
       std::function<void()> work = std::move(queue_.front());
       queue_.pop_front();
-      ++busy_;
       lock.unlock();
       work();
       lock.lock();
-      --busy_;
     }
   }
 
   std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<std::function<void()>> queue_;
-  size_t busy_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };

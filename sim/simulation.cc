@@ -124,7 +124,10 @@ class Simulation {
   // ---- random choices ----------------------------------------------------------
 
   bool Chance(double p) { return std::bernoulli_distribution(p)(random_); }
-  int64_t Uniform(int64_t low, int64_t high) { return std::uniform_int_distribution<int64_t>(low, high)(random_); }
+  static int64_t Draw(std::mt19937_64& random, int64_t low, int64_t high) {
+    return std::uniform_int_distribution<int64_t>(low, high)(random);
+  }
+  int64_t Uniform(int64_t low, int64_t high) { return Draw(random_, low, high); }
   template <typename T>
   const T& Pick(const std::vector<T>& items) {
     return items[static_cast<size_t>(Uniform(0, static_cast<int64_t>(items.size()) - 1))];
@@ -434,24 +437,21 @@ class Simulation {
     // from the workload's stream, whatever is on disk, keeps the rest of the
     // run the same on a rerun.
     std::mt19937_64 flip(random_());
-    auto uniform = [&flip](int64_t low, int64_t high) {
-      return std::uniform_int_distribution<int64_t>(low, high)(flip);
-    };
     if (tables.empty()) return;
     std::sort(tables.begin(), tables.end());
-    const std::filesystem::path& table = tables[uniform(0, static_cast<int64_t>(tables.size()) - 1)];
+    const std::filesystem::path& table = tables[Draw(flip, 0, static_cast<int64_t>(tables.size()) - 1)];
     // Not in the 53-byte footer: in RocksDB 7.8's table format its padding
     // is read by nothing and covered by no checksum, so a flip there damages
     // nothing and is not found (seed 197 of the soak met one).
     constexpr int64_t kFooterBytes = 53;
     const int64_t size = static_cast<int64_t>(std::filesystem::file_size(table));
     if (size <= kFooterBytes) return;
-    const int64_t at = uniform(0, size - kFooterBytes - 1);
+    const int64_t at = Draw(flip, 0, size - kFooterBytes - 1);
     std::fstream file(table, std::ios::in | std::ios::out | std::ios::binary);
     file.seekg(at);
     char byte = 0;
     file.read(&byte, 1);
-    byte = static_cast<char>(byte ^ (1 << uniform(0, 7)));
+    byte = static_cast<char>(byte ^ (1 << Draw(flip, 0, 7)));
     file.seekp(at);
     file.write(&byte, 1);
     file.close();
