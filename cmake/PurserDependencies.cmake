@@ -9,6 +9,10 @@ find_package(Boost 1.74 CONFIG REQUIRED)
 find_package(simdjson CONFIG REQUIRED)
 find_package(absl CONFIG REQUIRED)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
+# The NATS C client (libnats-dev 3.4): JetStream and key-value, for the
+# replicated log of cluster mode (cluster/). By pkg-config: Debian's CMake
+# config names a libnats_static.a that the package does not ship.
+pkg_check_modules(NATS REQUIRED IMPORTED_TARGET libnats)
 # jemalloc for the long-running binaries: +21% durable pairs/s over glibc malloc
 # in purser-bench inproc (bench/RESULTS.md), from cross-thread frees.
 pkg_check_modules(JEMALLOC REQUIRED IMPORTED_TARGET jemalloc)

@@ -19,6 +19,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "daemon/cluster_node.h"
 #include "http/http_api.h"
 #include "http/http_server.h"
 #include "ops/metrics.h"
@@ -39,6 +40,8 @@ constexpr char kUsage[] =
     "               [--allow-private-webhooks] [--metrics-public] [--metrics-account-depth N]\n"
     "               [--rpc-handshake-timeout-ms MS] [--rpc-idle-timeout-s S] [--connections-max N]\n"
     "               [--rpc-loops N] [--sign-every-s S]\n"
+    "               [--cluster NATS_URL,... [--node NAME] [--shard NAME] [--lease-ms MS]\n"
+    "                [--cluster-replicas N] [--cluster-catch-up]]\n"
     "  --data-dir     the RocksDB directory (default ./data)\n"
     "  --rpc          Cap'n Proto RPC address (default 127.0.0.1:8481; port 0 = ephemeral)\n"
     "  --http         HTTP/JSON address (default 127.0.0.1:8480; port 0 = ephemeral)\n"
@@ -60,10 +63,25 @@ constexpr char kUsage[] =
     "  --webhook-concurrency  attempts in flight at once (default 16)\n"
     "  --webhook-ca FILE  trust this CA for https receivers (besides the system's)\n"
     "  --sign-every-s  sign a checkpoint of the log's Merkle tree this often while events\n"
-    "                 arrive, 1..60 (default 60); the key: DIR/log.key, DIR/log.pub\n";
+    "                 arrive, 1..60 (default 60); the key: DIR/log.key, DIR/log.pub\n"
+    "  --cluster      NATS servers (nats://HOST:PORT,...): the shard's log of record is a\n"
+    "                 JetStream stream; this node leads or follows it (docs/CLUSTER.md).\n"
+    "                 Needs fixed --rpc and --http ports (they go into the lease)\n"
+    "  --node         this node's name in the lease (default: the host name)\n"
+    "  --shard        the shard, [a-z0-9_-]{1,32} (default s0)\n"
+    "  --lease-ms     the leader's lease, 500..60000 (default 3000)\n"
+    "  --cluster-replicas  JetStream replicas of the stream and the lease, 1..5 (default 3)\n"
+    "  --cluster-catch-up  copy the stream into --data-dir up to its end, then exit\n";
 
 std::atomic<int> g_stop_signal{0};
+std::atomic<bool> g_step_down{false};  // cluster mode: end this term, stay up
 int g_signal_pipe[2] = {-1, -1};
+
+void WakeMainThread() {
+  char byte = 1;
+  ssize_t written = write(g_signal_pipe[1], &byte, 1);
+  (void)written;
+}
 
 void OnStopSignal(int signal_number) {
   g_stop_signal.store(signal_number);
@@ -171,7 +189,56 @@ struct DaemonConfig {
   HttpApiOptions api;
   HttpServerOptions http;
   RpcServerOptions rpc;
+  bool cluster = false;
+  bool cluster_catch_up = false;
+  ClusterOptions cluster_options;
 };
+
+// A shard or node name: [a-z0-9_-]{1,32} (it names a stream and a key).
+bool ValidClusterName(const std::string& name) {
+  if (name.empty() || name.size() > 32) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  });
+}
+
+// The cluster flags; "" or what is wrong.
+std::string ParseClusterConfig(Flags& flags, DaemonConfig* config) {
+  config->cluster = flags.Has("cluster");
+  config->cluster_catch_up = flags.Has("cluster-catch-up");
+  for (const char* flag : {"node", "shard", "lease-ms", "cluster-replicas", "cluster-catch-up"}) {
+    if (!config->cluster && flags.Has(flag)) return std::string("--") + flag + " needs --cluster";
+  }
+  if (!config->cluster) return "";
+  ClusterOptions& cluster = config->cluster_options;
+  std::string servers = flags.Get("cluster");
+  for (size_t at = 0; at <= servers.size();) {
+    size_t comma = std::min(servers.find(',', at), servers.size());
+    if (comma > at) cluster.servers.push_back(servers.substr(at, comma - at));
+    at = comma + 1;
+  }
+  if (cluster.servers.empty()) return "--cluster needs at least one NATS URL";
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  cluster.node = flags.Get("node", host);
+  std::transform(cluster.node.begin(), cluster.node.end(), cluster.node.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  cluster.shard = flags.Get("shard", "s0");
+  cluster.lease_ms = flags.GetInt("lease-ms").value_or(3'000);
+  cluster.replicas = static_cast<int>(flags.GetInt("cluster-replicas").value_or(3));
+  if (!ValidClusterName(cluster.node) || !ValidClusterName(cluster.shard)) {
+    return "--node and --shard must be 1..32 of a-z, 0-9, _ and -";
+  }
+  if (cluster.lease_ms < 500 || cluster.lease_ms > 60'000) return "--lease-ms must be in 500..60000";
+  if (cluster.replicas < 1 || cluster.replicas > 5) return "--cluster-replicas must be in 1..5";
+  auto ephemeral = [](const std::string& address) {
+    return address.size() >= 2 && address.compare(address.size() - 2, 2, ":0") == 0;
+  };
+  if (!config->cluster_catch_up && (ephemeral(config->rpc.address) || ephemeral(config->http.address))) {
+    return "--cluster needs fixed --rpc and --http ports: the lease tells clients where the leader is";
+  }
+  return "";
+}
 
 // Fills *config from the flags; false (after logging why) when one is bad.
 bool ParseConfig(Flags& flags, const DescriptorBudget& budget, DaemonConfig* config) {
@@ -215,6 +282,7 @@ bool ParseConfig(Flags& flags, const DescriptorBudget& budget, DaemonConfig* con
   rpc.loops = static_cast<int>(std::clamp<int64_t>(loops, 1, kRpcLoopsMax));
   rpc.allow_private_webhooks = notify.allow_private;
   std::string problem = flags.error();
+  if (problem.empty()) problem = ParseClusterConfig(flags, config);
   if (problem.empty() && (depth < 0 || depth > kAccountDepthMax)) {
     problem = "--metrics-account-depth must be in 0..8";
   } else if (problem.empty() && (rpc.handshake_timeout_ms < 1 || rpc.idle_timeout_s < 0 ||
@@ -243,11 +311,20 @@ bool InstallStopSignals() {
 // Waits for SIGINT/SIGTERM, logging the chain head every minute.
 void WaitForStopSignal(Ledger& sequencer) {
   pollfd wait_for{g_signal_pipe[0], POLLIN, 0};
-  while (g_stop_signal.load() == 0) {
+  while (g_stop_signal.load() == 0 && !g_step_down.load()) {
     int ready = poll(&wait_for, 1, 60'000);
     if (ready == 0) LogChainHead(sequencer);
+    if (ready > 0) {
+      char drain[16];
+      while (read(g_signal_pipe[0], drain, sizeof(drain)) > 0) {
+      }
+    }
   }
   int signal_number = g_stop_signal.load();
+  if (signal_number == 0) {
+    Log(Level::kWarn, "stepping down");
+    return;
+  }
   Log(Level::kInfo, std::string("stopping on ") + (signal_number == SIGINT ? "SIGINT" : "SIGTERM"));
 }
 
@@ -315,18 +392,52 @@ int Serve(DaemonConfig& config, Ledger& sequencer) {
   return ExitStatus(sequencer, health);
 }
 
+// Opens the ledger and serves it until a stop signal (or, in cluster mode,
+// a step-down): the exit status.
+int OpenAndServe(DaemonConfig& config, const LedgerOptions& options) {
+  Result<std::unique_ptr<Ledger>> opened = Ledger::Open(options);
+  if (!opened.ok()) {
+    Log(Level::kError, "cannot open " + config.data_dir + ": " + opened.status().message());
+    return 1;
+  }
+  if (Status status = EnsureAdminKey(**opened, config.data_dir); !status.ok()) {
+    Log(Level::kError, status.message());
+    return 1;
+  }
+  return Serve(config, **opened);
+}
+
+int RunCluster(DaemonConfig& config) {
+  ClusterNodeHooks hooks;
+  hooks.serve = [&config](LedgerOptions options) { return OpenAndServe(config, options); };
+  hooks.new_term = [] { g_step_down = false; };
+  hooks.stopping = [] { return g_stop_signal.load() != 0; };
+  hooks.step_down = [] {
+    g_step_down = true;
+    WakeMainThread();
+  };
+  hooks.info = [](const std::string& message) { Log(Level::kInfo, message); };
+  hooks.warn = [](const std::string& message) { Log(Level::kWarn, message); };
+  if (config.cluster_catch_up) return CatchUpOnce(config.cluster_options, config.data_dir, hooks);
+  std::string lease = "node=" + config.cluster_options.node + " rpc=" + config.rpc.address +
+                      " http=" + config.http.address;
+  return RunClusterNode(config.cluster_options, config.ledger, lease, hooks);
+}
+
 }  // namespace
 
 int DaemonMain(int argc, char** argv) {
   Flags flags(argc, argv, 1,
-              {"insecure", "help", "allow-private-webhooks", "metrics-public", "accept-truncated-log"});
+              {"insecure", "help", "allow-private-webhooks", "metrics-public", "accept-truncated-log",
+               "cluster-catch-up"});
   static const std::vector<std::string> kKnown = {
       "data-dir",     "rpc",       "http",           "tls-cert",         "tls-key",
       "insecure",     "log-level", "queue-max",      "checkpoint-every", "help",
       "http-threads", "allow-private-webhooks",      "metrics-public",   "metrics-account-depth",
       "rpc-handshake-timeout-ms", "rpc-idle-timeout-s", "connections-max", "scrub-interval-s",
       "accept-truncated-log", "webhook-timeout-ms", "webhook-retry-base-ms",
-      "webhook-max-attempts", "webhook-concurrency", "webhook-ca", "rpc-loops", "sign-every-s"};
+      "webhook-max-attempts", "webhook-concurrency", "webhook-ca", "rpc-loops", "sign-every-s",
+      "cluster", "node", "shard", "lease-ms", "cluster-replicas", "cluster-catch-up"};
   if (flags.Has("help")) {
     std::cout << kUsage;
     return 0;
@@ -361,16 +472,8 @@ int DaemonMain(int argc, char** argv) {
     kill(getpid(), SIGTERM);
   };
   std::filesystem::create_directories(config.data_dir);
-  Result<std::unique_ptr<Ledger>> opened = Ledger::Open(config.ledger);
-  if (!opened.ok()) {
-    Log(Level::kError, "cannot open " + config.data_dir + ": " + opened.status().message());
-    return 1;
-  }
-  if (Status status = EnsureAdminKey(**opened, config.data_dir); !status.ok()) {
-    Log(Level::kError, status.message());
-    return 1;
-  }
-  return Serve(config, **opened);
+  if (config.cluster) return RunCluster(config);
+  return OpenAndServe(config, config.ledger);
 }
 
 }  // namespace purser

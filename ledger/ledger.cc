@@ -129,6 +129,7 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(LedgerOptions options) {
   engine.merkle_tree = options.merkle_tree;
   engine.storage_env = options.storage_env;
   engine.wake_when_idle = options.wake_when_idle;
+  engine.replicate = std::move(options.replicate);
   if (options.clock) engine.clock = std::move(options.clock);
   engine.on_fatal_error = std::move(options.on_fatal_error);
   Result<std::unique_ptr<Sequencer>> opened = Sequencer::Open(std::move(engine));

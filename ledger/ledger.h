@@ -24,6 +24,7 @@
 
 #include "ledger/base/histogram.h"
 #include "ledger/base/merkle.h"
+#include "ledger/base/replicator.h"
 #include "ledger/base/status.h"
 #include "ledger/machine/commands.h"
 
@@ -75,6 +76,12 @@ struct LedgerOptions {
   // groups then run only for its commands, in an order its seed alone
   // decides. Default: true.
   bool wake_when_idle = true;
+  // Cluster mode (cluster/): every write's records are first published to
+  // the shard's replicated log, and written here and acknowledged only
+  // after it accepted them; a refusal (a deposed leader) stops the ledger
+  // (on_fatal_error). The message's position is stored with the write
+  // (EventLog::ReplicaPosition). Default: none (the embedded default).
+  Replicator replicate;
 };
 
 // Completes a submission: one reply per request, in order, once the

@@ -86,6 +86,11 @@ void LogWriter::Loop() {
     changed_.notify_all();
     LogBatch log_batch;
     bool checkpoint = false;
+    const uint64_t first_sequence = log_->last_sequence() + 1;
+    if (replicator_) {
+      replica_records_.clear();
+      log_batch.CaptureRecords(&replica_records_);
+    }
     if (!failed_->load()) {
       auto start = std::chrono::steady_clock::now();
       for (Batch& batch : batches) {
@@ -93,6 +98,9 @@ void LogWriter::Loop() {
         EncodeBatch(&batch, &log_batch);
       }
       encode_us_.Record(MicrosSince(start));
+    }
+    if (!failed_->load() && log_batch.records() > 0 && replicator_) {
+      if (Status status = Replicate(first_sequence, &log_batch); !status.ok()) fail_(status);
     }
     if (!failed_->load() && !log_batch.empty()) {
       auto start = std::chrono::steady_clock::now();
@@ -112,6 +120,13 @@ void LogWriter::Loop() {
   }
   MaybeWriteHeadMark(/*force=*/true);  // at stop: the final head
   MaybeSignCheckpoint(/*force=*/true);
+}
+
+Status LogWriter::Replicate(uint64_t first_sequence, LogBatch* log_batch) {
+  Result<uint64_t> position = replicator_(first_sequence, log_batch->records(), replica_records_);
+  if (!position.ok()) return position.status();
+  log_->SetReplicaPosition(*position, log_batch);
+  return Status::Ok();
 }
 
 void LogWriter::EncodeBatch(Batch* batch, LogBatch* log_batch) {

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "ledger/base/histogram.h"
+#include "ledger/base/replicator.h"
 #include "ledger/base/signed_note.h"
 #include "ledger/base/result_code.h"
 #include "ledger/base/status.h"
@@ -48,6 +49,8 @@ class LogWriter {
   // at the end. `last_size` is the newest stored checkpoint's tree size.
   void EnableSigning(NoteSigner signer, int64_t every_us, std::function<int64_t()> clock,
                      uint64_t last_size);
+  // Before Start: every write is published through `replicator` first.
+  void EnableReplication(Replicator replicator) { replicator_ = std::move(replicator); }
 
   void Start();
   // Committer: hands over a batch, waiting while `pipeline_depth` wait.
@@ -80,6 +83,9 @@ class LogWriter {
   void MaybeWriteHeadMark(bool force);
   // Signs and stores a checkpoint of the durable tree when one is due.
   void MaybeSignCheckpoint(bool force);
+  // Publishes the write's records (captured in replica_records_) and notes
+  // the position in the batch; an error fails the engine.
+  Status Replicate(uint64_t first_sequence, LogBatch* log_batch);
 
   EventLog* const log_;
   const std::string data_dir_;
@@ -98,6 +104,8 @@ class LogWriter {
   std::string payload_;
   uint64_t head_mark_sequence_ = 0;
   std::optional<NoteSigner> signer_;
+  Replicator replicator_;
+  std::string replica_records_;
   int64_t sign_every_us_ = 0;
   std::function<int64_t()> clock_;
   uint64_t signed_size_ = 0;

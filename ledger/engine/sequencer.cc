@@ -59,6 +59,7 @@ Result<std::unique_ptr<Sequencer>> Sequencer::Open(SequencerOptions options) {
   if (s->options_.merkle_tree) {
     if (Status status = s->EnableSigning(); !status.ok()) return status;
   }
+  if (s->options_.replicate) s->writer_->EnableReplication(s->options_.replicate);
   s->writer_->Start();
   s->thread_ = std::thread([p = s.get()] {
     pthread_setname_np(pthread_self(), "purser-seq");

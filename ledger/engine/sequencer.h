@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "ledger/base/histogram.h"
+#include "ledger/base/replicator.h"
 #include "ledger/base/status.h"
 #include "ledger/engine/batch.h"
 #include "ledger/engine/cold_manager.h"
@@ -77,6 +78,8 @@ struct SequencerOptions {
   rocksdb::Env* storage_env = nullptr;
   // As LedgerOptions::wake_when_idle. Default: true.
   bool wake_when_idle = true;
+  // As LedgerOptions::replicate. Default: none.
+  Replicator replicate;
   // Called once, on the log thread, when a write fails; the sequencer has
   // stopped. Default: none.
   std::function<void(const Status&)> on_fatal_error;

@@ -20,6 +20,7 @@ namespace purser {
 namespace {
 
 constexpr char kFormatKey[] = "format";
+constexpr char kReplicaPositionKey[] = "replica_position";
 constexpr char kFormatValue[] = "purser-log-2";
 constexpr char kCheckpointHeadKey[] = "head";
 constexpr size_t kCheckpointChunkBytes = 4 << 20;
@@ -379,6 +380,7 @@ void EventLog::AppendRecord(const Event& event, std::string_view record, LogBatc
 
 void EventLog::Appended(const Event& event, size_t at, uint32_t length, LogBatch* batch) {
   for (int i = 0; i < 4; ++i) batch->segment_[at + i] = static_cast<char>(length >> (8 * i));
+  if (batch->capture_ != nullptr) batch->capture_->append(batch->segment_, at, 4 + length);
   char kind;
   std::string id;
   if (IdIndexEntry(event.body, &kind, &id)) {
@@ -524,6 +526,17 @@ Status EventLog::ReadCheckpoint(uint64_t* sequence, Sha256Digest* link, std::str
   if (state->size() != size) return Status::Error("checkpoint is truncated");
   *sequence = checkpoint_sequence;
   return Status::Ok();
+}
+
+void EventLog::SetReplicaPosition(uint64_t position, LogBatch* batch) {
+  batch->batch_->Put(default_, kReplicaPositionKey, SequenceKey(position)).PermitUncheckedError();
+  ++batch->extra_;
+}
+
+uint64_t EventLog::ReplicaPosition() {
+  std::string value;
+  rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), default_, kReplicaPositionKey, &value);
+  return status.ok() && value.size() == 8 ? SequenceFromKey(value) : 0;
 }
 
 Status EventLog::ReadRecord(uint64_t sequence, std::string* record) {

@@ -88,6 +88,10 @@ class LogBatch {
   bool empty() const { return records_ == 0 && extra_ == 0; }
   size_t records() const { return records_; }
   size_t bytes() const;
+  // Every record appended from now on is also appended to *out, as in a
+  // segment (a 4-byte little-endian length, then the record): what a
+  // replicated log publishes (cluster/). Null stops it.
+  void CaptureRecords(std::string* out) { capture_ = out; }
 
  private:
   friend class EventLog;
@@ -102,6 +106,7 @@ class LogBatch {
   uint64_t segment_first_ = 0;
   size_t records_ = 0;
   size_t extra_ = 0;
+  std::string* capture_ = nullptr;
 };
 
 class EventLog {
@@ -150,6 +155,12 @@ class EventLog {
 
   // Reads the record of one event.
   Status ReadRecord(uint64_t sequence, std::string* record);
+
+  // The position in a replicated log (cluster/: a JetStream stream
+  // sequence) of the last message whose records this log holds, written
+  // with the batch that holds them; 0 when none (the embedded default).
+  void SetReplicaPosition(uint64_t position, LogBatch* batch);
+  uint64_t ReplicaPosition();
 
   // The Merkle tree (SPEC section 9). Leaves the tree holds durably (any
   // thread): every event written, once its batch is; in a read-only open

@@ -1,0 +1,323 @@
+#include "cluster/nats_shard.h"
+
+#include <nats/nats.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace purser {
+
+namespace {
+
+constexpr char kLeaseBucket[] = "purser_lease";
+constexpr char kKindHeader[] = "Purser-Kind";
+constexpr char kFirstHeader[] = "Purser-First";
+constexpr char kCountHeader[] = "Purser-Count";
+constexpr char kNodeHeader[] = "Purser-Node";
+
+Status NatsError(const std::string& what, natsStatus status) {
+  std::string message = what + ": " + natsStatus_GetText(status);
+  natsStatus last = NATS_OK;
+  const char* text = nats_GetLastError(&last);
+  if (text != nullptr && *text != '\0') message += std::string(" (") + text + ")";
+  return Status::IOError(message);
+}
+
+std::string Header(natsMsg* message, const char* key) {
+  const char* value = nullptr;
+  if (natsMsgHeader_Get(message, key, &value) != NATS_OK || value == nullptr) return "";
+  return value;
+}
+
+// A decimal header value; nullopt when absent or not a number.
+std::optional<uint64_t> NumberHeader(natsMsg* message, const char* key) {
+  std::string text = Header(message, key);
+  if (text.empty() || text.size() > 19) return std::nullopt;
+  uint64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return value;
+}
+
+// NATS could not be asked (as opposed to answering no).
+bool Unreachable(natsStatus status) {
+  return status == NATS_TIMEOUT || status == NATS_CONNECTION_CLOSED || status == NATS_NO_SERVER ||
+         status == NATS_NO_RESPONDERS || status == NATS_CONNECTION_DISCONNECTED ||
+         status == NATS_STALE_CONNECTION || status == NATS_IO_ERROR;
+}
+
+struct MessageDeleter {
+  void operator()(natsMsg* message) const { natsMsg_Destroy(message); }
+};
+using MessagePtr = std::unique_ptr<natsMsg, MessageDeleter>;
+
+}  // namespace
+
+Result<std::unique_ptr<NatsShard>> NatsShard::Connect(const ClusterOptions& options) {
+  if (options.servers.empty()) return Status::InvalidArgument("no NATS server given");
+  std::unique_ptr<NatsShard> shard(new NatsShard(options));
+  shard->stream_ = "PURSER_" + options.shard;
+  shard->subject_ = "purser." + options.shard + ".log";
+  natsOptions* nats_options = nullptr;
+  natsStatus s = natsOptions_Create(&nats_options);
+  std::vector<const char*> servers;
+  for (const std::string& server : options.servers) servers.push_back(server.c_str());
+  if (s == NATS_OK) s = natsOptions_SetServers(nats_options, servers.data(), static_cast<int>(servers.size()));
+  if (s == NATS_OK) s = natsOptions_SetTimeout(nats_options, 2'000);
+  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(nats_options, -1);  // forever
+  if (s == NATS_OK) s = natsOptions_SetReconnectWait(nats_options, 100);
+  if (s == NATS_OK) s = natsConnection_Connect(&shard->connection_, nats_options);
+  natsOptions_Destroy(nats_options);
+  if (s != NATS_OK) return NatsError("connecting to NATS", s);
+  jsOptions js_options;
+  jsOptions_Init(&js_options);
+  js_options.Wait = options.publish_timeout_ms;
+  if (s = natsConnection_JetStream(&shard->js_, shard->connection_, &js_options); s != NATS_OK) {
+    return NatsError("JetStream", s);
+  }
+  // The stream: created once, by whichever node comes first.
+  jsStreamInfo* info = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  s = js_GetStreamInfo(&info, shard->js_, shard->stream_.c_str(), nullptr, &code);
+  if (s == NATS_NOT_FOUND || code == JSStreamNotFoundErr) {
+    jsStreamConfig config;
+    jsStreamConfig_Init(&config);
+    config.Name = shard->stream_.c_str();
+    const char* subjects[] = {shard->subject_.c_str()};
+    config.Subjects = subjects;
+    config.SubjectsLen = 1;
+    config.Storage = js_FileStorage;
+    config.Replicas = options.replicas;
+    config.MaxMsgSize = 8 << 20;
+    s = js_AddStream(&info, shard->js_, &config, nullptr, &code);
+    if (s != NATS_OK && code == JSStreamNameExistErr) s = NATS_OK;  // another node won the race
+  }
+  if (info != nullptr) jsStreamInfo_Destroy(info);
+  if (s != NATS_OK) return NatsError("creating the stream " + shard->stream_, s);
+  // The lease bucket: one value per shard, no history; a lease lapses when
+  // its value is older than the TTL.
+  s = js_KeyValue(&shard->kv_, shard->js_, kLeaseBucket);
+  if (s == NATS_NOT_FOUND) {
+    kvConfig config;
+    kvConfig_Init(&config);
+    config.Bucket = kLeaseBucket;
+    config.History = 1;
+    config.TTL = options.lease_ms * 1'000'000;  // nanoseconds in the 3.4 C client
+    config.Replicas = options.replicas;
+    config.StorageType = js_FileStorage;
+    s = js_CreateKeyValue(&shard->kv_, shard->js_, &config);
+    if (s != NATS_OK) {
+      Status created = NatsError("creating the lease bucket", s);
+      s = js_KeyValue(&shard->kv_, shard->js_, kLeaseBucket);  // another node won the race
+      if (s != NATS_OK) return created;
+    }
+  }
+  if (s != NATS_OK) return NatsError("the lease bucket", s);
+  return shard;
+}
+
+NatsShard::~NatsShard() {
+  if (kv_ != nullptr) kvStore_Destroy(kv_);
+  if (js_ != nullptr) jsCtx_Destroy(js_);
+  if (connection_ != nullptr) {
+    natsConnection_Close(connection_);
+    natsConnection_Destroy(connection_);
+  }
+}
+
+Result<uint64_t> NatsShard::LastPosition() {
+  jsStreamInfo* info = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetStreamInfo(&info, js_, stream_.c_str(), nullptr, &code);
+  if (s != NATS_OK) return NatsError("reading the stream's state", s);
+  uint64_t last = info->State.LastSeq;
+  jsStreamInfo_Destroy(info);
+  return last;
+}
+
+Result<uint64_t> NatsShard::Publish(natsMsg* message, uint64_t expected) {
+  jsPubOptions options;
+  jsPubOptions_Init(&options);
+  options.MaxWait = options_.publish_timeout_ms;
+  // The C client treats an expected sequence of 0 as none: on an empty
+  // stream, "no message on the subject" says the same (it has one subject).
+  if (expected == 0) {
+    options.ExpectNoMessage = true;
+  } else {
+    options.ExpectLastSeq = expected;
+  }
+  jsPubAck* ack = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s = js_PublishMsg(&ack, js_, message, &options, &code);
+  if (s != NATS_OK) {
+    if (code == JSStreamWrongLastSequenceErr) {
+      return Status::Error("fenced: the stream moved past " + std::to_string(expected) +
+                           " (another node leads)");
+    }
+    return NatsError("publishing to " + stream_, s);
+  }
+  uint64_t position = ack->Sequence;
+  jsPubAck_Destroy(ack);
+  return position;
+}
+
+Result<uint64_t> NatsShard::PublishTerm(uint64_t expected) {
+  natsMsg* raw = nullptr;
+  if (natsStatus s = natsMsg_Create(&raw, subject_.c_str(), nullptr, nullptr, 0); s != NATS_OK) {
+    return NatsError("a message", s);
+  }
+  MessagePtr message(raw);
+  natsMsgHeader_Set(raw, kKindHeader, "term");
+  natsMsgHeader_Set(raw, kNodeHeader, options_.node.c_str());
+  return Publish(raw, expected);
+}
+
+Result<uint64_t> NatsShard::PublishRecords(uint64_t expected, uint64_t first, uint64_t count,
+                                           std::string_view records) {
+  natsMsg* raw = nullptr;
+  natsStatus s = natsMsg_Create(&raw, subject_.c_str(), nullptr, records.data(),
+                                static_cast<int>(records.size()));
+  if (s != NATS_OK) return NatsError("a message", s);
+  MessagePtr message(raw);
+  natsMsgHeader_Set(raw, kKindHeader, "records");
+  natsMsgHeader_Set(raw, kFirstHeader, std::to_string(first).c_str());
+  natsMsgHeader_Set(raw, kCountHeader, std::to_string(count).c_str());
+  return Publish(raw, expected);
+}
+
+size_t NatsShard::max_body_bytes() const {
+  int64_t payload = natsConnection_GetMaxPayload(connection_);
+  return static_cast<size_t>(std::clamp<int64_t>(payload - 4096, 64 << 10, 8 << 20));
+}
+
+Result<uint64_t> NatsShard::PublishWrite(uint64_t expected, uint64_t first, uint64_t count,
+                                         std::string_view records) {
+  const size_t limit = max_body_bytes();
+  while (records.size() > limit) {
+    // As many whole records as fit (at least one).
+    size_t cut = 0;
+    uint64_t taken = 0;
+    while (cut + 4 <= records.size() && taken < count) {
+      uint32_t length = 0;
+      for (int b = 0; b < 4; ++b) {
+        length |= static_cast<uint32_t>(static_cast<uint8_t>(records[cut + b])) << (8 * b);
+      }
+      if (taken > 0 && cut + 4 + length > limit) break;
+      cut += 4 + length;
+      ++taken;
+    }
+    Result<uint64_t> part = PublishRecords(expected, first, taken, records.substr(0, cut));
+    if (!part.ok()) return part;
+    expected = *part;
+    first += taken;
+    count -= taken;
+    records.remove_prefix(cut);
+  }
+  return PublishRecords(expected, first, count, records);
+}
+
+Result<bool> NatsShard::TryLead(const std::string& value) {
+  uint64_t revision = 0;
+  natsStatus s = kvStore_Create(&revision, kv_, options_.shard.c_str(), value.data(),
+                                static_cast<int>(value.size()));
+  if (s == NATS_OK) {
+    lease_revision_ = revision;
+    return true;
+  }
+  if (Unreachable(s)) return NatsError("taking the lease", s);
+  return false;  // someone holds it: the key exists
+}
+
+Result<bool> NatsShard::Renew(const std::string& value) {
+  if (lease_revision_ == 0) return false;
+  uint64_t revision = 0;
+  natsStatus s = kvStore_Update(&revision, kv_, options_.shard.c_str(), value.data(),
+                                static_cast<int>(value.size()), lease_revision_);
+  if (s == NATS_OK) {
+    lease_revision_ = revision;
+    return true;
+  }
+  if (Unreachable(s)) return NatsError("renewing the lease", s);
+  lease_revision_ = 0;  // the revision moved: it lapsed (and someone may hold it)
+  return false;
+}
+
+void NatsShard::Resign() {
+  if (lease_revision_ == 0) return;
+  // Only our own lease: a delete expecting our revision would be ideal; the
+  // 2.9 C client has none, so a lapsed lease is left to its new holder.
+  kvEntry* entry = nullptr;
+  if (kvStore_Get(&entry, kv_, options_.shard.c_str()) == NATS_OK) {
+    if (kvEntry_Revision(entry) == lease_revision_) kvStore_Delete(kv_, options_.shard.c_str());
+    kvEntry_Destroy(entry);
+  }
+  lease_revision_ = 0;
+}
+
+Result<std::string> NatsShard::Leader() {
+  kvEntry* entry = nullptr;
+  natsStatus s = kvStore_Get(&entry, kv_, options_.shard.c_str());
+  if (s == NATS_NOT_FOUND) return std::string();
+  if (s != NATS_OK) return NatsError("reading the lease", s);
+  std::string value = kvEntry_ValueString(entry);
+  kvEntry_Destroy(entry);
+  return value;
+}
+
+NatsShard::Subscription::~Subscription() {
+  if (sub_ != nullptr) {
+    natsSubscription_Unsubscribe(sub_);
+    natsSubscription_Destroy(sub_);
+  }
+}
+
+Result<std::unique_ptr<NatsShard::Subscription>> NatsShard::Subscribe(uint64_t from) {
+  jsSubOptions options;
+  jsSubOptions_Init(&options);
+  options.Stream = stream_.c_str();
+  options.Ordered = true;
+  options.Config.DeliverPolicy = from <= 1 ? js_DeliverAll : js_DeliverByStartSequence;
+  if (from > 1) options.Config.OptStartSeq = from;
+  auto subscription = std::unique_ptr<Subscription>(new Subscription());
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s = js_SubscribeSync(&subscription->sub_, js_, subject_.c_str(), nullptr, &options, &code);
+  if (s != NATS_OK) return NatsError("following " + stream_, s);
+  return subscription;
+}
+
+Result<std::optional<StreamMessage>> NatsShard::Subscription::Next(int64_t timeout_ms) {
+  natsMsg* raw = nullptr;
+  natsStatus s = natsSubscription_NextMsg(&raw, sub_, timeout_ms);
+  if (s == NATS_TIMEOUT) return std::optional<StreamMessage>();
+  if (s != NATS_OK) return NatsError("reading the stream", s);
+  MessagePtr message(raw);
+  jsMsgMetaData* meta = nullptr;
+  if (s = natsMsg_GetMetaData(&meta, raw); s != NATS_OK) return NatsError("a message's position", s);
+  StreamMessage out;
+  out.position = meta->Sequence.Stream;
+  jsMsgMetaData_Destroy(meta);
+  std::string kind = Header(raw, kKindHeader);
+  if (kind == "term") {
+    out.kind = StreamMessage::Kind::kTerm;
+    out.node = Header(raw, kNodeHeader);
+  } else if (kind == "records") {
+    out.kind = StreamMessage::Kind::kRecords;
+    std::optional<uint64_t> first = NumberHeader(raw, kFirstHeader);
+    std::optional<uint64_t> count = NumberHeader(raw, kCountHeader);
+    if (!first || !count || *first == 0) {
+      return Status::Corruption("stream message " + std::to_string(out.position) +
+                                ": no valid Purser-First or Purser-Count header");
+    }
+    out.first = *first;
+    out.count = *count;
+    out.body.assign(natsMsg_GetData(raw), static_cast<size_t>(natsMsg_GetDataLength(raw)));
+  } else {
+    return Status::Corruption("stream message " + std::to_string(out.position) +
+                              ": unknown kind '" + kind + "'");
+  }
+  return std::optional<StreamMessage>(std::move(out));
+}
+
+}  // namespace purser

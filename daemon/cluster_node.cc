@@ -1,0 +1,210 @@
+#include "daemon/cluster_node.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "cluster/follower.h"
+#include "ledger/log/event_log.h"
+
+namespace purser {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Connects, retrying for up to 30 s while the NATS servers come up.
+std::unique_ptr<NatsShard> ConnectShard(const ClusterOptions& cluster, const ClusterNodeHooks& hooks) {
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  for (int attempt = 0;; ++attempt) {
+    Result<std::unique_ptr<NatsShard>> connected = NatsShard::Connect(cluster);
+    if (connected.ok()) return std::move(*connected);
+    if (attempt == 0) hooks.warn("cluster: " + connected.status().message() + " (retrying for 30 s)");
+    if (hooks.stopping() || Clock::now() > deadline) {
+      hooks.warn("cluster: " + connected.status().message());
+      return nullptr;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
+Result<std::unique_ptr<EventLog>> OpenLocalLog(const std::string& data_dir) {
+  EventLogOptions options;
+  options.path = data_dir;
+  return EventLog::Open(options);
+}
+
+enum class Standing { kLead, kStop, kFailed };
+
+// Follows the stream until this node holds the lease, has caught up with
+// the stream's end and published its term (*position: the term's).
+Standing Standby(NatsShard& shard, const std::string& data_dir, const std::string& lease_value,
+                 const ClusterNodeHooks& hooks, uint64_t* position) {
+  Result<std::unique_ptr<EventLog>> log = OpenLocalLog(data_dir);
+  if (!log.ok()) {
+    hooks.warn("cluster: cannot open " + data_dir + ": " + log.status().message());
+    return Standing::kFailed;
+  }
+  Follower follower(log->get(), &shard);
+  hooks.info("cluster: standby of shard " + shard.options().shard + " at stream position " +
+             std::to_string(follower.position()) + ", event " +
+             std::to_string((*log)->last_sequence()));
+  while (!hooks.stopping()) {
+    if (Status status = follower.Poll(200); !status.ok()) {
+      hooks.warn("cluster: following: " + status.message());
+      if (status.IsCorruption()) return Standing::kFailed;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      continue;
+    }
+    Result<bool> lead = shard.TryLead(lease_value);
+    if (!lead.ok()) hooks.warn("cluster: " + lead.status().message());
+    if (!lead.ok() || !*lead) continue;
+    // The lease is ours: everything published before it, then our term.
+    const auto start = Clock::now();
+    Result<uint64_t> last = shard.LastPosition();
+    Status caught = last.ok() ? follower.CatchUp(*last) : last.status();
+    if (caught.ok()) {
+      Result<uint64_t> term = shard.PublishTerm(follower.position());
+      if (term.ok()) {
+        LogBatch batch;
+        (*log)->SetReplicaPosition(*term, &batch);
+        caught = (*log)->Write(&batch, /*sync=*/true);  // syncs the records followed, too
+        if (caught.ok()) {
+          *position = *term;
+          hooks.info("cluster: leading shard " + shard.options().shard + " from stream position " +
+                     std::to_string(*term) + ", event " + std::to_string((*log)->last_sequence()) +
+                     " (caught up in " +
+                     std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        Clock::now() - start).count()) + " ms)");
+          return Standing::kLead;
+        }
+      } else {
+        caught = term.status();
+      }
+    }
+    hooks.warn("cluster: taking over failed: " + caught.message());
+    shard.Resign();
+    if (caught.IsCorruption()) return Standing::kFailed;
+  }
+  return Standing::kStop;
+}
+
+// Renews the lease every third of its TTL until stopped; steps the node
+// down when it was lost, or not renewed for a whole TTL.
+class LeaseKeeper {
+ public:
+  LeaseKeeper(NatsShard* shard, std::string value, const ClusterNodeHooks& hooks)
+      : shard_(shard), value_(std::move(value)), hooks_(hooks), thread_([this] { Loop(); }) {}
+  ~LeaseKeeper() {
+    {
+      std::lock_guard lock(mutex_);
+      done_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void Loop() {
+    const auto every = std::chrono::milliseconds(std::max<int64_t>(shard_->options().lease_ms / 3, 50));
+    auto renewed = Clock::now();
+    std::unique_lock lock(mutex_);
+    while (!wake_.wait_for(lock, every, [this] { return done_; })) {
+      lock.unlock();
+      Result<bool> kept = shard_->Renew(value_);
+      lock.lock();
+      if (kept.ok() && *kept) {
+        renewed = Clock::now();
+        continue;
+      }
+      // NATS unreachable for a moment (a server failing over): keep trying
+      // while the lease can still be ours.
+      if (!kept.ok() && Clock::now() - renewed < std::chrono::milliseconds(shard_->options().lease_ms)) {
+        continue;
+      }
+      hooks_.warn("cluster: the lease is lost (" +
+                  (kept.ok() ? std::string("taken or lapsed") : kept.status().message()) +
+                  "): stepping down");
+      hooks_.step_down();
+      return;
+    }
+  }
+
+  NatsShard* const shard_;
+  const std::string value_;
+  const ClusterNodeHooks& hooks_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool done_ = false;
+  std::thread thread_;  // last: starts after the rest is set
+};
+
+// Serves one term: every write published first, expecting the stream to
+// end at the last position this node published.
+int Lead(NatsShard& shard, const LedgerOptions& base, uint64_t position, const std::string& lease_value,
+         const ClusterNodeHooks& hooks) {
+  hooks.new_term();
+  LeaseKeeper keeper(&shard, lease_value, hooks);
+  LedgerOptions options = base;
+  auto expected = std::make_shared<uint64_t>(position);  // the log thread's alone
+  options.replicate = [&shard, expected](uint64_t first, size_t count,
+                                         std::string_view records) -> Result<uint64_t> {
+    Result<uint64_t> published = shard.PublishWrite(*expected, first, count, records);
+    if (published.ok()) *expected = *published;
+    return published;
+  };
+  options.on_fatal_error = [&hooks](const Status& status) {
+    hooks.warn("cluster: " + status.message() + ": stepping down");
+    hooks.step_down();
+  };
+  return hooks.serve(std::move(options));
+}
+
+}  // namespace
+
+int RunClusterNode(const ClusterOptions& cluster, const LedgerOptions& ledger,
+                   const std::string& lease_value, const ClusterNodeHooks& hooks) {
+  std::unique_ptr<NatsShard> shard = ConnectShard(cluster, hooks);
+  if (!shard) return 1;
+  int status = 0;
+  while (!hooks.stopping()) {
+    uint64_t position = 0;
+    Standing standing = Standby(*shard, ledger.data_dir, lease_value, hooks, &position);
+    if (standing == Standing::kFailed) return 1;
+    if (standing == Standing::kStop) break;
+    status = Lead(*shard, ledger, position, lease_value, hooks);
+    // Let another node (or this one, once it caught up again) lead now
+    // rather than after the lease's TTL.
+    shard->Resign();
+    if (!hooks.stopping()) hooks.info("cluster: stepped down; standby again");
+  }
+  return status;
+}
+
+int CatchUpOnce(const ClusterOptions& cluster, const std::string& data_dir, const ClusterNodeHooks& hooks) {
+  std::unique_ptr<NatsShard> shard = ConnectShard(cluster, hooks);
+  if (!shard) return 1;
+  Result<std::unique_ptr<EventLog>> log = OpenLocalLog(data_dir);
+  if (!log.ok()) {
+    hooks.warn("cluster: cannot open " + data_dir + ": " + log.status().message());
+    return 1;
+  }
+  Follower follower(log->get(), shard.get());
+  Result<uint64_t> last = shard->LastPosition();
+  Status status = last.ok() ? follower.CatchUp(*last) : last.status();
+  if (status.ok()) {
+    LogBatch batch;
+    (*log)->SetReplicaPosition(follower.position(), &batch);
+    status = (*log)->Write(&batch, /*sync=*/true);
+  }
+  if (!status.ok()) {
+    hooks.warn("cluster: catching up: " + status.message());
+    return 1;
+  }
+  hooks.info("cluster: caught up to stream position " + std::to_string(follower.position()) +
+             ", event " + std::to_string((*log)->last_sequence()));
+  return 0;
+}
+
+}  // namespace purser

@@ -1,0 +1,458 @@
+// Replication on NATS JetStream (issue 13, docs/CLUSTER.md): three real
+// nats-server processes in a JetStream cluster and real purserd nodes on
+// loopback, driven through the client library as a gateway would.
+//
+// Skipped when nats-server is not installed, unless PURSER_REQUIRE_NATS=1
+// (scripts/test sets it: in CI these tests always run).
+
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fcntl.h>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <purser/client.h>
+
+#include "cluster/nats_shard.h"
+#include "replay/replay.h"
+#include "tests/test_util.h"
+
+namespace purser::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr char kNatsServer[] = "/usr/bin/nats-server";
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  socklen_t length = sizeof(address);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+// A child process with its output appended to a file.
+pid_t Spawn(const std::vector<std::string>& args, const std::string& log_path) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(log, STDOUT_FILENO);
+    dup2(log, STDERR_FILENO);
+    std::vector<char*> argv;
+    for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+    argv.push_back(nullptr);
+    execv(args[0].c_str(), argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int Reap(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Three nats-server processes with JetStream, clustered on loopback.
+class NatsCluster {
+ public:
+  ~NatsCluster() {
+    for (pid_t pid : pids_) {
+      if (pid > 0) {
+        kill(pid, SIGKILL);
+        Reap(pid);
+      }
+    }
+  }
+
+  void Start(const std::string& dir) {
+    std::vector<int> routes;
+    for (int i = 0; i < 3; ++i) {
+      ports_.push_back(FreePort());
+      routes.push_back(FreePort());
+    }
+    for (int i = 0; i < 3; ++i) {
+      std::string config = dir + "/nats" + std::to_string(i) + ".conf";
+      std::ofstream out(config);
+      out << "port: " << ports_[i] << "\nserver_name: n" << i << "\nmax_payload: 8MB\n"
+          << "jetstream { store_dir: \"" << dir << "/js" << i
+          << "\", max_memory_store: 64MB, max_file_store: 1GB }\n"
+          << "cluster { name: purser, listen: 127.0.0.1:" << routes[i] << ", routes: [";
+      for (int j = 0; j < 3; ++j) out << (j ? ", " : "") << "nats-route://127.0.0.1:" << routes[j];
+      out << "] }\n";
+      out.close();
+      pids_.push_back(Spawn({kNatsServer, "-c", config}, dir + "/nats" + std::to_string(i) + ".log"));
+    }
+  }
+
+  void Kill(int i) {
+    kill(pids_[i], SIGKILL);
+    Reap(pids_[i]);
+    pids_[i] = -1;
+  }
+
+  std::string Urls() const {
+    std::string urls;
+    for (int port : ports_) urls += (urls.empty() ? "" : ",") + std::string("nats://127.0.0.1:") + std::to_string(port);
+    return urls;
+  }
+  std::vector<std::string> UrlList() const {
+    std::vector<std::string> list;
+    for (int port : ports_) list.push_back("nats://127.0.0.1:" + std::to_string(port));
+    return list;
+  }
+
+ private:
+  std::vector<pid_t> pids_;
+  std::vector<int> ports_;
+};
+
+// One purserd --cluster node on fixed loopback ports.
+class Node {
+ public:
+  Node(std::string name, std::string dir) : name_(std::move(name)), dir_(std::move(dir)) {
+    rpc_port_ = FreePort();
+    http_port_ = FreePort();
+  }
+  ~Node() {
+    if (pid_ > 0) {
+      kill(pid_, SIGCONT);
+      kill(pid_, SIGKILL);
+      Reap(pid_);
+    }
+  }
+
+  void Start(const std::string& urls, int64_t lease_ms) {
+    pid_ = Spawn({PURSERD_BINARY, "--data-dir", dir_ + "/data", "--rpc",
+                  "127.0.0.1:" + std::to_string(rpc_port_), "--http",
+                  "127.0.0.1:" + std::to_string(http_port_), "--cluster", urls, "--node", name_,
+                  "--lease-ms", std::to_string(lease_ms), "--scrub-interval-s", "0"},
+                 log_path());
+  }
+  int Stop() {
+    kill(pid_, SIGTERM);
+    int status = Reap(pid_);
+    pid_ = -1;
+    return status;
+  }
+  void Kill() {
+    kill(pid_, SIGKILL);
+    Reap(pid_);
+    pid_ = -1;
+  }
+  void Freeze() { kill(pid_, SIGSTOP); }
+  void Thaw() { kill(pid_, SIGCONT); }
+  bool running() const { return pid_ > 0; }
+
+  std::unique_ptr<Client> Connect(const std::string& key) const {
+    ClientOptions options;
+    options.address = "127.0.0.1:" + std::to_string(rpc_port_);
+    options.api_key = key;
+    Result<std::unique_ptr<Client>> client = Client::Connect(options);
+    if (!client.ok()) return nullptr;
+    // A standby's port is closed; a node that just stepped down may still
+    // hold a connection open for a moment: only an answer counts.
+    if (!(*client)->Call(query::GetChainHead{}).ok()) return nullptr;
+    return std::move(*client);
+  }
+  std::string data_dir() const { return dir_ + "/data"; }
+  std::string log_path() const { return dir_ + "/" + name_ + ".log"; }
+  std::string log() const { return ReadFile(log_path()); }
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+  std::string dir_;
+  int rpc_port_ = 0;
+  int http_port_ = 0;
+  pid_t pid_ = -1;
+};
+
+// The admin key the first leader wrote into its data directory.
+std::string WaitForAdminKey(const std::vector<std::unique_ptr<Node>>& nodes) {
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  while (Clock::now() < deadline) {
+    for (const auto& node : nodes) {
+      std::ifstream in(node->data_dir() + "/admin.key");
+      std::string key;
+      if (std::getline(in, key) && !key.empty()) return key;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return "";
+}
+
+// The node that answers (the leader), within `timeout`: its index, or -1.
+int FindLeader(const std::vector<std::unique_ptr<Node>>& nodes, const std::string& key,
+               std::unique_ptr<Client>* client, std::chrono::seconds timeout = std::chrono::seconds(30)) {
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      if (!nodes[i]->running()) continue;
+      if (auto connected = nodes[i]->Connect(key)) {
+        *client = std::move(connected);
+        return static_cast<int>(i);
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return -1;
+}
+
+// Reserve -> settle pairs through whichever node leads, reconnecting on a
+// failure; what was acknowledged is remembered.
+struct Load {
+  std::set<std::string> reserved;  // acknowledged reservations
+  std::set<std::string> settled;   // ... whose settle was acknowledged too
+  int next = 0;
+  int failures = 0;
+  Clock::time_point last_failure{};
+  Clock::time_point first_success_after_failure{};
+
+  // Runs until `pairs` more pairs are acknowledged (or a minute passes).
+  void Run(const std::vector<std::unique_ptr<Node>>& nodes, const std::string& key,
+           std::unique_ptr<Client>* client, size_t pairs) {
+    const size_t goal = settled.size() + pairs;
+    const auto deadline = Clock::now() + std::chrono::seconds(60);
+    while (settled.size() < goal && Clock::now() < deadline) {
+      if (!*client && FindLeader(nodes, key, client, std::chrono::seconds(1)) < 0) continue;
+      std::string id = "r" + std::to_string(next++);
+      Reply reserve = (*client)->Call(ReserveCommand(id, "agent", 1'000));
+      if (reserve.ok()) {
+        reserved.insert(id);
+        if (failures > 0 && first_success_after_failure == Clock::time_point{}) {
+          first_success_after_failure = Clock::now();
+        }
+        Reply settle = (*client)->Call(SettleCommand(id, 400));
+        if (settle.ok()) {
+          settled.insert(id);
+          continue;
+        }
+      }
+      ++failures;
+      last_failure = Clock::now();
+      client->reset();
+    }
+  }
+};
+
+Sha256Digest DigestOf(const std::string& data_dir, uint64_t* sequence) {
+  RebuildOptions options;
+  options.data_dir = data_dir;
+  RebuildReport report;
+  Status status = Rebuild(options, &report);
+  EXPECT_TRUE(status.ok()) << data_dir << ": " << status.message();
+  *sequence = report.sequence;
+  return report.digest;
+}
+
+// Copies the stream into `data_dir` up to its end (purserd --cluster-catch-up).
+int CatchUp(const std::string& urls, const std::string& data_dir, const std::string& log_path) {
+  return Reap(Spawn({PURSERD_BINARY, "--data-dir", data_dir, "--cluster", urls, "--cluster-catch-up"},
+                    log_path));
+}
+
+class Cluster : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (access(kNatsServer, X_OK) != 0) {
+      if (getenv("PURSER_REQUIRE_NATS") != nullptr) FAIL() << kNatsServer << " is not installed";
+      GTEST_SKIP() << kNatsServer << " is not installed (apt-get install nats-server)";
+    }
+    nats_.Start(dir_.path());
+  }
+
+  void StartNodes(int count, int64_t lease_ms) {
+    for (int i = 0; i < count; ++i) {
+      nodes_.push_back(std::make_unique<Node>("p" + std::to_string(i), dir_.path()));
+      nodes_.back()->Start(nats_.Urls(), lease_ms);
+    }
+    key_ = WaitForAdminKey(nodes_);
+    ASSERT_FALSE(key_.empty()) << "no leader wrote an admin key; " << nodes_[0]->log();
+    leader_ = FindLeader(nodes_, key_, &client_);
+    ASSERT_GE(leader_, 0) << "no node answers";
+    ASSERT_TRUE(client_->Call(cmd::OpenAccount{"org", "", AccountKind::kOrg, "Org", true, {}}).ok());
+    ASSERT_TRUE(client_->Call(cmd::OpenAccount{"agent", "org", AccountKind::kAgent, "", false, {}}).ok());
+    ASSERT_TRUE(client_->Call(cmd::Deposit{"d1", "org", 1'000'000'000, ""}).ok());
+  }
+
+  // Every acknowledged reservation is on the leader, settled when its
+  // settle was acknowledged.
+  void ExpectNothingLost(const Load& load) {
+    std::unique_ptr<Client> client;
+    ASSERT_GE(FindLeader(nodes_, key_, &client), 0);
+    for (const std::string& id : load.reserved) {
+      Reply reply = client->Call(query::GetReservation{id});
+      ASSERT_TRUE(reply.ok()) << "acknowledged reservation " << id << " is lost: " << reply.message;
+      if (load.settled.contains(id)) {
+        EXPECT_EQ(std::get<ReservationView>(reply.body).status, ReservationStatus::kSettled) << id;
+      }
+    }
+  }
+
+  // Stops every node, brings each local log to the stream's end, and
+  // compares each one's state digest with a rebuild of the stream alone.
+  void ExpectEveryNodeEqualsTheStream() {
+    for (auto& node : nodes_) {
+      if (node->running()) EXPECT_EQ(node->Stop(), 0) << node->name() << ": " << node->log();
+    }
+    const std::string fresh = dir_.Sub("from-stream");
+    ASSERT_EQ(CatchUp(nats_.Urls(), fresh, dir_.Sub("catch-up.log")), 0) << ReadFile(dir_.Sub("catch-up.log"));
+    uint64_t stream_sequence = 0;
+    Sha256Digest stream_digest = DigestOf(fresh, &stream_sequence);
+    EXPECT_GT(stream_sequence, 0u);
+    for (auto& node : nodes_) {
+      ASSERT_EQ(CatchUp(nats_.Urls(), node->data_dir(), dir_.Sub("catch-up.log")), 0)
+          << node->name() << ": " << ReadFile(dir_.Sub("catch-up.log"));
+      uint64_t sequence = 0;
+      EXPECT_EQ(DigestOf(node->data_dir(), &sequence), stream_digest) << node->name();
+      EXPECT_EQ(sequence, stream_sequence) << node->name();
+    }
+  }
+
+  TempDir dir_;
+  NatsCluster nats_;
+  std::vector<std::unique_ptr<Node>> nodes_;
+  std::string key_;
+  int leader_ = -1;
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(Cluster, AKilledLeaderIsReplacedWithinSecondsAndNothingAcknowledgedIsLost) {
+  StartNodes(3, /*lease_ms=*/2'000);
+  Load load;
+  load.Run(nodes_, key_, &client_, 300);
+  ASSERT_EQ(load.settled.size(), 300u);
+  const int old_leader = leader_;
+  const auto killed_at = Clock::now();
+  nodes_[old_leader]->Kill();
+  client_.reset();
+  load.Run(nodes_, key_, &client_, 300);
+  ASSERT_GE(load.settled.size(), 600u) << nodes_[(old_leader + 1) % 3]->log();
+  ASSERT_NE(load.first_success_after_failure, Clock::time_point{});
+  const double failover_s =
+      std::chrono::duration<double>(load.first_success_after_failure - killed_at).count();
+  std::printf("failover: the first acknowledged reservation %.2f s after kill -9 of the leader "
+              "(lease 2 s)\n", failover_s);
+  EXPECT_LT(failover_s, 10.0);
+  // The old leader comes back as a standby and follows.
+  nodes_[old_leader]->Start(nats_.Urls(), 2'000);
+  load.Run(nodes_, key_, &client_, 100);
+  ExpectNothingLost(load);
+  ExpectEveryNodeEqualsTheStream();
+}
+
+TEST_F(Cluster, AFrozenLeaderIsFencedStepsDownAndWhatItTriedIsNowhere) {
+  StartNodes(2, /*lease_ms=*/1'000);
+  Load load;
+  load.Run(nodes_, key_, &client_, 50);
+  const int frozen = leader_;
+  std::unique_ptr<Client> stale = std::move(client_);
+  nodes_[frozen]->Freeze();
+  // The other node takes the lapsed lease and serves.
+  std::unique_ptr<Client> fresh;
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (!fresh && Clock::now() < deadline) {
+    fresh = nodes_[1 - frozen]->Connect(key_);
+    if (!fresh) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_NE(fresh, nullptr) << nodes_[1 - frozen]->log();
+  ASSERT_TRUE(fresh->Call(ReserveCommand("after-takeover", "agent", 1'000)).ok());
+  // The frozen leader wakes with a write on its old connection.
+  Reply answer;
+  std::thread writer([&] { answer = stale->Call(ReserveCommand("from-the-deposed", "agent", 1'000)); });
+  nodes_[frozen]->Thaw();
+  writer.join();
+  EXPECT_FALSE(answer.ok()) << "the deposed leader acknowledged a write";
+  // It steps down and follows the new leader.
+  const auto stepped = Clock::now() + std::chrono::seconds(15);
+  while (nodes_[frozen]->log().find("standby again") == std::string::npos && Clock::now() < stepped) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const std::string log = nodes_[frozen]->log();
+  EXPECT_NE(log.find("standby again"), std::string::npos) << log;
+  EXPECT_TRUE(log.find("fenced") != std::string::npos || log.find("lease is lost") != std::string::npos)
+      << log;
+  EXPECT_EQ(fresh->Call(query::GetReservation{"from-the-deposed"}).code, ResultCode::kNotFound);
+  EXPECT_TRUE(fresh->Call(query::GetReservation{"after-takeover"}).ok());
+  ExpectNothingLost(load);
+  ExpectEveryNodeEqualsTheStream();
+}
+
+TEST_F(Cluster, ANatsServerKilledUnderLoadLosesNothingAndTheShardKeepsServing) {
+  StartNodes(3, /*lease_ms=*/3'000);
+  Load load;
+  load.Run(nodes_, key_, &client_, 200);
+  nats_.Kill(0);
+  load.Run(nodes_, key_, &client_, 300);
+  EXPECT_GE(load.settled.size(), 500u) << nodes_[leader_]->log();
+  ExpectNothingLost(load);
+  ExpectEveryNodeEqualsTheStream();
+}
+
+// The fencing rule itself, on the stream: a publish that expects an older
+// end of the stream is refused once another node published its term.
+TEST_F(Cluster, APublishExpectingAnOldEndOfTheStreamIsRefused) {
+  ClusterOptions options;
+  options.servers = nats_.UrlList();
+  options.shard = "fence";
+  options.node = "a";
+  Result<std::unique_ptr<NatsShard>> a = NatsShard::Connect(options);
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (!a.ok() && Clock::now() < deadline) {  // the JetStream cluster elects its leaders
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    a = NatsShard::Connect(options);
+  }
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  options.node = "b";
+  Result<std::unique_ptr<NatsShard>> b = NatsShard::Connect(options);
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  Result<uint64_t> term_a = (*a)->PublishTerm(0);
+  ASSERT_TRUE(term_a.ok()) << term_a.status().message();
+  EXPECT_FALSE((*b)->PublishTerm(0).ok()) << "a second first term";
+  Result<uint64_t> term_b = (*b)->PublishTerm(*term_a);
+  ASSERT_TRUE(term_b.ok()) << term_b.status().message();
+  Result<uint64_t> late = (*a)->PublishRecords(*term_a, 1, 0, "");
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.status().message().rfind("fenced", 0), 0u) << late.status().message();
+  EXPECT_TRUE((*b)->PublishRecords(*term_b, 1, 0, "").ok());
+  // The lease: one holder at a time.
+  Result<bool> lead_a = (*a)->TryLead("node=a");
+  ASSERT_TRUE(lead_a.ok() && *lead_a);
+  Result<bool> lead_b = (*b)->TryLead("node=b");
+  ASSERT_TRUE(lead_b.ok());
+  EXPECT_FALSE(*lead_b);
+  Result<std::string> leader = (*b)->Leader();
+  ASSERT_TRUE(leader.ok());
+  EXPECT_EQ(*leader, "node=a");
+  Result<bool> renewed = (*a)->Renew("node=a");
+  EXPECT_TRUE(renewed.ok() && *renewed);
+}
+
+}  // namespace
+}  // namespace purser::testing
