@@ -73,7 +73,10 @@ Result<std::unique_ptr<NatsShard>> NatsShard::Connect(const ClusterOptions& opti
   if (s != NATS_OK) return NatsError("connecting to NATS", s);
   jsOptions js_options;
   jsOptions_Init(&js_options);
-  js_options.Wait = options.publish_timeout_ms;
+  // JetStream API requests (stream info, consumers, the lease) fail fast and
+  // are retried by the caller: one sent while the cluster elects its leaders
+  // is lost, not queued. Publishes wait publish_timeout_ms (Publish).
+  js_options.Wait = 2'000;
   if (s = natsConnection_JetStream(&shard->js_, shard->connection_, &js_options); s != NATS_OK) {
     return NatsError("JetStream", s);
   }

@@ -166,7 +166,7 @@ int Lead(NatsShard& shard, const LedgerOptions& base, uint64_t position, const s
 int RunClusterNode(const ClusterOptions& cluster, const LedgerOptions& ledger,
                    const std::string& lease_value, const ClusterNodeHooks& hooks) {
   std::unique_ptr<NatsShard> shard = ConnectShard(cluster, hooks);
-  if (!shard) return 1;
+  if (!shard) return hooks.stopping() ? 0 : 1;
   int status = 0;
   while (!hooks.stopping()) {
     uint64_t position = 0;
@@ -177,7 +177,11 @@ int RunClusterNode(const ClusterOptions& cluster, const LedgerOptions& ledger,
     // Let another node (or this one, once it caught up again) lead now
     // rather than after the lease's TTL.
     shard->Resign();
-    if (!hooks.stopping()) hooks.info("cluster: stepped down; standby again");
+    if (hooks.stopping()) break;
+    // A term that ended in a step-down (a refused publish included) is not
+    // the node's failure: it goes on as a standby.
+    status = 0;
+    hooks.info("cluster: stepped down; standby again");
   }
   return status;
 }
@@ -191,8 +195,14 @@ int CatchUpOnce(const ClusterOptions& cluster, const std::string& data_dir, cons
     return 1;
   }
   Follower follower(log->get(), shard.get());
-  Result<uint64_t> last = shard->LastPosition();
-  Status status = last.ok() ? follower.CatchUp(*last) : last.status();
+  // NATS may be electing leaders (a server just died): retry for 30 s.
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  Status status;
+  do {
+    if (!status.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    Result<uint64_t> last = shard->LastPosition();
+    status = last.ok() ? follower.CatchUp(*last) : last.status();
+  } while (!status.ok() && !status.IsCorruption() && Clock::now() < deadline && !hooks.stopping());
   if (status.ok()) {
     LogBatch batch;
     (*log)->SetReplicaPosition(follower.position(), &batch);
