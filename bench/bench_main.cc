@@ -38,7 +38,9 @@ constexpr char kUsage[] =
     "      each through its own purser::Client and thread (--driver clients)\n"
     "  plan     [--target-pairs-per-second X] [--accounts N] [--retention-days D]\n"
     "           [--pairs-per-core P] [--bytes-per-event B] [--bytes-per-account M]\n"
-    "      a capacity plan (cores, disk per day, memory) from measured costs\n";
+    "           [--pairs-per-shard S] [--replicas R]\n"
+    "      a capacity plan (cores, disk per day, memory, and the shards, nodes and\n"
+    "      stream disk of cluster mode) from measured costs\n";
 
 int Fail(const std::string& message) {
   std::cerr << "purser-bench: " << message << '\n';

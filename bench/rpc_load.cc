@@ -584,8 +584,15 @@ int RunPlan(Flags& flags) {
   double accounts = static_cast<double>(flags.GetInt("accounts").value_or(100'000));
   double retention_days = static_cast<double>(flags.GetInt("retention-days").value_or(365));
   double checkpoint_events = static_cast<double>(flags.GetInt("checkpoint-every").value_or(1'000'000));
+  // Cluster mode (docs/CLUSTER.md): one shard's leader takes at most this
+  // many durable pairs/s with its log on a 3-replica JetStream stream
+  // (bench/cluster.sh: 22.7k on this 2-core machine with the three NATS
+  // servers and the standbys on it too; a floor for separate machines).
+  double pairs_per_shard = static_cast<double>(flags.GetInt("pairs-per-shard").value_or(22'000));
+  double replicas = static_cast<double>(flags.GetInt("replicas").value_or(3));
   double events_per_second = 2 * target;  // a reserve and a settle
   double cores = std::ceil(target / pairs_per_core);
+  double shards = std::max(1.0, std::ceil(target / pairs_per_shard));
   double disk_per_day = events_per_second * 86'400 * bytes_per_event;
   // Memory: accounts, plus the finished records held until the next checkpoint
   // moves them to the cold store (~350 bytes each, half the events), plus
@@ -603,6 +610,12 @@ int RunPlan(Flags& flags) {
   std::cout << "  memory           " << memory / (1 << 30) << " GiB (" << account_bytes
             << " bytes/account + records until the next checkpoint + ~1 GiB for RocksDB)\n";
   std::cout << "  fsync rate       group commit makes it independent of the load: one per group\n";
+  std::cout << "  cluster mode     " << shards << " shard(s) of whole tenants (at " << pairs_per_shard
+            << " pairs/s per shard on R" << replicas << "), " << shards * replicas
+            << " purserd nodes (a leader and " << replicas - 1 << " standbys each), "
+            << replicas << " NATS servers or more;\n"
+            << "                   stream disk per day " << disk_per_day * replicas / 1e9
+            << " GB across the NATS servers (" << replicas << " copies), besides each node's own log\n";
   return 0;
 }
 
