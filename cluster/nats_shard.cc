@@ -118,6 +118,18 @@ Result<std::unique_ptr<NatsShard>> NatsShard::Connect(const ClusterOptions& opti
     }
   }
   if (s != NATS_OK) return NatsError("the lease bucket", s);
+  // The bucket's TTL is the lease: every node must agree with it, or one
+  // renewing less often than it lapses would lose its lease in a loop.
+  kvStatus* status = nullptr;
+  if (s = kvStore_Status(&status, shard->kv_); s != NATS_OK) return NatsError("the lease bucket", s);
+  const int64_t ttl_ms = kvStatus_TTL(status) / 1'000'000;
+  kvStatus_Destroy(status);
+  if (ttl_ms != options.lease_ms) {
+    return Status::InvalidArgument("the lease bucket " + std::string(kLeaseBucket) + " keeps a lease " +
+                                   std::to_string(ttl_ms) + " ms but --lease-ms is " +
+                                   std::to_string(options.lease_ms) +
+                                   ": start every node of the cluster with the same --lease-ms");
+  }
   return shard;
 }
 

@@ -44,8 +44,9 @@ struct ClusterOptions {
   std::string node;
   // Copies of the stream and the lease bucket (JetStream replicas). Default: 3.
   int replicas = 3;
-  // The lease's time to live; the leader renews it every third of it.
-  // Default: 3,000 ms.
+  // The lease's time to live; the leader renews it every third of it. The
+  // first node to start sets it for the bucket; a node that disagrees is
+  // refused (InvalidArgument). Default: 3,000 ms.
   int64_t lease_ms = 3'000;
   // How long a publish waits for JetStream's acknowledgement. Default: 5,000 ms.
   int64_t publish_timeout_ms = 5'000;

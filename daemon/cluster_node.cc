@@ -20,8 +20,11 @@ std::unique_ptr<NatsShard> ConnectShard(const ClusterOptions& cluster, const Clu
   for (int attempt = 0;; ++attempt) {
     Result<std::unique_ptr<NatsShard>> connected = NatsShard::Connect(cluster);
     if (connected.ok()) return std::move(*connected);
-    if (attempt == 0) hooks.warn("cluster: " + connected.status().message() + " (retrying for 30 s)");
-    if (hooks.stopping() || Clock::now() > deadline) {
+    const bool retry = connected.status().code() != StatusCode::kInvalidArgument;
+    if (attempt == 0 && retry) {
+      hooks.warn("cluster: " + connected.status().message() + " (retrying for 30 s)");
+    }
+    if (!retry || hooks.stopping() || Clock::now() > deadline) {
       hooks.warn("cluster: " + connected.status().message());
       return nullptr;
     }

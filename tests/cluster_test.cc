@@ -417,7 +417,7 @@ TEST_F(Cluster, ANatsServerKilledUnderLoadLosesNothingAndTheShardKeepsServing) {
 
 // The fencing rule itself, on the stream: a publish that expects an older
 // end of the stream is refused once another node published its term.
-TEST_F(Cluster, APublishExpectingAnOldEndOfTheStreamIsRefused) {
+TEST_F(Cluster, APublishExpectingAnOldEndOfTheStreamIsRefusedAndTheLeaseHasOneHolder) {
   ClusterOptions options;
   options.servers = nats_.UrlList();
   options.shard = "fence";
@@ -432,6 +432,12 @@ TEST_F(Cluster, APublishExpectingAnOldEndOfTheStreamIsRefused) {
   options.node = "b";
   Result<std::unique_ptr<NatsShard>> b = NatsShard::Connect(options);
   ASSERT_TRUE(b.ok()) << b.status().message();
+  // A node whose --lease-ms disagrees with the bucket's TTL is refused.
+  ClusterOptions other = options;
+  other.lease_ms = options.lease_ms + 1'000;
+  Result<std::unique_ptr<NatsShard>> disagreeing = NatsShard::Connect(other);
+  ASSERT_FALSE(disagreeing.ok());
+  EXPECT_EQ(disagreeing.status().code(), StatusCode::kInvalidArgument) << disagreeing.status().message();
   Result<uint64_t> term_a = (*a)->PublishTerm(0);
   ASSERT_TRUE(term_a.ok()) << term_a.status().message();
   EXPECT_FALSE((*b)->PublishTerm(0).ok()) << "a second first term";
