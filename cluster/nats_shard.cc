@@ -99,6 +99,7 @@ Result<std::unique_ptr<NatsShard>> NatsShard::Connect(const ClusterOptions& opti
   }
   if (info != nullptr) jsStreamInfo_Destroy(info);
   if (s != NATS_OK) return NatsError("creating the stream " + shard->stream_, s);
+  if (options.lease_ms == 0) return shard;  // a reader of the stream only
   // The lease bucket: one value per shard, no history; a lease lapses when
   // its value is older than the TTL.
   s = js_KeyValue(&shard->kv_, shard->js_, kLeaseBucket);
@@ -234,6 +235,7 @@ Result<uint64_t> NatsShard::PublishWrite(uint64_t expected, uint64_t first, uint
 }
 
 Result<bool> NatsShard::TryLead(const std::string& value) {
+  if (kv_ == nullptr) return Status::InvalidArgument("connected without the lease (lease_ms 0)");
   uint64_t revision = 0;
   natsStatus s = kvStore_Create(&revision, kv_, options_.shard.c_str(), value.data(),
                                 static_cast<int>(value.size()));
@@ -260,7 +262,7 @@ Result<bool> NatsShard::Renew(const std::string& value) {
 }
 
 void NatsShard::Resign() {
-  if (lease_revision_ == 0) return;
+  if (lease_revision_ == 0 || kv_ == nullptr) return;
   // Only our own lease: a delete expecting our revision would be ideal; the
   // 2.9 C client has none, so a lapsed lease is left to its new holder.
   kvEntry* entry = nullptr;
@@ -272,6 +274,7 @@ void NatsShard::Resign() {
 }
 
 Result<std::string> NatsShard::Leader() {
+  if (kv_ == nullptr) return Status::InvalidArgument("connected without the lease (lease_ms 0)");
   kvEntry* entry = nullptr;
   natsStatus s = kvStore_Get(&entry, kv_, options_.shard.c_str());
   if (s == NATS_NOT_FOUND) return std::string();

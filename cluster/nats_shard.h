@@ -46,7 +46,8 @@ struct ClusterOptions {
   int replicas = 3;
   // The lease's time to live; the leader renews it every third of it. The
   // first node to start sets it for the bucket; a node that disagrees is
-  // refused (InvalidArgument). Default: 3,000 ms.
+  // refused (InvalidArgument). 0: this connection only reads or publishes
+  // the stream and never touches the lease. Default: 3,000 ms.
   int64_t lease_ms = 3'000;
   // How long a publish waits for JetStream's acknowledgement. Default: 5,000 ms.
   int64_t publish_timeout_ms = 5'000;

@@ -182,7 +182,13 @@ int RunClusterNode(const ClusterOptions& cluster, const LedgerOptions& ledger,
     shard->Resign();
     if (hooks.stopping()) break;
     // A term that ended in a step-down (a refused publish included) is not
-    // the node's failure: it goes on as a standby.
+    // the node's failure: it goes on as a standby. One that ended otherwise
+    // (its ledger did not open) would fail again at every takeover: exit.
+    if (!hooks.stepped_down()) {
+      hooks.warn("cluster: the term ended without a step-down (exit status " + std::to_string(status) +
+                 "): exiting");
+      return status == 0 ? 1 : status;
+    }
     status = 0;
     hooks.info("cluster: stepped down; standby again");
   }

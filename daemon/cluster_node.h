@@ -28,6 +28,8 @@ struct ClusterNodeHooks {
   std::function<void()> new_term;
   // Ends the current term's serve() (from any thread).
   std::function<void()> step_down;
+  // Whether the current term was ended by step_down().
+  std::function<bool()> stepped_down;
   std::function<void(const std::string&)> info;
   std::function<void(const std::string&)> warn;
 };

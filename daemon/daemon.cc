@@ -230,6 +230,10 @@ std::string ParseClusterConfig(Flags& flags, DaemonConfig* config) {
     return "--node and --shard must be 1..32 of a-z, 0-9, _ and -";
   }
   if (cluster.lease_ms < 500 || cluster.lease_ms > 60'000) return "--lease-ms must be in 500..60000";
+  if (config->cluster_catch_up) {
+    if (flags.Has("lease-ms") || flags.Has("node")) return "--cluster-catch-up takes no --lease-ms or --node";
+    cluster.lease_ms = 0;  // it never leads: the lease is not its business
+  }
   if (cluster.replicas < 1 || cluster.replicas > 5) return "--cluster-replicas must be in 1..5";
   auto ephemeral = [](const std::string& address) {
     return address.size() >= 2 && address.compare(address.size() - 2, 2, ":0") == 0;
@@ -411,6 +415,7 @@ int RunCluster(DaemonConfig& config) {
   ClusterNodeHooks hooks;
   hooks.serve = [&config](LedgerOptions options) { return OpenAndServe(config, options); };
   hooks.new_term = [] { g_step_down = false; };
+  hooks.stepped_down = [] { return g_step_down.load(); };
   hooks.stopping = [] { return g_stop_signal.load() != 0; };
   hooks.step_down = [] {
     g_step_down = true;
