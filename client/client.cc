@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <algorithm>
 #include <deque>
 #include <fstream>
 #include <future>
@@ -467,9 +468,25 @@ Result<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
   if (options.batch_max < 1 || options.batches_in_flight < 1 || options.batches_in_flight > 1024) {
     return Status::InvalidArgument("batch_max must be at least 1, batches_in_flight 1..1024");
   }
-  auto impl = std::make_unique<Impl>(std::move(options));
-  if (Status status = impl->Start(); !status.ok()) return status;
-  return std::unique_ptr<Client>(new Client(std::move(impl)));
+  if (options.address.find(',') == std::string::npos) {
+    auto impl = std::make_unique<Impl>(std::move(options));
+    if (Status status = impl->Start(); !status.ok()) return status;
+    return std::unique_ptr<Client>(new Client(std::move(impl)));
+  }
+  // Several nodes: the first that answers.
+  const std::string addresses = options.address;
+  std::string problems;
+  for (size_t at = 0; at <= addresses.size();) {
+    const size_t comma = std::min(addresses.find(',', at), addresses.size());
+    ClientOptions one = options;
+    one.address = addresses.substr(at, comma - at);
+    at = comma + 1;
+    if (one.address.empty()) continue;
+    Result<std::unique_ptr<Client>> connected = Connect(std::move(one));
+    if (connected.ok()) return connected;
+    problems += (problems.empty() ? "" : "; ") + connected.status().message();
+  }
+  return Status::IOError("no node of " + addresses + " answered: " + problems);
 }
 
 const PrincipalView& Client::principal() const { return impl_->principal(); }

@@ -1,14 +1,28 @@
 #include "sim/sim_main.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <string>
 
 #include "ledger/base/flags.h"
 #include "sim/simulation.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define PURSER_SIM_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define PURSER_SIM_SANITIZED 1
+#endif
+#endif
+#ifdef PURSER_SIM_SANITIZED
+#include <sanitizer/common_interface_defs.h>
+#endif
 
 namespace purser::sim {
 
@@ -24,6 +38,18 @@ constexpr char kUsage[] =
     "  --dir D       scratch directory (default $TMPDIR or /tmp)\n"
     "  --no-faults   no crashes, disk failures or bit flips\n"
     "  --trace       print the faults and clock jumps of each step\n";
+
+// Without --trace the ledger's log lines go to /dev/null, and with them an
+// assertion's message: a fatal signal still says which seed died, here.
+int g_progress_fd = STDERR_FILENO;
+char g_dying_line[96] = "purser-sim: a fatal signal\n";
+
+void OnFatalSignal(int signal_number) {
+  ssize_t written = write(g_progress_fd, g_dying_line, strlen(g_dying_line));
+  (void)written;
+  signal(signal_number, SIG_DFL);
+  raise(signal_number);
+}
 
 }  // namespace
 
@@ -59,7 +85,17 @@ int SimMain(int argc, char** argv) {
     const int null = open("/dev/null", O_WRONLY);
     dup2(null, STDERR_FILENO);
     close(null);
+#ifdef PURSER_SIM_SANITIZED
+    // A sanitizer's report goes where the progress goes, not to /dev/null.
+    __sanitizer_set_report_fd(reinterpret_cast<void*>(static_cast<intptr_t>(progress)));
+#endif
   }
+  g_progress_fd = progress;
+#ifdef PURSER_SIM_SANITIZED
+  signal(SIGABRT, OnFatalSignal);  // the sanitizer reports the other signals itself
+#else
+  for (int fatal : {SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL}) signal(fatal, OnFatalSignal);
+#endif
   SimReport total;
   int failed = 0;
   const bool terminal = isatty(progress) == 1;
@@ -68,6 +104,9 @@ int SimMain(int argc, char** argv) {
     // Before the seed runs: a crash (an assertion, a signal) must still
     // leave the seed to run again.
     if (!terminal) dprintf(progress, "seed %llu\n", static_cast<unsigned long long>(options.seed));
+    snprintf(g_dying_line, sizeof(g_dying_line),
+             "purser-sim: a fatal signal in seed %llu: rerun it with --trace for the ledger's log\n",
+             static_cast<unsigned long long>(options.seed));
     if (Status status = RunSeed(options, &total); !status.ok()) {
       ++failed;
       std::cout << "FAILED " << status.message() << "\n  reproduce: purser-sim --seed " << options.seed

@@ -169,9 +169,10 @@ class Node {
   void Thaw() { kill(pid_, SIGCONT); }
   bool running() const { return pid_ > 0; }
 
+  std::string address() const { return "127.0.0.1:" + std::to_string(rpc_port_); }
   std::unique_ptr<Client> Connect(const std::string& key) const {
     ClientOptions options;
-    options.address = "127.0.0.1:" + std::to_string(rpc_port_);
+    options.address = address();
     options.api_key = key;
     Result<std::unique_ptr<Client>> client = Client::Connect(options);
     if (!client.ok()) return nullptr;
@@ -240,7 +241,20 @@ struct Load {
     const size_t goal = settled.size() + pairs;
     const auto deadline = Clock::now() + std::chrono::seconds(60);
     while (settled.size() < goal && Clock::now() < deadline) {
-      if (!*client && FindLeader(nodes, key, client, std::chrono::seconds(1)) < 0) continue;
+      if (!*client) {
+        // The client library's failover: every node's address, the leader
+        // is the one that accepts.
+        ClientOptions options;
+        options.api_key = key;
+        options.address.clear();
+        for (const auto& node : nodes) options.address += (options.address.empty() ? "" : ",") + node->address();
+        Result<std::unique_ptr<Client>> connected = Client::Connect(options);
+        if (!connected.ok()) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          continue;
+        }
+        *client = std::move(*connected);
+      }
       std::string id = "r" + std::to_string(next++);
       Reply reserve = (*client)->Call(ReserveCommand(id, "agent", 1'000));
       if (reserve.ok()) {

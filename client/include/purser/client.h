@@ -21,7 +21,11 @@
 namespace purser {
 
 struct ClientOptions {
-  // "HOST:PORT" or "unix:PATH". Default: 127.0.0.1:8481.
+  // "HOST:PORT" or "unix:PATH"; or several, comma-separated (the nodes of
+  // a cluster-mode shard, docs/CLUSTER.md): Connect() tries them in order
+  // and keeps the first that accepts and authenticates (only the leader
+  // accepts). A connection lost later is not moved: connect again.
+  // Default: 127.0.0.1:8481.
   std::string address = "127.0.0.1:8481";
   std::string api_key;
   // Connect with TLS, trusting this CA certificate (PEM). Default: no TLS.
