@@ -87,28 +87,19 @@ Status Follower::AppendRecords(const StreamMessage& message) {
   Sha256Digest link = log_->last_link();
   for (uint64_t i = 0; i < message.count; ++i) {
     const uint64_t sequence = message.first + i;
-    if (rest.size() < 4) return Status::Corruption("truncated at event " + std::to_string(sequence));
-    uint32_t length = 0;
-    for (int b = 0; b < 4; ++b) length |= static_cast<uint32_t>(static_cast<uint8_t>(rest[b])) << (8 * b);
-    rest.remove_prefix(4);
-    if (length > rest.size() || length < kRecordHeaderBytes) {
-      return Status::Corruption("bad record length at event " + std::to_string(sequence));
+    if (rest.size() < kSegmentLengthBytes) {
+      return Status::Corruption("truncated at event " + std::to_string(sequence));
     }
+    const uint32_t length = SegmentRecordLength(rest);
+    rest.remove_prefix(kSegmentLengthBytes);
+    if (length > rest.size()) return Status::Corruption("bad record length at event " + std::to_string(sequence));
     std::string_view record = rest.substr(0, length);
     rest.remove_prefix(length);
-    RecordView view;
-    if (Status status = DecodeRecord(sequence, record, &view); !status.ok()) return status;
-    if (ChainLink(link, sequence, view.payload) != view.link) {
-      return Status::Corruption("event " + std::to_string(sequence) + " does not follow the chain");
-    }
     Event event;
-    if (Status status = DecodePayload(view.payload, &event); !status.ok()) return status;
-    if (event.sequence != sequence) {
-      return Status::Corruption("event " + std::to_string(sequence) + " holds sequence " +
-                                std::to_string(event.sequence));
+    if (Status status = DecodeChainedRecord(sequence, record, link, &event, &link); !status.ok()) {
+      return status;
     }
     checked.emplace_back(record, std::move(event));
-    link = view.link;
   }
   if (!rest.empty()) return Status::Corruption("bytes after its last record");
   LogBatch batch;

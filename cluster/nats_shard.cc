@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "ledger/log/event_codec.h"
+
 namespace purser {
 
 namespace {
@@ -215,13 +217,10 @@ Result<uint64_t> NatsShard::PublishWrite(uint64_t expected, uint64_t first, uint
     // As many whole records as fit (at least one).
     size_t cut = 0;
     uint64_t taken = 0;
-    while (cut + 4 <= records.size() && taken < count) {
-      uint32_t length = 0;
-      for (int b = 0; b < 4; ++b) {
-        length |= static_cast<uint32_t>(static_cast<uint8_t>(records[cut + b])) << (8 * b);
-      }
-      if (taken > 0 && cut + 4 + length > limit) break;
-      cut += 4 + length;
+    while (cut + kSegmentLengthBytes <= records.size() && taken < count) {
+      const uint32_t length = SegmentRecordLength(records.substr(cut));
+      if (taken > 0 && cut + kSegmentLengthBytes + length > limit) break;
+      cut += kSegmentLengthBytes + length;
       ++taken;
     }
     Result<uint64_t> part = PublishRecords(expected, first, taken, records.substr(0, cut));

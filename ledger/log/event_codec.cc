@@ -630,6 +630,24 @@ Status DecodeRecord(uint64_t sequence, std::string_view record, RecordView* view
   return Status::Ok();
 }
 
+Status DecodeChainedRecord(uint64_t sequence, std::string_view record, const Sha256Digest& previous_link,
+                           Event* event, Sha256Digest* link) {
+  RecordView view;
+  if (Status status = DecodeRecord(sequence, record, &view); !status.ok()) return status;
+  if (ChainLink(previous_link, sequence, view.payload) != view.link) {
+    return Status::Corruption("event " + std::to_string(sequence) + " breaks the hash chain");
+  }
+  if (Status status = DecodePayload(view.payload, event); !status.ok()) {
+    return Status::Corruption("event " + std::to_string(sequence) + ": " + status.message());
+  }
+  if (event->sequence != sequence) {
+    return Status::Corruption("event " + std::to_string(sequence) + " carries sequence " +
+                              std::to_string(event->sequence));
+  }
+  *link = view.link;
+  return Status::Ok();
+}
+
 std::string SequenceKey(uint64_t sequence) {
   std::string key(8, '\0');
   for (int i = 0; i < 8; ++i) key[i] = static_cast<char>(sequence >> (56 - 8 * i));

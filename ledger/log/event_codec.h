@@ -77,6 +77,25 @@ void AppendRecord(uint64_t sequence, const Sha256Digest& previous_link, std::str
 // Checks a record's checksum and version and splits it. Corruption is an error.
 Status DecodeRecord(uint64_t sequence, std::string_view record, RecordView* view);
 
+// Everything a reader of the log checks of one record before it trusts it:
+// DecodeRecord, that its link follows `previous_link`, that its payload
+// decodes into *event and carries `sequence`. *link is the record's link.
+// Every failure is Corruption naming the event.
+Status DecodeChainedRecord(uint64_t sequence, std::string_view record, const Sha256Digest& previous_link,
+                           Event* event, Sha256Digest* link);
+
+// A segment (a group's records in the events column family, or one
+// replicated message) holds each record after its length: this many bytes,
+// little-endian.
+inline constexpr size_t kSegmentLengthBytes = 4;
+inline uint32_t SegmentRecordLength(std::string_view segment) {
+  uint32_t length = 0;
+  for (size_t i = 0; i < kSegmentLengthBytes; ++i) {
+    length |= uint32_t{static_cast<uint8_t>(segment[i])} << (8 * i);
+  }
+  return length;
+}
+
 // 8-byte big-endian keys of the events column family.
 std::string SequenceKey(uint64_t sequence);
 uint64_t SequenceFromKey(std::string_view key);

@@ -380,7 +380,7 @@ void EventLog::AppendRecord(const Event& event, std::string_view record, LogBatc
 
 void EventLog::Appended(const Event& event, size_t at, uint32_t length, LogBatch* batch) {
   for (int i = 0; i < 4; ++i) batch->segment_[at + i] = static_cast<char>(length >> (8 * i));
-  if (batch->capture_ != nullptr) batch->capture_->append(batch->segment_, at, 4 + length);
+  if (batch->capture_ != nullptr) batch->capture_->append(batch->segment_, at, kSegmentLengthBytes + length);
   char kind;
   std::string id;
   if (IdIndexEntry(event.body, &kind, &id)) {
@@ -578,9 +578,8 @@ void EventLog::Iterator::ParseRecord() {
     segment_ = {};
     return;
   }
-  uint32_t length = 0;
-  for (int i = 0; i < 4; ++i) length |= uint32_t{static_cast<uint8_t>(segment_[i])} << (8 * i);
-  segment_.remove_prefix(4);
+  uint32_t length = SegmentRecordLength(segment_);
+  segment_.remove_prefix(kSegmentLengthBytes);
   if (length > segment_.size()) length = static_cast<uint32_t>(segment_.size());
   record_ = segment_.substr(0, length);
   segment_.remove_prefix(length);

@@ -91,24 +91,11 @@ void ReadRecords(EventLog* log, uint64_t expected, Sha256Digest link, int64_t la
            std::to_string(sequence) + ")");
       break;
     }
-    RecordView view;
-    if (Status status = DecodeRecord(sequence, it->record(), &view); !status.ok()) {
-      chunk.status = status;
-      break;
-    }
-    if (ChainLink(link, sequence, view.payload) != view.link) {
-      fail("event " + std::to_string(sequence) + " breaks the hash chain");
-      break;
-    }
     if (chunk.size == chunk.items.size()) chunk.items.emplace_back();
     Decoded& item = chunk.items[chunk.size];
-    if (Status status = DecodePayload(view.payload, &item.event); !status.ok()) {
-      fail("event " + std::to_string(sequence) + ": " + status.message());
-      break;
-    }
-    if (item.event.sequence != sequence) {
-      fail("event " + std::to_string(sequence) + " carries sequence " +
-           std::to_string(item.event.sequence));
+    if (Status status = DecodeChainedRecord(sequence, it->record(), link, &item.event, &item.link);
+        !status.ok()) {
+      chunk.status = status;
       break;
     }
     if (item.event.timestamp_us < last_timestamp_us) {
@@ -117,9 +104,8 @@ void ReadRecords(EventLog* log, uint64_t expected, Sha256Digest link, int64_t la
     }
     if (item.event.timestamp_us > options.until_time_us) break;
     last_timestamp_us = item.event.timestamp_us;
-    item.link = view.link;
     if (options.on_event) item.record.assign(it->record());
-    link = view.link;
+    link = item.link;
     ++chunk.size;
     ++expected;
     if (chunk.size == kChunkEvents) {
