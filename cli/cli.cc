@@ -175,17 +175,6 @@ std::string NewId(const char* prefix) { return std::string(prefix) + RandomHex(8
 
 // ---- commands -> requests ------------------------------------------------------------
 
-std::vector<std::string> CommaList(const std::string& text) {
-  std::vector<std::string> items;
-  for (size_t start = 0; !text.empty() && start <= text.size();) {
-    size_t comma = text.find(',', start);
-    items.push_back(text.substr(start, comma - start));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return items;
-}
-
 RequestBody AccountCommand(const Args& args) {
   std::string sub = args.Positional(1, "account subcommand (create, get, list, index-tags)");
   if (sub == "get") return query::GetAccount{args.Positional(2, "account id")};

@@ -6,7 +6,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
-#include <algorithm>
 #include <deque>
 #include <fstream>
 #include <future>
@@ -17,6 +16,7 @@
 #include "rpc/loop_inbox.h"
 #include "rpc/rpc_codec.h"
 #include "ledger/wire/capnp_values.h"
+#include "ledger/base/flags.h"
 #include "ledger/base/limits.h"
 #include "purser.capnp.h"
 
@@ -476,12 +476,10 @@ Result<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
   // Several nodes: the first that answers.
   const std::string addresses = options.address;
   std::string problems;
-  for (size_t at = 0; at <= addresses.size();) {
-    const size_t comma = std::min(addresses.find(',', at), addresses.size());
+  for (std::string& address : CommaList(addresses)) {
+    if (address.empty()) continue;
     ClientOptions one = options;
-    one.address = addresses.substr(at, comma - at);
-    at = comma + 1;
-    if (one.address.empty()) continue;
+    one.address = std::move(address);
     Result<std::unique_ptr<Client>> connected = Connect(std::move(one));
     if (connected.ok()) return connected;
     problems += (problems.empty() ? "" : "; ") + connected.status().message();

@@ -79,15 +79,13 @@ int g_signal_pipe[2] = {-1, -1};
 
 void WakeMainThread() {
   char byte = 1;
-  ssize_t written = write(g_signal_pipe[1], &byte, 1);
+  ssize_t written = write(g_signal_pipe[1], &byte, 1);  // async-signal-safe
   (void)written;
 }
 
 void OnStopSignal(int signal_number) {
   g_stop_signal.store(signal_number);
-  char byte = 1;
-  ssize_t written = write(g_signal_pipe[1], &byte, 1);  // async-signal-safe
-  (void)written;
+  WakeMainThread();
 }
 
 enum class Level { kInfo, kWarn, kError };
@@ -211,11 +209,8 @@ std::string ParseClusterConfig(Flags& flags, DaemonConfig* config) {
   }
   if (!config->cluster) return "";
   ClusterOptions& cluster = config->cluster_options;
-  std::string servers = flags.Get("cluster");
-  for (size_t at = 0; at <= servers.size();) {
-    size_t comma = std::min(servers.find(',', at), servers.size());
-    if (comma > at) cluster.servers.push_back(servers.substr(at, comma - at));
-    at = comma + 1;
+  for (std::string& server : CommaList(flags.Get("cluster"))) {
+    if (!server.empty()) cluster.servers.push_back(std::move(server));
   }
   if (cluster.servers.empty()) return "--cluster needs at least one NATS URL";
   char host[256] = {};

@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <fcntl.h>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -154,16 +155,14 @@ class Node {
                   "--lease-ms", std::to_string(lease_ms), "--scrub-interval-s", "0"},
                  log_path());
   }
-  int Stop() {
-    kill(pid_, SIGTERM);
-    int status = Reap(pid_);
+  // SIGTERM and wait: the exit status (0 = clean).
+  int Stop() { return Signal(SIGTERM); }
+  void Kill() { Signal(SIGKILL); }
+  int Signal(int signal_number) {
+    kill(pid_, signal_number);
+    const int status = Reap(pid_);
     pid_ = -1;
     return status;
-  }
-  void Kill() {
-    kill(pid_, SIGKILL);
-    Reap(pid_);
-    pid_ = -1;
   }
   void Freeze() { kill(pid_, SIGSTOP); }
   void Thaw() { kill(pid_, SIGCONT); }
@@ -194,35 +193,49 @@ class Node {
   pid_t pid_ = -1;
 };
 
+// Polls `done` every 50 ms until it holds or `timeout` passes: whether it held.
+bool WaitUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (!done()) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
+}
+
 // The admin key the first leader wrote into its data directory.
 std::string WaitForAdminKey(const std::vector<std::unique_ptr<Node>>& nodes) {
-  const auto deadline = Clock::now() + std::chrono::seconds(60);
-  while (Clock::now() < deadline) {
-    for (const auto& node : nodes) {
-      std::ifstream in(node->data_dir() + "/admin.key");
-      std::string key;
-      if (std::getline(in, key) && !key.empty()) return key;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return "";
+  std::string key;
+  WaitUntil(
+      [&] {
+        for (const auto& node : nodes) {
+          std::ifstream in(node->data_dir() + "/admin.key");
+          if (std::getline(in, key) && !key.empty()) return true;
+        }
+        return false;
+      },
+      std::chrono::seconds(60));
+  return key;
 }
 
 // The node that answers (the leader), within `timeout`: its index, or -1.
 int FindLeader(const std::vector<std::unique_ptr<Node>>& nodes, const std::string& key,
                std::unique_ptr<Client>* client, std::chrono::seconds timeout = std::chrono::seconds(30)) {
-  const auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    for (size_t i = 0; i < nodes.size(); ++i) {
-      if (!nodes[i]->running()) continue;
-      if (auto connected = nodes[i]->Connect(key)) {
-        *client = std::move(connected);
-        return static_cast<int>(i);
-      }
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return -1;
+  int leader = -1;
+  WaitUntil(
+      [&] {
+        for (size_t i = 0; i < nodes.size(); ++i) {
+          if (!nodes[i]->running()) continue;
+          if (auto connected = nodes[i]->Connect(key)) {
+            *client = std::move(connected);
+            leader = static_cast<int>(i);
+            return true;
+          }
+        }
+        return false;
+      },
+      timeout);
+  return leader;
 }
 
 // Reserve -> settle pairs through whichever node leads, reconnecting on a
@@ -239,15 +252,15 @@ struct Load {
   void Run(const std::vector<std::unique_ptr<Node>>& nodes, const std::string& key,
            std::unique_ptr<Client>* client, size_t pairs) {
     const size_t goal = settled.size() + pairs;
+    // The client library's failover: every node's address; the leader is
+    // the one that accepts.
+    ClientOptions options;
+    options.api_key = key;
+    options.address.clear();
+    for (const auto& node : nodes) options.address += (options.address.empty() ? "" : ",") + node->address();
     const auto deadline = Clock::now() + std::chrono::seconds(60);
     while (settled.size() < goal && Clock::now() < deadline) {
       if (!*client) {
-        // The client library's failover: every node's address, the leader
-        // is the one that accepts.
-        ClientOptions options;
-        options.api_key = key;
-        options.address.clear();
-        for (const auto& node : nodes) options.address += (options.address.empty() ? "" : ",") + node->address();
         Result<std::unique_ptr<Client>> connected = Client::Connect(options);
         if (!connected.ok()) {
           std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -390,11 +403,7 @@ TEST_F(Cluster, AFrozenLeaderIsFencedStepsDownAndWhatItTriedIsNowhere) {
   nodes_[frozen]->Freeze();
   // The other node takes the lapsed lease and serves.
   std::unique_ptr<Client> fresh;
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
-  while (!fresh && Clock::now() < deadline) {
-    fresh = nodes_[1 - frozen]->Connect(key_);
-    if (!fresh) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  WaitUntil([&] { return (fresh = nodes_[1 - frozen]->Connect(key_)) != nullptr; }, std::chrono::seconds(30));
   ASSERT_NE(fresh, nullptr) << nodes_[1 - frozen]->log();
   ASSERT_TRUE(fresh->Call(ReserveCommand("after-takeover", "agent", 1'000)).ok());
   // The frozen leader wakes with a write on its old connection.
@@ -404,10 +413,8 @@ TEST_F(Cluster, AFrozenLeaderIsFencedStepsDownAndWhatItTriedIsNowhere) {
   writer.join();
   EXPECT_FALSE(answer.ok()) << "the deposed leader acknowledged a write";
   // It steps down and follows the new leader.
-  const auto stepped = Clock::now() + std::chrono::seconds(15);
-  while (nodes_[frozen]->log().find("standby again") == std::string::npos && Clock::now() < stepped) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  WaitUntil([&] { return nodes_[frozen]->log().find("standby again") != std::string::npos; },
+            std::chrono::seconds(15));
   const std::string log = nodes_[frozen]->log();
   EXPECT_NE(log.find("standby again"), std::string::npos) << log;
   EXPECT_TRUE(log.find("fenced") != std::string::npos || log.find("lease is lost") != std::string::npos)

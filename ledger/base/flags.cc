@@ -54,4 +54,15 @@ std::vector<std::string> Flags::Unknown(const std::vector<std::string>& known) c
   return unknown;
 }
 
+std::vector<std::string> CommaList(const std::string& text) {
+  std::vector<std::string> items;
+  for (size_t start = 0; !text.empty() && start <= text.size();) {
+    size_t comma = text.find(',', start);
+    items.push_back(text.substr(start, comma - start));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return items;
+}
+
 }  // namespace purser

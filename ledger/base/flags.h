@@ -31,4 +31,7 @@ class Flags {
   std::string error_;
 };
 
+// "a,b,c" -> {"a", "b", "c"}; "" -> {}; empty items are kept ("a,,b").
+std::vector<std::string> CommaList(const std::string& text);
+
 }  // namespace purser
