@@ -6,6 +6,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <algorithm>
+#include <chrono>
 #include <deque>
 #include <fstream>
 #include <future>
@@ -70,6 +72,7 @@ class Client::Impl {
 
   ~Impl() {
     inbox_.Post([this] {
+      stopping_ = true;
       KJ_IF_MAYBE(fulfiller, stop_) { (*fulfiller)->fulfill(); }
     });
     if (thread_.joinable()) thread_.join();
@@ -86,6 +89,11 @@ class Client::Impl {
 
   const PrincipalView& principal() const { return principal_; }
 
+  std::string address() {
+    std::lock_guard lock(mutex_);
+    return serving_address_;
+  }
+
   void Enqueue(RequestBody body, std::function<void(Reply&&)> done) {
     bool wake;
     {
@@ -101,9 +109,9 @@ class Client::Impl {
   }
 
   void SendBatch(std::vector<RequestBody> bodies, std::function<void(std::vector<Reply>&&)> done) {
-    auto shared_bodies = std::make_shared<std::vector<RequestBody>>(std::move(bodies));
+    auto shared_bodies = std::make_shared<const std::vector<RequestBody>>(std::move(bodies));
     inbox_.Post([this, shared_bodies, done = std::move(done)]() mutable {
-      Send(std::move(*shared_bodies), std::move(done));
+      Send(std::move(shared_bodies), std::move(done));
     });
   }
 
@@ -277,7 +285,7 @@ class Client::Impl {
   // `batches_in_flight` are in flight. Replies come back in order: one
   // connection's calls are executed and answered in the order sent.
   void Pump() {
-    while (in_flight_ < options_.batches_in_flight) {
+    while (connected_ && in_flight_ < options_.batches_in_flight) {
       std::vector<Pending> batch;
       {
         std::lock_guard lock(mutex_);
@@ -288,12 +296,12 @@ class Client::Impl {
         pending_.erase(pending_.begin(), pending_.begin() + static_cast<ptrdiff_t>(count));
       }
       ++in_flight_;
-      std::vector<RequestBody> bodies;
+      auto bodies = std::make_shared<std::vector<RequestBody>>();
       std::vector<std::function<void(Reply&&)>> callbacks;
-      bodies.reserve(batch.size());
+      bodies->reserve(batch.size());
       callbacks.reserve(batch.size());
       for (Pending& p : batch) {
-        bodies.push_back(std::move(p.body));
+        bodies->push_back(std::move(p.body));
         callbacks.push_back(std::move(p.done));
       }
       Send(std::move(bodies), [this, callbacks = std::move(callbacks)](std::vector<Reply>&& replies) {
@@ -304,24 +312,43 @@ class Client::Impl {
     }
   }
 
-  // Loop thread: one submit (or `queries` for a reader session).
-  void Send(std::vector<RequestBody> bodies, std::function<void(std::vector<Reply>&&)> done) {
-    size_t count = bodies.size();
-    auto fail = [count](const std::string& message) {
-      return std::vector<Reply>(count, Failure(message));
+  using Bodies = std::shared_ptr<const std::vector<RequestBody>>;
+  using BatchDone = std::function<void(std::vector<Reply>&&)>;
+
+  // Loop thread: one submit (or `queries` for a reader session). On a
+  // client that fails over, a batch whose connection was lost is sent again
+  // once a serving node is reached (Reach): every command carries its id,
+  // so one that was executed before the loss is answered, not executed twice.
+  void Send(Bodies bodies, BatchDone done) {
+    if (gone_) {
+      done(std::vector<Reply>(bodies->size(), Failure(gone_why_)));
+      return;
+    }
+    if (!connected_) {
+      parked_.push_back([this, bodies, done = std::move(done)]() mutable {
+        Send(std::move(bodies), std::move(done));
+      });
+      return;
+    }
+    const size_t count = bodies->size();
+    const uint64_t generation = generation_;
+    auto failed = [this, count, generation, bodies, done](kj::Exception&& e) mutable {
+      if (fails_over_ && !stopping_ && e.getType() == kj::Exception::Type::DISCONNECTED) {
+        if (generation == generation_) connected_ = false;  // Main is reaching another node
+        Send(std::move(bodies), std::move(done));             // parked, or sent on the new one
+        return;
+      }
+      done(std::vector<Reply>(count, Failure(e.getDescription().cStr())));
     };
     if (!has_ledger_) {
       auto request = reader_.queriesRequest();
       auto list = request.initQueries(static_cast<unsigned>(count));
-      std::vector<int> refused;
       for (unsigned i = 0; i < count; ++i) {
-        if (!EncodeQuery(bodies[i], list[i])) refused.push_back(static_cast<int>(i));
-      }
-      if (!refused.empty()) {
-        std::vector<Reply> replies(count, Reply::Error(ResultCode::kPermissionDenied,
-                                                       "this key is a reader: it cannot write"));
-        done(std::move(replies));
-        return;
+        if (!EncodeQuery((*bodies)[i], list[i])) {
+          done(std::vector<Reply>(count, Reply::Error(ResultCode::kPermissionDenied,
+                                                      "this key is a reader: it cannot write")));
+          return;
+        }
       }
       tasks_->add(request.send()
                       .then([done](auto response) mutable {
@@ -329,14 +356,12 @@ class Client::Impl {
                         for (auto result : response.getResults()) replies.push_back(DecodeReply(result));
                         done(std::move(replies));
                       })
-                      .catch_([done, fail](kj::Exception&& e) mutable {
-                        done(fail(e.getDescription().cStr()));
-                      }));
+                      .catch_(kj::mv(failed)));
       return;
     }
     auto request = ledger_.submitRequest();
     auto list = request.initCommands(static_cast<unsigned>(count));
-    for (unsigned i = 0; i < count; ++i) EncodeRequest(bodies[i], list[i]);
+    for (unsigned i = 0; i < count; ++i) EncodeRequest((*bodies)[i], list[i]);
     tasks_->add(request.send()
                     .then([done](auto response) mutable {
                       std::vector<Reply> replies;
@@ -344,24 +369,12 @@ class Client::Impl {
                       for (auto result : response.getResults()) replies.push_back(DecodeReply(result));
                       done(std::move(replies));
                     })
-                    .catch_([done, fail](kj::Exception&& e) mutable {
-                      done(fail(e.getDescription().cStr()));
-                    }));
+                    .catch_(kj::mv(failed)));
   }
 
-  kj::Promise<kj::Own<kj::AsyncIoStream>> ConnectStream(kj::AsyncIoContext& io) {
-    kj::Own<kj::NetworkAddress> address;
-    std::string host = options_.address;
-    if (options_.address.rfind("unix:", 0) == 0) {
-      address = io.provider->getNetwork().parseAddress(Text(options_.address)).wait(io.waitScope);
-    } else {
-      size_t colon = options_.address.rfind(':');
-      KJ_REQUIRE(colon != std::string::npos, "--connect must be HOST:PORT or unix:PATH");
-      host = options_.address.substr(0, colon);
-      auto port = static_cast<unsigned>(std::stoul(options_.address.substr(colon + 1)));
-      address = io.provider->getNetwork().parseAddress(Text(host), port).wait(io.waitScope);
-    }
-    if (options_.tls_ca_file.empty()) return address->connect();
+  // Trusts options_.tls_ca_file, once for every connection.
+  void SetUpTls() {
+    if (options_.tls_ca_file.empty()) return;
     std::ifstream in(options_.tls_ca_file);
     std::stringstream pem;
     pem << in.rdbuf();
@@ -370,6 +383,21 @@ class Client::Impl {
     tls_options.useSystemTrustStore = false;
     tls_options.trustedCertificates = kj::arrayPtr(ca_.get(), 1);
     tls_ = kj::heap<kj::TlsContext>(kj::mv(tls_options));
+  }
+
+  kj::Promise<kj::Own<kj::AsyncIoStream>> ConnectStream(kj::AsyncIoContext& io, const std::string& target) {
+    kj::Own<kj::NetworkAddress> address;
+    std::string host = target;
+    if (target.rfind("unix:", 0) == 0) {
+      address = io.provider->getNetwork().parseAddress(Text(target)).wait(io.waitScope);
+    } else {
+      size_t colon = target.rfind(':');
+      KJ_REQUIRE(colon != std::string::npos, "--connect must be HOST:PORT or unix:PATH");
+      host = target.substr(0, colon);
+      auto port = static_cast<unsigned>(std::stoul(target.substr(colon + 1)));
+      address = io.provider->getNetwork().parseAddress(Text(host), port).wait(io.waitScope);
+    }
+    if (tls_.get() == nullptr) return address->connect();
     std::string server_name = host;
     return address->connect().then(
         [this, server_name](kj::Own<kj::AsyncIoStream> stream) {
@@ -377,8 +405,115 @@ class Client::Impl {
         });
   }
 
+  // One connection to a node, kept until the client closes (capabilities
+  // of a lost one may still be referred to by calls being failed).
+  struct Connection {
+    kj::Own<kj::AsyncIoStream> stream;
+    kj::Own<capnp::TwoPartyVatNetwork> network;
+    kj::Own<capnp::RpcSystem<capnp::rpc::twoparty::VatId>> rpc;
+  };
+
+  enum class Attempted { kServing, kElsewhere, kFatal };
+
+  // One attempt at `target`: connected and authenticated (kServing, and the
+  // session's capabilities installed); a standby (kElsewhere, *leader: the
+  // leader's RPC address it named, if any); or a refusal that no other node
+  // would change (kFatal: the key). *why says what went wrong.
+  Attempted Attempt(kj::AsyncIoContext& io, const std::string& target, std::string* leader, std::string* why) {
+    constexpr auto kAttemptTimeout = 3 * kj::SECONDS;  // a frozen node accepts and never answers
+    kj::Timer& timer = io.provider->getTimer();
+    auto connection = kj::heap<Connection>();
+    kj::Maybe<rpc::Gate::Client> gate;
+    KJ_IF_MAYBE(exception, kj::runCatchingExceptions([&]() {
+      connection->stream = timer.timeoutAfter(kAttemptTimeout, ConnectStream(io, target)).wait(io.waitScope);
+      try {
+        int one = 1;
+        connection->stream->setsockopt(IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      } catch (...) {
+      }
+      capnp::ReaderOptions reader_options;
+      reader_options.traversalLimitInWords = (64 << 20) / 8;
+      connection->network = kj::heap<capnp::TwoPartyVatNetwork>(
+          *connection->stream, capnp::rpc::twoparty::Side::CLIENT, reader_options);
+      connection->rpc = kj::heap<capnp::RpcSystem<capnp::rpc::twoparty::VatId>>(
+          capnp::makeRpcClient(*connection->network));
+      capnp::MallocMessageBuilder vat_id_message;
+      auto vat_id = vat_id_message.initRoot<capnp::rpc::twoparty::VatId>();
+      vat_id.setSide(capnp::rpc::twoparty::Side::SERVER);
+      gate = connection->rpc->bootstrap(vat_id).castAs<rpc::Gate>();
+      auto request = KJ_ASSERT_NONNULL(gate).authenticateRequest();
+      request.setApiKey(Text(options_.api_key));
+      auto response = timer.timeoutAfter(kAttemptTimeout, request.send()).wait(io.waitScope);
+      auto session = response.getSession();
+      PrincipalView principal{Str(session.getKeyId()), Str(session.getAccount()),
+                              static_cast<Role>(session.getRole())};
+      if (generation_ == 0) principal_ = principal;
+      reader_ = session.getReader();
+      has_ledger_ = principal.role != Role::kReader;
+      if (has_ledger_) ledger_ = session.getLedger();
+    })) {
+      *why = target + ": " + exception->getDescription().cStr();
+      if (why->find("not_leader") != std::string::npos) {
+        KJ_IF_MAYBE(standby, gate) {
+          kj::runCatchingExceptions([&]() {
+            auto answer = timer.timeoutAfter(kAttemptTimeout, standby->leaderRequest().send())
+                              .wait(io.waitScope);
+            *leader = Str(answer.getLeader().getRpc());
+          });
+        }
+        return Attempted::kElsewhere;
+      }
+      return why->find("unauthenticated") != std::string::npos ? Attempted::kFatal : Attempted::kElsewhere;
+    }
+    connections_.push_back(kj::mv(connection));
+    ++generation_;
+    connected_ = true;
+    std::lock_guard lock(mutex_);
+    serving_address_ = target;
+    return Attempted::kServing;
+  }
+
+  // Connects to a node that serves: the addresses in order, going first to
+  // the leader a standby names. A client that fails over goes round them
+  // until `deadline` (a failover takes about a lease); one with a single
+  // address tries once. False, with *why, when none serves.
+  bool Reach(kj::AsyncIoContext& io, std::chrono::steady_clock::time_point deadline, std::string* why) {
+    for (;;) {
+      std::deque<std::string> targets(addresses_.begin(), addresses_.end());
+      std::vector<std::string> tried;
+      std::string problems;
+      while (!targets.empty() && !stopping_) {
+        std::string target = std::move(targets.front());
+        targets.pop_front();
+        if (std::find(tried.begin(), tried.end(), target) != tried.end()) continue;
+        tried.push_back(target);
+        std::string leader;
+        std::string problem;
+        Attempted attempted = Attempt(io, target, &leader, &problem);
+        if (attempted == Attempted::kServing) return true;
+        problems += (problems.empty() ? "" : "; ") + problem;
+        if (attempted == Attempted::kFatal) {
+          *why = problems;
+          return false;
+        }
+        if (!leader.empty()) targets.push_front(leader);
+      }
+      *why = (addresses_.size() > 1 ? "no node of " + options_.address + " serves: " : "") + problems;
+      if (!fails_over_ || stopping_ || std::chrono::steady_clock::now() >= deadline) return false;
+      io.provider->getTimer().afterDelay(200 * kj::MILLISECONDS).wait(io.waitScope);
+    }
+  }
+
+  std::chrono::steady_clock::time_point FailoverDeadline() const {
+    return std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.failover_ms);
+  }
+
   void Main(std::promise<Status>* started) {
     pthread_setname_np(pthread_self(), "purser-client");
+    for (std::string& address : CommaList(options_.address)) {
+      if (!address.empty()) addresses_.push_back(std::move(address));
+    }
+    fails_over_ = addresses_.size() > 1;
     ErrorHandler handler;
     KJ_IF_MAYBE(exception, kj::runCatchingExceptions([&]() {
       auto io = kj::setupAsyncIo();
@@ -386,41 +521,44 @@ class Client::Impl {
       tasks_ = &tasks;
       KJ_DEFER(inbox_.DrainAndClose());  // last: after `inbox` below is gone
       kj::Promise<void> inbox = inbox_.Run(io.unixEventPort);
-      kj::Own<kj::AsyncIoStream> stream = ConnectStream(io).wait(io.waitScope);
-      try {
-        int one = 1;
-        stream->setsockopt(IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      } catch (...) {
-      }
-      capnp::ReaderOptions reader_options;
-      reader_options.traversalLimitInWords = (64 << 20) / 8;
-      capnp::TwoPartyVatNetwork network(*stream, capnp::rpc::twoparty::Side::CLIENT, reader_options);
-      auto rpc_system = capnp::makeRpcClient(network);
-      capnp::MallocMessageBuilder vat_id_message;
-      auto vat_id = vat_id_message.initRoot<capnp::rpc::twoparty::VatId>();
-      vat_id.setSide(capnp::rpc::twoparty::Side::SERVER);
-      auto gate = rpc_system.bootstrap(vat_id).castAs<rpc::Gate>();
-      auto request = gate.authenticateRequest();
-      request.setApiKey(Text(options_.api_key));
-      auto response = request.send().wait(io.waitScope);
-      auto session = response.getSession();
-      principal_.key_id = Str(session.getKeyId());
-      principal_.account = Str(session.getAccount());
-      principal_.role = static_cast<Role>(session.getRole());
-      reader_ = session.getReader();
-      has_ledger_ = principal_.role != Role::kReader;
-      if (has_ledger_) ledger_ = session.getLedger();
+      SetUpTls();
       auto stop = kj::newPromiseAndFulfiller<void>();
       stop_ = kj::mv(stop.fulfiller);
+      kj::ForkedPromise<void> stopped = stop.promise.fork();
+      std::string why;
+      KJ_REQUIRE(Reach(io, FailoverDeadline(), &why), why.c_str());
       started->set_value(Status::Ok());
       started = nullptr;
-      stop.promise.exclusiveJoin(network.onDisconnect().then([this]() {
-        Disconnected("the server closed the connection");
-      })).wait(io.waitScope);
+      for (;;) {
+        bool lost = false;
+        stopped.addBranch()
+            .exclusiveJoin(connections_.back()->network->onDisconnect().then([&lost]() { lost = true; }))
+            .wait(io.waitScope);
+        if (!lost || stopping_) break;
+        if (!fails_over_) {
+          Disconnected("the server closed the connection");
+          break;
+        }
+        // Calls in flight on the lost connection come back DISCONNECTED and
+        // wait in parked_ (Send); new ones wait in pending_ (Pump).
+        connected_ = false;
+        subscriptions_.clear();
+        if (!Reach(io, FailoverDeadline(), &why)) {
+          Disconnected("the connection to purserd was lost and no node serves: " + why);
+          break;
+        }
+        std::vector<std::function<void()>> parked;
+        parked.swap(parked_);
+        for (auto& resend : parked) resend();
+        Pump();
+      }
       subscriptions_.clear();
       inbox = kj::Promise<void>(kj::READY_NOW);
       inbox_.DrainAndClose();
       Disconnected("the client is closing");
+      reader_ = nullptr;
+      ledger_ = nullptr;
+      connections_.clear();
       tasks_ = nullptr;
     })) {
       if (started != nullptr) {
@@ -431,7 +569,7 @@ class Client::Impl {
     }
   }
 
-  // Fails every call still waiting.
+  // Fails every call still waiting (loop thread).
   void Disconnected(const std::string& why) {
     std::deque<Pending> left;
     {
@@ -439,6 +577,12 @@ class Client::Impl {
       left.swap(pending_);
       closed_ = true;
     }
+    gone_ = true;  // what is parked, or sent from now on, fails with `why`
+    gone_why_ = why;
+    connected_ = false;
+    std::vector<std::function<void()>> parked;
+    parked.swap(parked_);
+    for (auto& resend : parked) resend();
     for (Pending& p : left) p.done(Failure(why));
   }
 
@@ -449,7 +593,17 @@ class Client::Impl {
   std::mutex mutex_;
   std::deque<Pending> pending_;
   bool closed_ = false;
+  std::string serving_address_;  // the node of the newest session
   // Loop thread only:
+  std::vector<std::string> addresses_;  // options_.address, split
+  bool fails_over_ = false;             // several addresses: a lost connection is replaced
+  bool connected_ = false;              // a serving node's session is installed
+  uint64_t generation_ = 0;             // sessions installed so far
+  bool stopping_ = false;               // the client is being destroyed
+  bool gone_ = false;                   // no connection, and none will come
+  std::string gone_why_;
+  std::vector<std::function<void()>> parked_;  // batches waiting for a connection
+  std::vector<kj::Own<Connection>> connections_;
   kj::TaskSet* tasks_ = nullptr;
   rpc::Reader::Client reader_ = nullptr;
   rpc::Ledger::Client ledger_ = nullptr;
@@ -468,26 +622,17 @@ Result<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
   if (options.batch_max < 1 || options.batches_in_flight < 1 || options.batches_in_flight > 1024) {
     return Status::InvalidArgument("batch_max must be at least 1, batches_in_flight 1..1024");
   }
-  if (options.address.find(',') == std::string::npos) {
-    auto impl = std::make_unique<Impl>(std::move(options));
-    if (Status status = impl->Start(); !status.ok()) return status;
-    return std::unique_ptr<Client>(new Client(std::move(impl)));
+  if (options.failover_ms < 0 || options.failover_ms > 600'000) {
+    return Status::InvalidArgument("failover_ms must be in 0..600000");
   }
-  // Several nodes: the first that answers.
-  const std::string addresses = options.address;
-  std::string problems;
-  for (std::string& address : CommaList(addresses)) {
-    if (address.empty()) continue;
-    ClientOptions one = options;
-    one.address = std::move(address);
-    Result<std::unique_ptr<Client>> connected = Connect(std::move(one));
-    if (connected.ok()) return connected;
-    problems += (problems.empty() ? "" : "; ") + connected.status().message();
-  }
-  return Status::IOError("no node of " + addresses + " answered: " + problems);
+  auto impl = std::make_unique<Impl>(std::move(options));
+  if (Status status = impl->Start(); !status.ok()) return status;
+  return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
 
 const PrincipalView& Client::principal() const { return impl_->principal(); }
+
+std::string Client::address() const { return impl_->address(); }
 
 Reply Client::Call(RequestBody body) {
   std::promise<Reply> done;

@@ -40,6 +40,36 @@ Result<std::unique_ptr<EventLog>> OpenLocalLog(const std::string& data_dir) {
 
 enum class Standing { kLead, kStop, kFailed };
 
+// The leader as a standby last read it from the lease (refreshed every
+// half second), for its edges' `not_leader` answers; they stop when the
+// standby ends.
+class StandbyEdges {
+ public:
+  StandbyEdges(NatsShard* shard, const ClusterNodeHooks& hooks) : shard_(shard), hooks_(hooks) {
+    hooks_.standby_edges([this] {
+      std::lock_guard lock(mutex_);
+      return leader_;
+    });
+  }
+  ~StandbyEdges() { hooks_.standby_edges(nullptr); }
+
+  void Refresh() {
+    if (Clock::now() < next_) return;
+    next_ = Clock::now() + std::chrono::milliseconds(500);
+    Result<std::string> value = shard_->Leader();
+    if (!value.ok()) return;  // NATS unreachable: the last one known
+    std::lock_guard lock(mutex_);
+    leader_ = ParseLeaseValue(*value);
+  }
+
+ private:
+  NatsShard* const shard_;
+  const ClusterNodeHooks& hooks_;
+  Clock::time_point next_{};
+  std::mutex mutex_;
+  LeaderView leader_;
+};
+
 // Follows the stream until this node holds the lease, has caught up with
 // the stream's end and published its term (*position: the term's).
 Standing Standby(NatsShard& shard, const std::string& data_dir, const std::string& lease_value,
@@ -53,7 +83,9 @@ Standing Standby(NatsShard& shard, const std::string& data_dir, const std::strin
   hooks.info("cluster: standby of shard " + shard.options().shard + " at stream position " +
              std::to_string(follower.position()) + ", event " +
              std::to_string((*log)->last_sequence()));
+  StandbyEdges edges(&shard, hooks);
   while (!hooks.stopping()) {
+    edges.Refresh();
     if (Status status = follower.Poll(200); !status.ok()) {
       hooks.warn("cluster: following: " + status.message());
       if (status.IsCorruption()) return Standing::kFailed;

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "cluster/nats_shard.h"
+#include "ledger/base/replicator.h"
 #include "ledger/ledger.h"
 
 namespace purser {
@@ -30,6 +31,9 @@ struct ClusterNodeHooks {
   std::function<void()> step_down;
   // Whether the current term was ended by step_down().
   std::function<bool()> stepped_down;
+  // Starts the edges of a standby, which answer who leads and nothing else
+  // (with a lookup), or stops them (with a null one) before the node leads.
+  std::function<void(LeaderLookup)> standby_edges;
   std::function<void(const std::string&)> info;
   std::function<void(const std::string&)> warn;
 };

@@ -406,8 +406,55 @@ int OpenAndServe(DaemonConfig& config, const LedgerOptions& options) {
   return Serve(config, **opened);
 }
 
+// A cluster standby's edges: HTTP and RPC on the node's addresses, saying
+// who leads (/healthz 503 "standby", `not_leader` to everything else).
+class StandbyEdges {
+ public:
+  StandbyEdges(const DaemonConfig& config, LeaderLookup leader)
+      : api_(nullptr, nullptr, ApiOptions(config.api, leader)),
+        http_(&api_, config.http),
+        rpc_(nullptr, RpcOptions(config.rpc, leader)) {}
+  ~StandbyEdges() {
+    rpc_.Stop();
+    http_.Stop();
+  }
+
+  Status Start() {
+    if (Status status = http_.Start(); !status.ok()) return status;
+    return rpc_.Start();
+  }
+
+ private:
+  static HttpApiOptions ApiOptions(HttpApiOptions options, LeaderLookup leader) {
+    options.leader = std::move(leader);
+    return options;
+  }
+  static RpcServerOptions RpcOptions(RpcServerOptions options, LeaderLookup leader) {
+    options.leader = std::move(leader);
+    options.loops = 1;
+    return options;
+  }
+
+  HttpApi api_;
+  HttpServer http_;
+  RpcServer rpc_;
+};
+
 int RunCluster(DaemonConfig& config) {
   ClusterNodeHooks hooks;
+  std::unique_ptr<StandbyEdges> standby;
+  hooks.standby_edges = [&config, &standby](LeaderLookup leader) {
+    standby.reset();
+    if (!leader) return;
+    standby = std::make_unique<StandbyEdges>(config, std::move(leader));
+    if (Status status = standby->Start(); !status.ok()) {
+      Log(Level::kWarn, "cluster: the standby's edges do not serve: " + status.message());
+      standby.reset();
+      return;
+    }
+    Log(Level::kInfo, "cluster: standby: rpc=" + config.rpc.address + " http=" + config.http.address +
+                          " answer not_leader");
+  };
   hooks.serve = [&config](LedgerOptions options) { return OpenAndServe(config, options); };
   hooks.new_term = [] { g_step_down = false; };
   hooks.stepped_down = [] { return g_step_down.load(); };
@@ -421,6 +468,11 @@ int RunCluster(DaemonConfig& config) {
   if (config.cluster_catch_up) return CatchUpOnce(config.cluster_options, config.data_dir, hooks);
   std::string lease = "node=" + config.cluster_options.node + " rpc=" + config.rpc.address +
                       " http=" + config.http.address;
+  config.rpc.leader = [lease] {  // what Gate.leader says while this node leads
+    LeaderView view = ParseLeaseValue(lease);
+    view.leading = true;
+    return view;
+  };
   return RunClusterNode(config.cluster_options, config.ledger, lease, hooks);
 }
 

@@ -841,8 +841,37 @@ void HttpApi::Handle(const HttpRequest& request, std::function<void(HttpResponse
   }
 }
 
+HttpResponse HttpApi::StandbyResponse(const HttpRequest& request) const {
+  LeaderView leader = options_.leader ? options_.leader() : LeaderView{};
+  auto write_leader = [&leader](JsonWriter& w) {
+    if (leader.node.empty()) return;
+    w.Key("leader").BeginObject().Field("node", leader.node).Field("rpc", leader.rpc);
+    w.Field("http", leader.http).EndObject();
+  };
+  JsonWriter w;
+  if ((request.method == "GET" || request.method == "HEAD") && Match(request.segments, {"healthz"})) {
+    w.BeginObject().Field("status", "standby");
+    write_leader(w);
+    w.EndObject();
+    return Json(503, w.Take());
+  }
+  if (leader.node.empty()) {
+    return Refuse(ResultCode::kUnavailable, "this node is a standby and no node leads its shard now "
+                                            "(a failover is under way); retry");
+  }
+  w.BeginObject().Key("error").BeginObject().Field("code", "not_leader");
+  w.Field("message", "this node is a standby; the leader is " + leader.node + " at " + leader.http);
+  write_leader(w);
+  w.EndObject().EndObject();
+  return Json(421, w.Take());
+}
+
 void HttpApi::HandleRequest(const HttpRequest& request,
                             const std::function<void(HttpResponse&&)>& respond) {
+  if (sequencer_ == nullptr) {
+    respond(StandbyResponse(request));
+    return;
+  }
   const Segments& segments = request.segments;
   if ((request.method == "GET" || request.method == "HEAD") && Match(segments, {"healthz"})) {
     if (options_.health != nullptr && options_.health->corrupt()) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "ledger/ledger.h"
+#include "ledger/base/replicator.h"
 
 namespace purser {
 
@@ -53,6 +54,11 @@ struct HttpApiOptions {
   // Webhook delivery: secrets are kept there, deliveries read from it. May
   // be null (then webhooks cannot be registered).
   class Notifier* notifier = nullptr;
+  // Cluster mode: who leads the shard. An API made without a ledger (a
+  // standby's) needs it: /healthz answers 503 "standby" with the leader, and
+  // every other request 421 `not_leader` with the leader's addresses (503
+  // `unavailable` while no node leads).
+  LeaderLookup leader;
 };
 
 // Splits "/a/b?x=1&y=%20" into a path, its segments (split before each is
@@ -65,7 +71,8 @@ bool ParseTarget(std::string_view target, std::string* path,
 
 class HttpApi {
  public:
-  // `*sequencer` and `*metrics` must outlive the API.
+  // `*sequencer` and `*metrics` must outlive the API; both null on a
+  // cluster standby (then options.leader is needed).
   HttpApi(Ledger* sequencer, Metrics* metrics, HttpApiOptions options);
   ~HttpApi();
 
@@ -75,6 +82,7 @@ class HttpApi {
 
  private:
   void HandleRequest(const HttpRequest& request, const std::function<void(HttpResponse&&)>& respond);
+  HttpResponse StandbyResponse(const HttpRequest& request) const;
   Ledger* sequencer_;
   Metrics* metrics_;
   HttpApiOptions options_;

@@ -721,6 +721,13 @@ class GateImpl final : public rpc::Gate::Server {
       : shared_(shared), notices_(notices), connection_(std::move(connection)) {}
 
   kj::Promise<void> authenticate(AuthenticateContext context) override {
+    if (shared_->sequencer == nullptr) {  // a standby: nothing to authenticate against
+      LeaderView leader = shared_->options->leader();
+      std::string where = leader.node.empty() ? "no node leads the shard now; retry"
+                                              : "the leader is " + leader.node + " at " + leader.rpc;
+      return kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__,
+                           kj::str("not_leader: this node is a standby; ", where.c_str()));
+    }
     std::string key = Str(context.getParams().getApiKey());
     KJ_REQUIRE(!key.empty() && key.size() <= 256, "unauthenticated: malformed API key");
     Credentials credentials = Credentials::FromApiKey(key);
@@ -743,6 +750,21 @@ class GateImpl final : public rpc::Gate::Server {
         });
   }
 
+  kj::Promise<void> leader(LeaderContext context) override {
+    LeaderView view;
+    if (shared_->options->leader) {
+      view = shared_->options->leader();
+    } else {
+      view.leading = true;
+    }
+    auto leader = context.getResults().initLeader();
+    leader.setLeading(view.leading);
+    leader.setNode(Text(view.node));
+    leader.setRpc(Text(view.rpc));
+    leader.setHttp(Text(view.http));
+    return kj::READY_NOW;
+  }
+
  private:
   Shared* shared_;
   Notices* notices_;
@@ -763,6 +785,7 @@ class RpcServer::Loop final : private kj::TaskSet::ErrorHandler {
     shared_.workers = &workers_;
     // Durable events reach the loop for subscribers; registered before any
     // traffic of ours, seeded with the tree below.
+    if (sequencer_ == nullptr) return;  // a standby's: no ledger
     sequencer_->AddObserver([this](const std::vector<Event>& events) {
       std::vector<Event> notable;
       for (const Event& event : events) {
@@ -786,10 +809,12 @@ class RpcServer::Loop final : private kj::TaskSet::ErrorHandler {
   // Starts the loop thread. With `pick` it listens and hands every accepted
   // connection to the loop `pick` returns; without, it serves what it is given.
   Status Start(uint16_t* port, std::function<Loop*()> pick) {
-    Reply tree = sequencer_->Call(Request{Credentials::System(), query::AccountTree{}});
-    if (!tree.ok()) return Status::Error("reading the account tree: " + tree.message);
-    for (const auto& [account, parent] : std::get<AccountTreeView>(tree.body).accounts) {
-      notices_.SetParent(account, parent);
+    if (sequencer_ != nullptr) {
+      Reply tree = sequencer_->Call(Request{Credentials::System(), query::AccountTree{}});
+      if (!tree.ok()) return Status::Error("reading the account tree: " + tree.message);
+      for (const auto& [account, parent] : std::get<AccountTreeView>(tree.body).accounts) {
+        notices_.SetParent(account, parent);
+      }
     }
     pick_ = std::move(pick);
     std::promise<Status> started;
@@ -1062,6 +1087,9 @@ Status RpcServer::Start() {
   }
   if (options_.tls_cert_file.empty() != options_.tls_key_file.empty()) {
     return Status::InvalidArgument("--tls-cert and --tls-key go together");
+  }
+  if (sequencer_ == nullptr && !options_.leader) {
+    return Status::InvalidArgument("a server without a ledger needs a leader lookup");
   }
   if (options_.loops < 1 || options_.loops > kRpcLoopsMax) {
     return Status::InvalidArgument("--rpc-loops must be 1.." + std::to_string(kRpcLoopsMax));

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "ledger/ledger.h"
+#include "ledger/base/replicator.h"
 #include "ledger/base/status.h"
 
 namespace purser {
@@ -55,6 +56,10 @@ struct RpcServerOptions {
   bool allow_private_webhooks = false;
   // Event loop threads serving connections (1..64). Default: 2.
   int loops = 2;
+  // Cluster mode: who leads the shard, for Gate.leader. Default: none (this
+  // node always serves). A server made without a ledger (a standby's) needs
+  // it, and refuses every authenticate with "not_leader".
+  LeaderLookup leader;
 };
 
 // True for addresses that stay on this host (127.0.0.0/8, ::1, localhost, unix:).
@@ -62,6 +67,7 @@ bool IsLoopbackAddress(const std::string& address);
 
 class RpcServer {
  public:
+  // `sequencer` null: a cluster standby's server, which only says who leads.
   RpcServer(Ledger* sequencer, RpcServerOptions options);
   ~RpcServer();
   RpcServer(const RpcServer&) = delete;

@@ -61,7 +61,19 @@ enum ResultCode {
 interface Gate {
   # The bootstrap capability: the only thing an unauthenticated client can do.
   authenticate @0 (apiKey :Text) -> (session :Session);
-  # Throws (an RPC failure, not a result) when the key is not valid.
+  # Throws (an RPC failure, not a result) when the key is not valid, and on
+  # a cluster-mode standby, with a description that begins "not_leader"
+  # (docs/CLUSTER.md): ask `leader` where to go.
+
+  leader @1 () -> (leader :Leader);
+  # Who serves this node's shard; no key needed.
+}
+
+struct Leader {
+  leading @0 :Bool;        # this node serves (always, outside cluster mode)
+  node @1 :Text;           # the leader's name as its lease says; empty when no
+  rpc @2 :Text;            # node holds the lease (a failover is under way)
+  http @3 :Text;
 }
 
 struct Session {

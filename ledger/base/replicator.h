@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <string_view>
 
 #include "ledger/base/status.h"
@@ -18,5 +19,19 @@ namespace purser {
 // engine stops (a deposed leader's publish is refused: fencing).
 using Replicator =
     std::function<Result<uint64_t>(uint64_t first_sequence, size_t count, std::string_view records)>;
+
+// Who leads a cluster-mode shard, as the lease names it: the edges answer
+// `not_leader` with it on a standby, and Gate.leader over RPC on any node.
+struct LeaderView {
+  bool leading = false;  // this node serves the shard
+  std::string node;      // the leader's name; empty when no node holds the lease
+  std::string rpc;       // its HOST:PORT addresses
+  std::string http;
+};
+using LeaderLookup = std::function<LeaderView()>;
+
+// Parses a lease value ("node=N rpc=HOST:PORT http=HOST:PORT"); fields
+// missing stay empty.
+LeaderView ParseLeaseValue(std::string_view value);
 
 }  // namespace purser

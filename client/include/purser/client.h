@@ -22,11 +22,19 @@ namespace purser {
 
 struct ClientOptions {
   // "HOST:PORT" or "unix:PATH"; or several, comma-separated (the nodes of
-  // a cluster-mode shard, docs/CLUSTER.md): Connect() tries them in order
-  // and keeps the first that accepts and authenticates (only the leader
-  // accepts). A connection lost later is not moved: connect again.
+  // a cluster-mode shard, docs/CLUSTER.md). The client serves its calls
+  // through the shard's leader: it tries the addresses in order, and a
+  // standby's `not_leader` answer sends it to the leader the standby names.
+  // With several addresses it also fails over: when its connection is lost
+  // it reaches the new leader (for up to `failover_ms`) and sends again the
+  // calls that were in flight, which is safe because every command carries
+  // its id (SPEC: idempotency). Subscriptions are not carried over.
   // Default: 127.0.0.1:8481.
   std::string address = "127.0.0.1:8481";
+  // How long Connect(), and a failover, keep looking for a serving node when
+  // `address` names several (a lease's TTL plus a catch-up is typical).
+  // 0..600,000. Default: 30,000.
+  int64_t failover_ms = 30'000;
   std::string api_key;
   // Connect with TLS, trusting this CA certificate (PEM). Default: no TLS.
   std::string tls_ca_file;
@@ -77,6 +85,9 @@ class Client {
 
   // Who the key is.
   const PrincipalView& principal() const;
+  // The address of the node serving this client now (it changes when the
+  // client follows a standby's `not_leader` answer, or fails over).
+  std::string address() const;
 
   // One request; blocks until its reply. Coalesced with other threads' calls.
   Reply Call(RequestBody body);
