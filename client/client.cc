@@ -441,6 +441,18 @@ class Client::Impl {
       auto vat_id = vat_id_message.initRoot<capnp::rpc::twoparty::VatId>();
       vat_id.setSide(capnp::rpc::twoparty::Side::SERVER);
       gate = connection->rpc->bootstrap(vat_id).castAs<rpc::Gate>();
+      if (!options_.tenant.empty()) {
+        // Sharded: the tenant's key lives on its shard's leader alone.
+        auto route = KJ_ASSERT_NONNULL(gate).leaderRequest();
+        route.setTenant(Text(options_.tenant));
+        auto answer = timer.timeoutAfter(kAttemptTimeout, route.send()).wait(io.waitScope);
+        auto where = answer.getLeader();
+        if (!where.getLeading()) {
+          *leader = Str(where.getRpc());
+          KJ_FAIL_REQUIRE("not_leader: this node does not serve tenant", options_.tenant.c_str(),
+                          Str(where.getShard()).c_str());
+        }
+      }
       auto request = KJ_ASSERT_NONNULL(gate).authenticateRequest();
       request.setApiKey(Text(options_.api_key));
       auto response = timer.timeoutAfter(kAttemptTimeout, request.send()).wait(io.waitScope);
@@ -454,6 +466,7 @@ class Client::Impl {
     })) {
       *why = target + ": " + exception->getDescription().cStr();
       if (why->find("not_leader") != std::string::npos) {
+        if (!leader->empty()) return Attempted::kElsewhere;  // the tenant's route named it
         KJ_IF_MAYBE(standby, gate) {
           kj::runCatchingExceptions([&]() {
             auto answer = timer.timeoutAfter(kAttemptTimeout, standby->leaderRequest().send())

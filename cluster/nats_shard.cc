@@ -12,6 +12,7 @@ namespace purser {
 namespace {
 
 constexpr char kLeaseBucket[] = "purser_lease";
+constexpr char kShardMapBucket[] = "purser_shards";
 constexpr char kKindHeader[] = "Purser-Kind";
 constexpr char kFirstHeader[] = "Purser-First";
 constexpr char kCountHeader[] = "Purser-Count";
@@ -54,6 +55,30 @@ struct MessageDeleter {
   void operator()(natsMsg* message) const { natsMsg_Destroy(message); }
 };
 using MessagePtr = std::unique_ptr<natsMsg, MessageDeleter>;
+
+
+// Binds the key-value bucket `name`, creating it (one value per key, file
+// storage, entries lapsing after `ttl_ms`, 0 = never) if no node has yet.
+Status OpenBucket(jsCtx* js, const char* name, int64_t ttl_ms, int replicas, kvStore** bucket) {
+  natsStatus s = js_KeyValue(bucket, js, name);
+  if (s == NATS_NOT_FOUND) {
+    kvConfig config;
+    kvConfig_Init(&config);
+    config.Bucket = name;
+    config.History = 1;
+    config.TTL = ttl_ms * 1'000'000;  // nanoseconds in the 3.4 C client
+    config.Replicas = replicas;
+    config.StorageType = js_FileStorage;
+    s = js_CreateKeyValue(bucket, js, &config);
+    if (s != NATS_OK) {
+      Status created = NatsError(std::string("creating the bucket ") + name, s);
+      s = js_KeyValue(bucket, js, name);  // another node won the race
+      if (s != NATS_OK) return created;
+    }
+  }
+  if (s != NATS_OK) return NatsError(std::string("the bucket ") + name, s);
+  return Status::Ok();
+}
 
 }  // namespace
 
@@ -102,25 +127,17 @@ Result<std::unique_ptr<NatsShard>> NatsShard::Connect(const ClusterOptions& opti
   if (info != nullptr) jsStreamInfo_Destroy(info);
   if (s != NATS_OK) return NatsError("creating the stream " + shard->stream_, s);
   if (options.lease_ms == 0) return shard;  // a reader of the stream only
+  // The shard map: a tenant's root account -> its shard, no history, kept forever.
+  if (Status opened = OpenBucket(shard->js_, kShardMapBucket, 0, options.replicas, &shard->map_); !opened.ok()) {
+    return opened;
+  }
+  if (options.map_only) return shard;
   // The lease bucket: one value per shard, no history; a lease lapses when
   // its value is older than the TTL.
-  s = js_KeyValue(&shard->kv_, shard->js_, kLeaseBucket);
-  if (s == NATS_NOT_FOUND) {
-    kvConfig config;
-    kvConfig_Init(&config);
-    config.Bucket = kLeaseBucket;
-    config.History = 1;
-    config.TTL = options.lease_ms * 1'000'000;  // nanoseconds in the 3.4 C client
-    config.Replicas = options.replicas;
-    config.StorageType = js_FileStorage;
-    s = js_CreateKeyValue(&shard->kv_, shard->js_, &config);
-    if (s != NATS_OK) {
-      Status created = NatsError("creating the lease bucket", s);
-      s = js_KeyValue(&shard->kv_, shard->js_, kLeaseBucket);  // another node won the race
-      if (s != NATS_OK) return created;
-    }
+  if (Status opened = OpenBucket(shard->js_, kLeaseBucket, options.lease_ms, options.replicas, &shard->kv_);
+      !opened.ok()) {
+    return opened;
   }
-  if (s != NATS_OK) return NatsError("the lease bucket", s);
   // The bucket's TTL is the lease: every node must agree with it, or one
   // renewing less often than it lapses would lose its lease in a loop.
   kvStatus* status = nullptr;
@@ -138,6 +155,7 @@ Result<std::unique_ptr<NatsShard>> NatsShard::Connect(const ClusterOptions& opti
 
 NatsShard::~NatsShard() {
   if (kv_ != nullptr) kvStore_Destroy(kv_);
+  if (map_ != nullptr) kvStore_Destroy(map_);
   if (js_ != nullptr) jsCtx_Destroy(js_);
   if (connection_ != nullptr) {
     natsConnection_Close(connection_);
@@ -272,15 +290,60 @@ void NatsShard::Resign() {
   lease_revision_ = 0;
 }
 
-Result<std::string> NatsShard::Leader() {
+Result<std::string> NatsShard::Leader() { return LeaderOf(options_.shard); }
+
+Result<std::string> NatsShard::LeaderOf(const std::string& shard) {
   if (kv_ == nullptr) return Status::InvalidArgument("connected without the lease (lease_ms 0)");
   kvEntry* entry = nullptr;
-  natsStatus s = kvStore_Get(&entry, kv_, options_.shard.c_str());
+  natsStatus s = kvStore_Get(&entry, kv_, shard.c_str());
   if (s == NATS_NOT_FOUND) return std::string();
   if (s != NATS_OK) return NatsError("reading the lease", s);
   std::string value = kvEntry_ValueString(entry);
   kvEntry_Destroy(entry);
   return value;
+}
+
+Status NatsShard::Assign(const std::string& tenant, const std::string& shard) {
+  if (map_ == nullptr) return Status::InvalidArgument("connected without the shard map (lease_ms 0)");
+  uint64_t revision = 0;
+  natsStatus s = kvStore_Create(&revision, map_, tenant.c_str(), shard.data(), static_cast<int>(shard.size()));
+  if (s == NATS_OK) return Status::Ok();
+  if (Unreachable(s)) return NatsError("assigning " + tenant, s);
+  kvEntry* entry = nullptr;
+  if (s = kvStore_Get(&entry, map_, tenant.c_str()); s != NATS_OK) return NatsError("reading the shard map", s);
+  std::string held = kvEntry_ValueString(entry);
+  kvEntry_Destroy(entry);
+  if (held == shard) return Status::Ok();
+  return Status::InvalidArgument("tenant " + tenant + " is on shard " + held +
+                                 " already (moving a tenant between shards is not built)");
+}
+
+NatsShard::MapWatch::~MapWatch() {
+  if (watcher_ != nullptr) {
+    kvWatcher_Stop(watcher_);
+    kvWatcher_Destroy(watcher_);
+  }
+}
+
+Result<std::optional<NatsShard::MapChange>> NatsShard::MapWatch::Next(int64_t timeout_ms) {
+  kvEntry* entry = nullptr;
+  natsStatus s = kvWatcher_Next(&entry, watcher_, timeout_ms);
+  if (s == NATS_TIMEOUT || (s == NATS_OK && entry == nullptr)) return std::optional<MapChange>();
+  if (s != NATS_OK) return NatsError("watching the shard map", s);
+  MapChange change;
+  change.tenant = kvEntry_Key(entry);
+  change.removed = kvEntry_Operation(entry) != kvOp_Put;
+  if (!change.removed) change.shard = kvEntry_ValueString(entry);
+  kvEntry_Destroy(entry);
+  return std::optional<MapChange>(std::move(change));
+}
+
+Result<std::unique_ptr<NatsShard::MapWatch>> NatsShard::WatchMap() {
+  if (map_ == nullptr) return Status::InvalidArgument("connected without the shard map (lease_ms 0)");
+  auto watch = std::make_unique<MapWatch>();
+  natsStatus s = kvStore_WatchAll(&watch->watcher_, map_, nullptr);
+  if (s != NATS_OK) return NatsError("watching the shard map", s);
+  return watch;
 }
 
 NatsShard::Subscription::~Subscription() {

@@ -30,6 +30,7 @@
 struct __natsConnection;
 struct __jsCtx;
 struct __kvStore;
+struct __kvWatcher;
 struct __natsSubscription;
 struct __natsMsg;
 
@@ -49,6 +50,9 @@ struct ClusterOptions {
   // refused (InvalidArgument). 0: this connection only reads or publishes
   // the stream and never touches the lease. Default: 3,000 ms.
   int64_t lease_ms = 3'000;
+  // With lease_ms, open the shard map but not the lease (purserd
+  // --assign-tenant). Default: false.
+  bool map_only = false;
   // How long a publish waits for JetStream's acknowledgement. Default: 5,000 ms.
   int64_t publish_timeout_ms = 5'000;
 };
@@ -98,6 +102,30 @@ class NatsShard {
   void Resign();
   // The lease's value ("" when nobody leads).
   Result<std::string> Leader();
+  // The lease value of another shard's leader ("" when none holds it).
+  Result<std::string> LeaderOf(const std::string& shard);
+
+  // The shard map (bucket purser_shards): which shard holds a tenant (a
+  // root account). Assign records `tenant` on `shard` unless it is on
+  // another already (then an error: moving tenants is not built).
+  Status Assign(const std::string& tenant, const std::string& shard);
+  struct MapChange {
+    std::string tenant;
+    std::string shard;     // empty when removed
+    bool removed = false;
+  };
+  // Every assignment, then each change as it happens.
+  class MapWatch {
+   public:
+    ~MapWatch();
+    // The next assignment or change; none after `timeout_ms`.
+    Result<std::optional<MapChange>> Next(int64_t timeout_ms);
+
+   private:
+    friend class NatsShard;
+    __kvWatcher* watcher_ = nullptr;
+  };
+  Result<std::unique_ptr<MapWatch>> WatchMap();
 
   // Follows the stream from `from` (inclusive) in order.
   class Subscription {
@@ -121,7 +149,8 @@ class NatsShard {
   std::string subject_;
   __natsConnection* connection_ = nullptr;
   __jsCtx* js_ = nullptr;
-  __kvStore* kv_ = nullptr;
+  __kvStore* kv_ = nullptr;   // the lease bucket
+  __kvStore* map_ = nullptr;  // the shard map
   uint64_t lease_revision_ = 0;  // of our lease; 0 when we hold none
 };
 

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "cluster/follower.h"
+#include "cluster/shard_directory.h"
 #include "ledger/log/event_log.h"
 
 namespace purser {
@@ -40,40 +41,22 @@ Result<std::unique_ptr<EventLog>> OpenLocalLog(const std::string& data_dir) {
 
 enum class Standing { kLead, kStop, kFailed };
 
-// The leader as a standby last read it from the lease (refreshed every
-// half second), for its edges' `not_leader` answers; they stop when the
-// standby ends.
+// Starts the standby's edges for its life (they answer who leads).
 class StandbyEdges {
  public:
-  StandbyEdges(NatsShard* shard, const ClusterNodeHooks& hooks) : shard_(shard), hooks_(hooks) {
-    hooks_.standby_edges([this] {
-      std::lock_guard lock(mutex_);
-      return leader_;
-    });
+  StandbyEdges(const ClusterNodeHooks& hooks, const LeaderLookup& route) : hooks_(hooks) {
+    hooks_.standby_edges(route);
   }
   ~StandbyEdges() { hooks_.standby_edges(nullptr); }
 
-  void Refresh() {
-    if (Clock::now() < next_) return;
-    next_ = Clock::now() + std::chrono::milliseconds(500);
-    Result<std::string> value = shard_->Leader();
-    if (!value.ok()) return;  // NATS unreachable: the last one known
-    std::lock_guard lock(mutex_);
-    leader_ = ParseLeaseValue(*value);
-  }
-
  private:
-  NatsShard* const shard_;
   const ClusterNodeHooks& hooks_;
-  Clock::time_point next_{};
-  std::mutex mutex_;
-  LeaderView leader_;
 };
 
 // Follows the stream until this node holds the lease, has caught up with
 // the stream's end and published its term (*position: the term's).
 Standing Standby(NatsShard& shard, const std::string& data_dir, const std::string& lease_value,
-                 const ClusterNodeHooks& hooks, uint64_t* position) {
+                 const LeaderLookup& route, const ClusterNodeHooks& hooks, uint64_t* position) {
   Result<std::unique_ptr<EventLog>> log = OpenLocalLog(data_dir);
   if (!log.ok()) {
     hooks.warn("cluster: cannot open " + data_dir + ": " + log.status().message());
@@ -83,9 +66,8 @@ Standing Standby(NatsShard& shard, const std::string& data_dir, const std::strin
   hooks.info("cluster: standby of shard " + shard.options().shard + " at stream position " +
              std::to_string(follower.position()) + ", event " +
              std::to_string((*log)->last_sequence()));
-  StandbyEdges edges(&shard, hooks);
+  StandbyEdges edges(hooks, route);
   while (!hooks.stopping()) {
-    edges.Refresh();
     if (Status status = follower.Poll(200); !status.ok()) {
       hooks.warn("cluster: following: " + status.message());
       if (status.IsCorruption()) return Standing::kFailed;
@@ -177,8 +159,24 @@ class LeaseKeeper {
 
 // Serves one term: every write published first, expecting the stream to
 // end at the last position this node published.
-int Lead(NatsShard& shard, const LedgerOptions& base, uint64_t position, const std::string& lease_value,
-         const ClusterNodeHooks& hooks) {
+// Opening a root account (a tenant) on this shard is refused when the map
+// gives it to another shard. One the map does not name yet is opened here,
+// and claimed for this shard once opened (ShardDirectory::Claim).
+std::optional<Reply> AdmitTenant(const std::string& own, ShardDirectory& directory, const Request& request) {
+  const auto* open = std::get_if<cmd::OpenAccount>(&request.body);
+  if (open == nullptr || !open->parent.empty()) return std::nullopt;
+  std::optional<std::string> held = directory.ShardOf(open->id);
+  if (!held || *held == own) return std::nullopt;
+  LeaderView leader = directory.Route(open->id);
+  return Reply::Error(ResultCode::kNotLeader,
+                      "tenant " + open->id + " is on shard " + *held +
+                          (leader.node.empty() ? ", which no node leads now"
+                                               : ", led by " + leader.node + " at rpc=" + leader.rpc +
+                                                     " http=" + leader.http));
+}
+
+int Lead(NatsShard& shard, ShardDirectory& directory, const LedgerOptions& base, uint64_t position,
+         const std::string& lease_value, const LeaderLookup& route, const ClusterNodeHooks& hooks) {
   hooks.new_term();
   LeaseKeeper keeper(&shard, lease_value, hooks);
   LedgerOptions options = base;
@@ -193,7 +191,27 @@ int Lead(NatsShard& shard, const LedgerOptions& base, uint64_t position, const s
     hooks.warn("cluster: " + status.message() + ": stepping down");
     hooks.step_down();
   };
-  return hooks.serve(std::move(options));
+  options.admit = [&shard, &directory](const Request& request) {
+    return AdmitTenant(shard.options().shard, directory, request);
+  };
+  // Tenants opened here are claimed for this shard in the map (by the
+  // directory's thread: the log thread that runs observers never waits on NATS).
+  auto opened = [&directory](Ledger& ledger) {
+    // And those an earlier leader opened but did not live to claim.
+    Reply tree = ledger.Call(Request{Credentials::System(), query::AccountTree{}});
+    if (tree.ok()) {
+      for (const auto& [account, parent] : std::get<AccountTreeView>(tree.body).accounts) {
+        if (parent.empty() && !directory.ShardOf(account)) directory.Claim(account);
+      }
+    }
+    ledger.AddObserver([&directory](const std::vector<Event>& events) {
+      for (const Event& event : events) {
+        const auto* open = std::get_if<event::AccountOpened>(&event.body);
+        if (open != nullptr && open->parent.empty()) directory.Claim(open->account);
+      }
+    });
+  };
+  return hooks.serve(std::move(options), route, opened);
 }
 
 }  // namespace
@@ -202,13 +220,15 @@ int RunClusterNode(const ClusterOptions& cluster, const LedgerOptions& ledger,
                    const std::string& lease_value, const ClusterNodeHooks& hooks) {
   std::unique_ptr<NatsShard> shard = ConnectShard(cluster, hooks);
   if (!shard) return hooks.stopping() ? 0 : 1;
+  ShardDirectory directory(shard.get(), hooks.warn);
+  const LeaderLookup route = [&directory](std::string_view tenant) { return directory.Route(tenant); };
   int status = 0;
   while (!hooks.stopping()) {
     uint64_t position = 0;
-    Standing standing = Standby(*shard, ledger.data_dir, lease_value, hooks, &position);
+    Standing standing = Standby(*shard, ledger.data_dir, lease_value, route, hooks, &position);
     if (standing == Standing::kFailed) return 1;
     if (standing == Standing::kStop) break;
-    status = Lead(*shard, ledger, position, lease_value, hooks);
+    status = Lead(*shard, directory, ledger, position, lease_value, route, hooks);
     // Let another node (or this one, once it caught up again) lead now
     // rather than after the lease's TTL.
     shard->Resign();
@@ -225,6 +245,17 @@ int RunClusterNode(const ClusterOptions& cluster, const LedgerOptions& ledger,
     hooks.info("cluster: stepped down; standby again");
   }
   return status;
+}
+
+int AssignTenant(const ClusterOptions& cluster, const std::string& tenant, const ClusterNodeHooks& hooks) {
+  std::unique_ptr<NatsShard> shard = ConnectShard(cluster, hooks);
+  if (!shard) return 1;
+  if (Status status = shard->Assign(tenant, cluster.shard); !status.ok()) {
+    hooks.warn("cluster: " + status.message());
+    return 1;
+  }
+  hooks.info("cluster: tenant " + tenant + " is on shard " + cluster.shard);
+  return 0;
 }
 
 int CatchUpOnce(const ClusterOptions& cluster, const std::string& data_dir, const ClusterNodeHooks& hooks) {

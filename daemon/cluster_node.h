@@ -20,9 +20,10 @@
 namespace purser {
 
 struct ClusterNodeHooks {
-  // Opens a ledger with these options and serves it until stop() or
-  // step_down(); returns the exit status of that term.
-  std::function<int(LedgerOptions)> serve;
+  // Opens a ledger with these options, calls `opened` with it, and serves
+  // it until stop() or step_down(), answering who leads a tenant with
+  // `route`; returns the exit status of that term.
+  std::function<int(LedgerOptions, LeaderLookup route, std::function<void(Ledger&)> opened)> serve;
   // True once a stop signal arrived.
   std::function<bool()> stopping;
   // Before a term's serve(): clears an earlier term's step_down().
@@ -42,6 +43,10 @@ struct ClusterNodeHooks {
 // the lease says of this node ("node=N rpc=HOST:PORT http=HOST:PORT").
 int RunClusterNode(const ClusterOptions& cluster, const LedgerOptions& ledger,
                    const std::string& lease_value, const ClusterNodeHooks& hooks);
+
+// Records `tenant` on this node's shard in the shard map (refused when
+// another shard holds it): the exit status.
+int AssignTenant(const ClusterOptions& cluster, const std::string& tenant, const ClusterNodeHooks& hooks);
 
 // Copies the stream into the local log up to its current end, then returns
 // (a new node's seed, or a rebuild of the log of record): the exit status.

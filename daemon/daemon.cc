@@ -41,7 +41,7 @@ constexpr char kUsage[] =
     "               [--rpc-handshake-timeout-ms MS] [--rpc-idle-timeout-s S] [--connections-max N]\n"
     "               [--rpc-loops N] [--sign-every-s S]\n"
     "               [--cluster NATS_URL,... [--node NAME] [--shard NAME] [--lease-ms MS]\n"
-    "                [--cluster-replicas N] [--cluster-catch-up]]\n"
+    "                [--cluster-replicas N] [--cluster-catch-up | --assign-tenant ROOT]]\n"
     "  --data-dir     the RocksDB directory (default ./data)\n"
     "  --rpc          Cap'n Proto RPC address (default 127.0.0.1:8481; port 0 = ephemeral)\n"
     "  --http         HTTP/JSON address (default 127.0.0.1:8480; port 0 = ephemeral)\n"
@@ -71,7 +71,9 @@ constexpr char kUsage[] =
     "  --shard        the shard, [a-z0-9_-]{1,32} (default s0)\n"
     "  --lease-ms     the leader's lease, 500..60000 (default 3000)\n"
     "  --cluster-replicas  JetStream replicas of the stream and the lease, 1..5 (default 3)\n"
-    "  --cluster-catch-up  copy the stream into --data-dir up to its end, then exit\n";
+    "  --cluster-catch-up  copy the stream into --data-dir up to its end, then exit\n"
+    "  --assign-tenant  record the root account ROOT on --shard in the shard map, then exit\n"
+    "                 (a tenant not assigned is recorded on the shard that first opens it)\n";
 
 std::atomic<int> g_stop_signal{0};
 std::atomic<bool> g_step_down{false};  // cluster mode: end this term, stay up
@@ -189,6 +191,7 @@ struct DaemonConfig {
   RpcServerOptions rpc;
   bool cluster = false;
   bool cluster_catch_up = false;
+  std::string assign_tenant;  // --assign-tenant: record it on --shard, then exit
   ClusterOptions cluster_options;
 };
 
@@ -204,7 +207,9 @@ bool ValidClusterName(const std::string& name) {
 std::string ParseClusterConfig(Flags& flags, DaemonConfig* config) {
   config->cluster = flags.Has("cluster");
   config->cluster_catch_up = flags.Has("cluster-catch-up");
-  for (const char* flag : {"node", "shard", "lease-ms", "cluster-replicas", "cluster-catch-up"}) {
+  config->assign_tenant = flags.Get("assign-tenant");
+  if (flags.Has("assign-tenant") && config->assign_tenant.empty()) return "--assign-tenant needs a root account";
+  for (const char* flag : {"node", "shard", "lease-ms", "cluster-replicas", "cluster-catch-up", "assign-tenant"}) {
     if (!config->cluster && flags.Has(flag)) return std::string("--") + flag + " needs --cluster";
   }
   if (!config->cluster) return "";
@@ -227,13 +232,18 @@ std::string ParseClusterConfig(Flags& flags, DaemonConfig* config) {
   if (cluster.lease_ms < 500 || cluster.lease_ms > 60'000) return "--lease-ms must be in 500..60000";
   if (config->cluster_catch_up) {
     if (flags.Has("lease-ms") || flags.Has("node")) return "--cluster-catch-up takes no --lease-ms or --node";
+    if (!config->assign_tenant.empty()) return "--cluster-catch-up and --assign-tenant are separate runs";
     cluster.lease_ms = 0;  // it never leads: the lease is not its business
   }
   if (cluster.replicas < 1 || cluster.replicas > 5) return "--cluster-replicas must be in 1..5";
+  if (!config->assign_tenant.empty()) {
+    if (flags.Has("lease-ms") || flags.Has("node")) return "--assign-tenant takes no --lease-ms or --node";
+    cluster.map_only = true;  // the lease is not its business
+  }
   auto ephemeral = [](const std::string& address) {
     return address.size() >= 2 && address.compare(address.size() - 2, 2, ":0") == 0;
   };
-  if (!config->cluster_catch_up && (ephemeral(config->rpc.address) || ephemeral(config->http.address))) {
+  if (!config->cluster_catch_up && config->assign_tenant.empty() && (ephemeral(config->rpc.address) || ephemeral(config->http.address))) {
     return "--cluster needs fixed --rpc and --http ports: the lease tells clients where the leader is";
   }
   return "";
@@ -393,12 +403,14 @@ int Serve(DaemonConfig& config, Ledger& sequencer) {
 
 // Opens the ledger and serves it until a stop signal (or, in cluster mode,
 // a step-down): the exit status.
-int OpenAndServe(DaemonConfig& config, const LedgerOptions& options) {
+int OpenAndServe(DaemonConfig& config, const LedgerOptions& options,
+                 const std::function<void(Ledger&)>& on_open = nullptr) {
   Result<std::unique_ptr<Ledger>> opened = Ledger::Open(options);
   if (!opened.ok()) {
     Log(Level::kError, "cannot open " + config.data_dir + ": " + opened.status().message());
     return 1;
   }
+  if (on_open) on_open(**opened);
   if (Status status = EnsureAdminKey(**opened, config.data_dir); !status.ok()) {
     Log(Level::kError, status.message());
     return 1;
@@ -442,6 +454,11 @@ class StandbyEdges {
 
 int RunCluster(DaemonConfig& config) {
   ClusterNodeHooks hooks;
+  // What Gate.leader says while this node leads: the term's route.
+  hooks.serve = [&config](LedgerOptions options, LeaderLookup route, std::function<void(Ledger&)> opened) {
+    config.rpc.leader = std::move(route);
+    return OpenAndServe(config, options, opened);
+  };
   std::unique_ptr<StandbyEdges> standby;
   hooks.standby_edges = [&config, &standby](LeaderLookup leader) {
     standby.reset();
@@ -455,7 +472,6 @@ int RunCluster(DaemonConfig& config) {
     Log(Level::kInfo, "cluster: standby: rpc=" + config.rpc.address + " http=" + config.http.address +
                           " answer not_leader");
   };
-  hooks.serve = [&config](LedgerOptions options) { return OpenAndServe(config, options); };
   hooks.new_term = [] { g_step_down = false; };
   hooks.stepped_down = [] { return g_step_down.load(); };
   hooks.stopping = [] { return g_stop_signal.load() != 0; };
@@ -466,13 +482,9 @@ int RunCluster(DaemonConfig& config) {
   hooks.info = [](const std::string& message) { Log(Level::kInfo, message); };
   hooks.warn = [](const std::string& message) { Log(Level::kWarn, message); };
   if (config.cluster_catch_up) return CatchUpOnce(config.cluster_options, config.data_dir, hooks);
+  if (!config.assign_tenant.empty()) return AssignTenant(config.cluster_options, config.assign_tenant, hooks);
   std::string lease = "node=" + config.cluster_options.node + " rpc=" + config.rpc.address +
                       " http=" + config.http.address;
-  config.rpc.leader = [lease] {  // what Gate.leader says while this node leads
-    LeaderView view = ParseLeaseValue(lease);
-    view.leading = true;
-    return view;
-  };
   return RunClusterNode(config.cluster_options, config.ledger, lease, hooks);
 }
 
@@ -489,7 +501,7 @@ int DaemonMain(int argc, char** argv) {
       "rpc-handshake-timeout-ms", "rpc-idle-timeout-s", "connections-max", "scrub-interval-s",
       "accept-truncated-log", "webhook-timeout-ms", "webhook-retry-base-ms",
       "webhook-max-attempts", "webhook-concurrency", "webhook-ca", "rpc-loops", "sign-every-s",
-      "cluster", "node", "shard", "lease-ms", "cluster-replicas", "cluster-catch-up"};
+      "cluster", "node", "shard", "lease-ms", "cluster-replicas", "cluster-catch-up", "assign-tenant"};
   if (flags.Has("help")) {
     std::cout << kUsage;
     return 0;

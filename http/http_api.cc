@@ -842,7 +842,7 @@ void HttpApi::Handle(const HttpRequest& request, std::function<void(HttpResponse
 }
 
 HttpResponse HttpApi::StandbyResponse(const HttpRequest& request) const {
-  LeaderView leader = options_.leader ? options_.leader() : LeaderView{};
+  LeaderView leader = options_.leader ? options_.leader("") : LeaderView{};
   auto write_leader = [&leader](JsonWriter& w) {
     if (leader.node.empty()) return;
     w.Key("leader").BeginObject().Field("node", leader.node).Field("rpc", leader.rpc);

@@ -134,19 +134,72 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(LedgerOptions options) {
   engine.on_fatal_error = std::move(options.on_fatal_error);
   Result<std::unique_ptr<Sequencer>> opened = Sequencer::Open(std::move(engine));
   if (!opened.ok()) return opened.status();
-  return std::unique_ptr<Ledger>(new Ledger(std::move(*opened)));
+  auto ledger = std::unique_ptr<Ledger>(new Ledger(std::move(*opened)));
+  ledger->admit_ = std::move(options.admit);
+  return ledger;
 }
 
 Ledger::Ledger(std::unique_ptr<Sequencer> engine)
     : engine_(std::move(engine)), side_(std::make_unique<SideStore>(engine_->log())) {}
 Ledger::~Ledger() { Stop(); }
 
-bool Ledger::Submit(std::vector<Request> requests, Completion done) {
-  return engine_->Submit(std::move(requests), std::move(done));
+namespace {
+
+// The requests LedgerOptions::admit refused, by index (empty: none).
+std::vector<std::optional<Reply>> Refusals(const std::function<std::optional<Reply>(const Request&)>& admit,
+                                           std::vector<Request>* requests) {
+  std::vector<std::optional<Reply>> refused;
+  if (!admit) return refused;
+  for (size_t i = 0; i < requests->size(); ++i) {
+    std::optional<Reply> reply = admit((*requests)[i]);
+    if (!reply) continue;
+    refused.resize(requests->size());
+    refused[i] = std::move(reply);
+  }
+  if (refused.empty()) return refused;
+  std::vector<Request> admitted;
+  for (size_t i = 0; i < requests->size(); ++i) {
+    if (!refused[i]) admitted.push_back(std::move((*requests)[i]));
+  }
+  requests->swap(admitted);
+  return refused;
 }
-Reply Ledger::Call(Request request) { return engine_->Call(std::move(request)); }
+
+// The refusals, with the admitted requests' replies in their places.
+std::vector<Reply> Merge(std::vector<std::optional<Reply>> refused, std::vector<Reply>&& replies) {
+  std::vector<Reply> merged;
+  merged.reserve(refused.size());
+  size_t next = 0;
+  for (std::optional<Reply>& refusal : refused) {
+    merged.push_back(refusal ? std::move(*refusal) : std::move(replies[next++]));
+  }
+  return merged;
+}
+
+}  // namespace
+
+bool Ledger::Submit(std::vector<Request> requests, Completion done) {
+  std::vector<std::optional<Reply>> refused = Refusals(admit_, &requests);
+  if (refused.empty()) return engine_->Submit(std::move(requests), std::move(done));
+  if (requests.empty()) {
+    done(Merge(std::move(refused), {}));
+    return true;
+  }
+  return engine_->Submit(std::move(requests),
+                         [refused = std::move(refused), done = std::move(done)](std::vector<Reply>&& replies) mutable {
+                           done(Merge(std::move(refused), std::move(replies)));
+                         });
+}
+Reply Ledger::Call(Request request) {
+  if (admit_) {
+    if (std::optional<Reply> refusal = admit_(request)) return std::move(*refusal);
+  }
+  return engine_->Call(std::move(request));
+}
 std::vector<Reply> Ledger::CallBatch(std::vector<Request> requests) {
-  return engine_->CallBatch(std::move(requests));
+  std::vector<std::optional<Reply>> refused = Refusals(admit_, &requests);
+  if (refused.empty()) return engine_->CallBatch(std::move(requests));
+  return Merge(std::move(refused), requests.empty() ? std::vector<Reply>() : engine_->CallBatch(std::move(requests)));
 }
 uint64_t Ledger::AddObserver(EventObserver observer) { return engine_->AddObserver(std::move(observer)); }
 void Ledger::RemoveObserver(uint64_t token) { engine_->RemoveObserver(token); }

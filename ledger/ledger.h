@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -82,6 +83,10 @@ struct LedgerOptions {
   // (on_fatal_error). The message's position is stored with the write
   // (EventLog::ReplicaPosition). Default: none (the embedded default).
   Replicator replicate;
+  // Checks each request before it is queued (Submit, Call, CallBatch) on the
+  // submitting thread: a reply refuses it, and it is not executed. Cluster
+  // mode refuses opening a tenant that another shard holds. Default: none.
+  std::function<std::optional<Reply>(const Request&)> admit;
 };
 
 // Completes a submission: one reply per request, in order, once the
@@ -227,6 +232,7 @@ class Ledger {
   explicit Ledger(std::unique_ptr<Sequencer> engine);
   std::unique_ptr<Sequencer> engine_;
   std::unique_ptr<SideStore> side_;
+  std::function<std::optional<Reply>(const Request&)> admit_;
 };
 
 }  // namespace purser

@@ -63,10 +63,11 @@ static_assert(Same(ResultCode::kOk, r::ResultCode::OK) &&
               Same(ResultCode::kUnauthenticated, r::ResultCode::UNAUTHENTICATED) &&
               Same(ResultCode::kUnavailable, r::ResultCode::UNAVAILABLE) &&
               Same(ResultCode::kNotImplemented, r::ResultCode::NOT_IMPLEMENTED) &&
-              Same(ResultCode::kRateLimited, r::ResultCode::RATE_LIMITED));
+              Same(ResultCode::kRateLimited, r::ResultCode::RATE_LIMITED) &&
+              Same(ResultCode::kNotLeader, r::ResultCode::NOT_LEADER));
 // A code added in C++ without its twin (and its check above) fails here;
 // one added to the schema alone is refused by the RPC decoder's range check.
-static_assert(kResultCodeCount == static_cast<uint32_t>(r::ResultCode::RATE_LIMITED) + 1,
+static_assert(kResultCodeCount == static_cast<uint32_t>(r::ResultCode::NOT_LEADER) + 1,
               "a result code was added: add it on both sides and to the checks above");
 
 }  // namespace

@@ -722,7 +722,7 @@ class GateImpl final : public rpc::Gate::Server {
 
   kj::Promise<void> authenticate(AuthenticateContext context) override {
     if (shared_->sequencer == nullptr) {  // a standby: nothing to authenticate against
-      LeaderView leader = shared_->options->leader();
+      LeaderView leader = shared_->options->leader("");
       std::string where = leader.node.empty() ? "no node leads the shard now; retry"
                                               : "the leader is " + leader.node + " at " + leader.rpc;
       return kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__,
@@ -753,12 +753,17 @@ class GateImpl final : public rpc::Gate::Server {
   kj::Promise<void> leader(LeaderContext context) override {
     LeaderView view;
     if (shared_->options->leader) {
-      view = shared_->options->leader();
+      std::string tenant = Str(context.getParams().getTenant());
+      KJ_REQUIRE(tenant.size() <= kAccountIdBytesMax, "invalid_argument: the tenant is too long");
+      view = shared_->options->leader(tenant);
+      // This node answers for its own shard only while it serves it.
+      if (shared_->sequencer == nullptr) view.leading = false;
     } else {
       view.leading = true;
     }
     auto leader = context.getResults().initLeader();
     leader.setLeading(view.leading);
+    leader.setShard(Text(view.shard));
     leader.setNode(Text(view.node));
     leader.setRpc(Text(view.rpc));
     leader.setHttp(Text(view.http));

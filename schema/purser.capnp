@@ -53,6 +53,7 @@ enum ResultCode {
   unavailable @15;       # not ready, stopping, or the command queue is full: retry later
   notImplemented @16;
   rateLimited @17;       # a rate cap on the path: retry after Result.retryAfterS seconds
+  notLeader @18;         # cluster mode: another node or shard serves this (the message says which)
 }
 
 # ---------------------------------------------------------------------------
@@ -65,8 +66,9 @@ interface Gate {
   # a cluster-mode standby, with a description that begins "not_leader"
   # (docs/CLUSTER.md): ask `leader` where to go.
 
-  leader @1 () -> (leader :Leader);
-  # Who serves this node's shard; no key needed.
+  leader @1 (tenant :Text) -> (leader :Leader);
+  # Who serves the shard that holds `tenant` (a root account; empty: this
+  # node's shard); no key needed. The client library asks it to route.
 }
 
 struct Leader {
@@ -74,6 +76,7 @@ struct Leader {
   node @1 :Text;           # the leader's name as its lease says; empty when no
   rpc @2 :Text;            # node holds the lease (a failover is under way)
   http @3 :Text;
+  shard @4 :Text;          # the shard (empty outside cluster mode)
 }
 
 struct Session {

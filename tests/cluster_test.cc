@@ -151,11 +151,11 @@ class Node {
     }
   }
 
-  void Start(const std::string& urls, int64_t lease_ms) {
+  void Start(const std::string& urls, int64_t lease_ms, const std::string& shard = "s0") {
     pid_ = Spawn({PURSERD_BINARY, "--data-dir", data_dir(), "--rpc",
                   "127.0.0.1:" + std::to_string(rpc_port_), "--http",
                   "127.0.0.1:" + std::to_string(http_port_), "--cluster", urls, "--node", name_,
-                  "--lease-ms", std::to_string(lease_ms), "--scrub-interval-s", "0"},
+                  "--shard", shard, "--lease-ms", std::to_string(lease_ms), "--scrub-interval-s", "0"},
                  log_path());
   }
   // SIGTERM and wait: the exit status (0 = clean).
@@ -211,11 +211,11 @@ bool WaitUntil(const std::function<bool()>& done, std::chrono::milliseconds time
 }
 
 // The admin key the first leader wrote into its data directory.
-std::string WaitForAdminKey(const std::vector<std::unique_ptr<Node>>& nodes) {
+std::string WaitForAdminKey(const std::vector<const Node*>& nodes) {
   std::string key;
   WaitUntil(
       [&] {
-        for (const auto& node : nodes) {
+        for (const Node* node : nodes) {
           std::ifstream in(node->data_dir() + "/admin.key");
           if (std::getline(in, key) && !key.empty()) return true;
         }
@@ -340,7 +340,9 @@ class Cluster : public ::testing::Test {
       nodes_.push_back(std::make_unique<Node>("p" + std::to_string(i), dir_.path()));
       nodes_.back()->Start(nats_.Urls(), lease_ms);
     }
-    key_ = WaitForAdminKey(nodes_);
+    std::vector<const Node*> nodes;
+    for (const auto& node : nodes_) nodes.push_back(node.get());
+    key_ = WaitForAdminKey(nodes);
     ASSERT_FALSE(key_.empty()) << "no leader wrote an admin key; " << nodes_[0]->log();
     leader_ = FindLeader(nodes_, key_, &client_);
     ASSERT_GE(leader_, 0) << "no node answers";
@@ -507,6 +509,78 @@ TEST_F(Cluster, ANatsServerKilledUnderLoadLosesNothingAndTheShardKeepsServing) {
   EXPECT_GE(load.settled.size(), 500u) << nodes_[leader_]->log();
   ExpectNothingLost(load);
   ExpectEveryNodeEqualsTheStream();
+}
+
+// Two shards: a tenant assigned to one (purserd --assign-tenant) is refused
+// by the other with not_leader naming its leader, a tenant opened on one is
+// claimed for it, and a client given a tenant is served by its shard's
+// leader whichever node it reaches first.
+TEST_F(Cluster, TenantsAreRoutedToTheirShardAndAnotherShardRefusesThem) {
+  ASSERT_EQ(Reap(Spawn({PURSERD_BINARY, "--cluster", nats_.Urls(), "--shard", "s1", "--assign-tenant", "beta"},
+                       dir_.Sub("assign.log"))),
+            0)
+      << ReadFile(dir_.Sub("assign.log"));
+  nodes_.push_back(std::make_unique<Node>("p0", dir_.path()));
+  nodes_.push_back(std::make_unique<Node>("q0", dir_.path()));
+  nodes_[0]->Start(nats_.Urls(), 2'000, "s0");
+  nodes_[1]->Start(nats_.Urls(), 2'000, "s1");
+  const Node& s0 = *nodes_[0];
+  const Node& s1 = *nodes_[1];
+  std::vector<std::string> keys;
+  for (const auto& node : nodes_) {
+    keys.push_back(WaitForAdminKey({node.get()}));
+    ASSERT_FALSE(keys.back().empty()) << node->log();
+  }
+  std::unique_ptr<Client> on_s0;
+  std::unique_ptr<Client> on_s1;
+  ASSERT_TRUE(WaitUntil([&] { return (on_s0 = s0.Connect(keys[0])) != nullptr; }, std::chrono::seconds(30)));
+  ASSERT_TRUE(WaitUntil([&] { return (on_s1 = s1.Connect(keys[1])) != nullptr; }, std::chrono::seconds(30)));
+
+  // s0 opens a tenant nobody holds, and refuses the one assigned to s1.
+  ASSERT_TRUE(on_s0->Call(cmd::OpenAccount{"alpha", "", AccountKind::kOrg, "Alpha", true, {}}).ok());
+  Reply refused = on_s0->Call(cmd::OpenAccount{"beta", "", AccountKind::kOrg, "Beta", true, {}});
+  EXPECT_EQ(refused.code, ResultCode::kNotLeader) << refused.message;
+  EXPECT_NE(refused.message.find("shard s1"), std::string::npos) << refused.message;
+  EXPECT_NE(refused.message.find(s1.address()), std::string::npos) << refused.message;
+  ASSERT_TRUE(on_s1->Call(cmd::OpenAccount{"beta", "", AccountKind::kOrg, "Beta", true, {}}).ok());
+  ASSERT_TRUE(on_s1->Call(cmd::Deposit{"d-beta", "beta", 5'000'000, ""}).ok());
+
+  // A client given a tenant goes to its shard's leader, from any node.
+  auto routed = [&](const Node& first, const std::string& tenant, const std::string& key) {
+    ClientOptions options;
+    options.address = first.address();
+    options.tenant = tenant;
+    options.api_key = key;
+    Result<std::unique_ptr<Client>> client = Client::Connect(options);
+    return client.ok() ? std::move(*client) : nullptr;
+  };
+  std::unique_ptr<Client> alpha;
+  // s1 learns that s0 claimed alpha from the map's watch (well within a second).
+  ASSERT_TRUE(WaitUntil([&] { return (alpha = routed(s1, "alpha", keys[0])) != nullptr; },
+                        std::chrono::seconds(10)))
+      << s0.log();
+  EXPECT_EQ(alpha->address(), s0.address());
+  EXPECT_TRUE(alpha->Call(query::GetAccount{"alpha"}).ok());
+  std::unique_ptr<Client> beta = routed(s0, "beta", keys[1]);
+  ASSERT_NE(beta, nullptr);
+  EXPECT_EQ(beta->address(), s1.address());
+  Reply balance = beta->Call(query::GetBalance{"beta"});
+  ASSERT_TRUE(balance.ok()) << balance.message;
+
+  // Now that the map says alpha is s0's, s1 refuses to open it, over RPC and HTTP.
+  Reply twice = on_s1->Call(cmd::OpenAccount{"alpha", "", AccountKind::kOrg, "Alpha", true, {}});
+  EXPECT_EQ(twice.code, ResultCode::kNotLeader) << twice.message;
+  EXPECT_NE(twice.message.find(s0.address()), std::string::npos) << twice.message;
+  HttpClient http(s1.http_port());
+  Response over_http = http.Call("POST", "/v1/accounts", R"({"id":"alpha","kind":"org","wallet":true})", keys[1]);
+  EXPECT_EQ(over_http.status, 421) << over_http.body;
+  EXPECT_EQ(ErrorCode(over_http), "not_leader");
+  // And assigning a held tenant to another shard is refused: moving is not built.
+  EXPECT_NE(Reap(Spawn({PURSERD_BINARY, "--cluster", nats_.Urls(), "--shard", "s1", "--assign-tenant", "alpha"},
+                       dir_.Sub("assign.log"))),
+            0);
+  EXPECT_NE(ReadFile(dir_.Sub("assign.log")).find("is on shard s0 already"), std::string::npos)
+      << ReadFile(dir_.Sub("assign.log"));
 }
 
 // The fencing rule itself, on the stream: a publish that expects an older

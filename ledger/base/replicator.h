@@ -24,11 +24,14 @@ using Replicator =
 // `not_leader` with it on a standby, and Gate.leader over RPC on any node.
 struct LeaderView {
   bool leading = false;  // this node serves the shard
+  std::string shard;
   std::string node;      // the leader's name; empty when no node holds the lease
   std::string rpc;       // its HOST:PORT addresses
   std::string http;
 };
-using LeaderLookup = std::function<LeaderView()>;
+// Who leads the shard that holds `tenant` (a root account; empty: this
+// node's shard). Thread-safe.
+using LeaderLookup = std::function<LeaderView(std::string_view tenant)>;
 
 // Parses a lease value ("node=N rpc=HOST:PORT http=HOST:PORT"); fields
 // missing stay empty.

@@ -24,6 +24,7 @@ std::string_view ResultCodeName(ResultCode code) {
     case ResultCode::kUnavailable: return "unavailable";
     case ResultCode::kNotImplemented: return "not_implemented";
     case ResultCode::kRateLimited: return "rate_limited";
+    case ResultCode::kNotLeader: return "not_leader";
   }
   return "unknown";
 }
@@ -48,6 +49,7 @@ int ResultCodeHttpStatus(ResultCode code) {
     case ResultCode::kUnavailable: return 503;
     case ResultCode::kNotImplemented: return 501;
     case ResultCode::kRateLimited: return 429;
+    case ResultCode::kNotLeader: return 421;
   }
   return 500;
 }

@@ -29,9 +29,10 @@ enum class ResultCode : uint32_t {
   kUnavailable = 15,
   kNotImplemented = 16,
   kRateLimited = 17,  // a rate cap on the path (max calls or tokens per minute)
+  kNotLeader = 18,    // cluster mode: another node (or shard) serves this; its address is in the message
 };
 
-inline constexpr uint32_t kResultCodeCount = 18;
+inline constexpr uint32_t kResultCodeCount = 19;
 
 // The snake_case name API.md uses for a code ("daily_cap_exceeded").
 std::string_view ResultCodeName(ResultCode code);

@@ -35,6 +35,11 @@ struct ClientOptions {
   // `address` names several (a lease's TTL plus a catch-up is typical).
   // 0..600,000. Default: 30,000.
   int64_t failover_ms = 30'000;
+  // Cluster mode with several shards: the tenant (root account) this
+  // client's calls are for. The client asks the first node it reaches who
+  // leads that tenant's shard (Gate.leader; the shard map) and is served
+  // there. Empty: the shard of the nodes in `address`. Default: empty.
+  std::string tenant;
   std::string api_key;
   // Connect with TLS, trusting this CA certificate (PEM). Default: no TLS.
   std::string tls_ca_file;

@@ -1,0 +1,59 @@
+// What a cluster node knows of every shard: which shard holds each tenant
+// (the shard map, watched as it changes) and who leads each shard (the
+// leases, read every half second). The edges route with it: Gate.leader
+// answers by tenant, and a leader refuses to open a tenant another shard
+// holds (docs/CLUSTER.md).
+//
+// Thread-safe; a thread of its own follows the map and the leases.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <vector>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "cluster/nats_shard.h"
+#include "ledger/base/replicator.h"
+
+namespace purser {
+
+class ShardDirectory {
+ public:
+  // `shard` (this node's connection) must outlive the directory.
+  explicit ShardDirectory(NatsShard* shard, std::function<void(const std::string&)> warn);
+  ~ShardDirectory();
+  ShardDirectory(const ShardDirectory&) = delete;
+  ShardDirectory& operator=(const ShardDirectory&) = delete;
+
+  // The shard the map assigns `tenant` to, if any.
+  std::optional<std::string> ShardOf(std::string_view tenant) const;
+  // Who leads the shard of `tenant`: its assigned shard, else this node's
+  // (a tenant not yet assigned may be opened on any shard, which assigns it).
+  LeaderView Route(std::string_view tenant) const;
+  // Records `tenant`, just opened here, on this node's shard in the map
+  // (soon, on the directory's thread; a tenant another shard holds already
+  // is logged through `warn`, the race of two shards opening one tenant).
+  void Claim(const std::string& tenant);
+
+ private:
+  void Loop();
+  void RefreshLeases();
+  void ClaimWaiting();
+
+  NatsShard* const shard_;
+  const std::function<void(const std::string&)> warn_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  bool done_ = false;
+  std::map<std::string, std::string, std::less<>> tenants_;  // tenant -> shard
+  std::map<std::string, std::string, std::less<>> leases_;   // shard -> lease value
+  std::vector<std::string> claims_;                          // opened here, not yet recorded
+  std::thread thread_;  // last: starts after the rest is set
+};
+
+}  // namespace purser
