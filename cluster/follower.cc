@@ -9,7 +9,18 @@
 namespace purser {
 
 Follower::Follower(EventLog* log, NatsShard* shard)
-    : log_(log), shard_(shard), position_(log->ReplicaPosition()) {}
+    : log_(log), shard_(shard), position_(log->ReplicaPosition()) {
+  // The local log's last time: the stream's events must not go back before
+  // it, as recovery requires. A record that does not read here fails
+  // recovery at takeover anyway.
+  std::string record;
+  RecordView view;
+  Event event;
+  if (log->last_sequence() > 0 && log->ReadRecord(log->last_sequence(), &record).ok() &&
+      DecodeRecord(log->last_sequence(), record, &view).ok() && DecodePayload(view.payload, &event).ok()) {
+    last_timestamp_us_ = event.timestamp_us;
+  }
+}
 
 Follower::~Follower() = default;
 
@@ -85,6 +96,7 @@ Status Follower::AppendRecords(const StreamMessage& message) {
   checked.reserve(message.count);
   std::string_view rest = message.body;
   Sha256Digest link = log_->last_link();
+  int64_t timestamp_us = last_timestamp_us_;
   for (uint64_t i = 0; i < message.count; ++i) {
     const uint64_t sequence = message.first + i;
     if (rest.size() < kSegmentLengthBytes) {
@@ -99,13 +111,19 @@ Status Follower::AppendRecords(const StreamMessage& message) {
     if (Status status = DecodeChainedRecord(sequence, record, link, &event, &link); !status.ok()) {
       return status;
     }
+    if (event.timestamp_us < timestamp_us) {
+      return Status::Corruption("event " + std::to_string(sequence) + " goes back in time");
+    }
+    timestamp_us = event.timestamp_us;
     checked.emplace_back(record, std::move(event));
   }
   if (!rest.empty()) return Status::Corruption("bytes after its last record");
   LogBatch batch;
   for (const auto& [record, event] : checked) log_->AppendRecord(event, record, &batch);
   log_->SetReplicaPosition(message.position, &batch);
-  return log_->Write(&batch, /*sync=*/false);
+  if (Status status = log_->Write(&batch, /*sync=*/false); !status.ok()) return status;
+  last_timestamp_us_ = timestamp_us;
+  return Status::Ok();
 }
 
 }  // namespace purser

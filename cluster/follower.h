@@ -40,6 +40,7 @@ class Follower {
   NatsShard* const shard_;
   std::unique_ptr<NatsShard::Subscription> subscription_;
   uint64_t position_ = 0;
+  int64_t last_timestamp_us_ = INT64_MIN;  // of the local log's last event
 };
 
 }  // namespace purser

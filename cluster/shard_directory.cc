@@ -17,6 +17,11 @@ ShardDirectory::~ShardDirectory() {
   thread_.join();
 }
 
+bool ShardDirectory::WaitReady(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  return wake_.wait_for(lock, timeout, [this] { return ready_ || done_; }) && ready_;
+}
+
 std::optional<std::string> ShardDirectory::ShardOf(std::string_view tenant) const {
   std::lock_guard lock(mutex_);
   auto it = tenants_.find(tenant);
@@ -88,17 +93,21 @@ void ShardDirectory::Loop() {
   std::unique_lock lock(mutex_);
   while (!done_) {
     lock.unlock();
-    ClaimWaiting();
-    if (Clock::now() >= next_leases) {
-      RefreshLeases();
-      next_leases = Clock::now() + std::chrono::milliseconds(500);
-    }
     if (!watch) {
       Result<std::unique_ptr<NatsShard::MapWatch>> started = shard_->WatchMap();
       if (started.ok()) watch = std::move(*started);
     }
+    // The map first, whole (a wait without news, or the watch's end-of-
+    // history marker, says it is in), then the leases and claims.
     Result<std::optional<NatsShard::MapChange>> change =
-        watch ? watch->Next(250) : Result<std::optional<NatsShard::MapChange>>(std::nullopt);
+        watch ? watch->Next(ready_ ? 250 : 2'000) : Result<std::optional<NatsShard::MapChange>>(std::nullopt);
+    if (ready_) {
+      ClaimWaiting();
+      if (Clock::now() >= next_leases) {
+        RefreshLeases();
+        next_leases = Clock::now() + std::chrono::milliseconds(500);
+      }
+    }
     lock.lock();
     if (!change.ok()) {
       watch.reset();  // started again after a pause
@@ -110,6 +119,13 @@ void ShardDirectory::Loop() {
         tenants_[c.tenant] = c.shard;
       }
       continue;  // drain the changes before waiting
+    } else if (watch && !ready_) {
+      ready_ = true;
+      lock.unlock();
+      RefreshLeases();  // before anyone asks
+      lock.lock();
+      wake_.notify_all();
+      continue;
     }
     if (!watch || !change.ok()) wake_.wait_for(lock, std::chrono::milliseconds(250), [this] { return done_; });
   }

@@ -7,6 +7,7 @@
 // Thread-safe; a thread of its own follows the map and the leases.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <vector>
@@ -30,6 +31,8 @@ class ShardDirectory {
   ShardDirectory(const ShardDirectory&) = delete;
   ShardDirectory& operator=(const ShardDirectory&) = delete;
 
+  // Whether the map was read whole once, waiting up to `timeout` for it.
+  bool WaitReady(std::chrono::milliseconds timeout);
   // The shard the map assigns `tenant` to, if any.
   std::optional<std::string> ShardOf(std::string_view tenant) const;
   // Who leads the shard of `tenant`: its assigned shard, else this node's
@@ -50,6 +53,7 @@ class ShardDirectory {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   bool done_ = false;
+  bool ready_ = false;  // the map's assignments at the watch's start are in
   std::map<std::string, std::string, std::less<>> tenants_;  // tenant -> shard
   std::map<std::string, std::string, std::less<>> leases_;   // shard -> lease value
   std::vector<std::string> claims_;                          // opened here, not yet recorded

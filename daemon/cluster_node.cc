@@ -179,6 +179,10 @@ int Lead(NatsShard& shard, ShardDirectory& directory, const LedgerOptions& base,
          const std::string& lease_value, const LeaderLookup& route, const ClusterNodeHooks& hooks) {
   hooks.new_term();
   LeaseKeeper keeper(&shard, lease_value, hooks);
+  // Opening tenants needs the shard map read whole.
+  if (!directory.WaitReady(std::chrono::seconds(10))) {
+    hooks.warn("cluster: the shard map is not read yet; serving anyway (roots another shard holds may be opened)");
+  }
   LedgerOptions options = base;
   auto expected = std::make_shared<uint64_t>(position);  // the log thread's alone
   options.replicate = [&shard, expected](uint64_t first, size_t count,

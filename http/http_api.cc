@@ -845,7 +845,8 @@ HttpResponse HttpApi::StandbyResponse(const HttpRequest& request) const {
   LeaderView leader = options_.leader ? options_.leader("") : LeaderView{};
   auto write_leader = [&leader](JsonWriter& w) {
     if (leader.node.empty()) return;
-    w.Key("leader").BeginObject().Field("node", leader.node).Field("rpc", leader.rpc);
+    w.Key("leader").BeginObject().Field("shard", leader.shard).Field("node", leader.node);
+    w.Field("rpc", leader.rpc);
     w.Field("http", leader.http).EndObject();
   };
   JsonWriter w;

@@ -29,7 +29,10 @@
 
 #include <purser/client.h>
 
+#include "cluster/follower.h"
 #include "cluster/nats_shard.h"
+#include "ledger/log/event_codec.h"
+#include "ledger/log/event_log.h"
 #include "replay/replay.h"
 #include "tests/http_client.h"
 #include "tests/test_util.h"
@@ -536,15 +539,6 @@ TEST_F(Cluster, TenantsAreRoutedToTheirShardAndAnotherShardRefusesThem) {
   ASSERT_TRUE(WaitUntil([&] { return (on_s0 = s0.Connect(keys[0])) != nullptr; }, std::chrono::seconds(30)));
   ASSERT_TRUE(WaitUntil([&] { return (on_s1 = s1.Connect(keys[1])) != nullptr; }, std::chrono::seconds(30)));
 
-  // s0 opens a tenant nobody holds, and refuses the one assigned to s1.
-  ASSERT_TRUE(on_s0->Call(cmd::OpenAccount{"alpha", "", AccountKind::kOrg, "Alpha", true, {}}).ok());
-  Reply refused = on_s0->Call(cmd::OpenAccount{"beta", "", AccountKind::kOrg, "Beta", true, {}});
-  EXPECT_EQ(refused.code, ResultCode::kNotLeader) << refused.message;
-  EXPECT_NE(refused.message.find("shard s1"), std::string::npos) << refused.message;
-  EXPECT_NE(refused.message.find(s1.address()), std::string::npos) << refused.message;
-  ASSERT_TRUE(on_s1->Call(cmd::OpenAccount{"beta", "", AccountKind::kOrg, "Beta", true, {}}).ok());
-  ASSERT_TRUE(on_s1->Call(cmd::Deposit{"d-beta", "beta", 5'000'000, ""}).ok());
-
   // A client given a tenant goes to its shard's leader, from any node.
   auto routed = [&](const Node& first, const std::string& tenant, const std::string& key) {
     ClientOptions options;
@@ -554,6 +548,21 @@ TEST_F(Cluster, TenantsAreRoutedToTheirShardAndAnotherShardRefusesThem) {
     Result<std::unique_ptr<Client>> client = Client::Connect(options);
     return client.ok() ? std::move(*client) : nullptr;
   };
+  // s0 reads s1's lease every half second: once it knows s1's leader, a
+  // client for beta that reaches s0 first is sent on to s1.
+  std::unique_ptr<Client> beta;
+  ASSERT_TRUE(WaitUntil([&] { return (beta = routed(s0, "beta", keys[1])) != nullptr; }, std::chrono::seconds(10)));
+  EXPECT_EQ(beta->address(), s1.address());
+
+  // s0 opens a tenant nobody holds, and refuses the one assigned to s1.
+  ASSERT_TRUE(on_s0->Call(cmd::OpenAccount{"alpha", "", AccountKind::kOrg, "Alpha", true, {}}).ok());
+  Reply refused = on_s0->Call(cmd::OpenAccount{"beta", "", AccountKind::kOrg, "Beta", true, {}});
+  EXPECT_EQ(refused.code, ResultCode::kNotLeader) << refused.message;
+  EXPECT_NE(refused.message.find("shard s1"), std::string::npos) << refused.message;
+  EXPECT_NE(refused.message.find(s1.address()), std::string::npos) << refused.message;
+  ASSERT_TRUE(on_s1->Call(cmd::OpenAccount{"beta", "", AccountKind::kOrg, "Beta", true, {}}).ok());
+  ASSERT_TRUE(on_s1->Call(cmd::Deposit{"d-beta", "beta", 5'000'000, ""}).ok());
+
   std::unique_ptr<Client> alpha;
   // s1 learns that s0 claimed alpha from the map's watch (well within a second).
   ASSERT_TRUE(WaitUntil([&] { return (alpha = routed(s1, "alpha", keys[0])) != nullptr; },
@@ -561,9 +570,6 @@ TEST_F(Cluster, TenantsAreRoutedToTheirShardAndAnotherShardRefusesThem) {
       << s0.log();
   EXPECT_EQ(alpha->address(), s0.address());
   EXPECT_TRUE(alpha->Call(query::GetAccount{"alpha"}).ok());
-  std::unique_ptr<Client> beta = routed(s0, "beta", keys[1]);
-  ASSERT_NE(beta, nullptr);
-  EXPECT_EQ(beta->address(), s1.address());
   Reply balance = beta->Call(query::GetBalance{"beta"});
   ASSERT_TRUE(balance.ok()) << balance.message;
 
@@ -626,6 +632,49 @@ TEST_F(Cluster, APublishExpectingAnOldEndOfTheStreamIsRefusedAndTheLeaseHasOneHo
   EXPECT_EQ(*leader, "node=a");
   Result<bool> renewed = (*a)->Renew("node=a");
   EXPECT_TRUE(renewed.ok() && *renewed);
+}
+
+// A standby checks what it follows as recovery would: a stream whose
+// events go back in time is refused, and nothing of it is appended.
+TEST_F(Cluster, AStandbyRefusesAStreamWhoseTimeGoesBack) {
+  ClusterOptions options;
+  options.servers = nats_.UrlList();
+  options.shard = "backwards";
+  options.lease_ms = 0;  // the stream alone
+  Result<std::unique_ptr<NatsShard>> shard = NatsShard::Connect(options);
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (!shard.ok() && Clock::now() < deadline) {  // the JetStream cluster elects its leaders
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    shard = NatsShard::Connect(options);
+  }
+  ASSERT_TRUE(shard.ok()) << shard.status().message();
+  // Two well-formed, well-chained records; the second is a second earlier.
+  EventEncoder encoder;
+  Sha256Digest link{};
+  std::string segment;
+  for (uint64_t sequence : {1u, 2u}) {
+    Event event;
+    event.sequence = sequence;
+    event.timestamp_us = sequence == 1 ? 2'000'000'000'000'000 : 1'999'999'999'000'000;
+    event.body = event::AccountOpened{"org" + std::to_string(sequence), "", AccountKind::kOrg, "", true, {}};
+    std::string payload;
+    encoder.Encode(event, &payload);
+    std::string record = EncodeRecord(sequence, link, payload, &link);
+    const uint32_t length = static_cast<uint32_t>(record.size());
+    for (int byte = 0; byte < 4; ++byte) segment.push_back(static_cast<char>((length >> (8 * byte)) & 0xff));
+    segment += record;
+  }
+  Result<uint64_t> published = (*shard)->PublishRecords(0, 1, 2, segment);
+  ASSERT_TRUE(published.ok()) << published.status().message();
+  EventLogOptions log_options;
+  log_options.path = dir_.Sub("standby-log");
+  Result<std::unique_ptr<EventLog>> log = EventLog::Open(log_options);
+  ASSERT_TRUE(log.ok()) << log.status().message();
+  Follower follower(log->get(), shard->get());
+  Status followed = follower.CatchUp(*published);
+  EXPECT_TRUE(followed.IsCorruption()) << followed.message();
+  EXPECT_NE(followed.message().find("event 2 goes back in time"), std::string::npos) << followed.message();
+  EXPECT_EQ((*log)->last_sequence(), 0u);
 }
 
 }  // namespace
