@@ -623,29 +623,33 @@ Plan CheckpointRoute(const RouteContext& c) {
   std::string dir;
   if (DecodeError e = DecodeCheckpoint(c.request.body, &dir); !e.ok()) return Decoded(e);
   if (std::string problem = CheckCheckpointDir(dir); !problem.empty()) return Invalid400(problem);
-  // The chain-head query checks the global admin; the copy then runs on a
-  // thread of its own (it flushes and links files: neither the log thread
-  // nor an HTTP thread should wait for it).
+  // The chain-head query checks the global admin; the copy then runs on the
+  // API's background thread (it flushes and links files: neither the log
+  // thread nor an HTTP thread should wait for it), which the API joins
+  // before it goes, so a copy never outlives the service's stop.
   Ledger* sequencer = c.sequencer;
+  WorkQueue* work = c.work;
   Plan plan;
   plan.bodies.push_back(query::GetChainHead{});
-  plan.async_format = [dir, sequencer](std::vector<Reply>& replies,
-                                       std::function<void(HttpResponse&&)> respond) {
+  plan.async_format = [dir, sequencer, work](std::vector<Reply>& replies,
+                                             std::function<void(HttpResponse&&)> respond) {
     if (!replies[0].ok()) {
       respond(ErrorResponse(replies[0]));
       return;
     }
     uint64_t sequence = std::get<ChainHead>(replies[0].body).sequence;
-    std::thread([dir, sequencer, sequence, respond = std::move(respond)]() {
+    auto answer = std::make_shared<std::function<void(HttpResponse&&)>>(std::move(respond));
+    bool queued = work->Post([dir, sequencer, sequence, answer]() {
       Status status = CreateCheckpointAt(sequencer, dir);
       if (!status.ok()) {
-        respond(Refuse(ToResultCode(status), status.message()));
+        (*answer)(Refuse(ToResultCode(status), status.message()));
         return;
       }
       JsonWriter w;
       w.BeginObject().Field("dir", dir).Field("seq", sequence).EndObject();
-      respond(Json(201, w.Take()));
-    }).detach();
+      (*answer)(Json(201, w.Take()));
+    });
+    if (!queued) (*answer)(Refuse(ResultCode::kUnavailable, "too much background work waits; retry"));
   };
   return plan;
 }
