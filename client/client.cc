@@ -332,29 +332,32 @@ class Client::Impl {
     }
     const size_t count = bodies->size();
     const uint64_t generation = generation_;
-    auto failed = [this, count, generation, bodies, done](kj::Exception&& e) mutable {
+    // One holder of `done` for both outcomes: it may hold a callback per
+    // call of a coalesced batch, too many to copy per batch.
+    auto answer = std::make_shared<BatchDone>(std::move(done));
+    auto failed = [this, count, generation, bodies, answer](kj::Exception&& e) mutable {
       if (fails_over_ && !stopping_ && e.getType() == kj::Exception::Type::DISCONNECTED) {
         if (generation == generation_) connected_ = false;  // Main is reaching another node
-        Send(std::move(bodies), std::move(done));             // parked, or sent on the new one
+        Send(std::move(bodies), std::move(*answer));          // parked, or sent on the new one
         return;
       }
-      done(std::vector<Reply>(count, Failure(e.getDescription().cStr())));
+      (*answer)(std::vector<Reply>(count, Failure(e.getDescription().cStr())));
     };
     if (!has_ledger_) {
       auto request = reader_.queriesRequest();
       auto list = request.initQueries(static_cast<unsigned>(count));
       for (unsigned i = 0; i < count; ++i) {
         if (!EncodeQuery((*bodies)[i], list[i])) {
-          done(std::vector<Reply>(count, Reply::Error(ResultCode::kPermissionDenied,
-                                                      "this key is a reader: it cannot write")));
+          (*answer)(std::vector<Reply>(count, Reply::Error(ResultCode::kPermissionDenied,
+                                                           "this key is a reader: it cannot write")));
           return;
         }
       }
       tasks_->add(request.send()
-                      .then([done](auto response) mutable {
+                      .then([answer](auto response) {
                         std::vector<Reply> replies;
                         for (auto result : response.getResults()) replies.push_back(DecodeReply(result));
-                        done(std::move(replies));
+                        (*answer)(std::move(replies));
                       })
                       .catch_(kj::mv(failed)));
       return;
@@ -363,11 +366,11 @@ class Client::Impl {
     auto list = request.initCommands(static_cast<unsigned>(count));
     for (unsigned i = 0; i < count; ++i) EncodeRequest((*bodies)[i], list[i]);
     tasks_->add(request.send()
-                    .then([done](auto response) mutable {
+                    .then([answer](auto response) {
                       std::vector<Reply> replies;
                       replies.reserve(response.getResults().size());
                       for (auto result : response.getResults()) replies.push_back(DecodeReply(result));
-                      done(std::move(replies));
+                      (*answer)(std::move(replies));
                     })
                     .catch_(kj::mv(failed)));
   }
