@@ -303,14 +303,31 @@ Result<std::string> NatsShard::LeaderOf(const std::string& shard) {
   return value;
 }
 
+namespace {
+
+// A tenant's key in the shard map. Account ids may hold '.', which NATS
+// reads as a token separator (and refuses at either end or doubled): it is
+// written as '=', which no account id holds.
+std::string MapKey(std::string tenant) {
+  std::replace(tenant.begin(), tenant.end(), '.', '=');
+  return tenant;
+}
+std::string TenantOfKey(std::string key) {
+  std::replace(key.begin(), key.end(), '=', '.');
+  return key;
+}
+
+}  // namespace
+
 Status NatsShard::Assign(const std::string& tenant, const std::string& shard) {
   if (map_ == nullptr) return Status::InvalidArgument("connected without the shard map (lease_ms 0)");
   uint64_t revision = 0;
-  natsStatus s = kvStore_Create(&revision, map_, tenant.c_str(), shard.data(), static_cast<int>(shard.size()));
+  const std::string key = MapKey(tenant);
+  natsStatus s = kvStore_Create(&revision, map_, key.c_str(), shard.data(), static_cast<int>(shard.size()));
   if (s == NATS_OK) return Status::Ok();
   if (Unreachable(s)) return NatsError("assigning " + tenant, s);
   kvEntry* entry = nullptr;
-  if (s = kvStore_Get(&entry, map_, tenant.c_str()); s != NATS_OK) return NatsError("reading the shard map", s);
+  if (s = kvStore_Get(&entry, map_, key.c_str()); s != NATS_OK) return NatsError("reading the shard map", s);
   std::string held = kvEntry_ValueString(entry);
   kvEntry_Destroy(entry);
   if (held == shard) return Status::Ok();
@@ -331,7 +348,7 @@ Result<std::optional<NatsShard::MapChange>> NatsShard::MapWatch::Next(int64_t ti
   if (s == NATS_TIMEOUT || (s == NATS_OK && entry == nullptr)) return std::optional<MapChange>();
   if (s != NATS_OK) return NatsError("watching the shard map", s);
   MapChange change;
-  change.tenant = kvEntry_Key(entry);
+  change.tenant = TenantOfKey(kvEntry_Key(entry));
   change.removed = kvEntry_Operation(entry) != kvOp_Put;
   if (!change.removed) change.shard = kvEntry_ValueString(entry);
   kvEntry_Destroy(entry);

@@ -28,6 +28,7 @@
 #include "ledger/base/crypto.h"
 #include "ledger/base/flags.h"
 #include "ledger/ledger.h"
+#include "ledger/machine/validate.h"
 
 namespace purser {
 
@@ -208,7 +209,9 @@ std::string ParseClusterConfig(Flags& flags, DaemonConfig* config) {
   config->cluster = flags.Has("cluster");
   config->cluster_catch_up = flags.Has("cluster-catch-up");
   config->assign_tenant = flags.Get("assign-tenant");
-  if (flags.Has("assign-tenant") && config->assign_tenant.empty()) return "--assign-tenant needs a root account";
+  if (flags.Has("assign-tenant") && !IsValidAccountId(config->assign_tenant)) {
+    return "--assign-tenant needs a root account id ([a-z0-9][a-z0-9._-]{0,63})";
+  }
   for (const char* flag : {"node", "shard", "lease-ms", "cluster-replicas", "cluster-catch-up", "assign-tenant"}) {
     if (!config->cluster && flags.Has(flag)) return std::string("--") + flag + " needs --cluster";
   }

@@ -554,8 +554,8 @@ TEST_F(Cluster, TenantsAreRoutedToTheirShardAndAnotherShardRefusesThem) {
   ASSERT_TRUE(WaitUntil([&] { return (beta = routed(s0, "beta", keys[1])) != nullptr; }, std::chrono::seconds(10)));
   EXPECT_EQ(beta->address(), s1.address());
 
-  // s0 opens a tenant nobody holds, and refuses the one assigned to s1.
-  ASSERT_TRUE(on_s0->Call(cmd::OpenAccount{"alpha", "", AccountKind::kOrg, "Alpha", true, {}}).ok());
+  // s0 opens a tenant nobody holds (a "." in its id, which NATS keys treat apart), and refuses the one assigned to s1.
+  ASSERT_TRUE(on_s0->Call(cmd::OpenAccount{"alpha.one", "", AccountKind::kOrg, "Alpha", true, {}}).ok());
   Reply refused = on_s0->Call(cmd::OpenAccount{"beta", "", AccountKind::kOrg, "Beta", true, {}});
   EXPECT_EQ(refused.code, ResultCode::kNotLeader) << refused.message;
   EXPECT_NE(refused.message.find("shard s1"), std::string::npos) << refused.message;
@@ -565,24 +565,24 @@ TEST_F(Cluster, TenantsAreRoutedToTheirShardAndAnotherShardRefusesThem) {
 
   std::unique_ptr<Client> alpha;
   // s1 learns that s0 claimed alpha from the map's watch (well within a second).
-  ASSERT_TRUE(WaitUntil([&] { return (alpha = routed(s1, "alpha", keys[0])) != nullptr; },
+  ASSERT_TRUE(WaitUntil([&] { return (alpha = routed(s1, "alpha.one", keys[0])) != nullptr; },
                         std::chrono::seconds(10)))
       << s0.log();
   EXPECT_EQ(alpha->address(), s0.address());
-  EXPECT_TRUE(alpha->Call(query::GetAccount{"alpha"}).ok());
+  EXPECT_TRUE(alpha->Call(query::GetAccount{"alpha.one"}).ok());
   Reply balance = beta->Call(query::GetBalance{"beta"});
   ASSERT_TRUE(balance.ok()) << balance.message;
 
   // Now that the map says alpha is s0's, s1 refuses to open it, over RPC and HTTP.
-  Reply twice = on_s1->Call(cmd::OpenAccount{"alpha", "", AccountKind::kOrg, "Alpha", true, {}});
+  Reply twice = on_s1->Call(cmd::OpenAccount{"alpha.one", "", AccountKind::kOrg, "Alpha", true, {}});
   EXPECT_EQ(twice.code, ResultCode::kNotLeader) << twice.message;
   EXPECT_NE(twice.message.find(s0.address()), std::string::npos) << twice.message;
   HttpClient http(s1.http_port());
-  Response over_http = http.Call("POST", "/v1/accounts", R"({"id":"alpha","kind":"org","wallet":true})", keys[1]);
+  Response over_http = http.Call("POST", "/v1/accounts", R"({"id":"alpha.one","kind":"org","wallet":true})", keys[1]);
   EXPECT_EQ(over_http.status, 421) << over_http.body;
   EXPECT_EQ(ErrorCode(over_http), "not_leader");
   // And assigning a held tenant to another shard is refused: moving is not built.
-  EXPECT_NE(Reap(Spawn({PURSERD_BINARY, "--cluster", nats_.Urls(), "--shard", "s1", "--assign-tenant", "alpha"},
+  EXPECT_NE(Reap(Spawn({PURSERD_BINARY, "--cluster", nats_.Urls(), "--shard", "s1", "--assign-tenant", "alpha.one"},
                        dir_.Sub("assign.log"))),
             0);
   EXPECT_NE(ReadFile(dir_.Sub("assign.log")).find("is on shard s0 already"), std::string::npos)
