@@ -5,6 +5,7 @@
 #include <kj/compat/tls.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <chrono>
@@ -315,30 +316,62 @@ class Client::Impl {
   using Bodies = std::shared_ptr<const std::vector<RequestBody>>;
   using BatchDone = std::function<void(std::vector<Reply>&&)>;
 
-  // Loop thread: one submit (or `queries` for a reader session). On a
-  // client that fails over, a batch whose connection was lost is sent again
-  // once a serving node is reached (Reach): every command carries its id,
-  // so one that was executed before the loss is answered, not executed twice.
+  // A batch waiting for a connection: sent again in the order first sent.
+  struct Parked {
+    uint64_t order;
+    Bodies bodies;
+    std::shared_ptr<BatchDone> answer;
+  };
+
+  // Whether a batch may be sent again when its answer was lost: every
+  // command in it is idempotent on an id the client chose (SPEC). A key or
+  // a webhook created without a request id would be created twice.
+  static bool SafeToResend(const std::vector<RequestBody>& bodies) {
+    for (const RequestBody& body : bodies) {
+      if (const auto* issue = std::get_if<cmd::IssueKey>(&body); issue != nullptr && issue->request_id.empty()) {
+        return false;
+      }
+      if (const auto* hook = std::get_if<cmd::RegisterWebhook>(&body);
+          hook != nullptr && hook->request_id.empty()) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // Loop thread: one submit (or `queries` for a reader session).
   void Send(Bodies bodies, BatchDone done) {
+    SendOrdered(next_order_++, std::move(bodies), std::make_shared<BatchDone>(std::move(done)));
+  }
+
+  // On a client that fails over, a batch whose connection was lost waits
+  // in parked_ and is sent again, in its first order, once a serving node
+  // is reached (Main): every command carries its id, so one that was
+  // executed before the loss is answered, not executed twice. `answer` is
+  // shared by both outcomes: it may hold a callback per call of a coalesced
+  // batch, too many to copy per batch.
+  void SendOrdered(uint64_t order, Bodies bodies, std::shared_ptr<BatchDone> answer) {
     if (gone_) {
-      done(std::vector<Reply>(bodies->size(), Failure(gone_why_)));
+      (*answer)(std::vector<Reply>(bodies->size(), Failure(gone_why_)));
       return;
     }
     if (!connected_) {
-      parked_.push_back([this, bodies, done = std::move(done)]() mutable {
-        Send(std::move(bodies), std::move(done));
-      });
+      parked_.push_back(Parked{order, std::move(bodies), std::move(answer)});
       return;
     }
     const size_t count = bodies->size();
     const uint64_t generation = generation_;
-    // One holder of `done` for both outcomes: it may hold a callback per
-    // call of a coalesced batch, too many to copy per batch.
-    auto answer = std::make_shared<BatchDone>(std::move(done));
-    auto failed = [this, count, generation, bodies, answer](kj::Exception&& e) mutable {
+    auto failed = [this, order, count, generation, bodies, answer](kj::Exception&& e) mutable {
       if (fails_over_ && !stopping_ && e.getType() == kj::Exception::Type::DISCONNECTED) {
+        if (!SafeToResend(*bodies)) {
+          (*answer)(std::vector<Reply>(
+              count, Failure("the connection to purserd was lost before the answer; this batch creates a key "
+                             "or a webhook without a request id, so its outcome is unknown and it is not sent "
+                             "again")));
+          return;
+        }
         if (generation == generation_) connected_ = false;  // Main is reaching another node
-        Send(std::move(bodies), std::move(*answer));          // parked, or sent on the new one
+        SendOrdered(order, std::move(bodies), std::move(answer));  // parked (or, late, sent on the new one)
         return;
       }
       (*answer)(std::vector<Reply>(count, Failure(e.getDescription().cStr())));
@@ -373,6 +406,14 @@ class Client::Impl {
                       (*answer)(std::move(replies));
                     })
                     .catch_(kj::mv(failed)));
+  }
+
+  // Loop thread: sends what waited for a connection, in the order first sent.
+  void ResendParked() {
+    std::vector<Parked> parked;
+    parked.swap(parked_);
+    std::sort(parked.begin(), parked.end(), [](const Parked& a, const Parked& b) { return a.order < b.order; });
+    for (Parked& p : parked) SendOrdered(p.order, std::move(p.bodies), std::move(p.answer));
   }
 
   // Trusts options_.tls_ca_file, once for every connection.
@@ -432,7 +473,17 @@ class Client::Impl {
       try {
         int one = 1;
         connection->stream->setsockopt(IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (fails_over_) {
+          // A leader whose machine vanished sends no FIN: TCP keepalive
+          // notices it within about 5 s (idle 2 s, then 3 probes 1 s apart).
+          int idle = 2, interval = 1, probes = 3;
+          connection->stream->setsockopt(SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+          connection->stream->setsockopt(IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+          connection->stream->setsockopt(IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+          connection->stream->setsockopt(IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes);
+        }
       } catch (...) {
+        // not TCP (a unix socket): nothing to tune
       }
       capnp::ReaderOptions reader_options;
       reader_options.traversalLimitInWords = (64 << 20) / 8;
@@ -462,9 +513,11 @@ class Client::Impl {
       auto session = response.getSession();
       PrincipalView principal{Str(session.getKeyId()), Str(session.getAccount()),
                               static_cast<Role>(session.getRole())};
-      if (generation_ == 0) principal_ = principal;
+      if (generation_ == 0) {  // the same key everywhere: the same principal
+        principal_ = principal;
+        has_ledger_ = principal.role != Role::kReader;
+      }
       reader_ = session.getReader();
-      has_ledger_ = principal.role != Role::kReader;
       if (has_ledger_) ledger_ = session.getLedger();
     })) {
       *why = target + ": " + exception->getDescription().cStr();
@@ -481,6 +534,9 @@ class Client::Impl {
       }
       return why->find("unauthenticated") != std::string::npos ? Attempted::kFatal : Attempted::kElsewhere;
     }
+    // The lost connection before the one just lost: its calls were failed
+    // and parked long ago (keeping one back covers late failures).
+    if (connections_.size() >= 2) connections_.erase(connections_.begin());
     connections_.push_back(kj::mv(connection));
     ++generation_;
     connected_ = true;
@@ -535,7 +591,16 @@ class Client::Impl {
       auto io = kj::setupAsyncIo();
       kj::TaskSet tasks(handler);
       tasks_ = &tasks;
-      KJ_DEFER(inbox_.DrainAndClose());  // last: after `inbox` below is gone
+      // However the loop ends (an exception included), the capabilities and
+      // connections go while the event loop they belong to is still here.
+      KJ_DEFER({
+        subscriptions_.clear();
+        reader_ = nullptr;
+        ledger_ = nullptr;
+        connections_.clear();
+        tasks_ = nullptr;
+      });
+      KJ_DEFER(inbox_.DrainAndClose());  // after `inbox` below is gone
       kj::Promise<void> inbox = inbox_.Run(io.unixEventPort);
       SetUpTls();
       auto stop = kj::newPromiseAndFulfiller<void>();
@@ -563,19 +628,13 @@ class Client::Impl {
           Disconnected("the connection to purserd was lost and no node serves: " + why);
           break;
         }
-        std::vector<std::function<void()>> parked;
-        parked.swap(parked_);
-        for (auto& resend : parked) resend();
+        ResendParked();
         Pump();
       }
       subscriptions_.clear();
       inbox = kj::Promise<void>(kj::READY_NOW);
       inbox_.DrainAndClose();
       Disconnected("the client is closing");
-      reader_ = nullptr;
-      ledger_ = nullptr;
-      connections_.clear();
-      tasks_ = nullptr;
     })) {
       if (started != nullptr) {
         started->set_value(Status::Error(exception->getDescription().cStr()));
@@ -596,9 +655,7 @@ class Client::Impl {
     gone_ = true;  // what is parked, or sent from now on, fails with `why`
     gone_why_ = why;
     connected_ = false;
-    std::vector<std::function<void()>> parked;
-    parked.swap(parked_);
-    for (auto& resend : parked) resend();
+    ResendParked();
     for (Pending& p : left) p.done(Failure(why));
   }
 
@@ -618,7 +675,8 @@ class Client::Impl {
   bool stopping_ = false;               // the client is being destroyed
   bool gone_ = false;                   // no connection, and none will come
   std::string gone_why_;
-  std::vector<std::function<void()>> parked_;  // batches waiting for a connection
+  std::vector<Parked> parked_;          // batches waiting for a connection
+  uint64_t next_order_ = 0;             // batches sent so far
   std::vector<kj::Own<Connection>> connections_;
   kj::TaskSet* tasks_ = nullptr;
   rpc::Reader::Client reader_ = nullptr;

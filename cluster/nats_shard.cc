@@ -319,17 +319,19 @@ std::string TenantOfKey(std::string key) {
 
 }  // namespace
 
-Status NatsShard::Assign(const std::string& tenant, const std::string& shard) {
+Status NatsShard::Assign(const std::string& tenant, const std::string& shard, std::string* holder) {
   if (map_ == nullptr) return Status::InvalidArgument("connected without the shard map (lease_ms 0)");
   uint64_t revision = 0;
   const std::string key = MapKey(tenant);
   natsStatus s = kvStore_Create(&revision, map_, key.c_str(), shard.data(), static_cast<int>(shard.size()));
+  if (holder != nullptr) *holder = shard;
   if (s == NATS_OK) return Status::Ok();
   if (Unreachable(s)) return NatsError("assigning " + tenant, s);
   kvEntry* entry = nullptr;
   if (s = kvStore_Get(&entry, map_, key.c_str()); s != NATS_OK) return NatsError("reading the shard map", s);
   std::string held = kvEntry_ValueString(entry);
   kvEntry_Destroy(entry);
+  if (holder != nullptr) *holder = held;
   if (held == shard) return Status::Ok();
   return Status::InvalidArgument("tenant " + tenant + " is on shard " + held +
                                  " already (moving a tenant between shards is not built)");

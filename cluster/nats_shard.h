@@ -108,7 +108,8 @@ class NatsShard {
   // The shard map (bucket purser_shards): which shard holds a tenant (a
   // root account). Assign records `tenant` on `shard` unless it is on
   // another already (then an error: moving tenants is not built).
-  Status Assign(const std::string& tenant, const std::string& shard);
+  // *holder (when given) receives the shard that holds it.
+  Status Assign(const std::string& tenant, const std::string& shard, std::string* holder = nullptr);
   struct MapChange {
     std::string tenant;
     std::string shard;     // empty when removed

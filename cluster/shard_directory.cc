@@ -59,10 +59,13 @@ void ShardDirectory::ClaimWaiting() {
     claims.swap(claims_);
   }
   for (size_t i = 0; i < claims.size(); ++i) {
-    Status status = shard_->Assign(claims[i], shard_->options().shard);
+    std::string holder;
+    Status status = shard_->Assign(claims[i], shard_->options().shard, &holder);
     if (status.ok()) continue;
     if (status.code() == StatusCode::kInvalidArgument) {  // another shard holds it: it opened it too
       warn_("cluster: tenant " + claims[i] + " was opened on this shard, but " + status.message());
+      std::lock_guard lock(mutex_);
+      tenants_[claims[i]] = holder;  // Claim() wrote ours; the map's word stands
       continue;
     }
     std::lock_guard lock(mutex_);  // NATS unreachable: again later

@@ -398,6 +398,7 @@ int Serve(DaemonConfig& config, Ledger& sequencer) {
   http.StopAccepting();
   sequencer.Stop();  // executes and syncs what is queued, writes a checkpoint
   rpc.Stop();        // answers the last replies, closes connections
+  api.StopWork();    // proofs and checkpoint copies answer while HTTP still can
   http.Stop();
   (*notifier)->Stop();  // pending deliveries stay recorded for the next start
   health.Stop();
@@ -431,6 +432,7 @@ class StandbyEdges {
         rpc_(nullptr, RpcOptions(config.rpc, leader)) {}
   ~StandbyEdges() {
     rpc_.Stop();
+    api_.StopWork();
     http_.Stop();
   }
 
@@ -455,11 +457,24 @@ class StandbyEdges {
   RpcServer rpc_;
 };
 
+// What this node's lease says of it.
+std::string ClusterLeaseValue(const DaemonConfig& config) {
+  return "node=" + config.cluster_options.node + " rpc=" + config.rpc.address + " http=" + config.http.address;
+}
+
 int RunCluster(DaemonConfig& config) {
   ClusterNodeHooks hooks;
-  // What Gate.leader says while this node leads: the term's route.
-  hooks.serve = [&config](LedgerOptions options, LeaderLookup route, std::function<void(Ledger&)> opened) {
-    config.rpc.leader = std::move(route);
+  // What Gate.leader says while this node leads: itself for its own shard
+  // (the directory's copy of the lease may still name the last leader for
+  // half a second), the directory for the others.
+  LeaderView self = ParseLeaseValue(ClusterLeaseValue(config));
+  self.shard = config.cluster_options.shard;
+  self.leading = true;
+  hooks.serve = [&config, self](LedgerOptions options, LeaderLookup route, std::function<void(Ledger&)> opened) {
+    config.rpc.leader = [self, route = std::move(route)](std::string_view tenant) {
+      LeaderView view = route(tenant);
+      return view.shard == self.shard ? self : view;
+    };
     return OpenAndServe(config, options, opened);
   };
   std::unique_ptr<StandbyEdges> standby;
@@ -486,9 +501,7 @@ int RunCluster(DaemonConfig& config) {
   hooks.warn = [](const std::string& message) { Log(Level::kWarn, message); };
   if (config.cluster_catch_up) return CatchUpOnce(config.cluster_options, config.data_dir, hooks);
   if (!config.assign_tenant.empty()) return AssignTenant(config.cluster_options, config.assign_tenant, hooks);
-  std::string lease = "node=" + config.cluster_options.node + " rpc=" + config.rpc.address +
-                      " http=" + config.http.address;
-  return RunClusterNode(config.cluster_options, config.ledger, lease, hooks);
+  return RunClusterNode(config.cluster_options, config.ledger, ClusterLeaseValue(config), hooks);
 }
 
 }  // namespace

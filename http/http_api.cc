@@ -836,6 +836,8 @@ HttpApi::HttpApi(Ledger* sequencer, Metrics* metrics, HttpApiOptions options)
 
 HttpApi::~HttpApi() = default;
 
+void HttpApi::StopWork() { work_->Close(); }
+
 void HttpApi::Handle(const HttpRequest& request, std::function<void(HttpResponse&&)> respond) {
   // No exception escapes a request: a bug answers 500 and the service goes on.
   try {

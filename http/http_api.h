@@ -77,6 +77,9 @@ class HttpApi {
   ~HttpApi();
 
   void Handle(const HttpRequest& request, std::function<void(HttpResponse&&)> respond);
+  // Finishes the background work (proofs, checkpoint copies) and refuses
+  // more: call before the server that answers stops.
+  void StopWork();
 
   struct Plan;
 

@@ -17,13 +17,16 @@ class WorkQueue {
     thread_ = std::thread([this] { Loop(); });
   }
   // Runs what waits, then joins.
-  ~WorkQueue() {
+  ~WorkQueue() { Close(); }
+  // Refuses new work, runs what waits, and joins (once; any thread but its own).
+  void Close() {
     {
       std::lock_guard lock(mutex_);
       closed_ = true;
     }
     changed_.notify_one();
-    thread_.join();
+    std::lock_guard join(join_mutex_);
+    if (thread_.joinable()) thread_.join();
   }
   WorkQueue(const WorkQueue&) = delete;
   WorkQueue& operator=(const WorkQueue&) = delete;
@@ -58,6 +61,7 @@ class WorkQueue {
   std::condition_variable changed_;
   std::deque<std::function<void()>> waiting_;
   bool closed_ = false;
+  std::mutex join_mutex_;
   std::thread thread_;
 };
 
