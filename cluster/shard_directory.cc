@@ -37,9 +37,8 @@ LeaderView ShardDirectory::Route(std::string_view tenant) const {
     if (auto it = tenants_.find(tenant); it != tenants_.end()) shard = it->second;
   }
   LeaderView view;
-  if (auto it = leases_.find(shard); it != leases_.end()) view = ParseLeaseValue(it->second);
+  if (auto it = leases_.find(shard); it != leases_.end()) view = it->second;
   view.shard = shard;
-  view.leading = shard == own.shard && view.node == own.node;
   return view;
 }
 
@@ -85,7 +84,7 @@ void ShardDirectory::RefreshLeases() {
     Result<std::string> value = shard_->LeaderOf(shard);
     if (!value.ok()) continue;  // NATS unreachable: the last one read stands
     std::lock_guard lock(mutex_);
-    leases_[shard] = *value;
+    leases_[shard] = ParseLeaseValue(*value);
   }
 }
 

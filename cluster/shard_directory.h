@@ -37,6 +37,7 @@ class ShardDirectory {
   std::optional<std::string> ShardOf(std::string_view tenant) const;
   // Who leads the shard of `tenant`: its assigned shard, else this node's
   // (a tenant not yet assigned may be opened on any shard, which assigns it).
+  // `leading` stays false: only a serving node says it serves (daemon.cc).
   LeaderView Route(std::string_view tenant) const;
   // Records `tenant`, just opened here, on this node's shard in the map
   // (soon, on the directory's thread; a tenant another shard holds already
@@ -55,7 +56,7 @@ class ShardDirectory {
   bool done_ = false;
   bool ready_ = false;  // the map's assignments at the watch's start are in
   std::map<std::string, std::string, std::less<>> tenants_;  // tenant -> shard
-  std::map<std::string, std::string, std::less<>> leases_;   // shard -> lease value
+  std::map<std::string, LeaderView, std::less<>> leases_;    // shard -> its lease, parsed
   std::vector<std::string> claims_;                          // opened here, not yet recorded
   std::thread thread_;  // last: starts after the rest is set
 };

@@ -457,9 +457,15 @@ class StandbyEdges {
   RpcServer rpc_;
 };
 
-// What this node's lease says of it.
-std::string ClusterLeaseValue(const DaemonConfig& config) {
-  return "node=" + config.cluster_options.node + " rpc=" + config.rpc.address + " http=" + config.http.address;
+// This node as its lease names it.
+LeaderView ClusterSelf(const DaemonConfig& config) {
+  LeaderView self;
+  self.shard = config.cluster_options.shard;
+  self.node = config.cluster_options.node;
+  self.rpc = config.rpc.address;
+  self.http = config.http.address;
+  self.leading = true;
+  return self;
 }
 
 int RunCluster(DaemonConfig& config) {
@@ -467,9 +473,7 @@ int RunCluster(DaemonConfig& config) {
   // What Gate.leader says while this node leads: itself for its own shard
   // (the directory's copy of the lease may still name the last leader for
   // half a second), the directory for the others.
-  LeaderView self = ParseLeaseValue(ClusterLeaseValue(config));
-  self.shard = config.cluster_options.shard;
-  self.leading = true;
+  const LeaderView self = ClusterSelf(config);
   hooks.serve = [&config, self](LedgerOptions options, LeaderLookup route, std::function<void(Ledger&)> opened) {
     config.rpc.leader = [self, route = std::move(route)](std::string_view tenant) {
       LeaderView view = route(tenant);
@@ -501,7 +505,7 @@ int RunCluster(DaemonConfig& config) {
   hooks.warn = [](const std::string& message) { Log(Level::kWarn, message); };
   if (config.cluster_catch_up) return CatchUpOnce(config.cluster_options, config.data_dir, hooks);
   if (!config.assign_tenant.empty()) return AssignTenant(config.cluster_options, config.assign_tenant, hooks);
-  return RunClusterNode(config.cluster_options, config.ledger, ClusterLeaseValue(config), hooks);
+  return RunClusterNode(config.cluster_options, config.ledger, FormatLeaseValue(self), hooks);
 }
 
 }  // namespace

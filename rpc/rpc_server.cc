@@ -756,8 +756,6 @@ class GateImpl final : public rpc::Gate::Server {
       std::string tenant = Str(context.getParams().getTenant());
       KJ_REQUIRE(tenant.size() <= kAccountIdBytesMax, "invalid_argument: the tenant is too long");
       view = shared_->options->leader(tenant);
-      // This node answers for its own shard only while it serves it.
-      if (shared_->sequencer == nullptr) view.leading = false;
     } else {
       view.leading = true;
     }

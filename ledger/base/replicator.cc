@@ -2,6 +2,10 @@
 
 namespace purser {
 
+std::string FormatLeaseValue(const LeaderView& leader) {
+  return "node=" + leader.node + " rpc=" + leader.rpc + " http=" + leader.http;
+}
+
 LeaderView ParseLeaseValue(std::string_view value) {
   LeaderView view;
   while (!value.empty()) {

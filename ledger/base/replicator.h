@@ -23,7 +23,7 @@ using Replicator =
 // Who leads a cluster-mode shard, as the lease names it: the edges answer
 // `not_leader` with it on a standby, and Gate.leader over RPC on any node.
 struct LeaderView {
-  bool leading = false;  // this node serves the shard
+  bool leading = false;  // the node answering serves it (set by that node's edges)
   std::string shard;
   std::string node;      // the leader's name; empty when no node holds the lease
   std::string rpc;       // its HOST:PORT addresses
@@ -33,8 +33,9 @@ struct LeaderView {
 // node's shard). Thread-safe.
 using LeaderLookup = std::function<LeaderView(std::string_view tenant)>;
 
-// Parses a lease value ("node=N rpc=HOST:PORT http=HOST:PORT"); fields
-// missing stay empty.
+// A lease value names a node: "node=N rpc=HOST:PORT http=HOST:PORT".
+std::string FormatLeaseValue(const LeaderView& leader);
+// The fields of a lease value; fields missing stay empty.
 LeaderView ParseLeaseValue(std::string_view value);
 
 }  // namespace purser
