@@ -326,6 +326,18 @@ int CatchUp(const std::string& urls, const std::string& data_dir, const std::str
                     log_path));
 }
 
+// Connects to a shard's stream, retrying for 30 s while the JetStream
+// cluster elects its leaders.
+Result<std::unique_ptr<NatsShard>> ConnectWhenElected(const ClusterOptions& options) {
+  Result<std::unique_ptr<NatsShard>> shard = NatsShard::Connect(options);
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (!shard.ok() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    shard = NatsShard::Connect(options);
+  }
+  return shard;
+}
+
 class Cluster : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -596,12 +608,7 @@ TEST_F(Cluster, APublishExpectingAnOldEndOfTheStreamIsRefusedAndTheLeaseHasOneHo
   options.servers = nats_.UrlList();
   options.shard = "fence";
   options.node = "a";
-  Result<std::unique_ptr<NatsShard>> a = NatsShard::Connect(options);
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
-  while (!a.ok() && Clock::now() < deadline) {  // the JetStream cluster elects its leaders
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    a = NatsShard::Connect(options);
-  }
+  Result<std::unique_ptr<NatsShard>> a = ConnectWhenElected(options);
   ASSERT_TRUE(a.ok()) << a.status().message();
   options.node = "b";
   Result<std::unique_ptr<NatsShard>> b = NatsShard::Connect(options);
@@ -641,12 +648,7 @@ TEST_F(Cluster, AStandbyRefusesAStreamWhoseTimeGoesBack) {
   options.servers = nats_.UrlList();
   options.shard = "backwards";
   options.lease_ms = 0;  // the stream alone
-  Result<std::unique_ptr<NatsShard>> shard = NatsShard::Connect(options);
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
-  while (!shard.ok() && Clock::now() < deadline) {  // the JetStream cluster elects its leaders
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    shard = NatsShard::Connect(options);
-  }
+  Result<std::unique_ptr<NatsShard>> shard = ConnectWhenElected(options);
   ASSERT_TRUE(shard.ok()) << shard.status().message();
   // Two well-formed, well-chained records; the second is a second earlier.
   EventEncoder encoder;
