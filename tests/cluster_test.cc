@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <fstream>
 #include <functional>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -43,17 +44,30 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr char kNatsServer[] = "/usr/sbin/nats-server";  // Debian's nats-server package
 
+// A loopback port for a server started later, chosen below the kernel's
+// ephemeral range (ip_local_port_range, 32768 and up on Linux): a port picked
+// by binding port 0 comes from that range, and in the seconds before the node
+// binds it, any outgoing connection on the machine (the NATS routes, a
+// node's own NATS connections, a parallel test) may take it. A port below the
+// range is taken only by a server that asks for it by number.
 int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t length = sizeof(address);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
+  static std::atomic<unsigned> sequence{0};
+  std::random_device device;
+  std::mt19937 random(device() ^ static_cast<unsigned>(getpid()) ^ (sequence++ * 7919u));
+  std::uniform_int_distribution<int> pick(20'000, 32'000);
+  for (int attempt = 0; attempt < 1'000; ++attempt) {
+    const int port = pick(random);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    const bool free = bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+    close(fd);
+    if (free) return port;
+  }
+  ADD_FAILURE() << "no free loopback port between 20000 and 32000";
+  return 0;
 }
 
 // A child process with its output appended to a file.
