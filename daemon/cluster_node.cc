@@ -44,13 +44,15 @@ enum class Standing { kLead, kStop, kFailed };
 // Starts the standby's edges for its life (they answer who leads).
 class StandbyEdges {
  public:
-  StandbyEdges(const ClusterNodeHooks& hooks, const LeaderLookup& route) : hooks_(hooks) {
-    hooks_.standby_edges(route);
-  }
-  ~StandbyEdges() { hooks_.standby_edges(nullptr); }
+  StandbyEdges(const ClusterNodeHooks& hooks, const LeaderLookup& route)
+      : hooks_(hooks), status_(hooks_.standby_edges(route)) {}
+  ~StandbyEdges() { (void)hooks_.standby_edges(nullptr); }
+
+  const Status& status() const { return status_; }
 
  private:
   const ClusterNodeHooks& hooks_;
+  Status status_;
 };
 
 // Follows the stream until this node holds the lease, has caught up with
@@ -67,6 +69,11 @@ Standing Standby(NatsShard& shard, const std::string& data_dir, const std::strin
              std::to_string(follower.position()) + ", event " +
              std::to_string((*log)->last_sequence()));
   StandbyEdges edges(hooks, route);
+  if (!edges.status().ok()) {
+    hooks.warn("cluster: a standby must listen where its lease would send clients, and cannot: " +
+               edges.status().message());
+    return Standing::kFailed;
+  }
   while (!hooks.stopping()) {
     if (Status status = follower.Poll(200); !status.ok()) {
       hooks.warn("cluster: following: " + status.message());

@@ -34,7 +34,9 @@ struct ClusterNodeHooks {
   std::function<bool()> stepped_down;
   // Starts the edges of a standby, which answer who leads and nothing else
   // (with a lookup), or stops them (with a null one) before the node leads.
-  std::function<void(LeaderLookup)> standby_edges;
+  // A standby that cannot listen where its lease will send clients must not
+  // take the lease: an error ends the node.
+  std::function<Status(LeaderLookup)> standby_edges;
   std::function<void(const std::string&)> info;
   std::function<void(const std::string&)> warn;
 };

@@ -484,15 +484,15 @@ int RunCluster(DaemonConfig& config) {
   std::unique_ptr<StandbyEdges> standby;
   hooks.standby_edges = [&config, &standby](LeaderLookup leader) {
     standby.reset();
-    if (!leader) return;
+    if (!leader) return Status::Ok();
     standby = std::make_unique<StandbyEdges>(config, std::move(leader));
     if (Status status = standby->Start(); !status.ok()) {
-      Log(Level::kWarn, "cluster: the standby's edges do not serve: " + status.message());
       standby.reset();
-      return;
+      return status;
     }
     Log(Level::kInfo, "cluster: standby: rpc=" + config.rpc.address + " http=" + config.http.address +
                           " answer not_leader");
+    return Status::Ok();
   };
   hooks.new_term = [] { g_step_down = false; };
   hooks.stepped_down = [] { return g_step_down.load(); };

@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fcntl.h>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <random>
@@ -691,6 +692,46 @@ TEST_F(Cluster, AStandbyRefusesAStreamWhoseTimeGoesBack) {
   EXPECT_TRUE(followed.IsCorruption()) << followed.message();
   EXPECT_NE(followed.message().find("event 2 goes back in time"), std::string::npos) << followed.message();
   EXPECT_EQ((*log)->last_sequence(), 0u);
+}
+
+// A node that cannot listen where its lease would send clients stops with
+// an error before it takes the lease: were it to take it, it would fail to
+// serve and hold the shard leaderless for a whole lease.
+TEST_F(Cluster, ANodeThatCannotListenOnItsAddressExitsWithoutTakingTheLease) {
+  const int busy_port = FreePort();
+  int holder = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(static_cast<uint16_t>(busy_port));
+  ASSERT_EQ(bind(holder, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(listen(holder, 4), 0);
+  const std::string log_path = dir_.Sub("busy.log");
+  const pid_t pid = Spawn({PURSERD_BINARY, "--data-dir", dir_.Sub("busy-data"), "--rpc",
+                           "127.0.0.1:" + std::to_string(busy_port), "--http",
+                           "127.0.0.1:" + std::to_string(FreePort()), "--cluster", nats_.Urls(), "--node",
+                           "busy", "--shard", "s0", "--lease-ms", "1000", "--scrub-interval-s", "0"},
+                          log_path);
+  int status = -1;
+  const bool exited = WaitUntil(
+      [&] {
+        int raw = 0;
+        if (waitpid(pid, &raw, WNOHANG) != pid) return false;
+        status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
+        return true;
+      },
+      std::chrono::seconds(60));
+  if (!exited) {
+    kill(pid, SIGKILL);
+    Reap(pid);
+  }
+  close(holder);
+  const std::string log = ReadFile(log_path);
+  ASSERT_TRUE(exited) << "the node kept running without its address\n" << log;
+  EXPECT_EQ(status, 1) << log;
+  EXPECT_NE(log.find("cannot: listening on 127.0.0.1:" + std::to_string(busy_port)), std::string::npos) << log;
+  EXPECT_EQ(log.find("leading shard"), std::string::npos) << log;
+  EXPECT_FALSE(std::filesystem::exists(dir_.Sub("busy-data") + "/admin.key")) << log;
 }
 
 }  // namespace
