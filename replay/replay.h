@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <iosfwd>
 #include <map>
+#include <memory>
 #include <vector>
 #include <optional>
 #include <string>
@@ -20,6 +21,8 @@
 #include "ledger/machine/commands.h"
 
 namespace purser {
+
+class State;
 
 struct VerifyOptions {
   std::string data_dir;
@@ -241,6 +244,10 @@ struct RebuildOptions {
   // As VerifyOptions::max_records_in_memory; with out_dir, the new
   // database holds the moved records as its cold store.
   uint64_t max_records_in_memory = 4'000'000;
+  // Hand the rebuilt state to the caller (RebuildReport::state) instead of
+  // freeing it here: freeing millions of records one by one took 8-10% of a
+  // rebuild, and a process about to end need not pay it.
+  bool keep_state = false;
 };
 
 struct RebuildReport {
@@ -248,6 +255,7 @@ struct RebuildReport {
   Sha256Digest digest{};
   uint64_t events = 0;
   double seconds = 0;
+  std::shared_ptr<State> state;  // with RebuildOptions::keep_state
 };
 
 Status Rebuild(const RebuildOptions& options, RebuildReport* report);
