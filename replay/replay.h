@@ -255,6 +255,7 @@ struct RebuildReport {
   Sha256Digest digest{};
   uint64_t events = 0;
   double seconds = 0;
+  double digest_seconds = 0;  // of `seconds`, the canonical state digest at the end
   std::shared_ptr<State> state;  // with RebuildOptions::keep_state
 };
 
