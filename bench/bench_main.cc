@@ -17,10 +17,9 @@ constexpr char kUsage[] =
     "usage: purser-bench <command> [flags]\n"
     "  inproc   --data-dir D [--agents N] [--producers P] [--window W] [--seconds S]\n"
     "           [--hot-fraction F] [--rate R] [--no-compact] [--webhooks N [--alert-rate A]]\n"
-    "           [--checkpoint-every E] [--checkpoint-inline] [--no-merkle-tree] [--proofs N]\n"
+    "           [--checkpoint-every E] [--no-merkle-tree] [--proofs N]\n"
     "      durable reserve -> settle pairs through the in-process sequencer (a projection\n"
-    "      checkpoint every E events, default 1,000,000, as purserd, serialized in a forked\n"
-    "      child; --checkpoint-inline serializes it on the committer as before); with\n"
+    "      checkpoint every E events, default 1,000,000, as purserd); with\n"
     "      --webhooks, N webhooks deliver to a local receiver while an account is\n"
     "      frozen and unfrozen A times a second (default 100); --no-merkle-tree keeps no\n"
     "      Merkle tree (to measure its cost); --proofs N times N inclusion and N\n"
@@ -59,7 +58,6 @@ int RunInprocCommand(Flags& flags) {
   options.hot_fraction = std::stod(flags.Get("hot-fraction", "0"));
   options.compact = !flags.Has("no-compact");
   options.merkle_tree = !flags.Has("no-merkle-tree");
-  options.checkpoint_in_background = !flags.Has("checkpoint-inline");
   options.proofs = static_cast<int>(flags.GetInt("proofs").value_or(0));
   options.webhooks = static_cast<int>(flags.GetInt("webhooks").value_or(0));
   options.alert_rate = static_cast<int>(flags.GetInt("alert-rate").value_or(100));
@@ -85,7 +83,7 @@ int BenchMain(int argc, char** argv) {
     return 2;
   }
   std::string command = argv[1];
-  Flags flags(argc, argv, 2, {"no-compact", "no-merkle-tree", "checkpoint-inline"});
+  Flags flags(argc, argv, 2, {"no-compact", "no-merkle-tree"});
   if (command == "inproc") return RunInprocCommand(flags);
   if (command == "accounts") return RunAccountsMemory(flags);
   if (command == "webhooks") return RunWebhookDeliveries(flags);

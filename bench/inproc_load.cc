@@ -288,7 +288,6 @@ int RunInproc(const InprocOptions& options, InprocReport* report) {
   // Checkpoints as the service takes them: their cost is part of the figure.
   sequencer_options.checkpoint_every_events = static_cast<uint64_t>(options.checkpoint_every);
   sequencer_options.merkle_tree = options.merkle_tree;
-  sequencer_options.checkpoint_in_background = options.checkpoint_in_background;
   Result<std::unique_ptr<Ledger>> opened = Ledger::Open(sequencer_options);
   if (!opened.ok()) {
     std::cerr << "open: " << opened.status().message() << '\n';
@@ -400,7 +399,6 @@ void PrintInprocReport(const InprocOptions& options, const InprocReport& r, std:
   out << "inproc: agents=" << options.agents << " producers=" << options.producers
       << " window=" << options.window << " hot=" << options.hot_fraction
       << " rate=" << options.rate << (options.merkle_tree ? "" : " merkle-tree=off")
-      << (options.checkpoint_in_background ? "" : " checkpoint=inline")
       << " seconds=" << r.seconds << '\n';
   out << "  pairs            " << r.pairs << " (" << static_cast<uint64_t>(r.pairs_per_second)
       << " pairs/s, " << static_cast<uint64_t>(2 * r.pairs_per_second) << " commands/s)\n";

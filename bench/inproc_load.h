@@ -23,7 +23,6 @@ struct InprocOptions {
   int alert_rate = 100;          // freezes and unfreezes a second while webhooks run
   int64_t checkpoint_every = 1'000'000;  // events between projection checkpoints
   bool merkle_tree = true;       // false: measure what the tree costs
-  bool checkpoint_in_background = true;  // false: on the committer's thread
   int proofs = 0;                // inclusion and consistency proofs timed after the load, each
   std::ostream* progress = nullptr;
 };

@@ -122,7 +122,6 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(LedgerOptions options) {
   engine.queue_commands_max = options.queue_commands_max;
   engine.group_commands_max = options.group_commands_max;
   engine.checkpoint_every_events = options.checkpoint_every_events;
-  engine.checkpoint_in_background = options.checkpoint_in_background;
   engine.max_open_files = options.max_open_files;
   engine.accept_truncated_log = options.accept_truncated_log;
   engine.write_default_prices = options.write_default_prices;

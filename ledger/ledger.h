@@ -48,10 +48,6 @@ struct LedgerOptions {
   // A projection checkpoint is written after this many events (finished
   // records then move to the cold store). Default: 1,000,000.
   uint64_t checkpoint_every_events = 1'000'000;
-  // Serialize checkpoints in a forked child, without pausing commits
-  // (SequencerOptions::checkpoint_in_background). false for a deterministic
-  // simulation. Default: true.
-  bool checkpoint_in_background = true;
   // Files RocksDB may keep open. Default: -1 (no limit).
   int max_open_files = -1;
   // Start even when the log lost acknowledged events (an explicit operator

@@ -85,9 +85,6 @@ class Simulation {
     options.wake_when_idle = false;  // groups for the workload's commands only
     // Small, so that checkpoints and the cold store are part of every seed.
     options.checkpoint_every_events = 300;
-    // Inline: a checkpoint written whenever a child process finishes would
-    // make a seed's run depend on the machine's timing.
-    options.checkpoint_in_background = false;
     options.sign_every_us = 60 * kSecondUs;
     Result<std::unique_ptr<Ledger>> opened = Ledger::Open(std::move(options));
     if (!opened.ok()) return opened.status();

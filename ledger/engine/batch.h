@@ -44,13 +44,8 @@ struct Batch {
   // Finished records retired with this batch, and at a checkpoint those
   // changed since they were stored.
   ColdWrites cold;
-  // A projection checkpoint of the state after the event
-  // `checkpoint_sequence` (0: the batch's last event). A checkpoint
-  // serialized in the background is for an event of an earlier batch, which
-  // had `mark_checkpoint` set so that the log writer kept its chain link.
+  // A projection checkpoint of the state after the batch's last event.
   std::optional<std::string> checkpoint;
-  uint64_t checkpoint_sequence = 0;
-  bool mark_checkpoint = false;
   uint64_t number = 0;  // batches are numbered 1, 2, ... in order
 };
 

@@ -151,20 +151,9 @@ void LogWriter::EncodeBatch(Batch* batch, LogBatch* log_batch) {
   for (const auto& [key, status] : batch->cold.listing) log_->AddListingEntry(key, status, log_batch);
   batch->cold = ColdWrites{};
   if (batch->checkpoint) {
-    const uint64_t sequence = batch->checkpoint_sequence != 0 ? batch->checkpoint_sequence
-                                                               : log_->last_sequence();
-    if (sequence == log_->last_sequence()) {
-      log_->AddCheckpoint(sequence, log_->last_link(), *batch->checkpoint, log_batch);
-    } else if (marked_.first == sequence) {
-      log_->AddCheckpoint(sequence, marked_.second, *batch->checkpoint, log_batch);
-    } else {
-      std::fprintf(stderr, "purser: a checkpoint for event %llu came without its chain link; "
-                           "dropped (the next one replaces it)\n",
-                   static_cast<unsigned long long>(sequence));
-    }
+    log_->AddCheckpoint(log_->last_sequence(), log_->last_link(), *batch->checkpoint, log_batch);
     batch->checkpoint.reset();
   }
-  if (batch->mark_checkpoint) marked_ = {log_->last_sequence(), log_->last_link()};
 }
 
 void LogWriter::CompleteBatch(Batch* batch) {

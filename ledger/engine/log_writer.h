@@ -103,8 +103,6 @@ class LogWriter {
   EventEncoder encoder_;
   std::string payload_;
   uint64_t head_mark_sequence_ = 0;
-  // The chain link of the last batch marked for a background checkpoint.
-  std::pair<uint64_t, Sha256Digest> marked_{0, {}};
   std::optional<NoteSigner> signer_;
   Replicator replicator_;
   std::string replica_records_;

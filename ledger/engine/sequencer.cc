@@ -219,12 +219,13 @@ void Sequencer::RunGroup(std::vector<Submission> submissions, bool final_checkpo
   }
   cold_->Retire(batch.events, &batch.cold);
   events_since_checkpoint_ += batch.events.size();
-  // A checkpoint serialized in the background since: it goes with this batch.
-  if (std::optional<Checkpointer::Snapshot> ready = checkpointer_.TakeReady()) {
-    batch.checkpoint = std::move(ready->bytes);
-    batch.checkpoint_sequence = ready->sequence;
+  // Records loaded back leave memory at a checkpoint: reads alone
+  // (listings) must not grow memory without bound.
+  if (events_since_checkpoint_ >= options_.checkpoint_every_events ||
+      cold_->loaded() >= ColdStoreManager::kLoadedRecordsMax ||
+      (final_checkpoint && (events_since_checkpoint_ > 0 || cold_->dirty() > 0))) {
+    Checkpoint(&batch);
   }
-  CheckpointDue(&batch, final_checkpoint);
   if (batch.submissions.empty() && batch.events.empty() && !batch.checkpoint) return;
   commands_total_.fetch_add(commands, std::memory_order_relaxed);
   pending_reservations_.store(state_.expiry_queue.size(), std::memory_order_relaxed);
@@ -234,44 +235,6 @@ void Sequencer::RunGroup(std::vector<Submission> submissions, bool final_checkpo
   batch.number = ++batches_pushed_;
   cold_->Pushed(batch.number);
   writer_->Push(std::move(batch));
-}
-
-void Sequencer::CheckpointDue(Batch* batch, bool final_checkpoint) {
-  // Records loaded back leave memory at a checkpoint: reads alone
-  // (listings) must not grow memory without bound.
-  const bool due = events_since_checkpoint_ >= options_.checkpoint_every_events ||
-                   cold_->loaded() >= ColdStoreManager::kLoadedRecordsMax ||
-                   (final_checkpoint && (events_since_checkpoint_ > 0 || cold_->dirty() > 0 ||
-                                         checkpointer_.busy()));
-  if (!due) return;
-  // In the background only when the cold store needs nothing written with
-  // it: records rewritten "with the checkpoint" must land in the same write
-  // as the state they belong to, and records loaded back leave memory once
-  // that write is durable (ledger/engine/cold_manager.h).
-  const bool background = options_.checkpoint_in_background && !final_checkpoint &&
-                          cold_->dirty() == 0 && cold_->loaded() == 0;
-  if (background) {
-    if (checkpointer_.busy()) return;  // the one in flight will do; it is due again later
-    SnapshotOptions options;
-    options.finished_records = false;  // they are in the cold store, or in this batch
-    const auto started = std::chrono::steady_clock::now();
-    if (checkpointer_.Start(state_, options)) {
-      std::fprintf(stderr, "purser: checkpoint at event %llu: serializing in the background "
-                           "(the committer paused %llu us to fork)\n",
-                   static_cast<unsigned long long>(state_.last_sequence),
-                   static_cast<unsigned long long>(MicrosSince(started)));
-      batch->mark_checkpoint = true;
-      events_since_checkpoint_ = 0;
-      return;
-    }
-  }
-  // An older snapshot still in flight must not land after this one.
-  checkpointer_.Abandon();
-  if (batch->checkpoint_sequence != 0) {
-    batch->checkpoint.reset();
-    batch->checkpoint_sequence = 0;
-  }
-  Checkpoint(batch);
 }
 
 void Sequencer::Checkpoint(Batch* batch) {

@@ -35,7 +35,6 @@
 #include "ledger/base/replicator.h"
 #include "ledger/base/status.h"
 #include "ledger/engine/batch.h"
-#include "ledger/engine/checkpointer.h"
 #include "ledger/engine/cold_manager.h"
 #include "ledger/engine/command_queue.h"
 #include "ledger/engine/log_writer.h"
@@ -60,11 +59,6 @@ struct SequencerOptions {
   // the log tail that a restart re-applies. (Finished records leave memory
   // with the group that finished them, not at checkpoints.) Default: 1,000,000.
   uint64_t checkpoint_every_events = 1'000'000;
-  // Serialize checkpoints in a forked child (ledger/engine/checkpointer.h)
-  // instead of on the committer's thread, which they paused. Checkpoints
-  // with records loaded back or changed in the cold store, and the one at
-  // stop, are still taken inline. Default: true.
-  bool checkpoint_in_background = true;
   // Files RocksDB may keep open (EventLogOptions::max_open_files). Default: -1.
   int max_open_files = -1;
   // Start even when the log lost events that the head mark says were
@@ -161,8 +155,6 @@ class Sequencer {
   void RunGroup(std::vector<Submission> submissions, bool final_checkpoint);
   void Execute(const Request& request, Batch* batch, Reply* reply);
   void Checkpoint(Batch* batch);
-  // At a group's end, when a checkpoint is due: inline or in the background.
-  void CheckpointDue(Batch* batch, bool final_checkpoint);
   int64_t Now();
   // Loads (or creates) the signing key and hands it to the log writer.
   Status EnableSigning();
@@ -176,7 +168,6 @@ class Sequencer {
   CommandQueue queue_;
   std::unique_ptr<ColdStoreManager> cold_;
   std::unique_ptr<LogWriter> writer_;
-  Checkpointer checkpointer_;
   int64_t group_now_us_ = 0;  // the timestamp of the group being executed
   uint64_t batches_pushed_ = 0;
   uint64_t events_since_checkpoint_ = 0;
