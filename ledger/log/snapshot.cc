@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string_view>
+#include <system_error>
 #include <thread>
 
 #include "ledger/base/binary.h"
@@ -195,9 +196,16 @@ void SortByKey(std::vector<const T*>* items, KeyOf key_of) {
     return a.key < b.key;
   };
   constexpr size_t kWorthAThread = 1 << 16;
+  std::thread upper;
+  const auto middle = entries.begin() + static_cast<std::ptrdiff_t>(entries.size() / 2);
   if (entries.size() >= kWorthAThread) {
-    const auto middle = entries.begin() + static_cast<std::ptrdiff_t>(entries.size() / 2);
-    std::thread upper([&] { std::sort(middle, entries.end(), less); });
+    try {
+      upper = std::thread([&] { std::sort(middle, entries.end(), less); });
+    } catch (const std::system_error&) {
+      // No thread to be had (a process limit): one thread sorts it all.
+    }
+  }
+  if (upper.joinable()) {
     std::sort(entries.begin(), middle, less);
     upper.join();
     std::inplace_merge(entries.begin(), middle, entries.end(), less);
