@@ -52,24 +52,34 @@ constexpr char kNatsServer[] = "/usr/sbin/nats-server";  // Debian's nats-server
 // binds it, any outgoing connection on the machine (the NATS routes, a
 // node's own NATS connections, a parallel test) may take it. A port below the
 // range is taken only by a server that asks for it by number.
+// A socket bound to 127.0.0.1:`port`, or -1.
+int BindLoopback(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 int FreePort() {
-  static std::atomic<unsigned> sequence{0};
-  static std::mutex given_mutex;
+  static std::mutex mutex;
   static std::set<int> given;  // handed out already: a node may not have bound it yet
-  std::random_device device;
-  std::mt19937 random(device() ^ static_cast<unsigned>(getpid()) ^ (sequence++ * 7919u));
+  static std::mt19937 random(std::random_device{}() ^ static_cast<unsigned>(getpid()));
+  std::lock_guard<std::mutex> lock(mutex);
   std::uniform_int_distribution<int> pick(20'000, 32'000);
   for (int attempt = 0; attempt < 1'000; ++attempt) {
     const int port = pick(random);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = htons(static_cast<uint16_t>(port));
-    const bool free = bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+    if (given.contains(port)) continue;
+    const int fd = BindLoopback(port);
+    if (fd < 0) continue;
     close(fd);
-    std::lock_guard<std::mutex> lock(given_mutex);
-    if (free && given.insert(port).second) return port;
+    given.insert(port);
+    return port;
   }
   ADD_FAILURE() << "no free loopback port between 20000 and 32000";
   return 0;
@@ -91,10 +101,13 @@ pid_t Spawn(const std::vector<std::string>& args, const std::string& log_path) {
   return pid;
 }
 
+// A wait status as a shell prints it: the exit code, or 128 + the signal.
+int ExitStatus(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+
 int Reap(pid_t pid) {
   int status = 0;
   waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return ExitStatus(status);
 }
 
 std::string ReadFile(const std::string& path) {
@@ -712,12 +725,8 @@ TEST_F(Cluster, AStandbyRefusesAStreamWhoseTimeGoesBack) {
 // serve and hold the shard leaderless for a whole lease.
 TEST_F(Cluster, ANodeThatCannotListenOnItsAddressExitsWithoutTakingTheLease) {
   const int busy_port = FreePort();
-  int holder = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = htons(static_cast<uint16_t>(busy_port));
-  ASSERT_EQ(bind(holder, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  const int holder = BindLoopback(busy_port);
+  ASSERT_GE(holder, 0);
   ASSERT_EQ(listen(holder, 4), 0);
   const std::string log_path = dir_.Sub("busy.log");
   const pid_t pid = Spawn({PURSERD_BINARY, "--data-dir", dir_.Sub("busy-data"), "--rpc",
@@ -730,7 +739,7 @@ TEST_F(Cluster, ANodeThatCannotListenOnItsAddressExitsWithoutTakingTheLease) {
       [&] {
         int raw = 0;
         if (waitpid(pid, &raw, WNOHANG) != pid) return false;
-        status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
+        status = ExitStatus(raw);
         return true;
       },
       std::chrono::seconds(60));
