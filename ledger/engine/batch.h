@@ -46,6 +46,11 @@ struct Batch {
   ColdWrites cold;
   // A projection checkpoint of the state after the batch's last event.
   std::optional<std::string> checkpoint;
+  // The checkpoint rewrote cold records changed since they were stored:
+  // recovery from an older checkpoint would find them too new, so it must
+  // be durable with them, in the synced write (ledger/engine/cold_manager.h).
+  // Otherwise it is written after the batch, outside the write-ahead log.
+  bool checkpoint_rewrote_records = false;
   uint64_t number = 0;  // batches are numbered 1, 2, ... in order
 };
 

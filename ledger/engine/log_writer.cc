@@ -84,8 +84,14 @@ void LogWriter::Loop() {
       batches.swap(pipeline_);
     }
     changed_.notify_all();
-    LogBatch log_batch;
-    bool checkpoint = false;
+    size_t checkpoint_bytes = 0;  // in the synced write
+    for (const Batch& batch : batches) {
+      if (batch.checkpoint && batch.checkpoint_rewrote_records) {
+        checkpoint_bytes += batch.checkpoint->size() + (1 << 20);
+      }
+    }
+    LogBatch log_batch(checkpoint_bytes);
+    const bool checkpoint = checkpoint_bytes > 0;
     const uint64_t first_sequence = log_->last_sequence() + 1;
     if (replicator_) {
       replica_records_.clear();
@@ -94,7 +100,6 @@ void LogWriter::Loop() {
     if (!failed_->load()) {
       auto start = std::chrono::steady_clock::now();
       for (Batch& batch : batches) {
-        checkpoint = checkpoint || batch.checkpoint.has_value();
         EncodeBatch(&batch, &log_batch);
       }
       encode_us_.Record(MicrosSince(start));
@@ -115,6 +120,7 @@ void LogWriter::Loop() {
     }
     for (Batch& batch : batches) CompleteBatch(&batch);
     batches.clear();
+    WriteSetAsideCheckpoint();
     MaybeWriteHeadMark(/*force=*/false);
     MaybeSignCheckpoint(/*force=*/false);
   }
@@ -150,10 +156,39 @@ void LogWriter::EncodeBatch(Batch* batch, LogBatch* log_batch) {
   std::sort(batch->cold.listing.begin(), batch->cold.listing.end(), by_key);
   for (const auto& [key, status] : batch->cold.listing) log_->AddListingEntry(key, status, log_batch);
   batch->cold = ColdWrites{};
-  if (batch->checkpoint) {
+  if (batch->checkpoint && batch->checkpoint_rewrote_records) {
     log_->AddCheckpoint(log_->last_sequence(), log_->last_link(), *batch->checkpoint, log_batch);
-    batch->checkpoint.reset();
+    set_aside_.reset();  // older than this one
+  } else if (batch->checkpoint) {
+    // Set aside, so that the group's acknowledgements never wait for
+    // megabytes of derived data (bench/RESULTS.md, "The checkpoint pause").
+    set_aside_ = SetAsideCheckpoint{log_->last_sequence(), log_->last_link(),
+                                    std::move(*batch->checkpoint)};
   }
+  batch->checkpoint.reset();
+}
+
+void LogWriter::WriteSetAsideCheckpoint() {
+  if (!set_aside_) return;
+  SetAsideCheckpoint checkpoint = std::move(*set_aside_);
+  set_aside_.reset();
+  // Only after the synced write of the batch it follows: it never runs
+  // ahead of the durable log, and the cold store now holds every record it
+  // leaves out.
+  if (failed_->load()) return;
+  auto start = std::chrono::steady_clock::now();
+  Status status = log_->WriteUnloggedCheckpoint(checkpoint.sequence, checkpoint.link, checkpoint.state);
+  std::fprintf(stderr, "purser: checkpoint written: %zu bytes in %llu ms (outside the WAL)\n",
+               checkpoint.state.size(), static_cast<unsigned long long>(MicrosSince(start) / 1000));
+  if (!status.ok()) fail_(status);
+  checkpoint.state.clear();
+  std::lock_guard lock(spare_mutex_);
+  spare_checkpoint_buffer_ = std::move(checkpoint.state);
+}
+
+std::string LogWriter::TakeCheckpointBuffer() {
+  std::lock_guard lock(spare_mutex_);
+  return std::move(spare_checkpoint_buffer_);
 }
 
 void LogWriter::CompleteBatch(Batch* batch) {

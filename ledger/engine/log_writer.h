@@ -58,6 +58,10 @@ class LogWriter {
   // After the last Push: writes what waits, writes the head mark, joins.
   void Finish();
 
+  // Committer: the buffer of the last checkpoint written (empty, with its
+  // capacity), for the next one to serialize into; an empty string at first.
+  std::string TakeCheckpointBuffer();
+
   uint64_t AddObserver(EventObserver observer);
   void RemoveObserver(uint64_t token);
 
@@ -79,6 +83,9 @@ class LogWriter {
   void Loop();
   void EncodeBatch(Batch* batch, LogBatch* log_batch);
   void CompleteBatch(Batch* batch);
+  // Writes the checkpoint EncodeBatch set aside, once its batch is durable
+  // and acknowledged (EventLog::WriteUnloggedCheckpoint).
+  void WriteSetAsideCheckpoint();
   // Rewrites the head mark once a second (or now, at the end).
   void MaybeWriteHeadMark(bool force);
   // Signs and stores a checkpoint of the durable tree when one is due.
@@ -102,6 +109,12 @@ class LogWriter {
   // Log thread only.
   EventEncoder encoder_;
   std::string payload_;
+  struct SetAsideCheckpoint {
+    uint64_t sequence = 0;
+    Sha256Digest link{};
+    std::string state;
+  };
+  std::optional<SetAsideCheckpoint> set_aside_;
   uint64_t head_mark_sequence_ = 0;
   std::optional<NoteSigner> signer_;
   Replicator replicator_;
@@ -111,6 +124,9 @@ class LogWriter {
   uint64_t signed_size_ = 0;
   int64_t signed_at_us_ = 0;  // 0: none signed since the start
   std::chrono::steady_clock::time_point head_mark_written_{};
+
+  std::mutex spare_mutex_;
+  std::string spare_checkpoint_buffer_;  // guarded by spare_mutex_
 
   std::mutex observers_mutex_;
   std::vector<std::pair<uint64_t, EventObserver>> observers_;

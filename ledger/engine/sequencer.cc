@@ -243,12 +243,17 @@ void Sequencer::Checkpoint(Batch* batch) {
   cold_->Checkpoint(&batch->cold);
   SnapshotOptions options;
   options.finished_records = false;  // they are in the cold store, or in this batch
-  batch->checkpoint = SerializeState(state_, options);
+  options.expected_bytes = last_checkpoint_bytes_;
+  batch->checkpoint = writer_->TakeCheckpointBuffer();
+  SerializeState(state_, options, &*batch->checkpoint);
+  last_checkpoint_bytes_ = batch->checkpoint->size();
+  const size_t rewritten = batch->cold.records.size() - retired;
+  batch->checkpoint_rewrote_records = rewritten > 0;
   std::fprintf(stderr,
                "purser: checkpoint at event %llu: %zu bytes of state, %zu changed records "
                "rewritten, %llu ms\n",
                static_cast<unsigned long long>(state_.last_sequence), batch->checkpoint->size(),
-               batch->cold.records.size() - retired,
+               rewritten,
                static_cast<unsigned long long>(MicrosSince(started) / 1000));
   events_since_checkpoint_ = 0;
 }
