@@ -178,9 +178,12 @@ void LogWriter::WriteSetAsideCheckpoint() {
   if (failed_->load()) return;
   auto start = std::chrono::steady_clock::now();
   Status status = log_->WriteUnloggedCheckpoint(checkpoint.sequence, checkpoint.link, checkpoint.state);
+  if (!status.ok()) {
+    fail_(status);
+    return;
+  }
   std::fprintf(stderr, "purser: checkpoint written: %zu bytes in %llu ms (outside the WAL)\n",
                checkpoint.state.size(), static_cast<unsigned long long>(MicrosSince(start) / 1000));
-  if (!status.ok()) fail_(status);
   checkpoint.state.clear();
   std::lock_guard lock(spare_mutex_);
   spare_checkpoint_buffer_ = std::move(checkpoint.state);
