@@ -156,10 +156,14 @@ void LogWriter::EncodeBatch(Batch* batch, LogBatch* log_batch) {
   std::sort(batch->cold.listing.begin(), batch->cold.listing.end(), by_key);
   for (const auto& [key, status] : batch->cold.listing) log_->AddListingEntry(key, status, log_batch);
   batch->cold = ColdWrites{};
-  if (batch->checkpoint && batch->checkpoint_rewrote_records) {
+  if (!batch->checkpoint) return;
+  // A checkpoint set aside earlier in this write is older than this one.
+  if (set_aside_) RecycleCheckpointBuffer(std::move(set_aside_->state));
+  set_aside_.reset();
+  if (batch->checkpoint_rewrote_records) {
     log_->AddCheckpoint(log_->last_sequence(), log_->last_link(), *batch->checkpoint, log_batch);
-    set_aside_.reset();  // older than this one
-  } else if (batch->checkpoint) {
+    RecycleCheckpointBuffer(std::move(*batch->checkpoint));  // the write batch holds a copy
+  } else {
     // Set aside, so that the group's acknowledgements never wait for
     // megabytes of derived data (bench/RESULTS.md, "The checkpoint pause").
     set_aside_ = SetAsideCheckpoint{log_->last_sequence(), log_->last_link(),
@@ -184,9 +188,13 @@ void LogWriter::WriteSetAsideCheckpoint() {
   }
   std::fprintf(stderr, "purser: checkpoint written: %zu bytes in %llu ms (outside the WAL)\n",
                checkpoint.state.size(), static_cast<unsigned long long>(MicrosSince(start) / 1000));
-  checkpoint.state.clear();
+  RecycleCheckpointBuffer(std::move(checkpoint.state));
+}
+
+void LogWriter::RecycleCheckpointBuffer(std::string buffer) {
+  buffer.clear();
   std::lock_guard lock(spare_mutex_);
-  spare_checkpoint_buffer_ = std::move(checkpoint.state);
+  if (buffer.capacity() > spare_checkpoint_buffer_.capacity()) spare_checkpoint_buffer_ = std::move(buffer);
 }
 
 std::string LogWriter::TakeCheckpointBuffer() {

@@ -58,7 +58,7 @@ class LogWriter {
   // After the last Push: writes what waits, writes the head mark, joins.
   void Finish();
 
-  // Committer: the buffer of the last checkpoint written (empty, with its
+  // Committer: the buffer of a checkpoint written (empty, with its
   // capacity), for the next one to serialize into; an empty string at first.
   std::string TakeCheckpointBuffer();
 
@@ -86,6 +86,8 @@ class LogWriter {
   // Writes the checkpoint EncodeBatch set aside, once its batch is durable
   // and acknowledged (EventLog::WriteUnloggedCheckpoint).
   void WriteSetAsideCheckpoint();
+  // Keeps a written checkpoint's buffer for TakeCheckpointBuffer.
+  void RecycleCheckpointBuffer(std::string buffer);
   // Rewrites the head mark once a second (or now, at the end).
   void MaybeWriteHeadMark(bool force);
   // Signs and stores a checkpoint of the durable tree when one is due.

@@ -243,10 +243,8 @@ void Sequencer::Checkpoint(Batch* batch) {
   cold_->Checkpoint(&batch->cold);
   SnapshotOptions options;
   options.finished_records = false;  // they are in the cold store, or in this batch
-  options.expected_bytes = last_checkpoint_bytes_;
   batch->checkpoint = writer_->TakeCheckpointBuffer();
   SerializeState(state_, options, &*batch->checkpoint);
-  last_checkpoint_bytes_ = batch->checkpoint->size();
   const size_t rewritten = batch->cold.records.size() - retired;
   batch->checkpoint_rewrote_records = rewritten > 0;
   std::fprintf(stderr,

@@ -171,7 +171,6 @@ class Sequencer {
   int64_t group_now_us_ = 0;  // the timestamp of the group being executed
   uint64_t batches_pushed_ = 0;
   uint64_t events_since_checkpoint_ = 0;
-  size_t last_checkpoint_bytes_ = 0;  // SnapshotOptions::expected_bytes of the next
   uint64_t recovered_tail_events_ = 0;
 
   std::atomic<bool> failed_{false};

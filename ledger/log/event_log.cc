@@ -565,8 +565,7 @@ Status EventLog::ForEachColdRecord(
 Status EventLog::ReadCheckpoint(uint64_t* sequence, Sha256Digest* link, std::string* state) {
   *sequence = 0;
   std::string head;
-  rocksdb::ReadOptions read;
-  rocksdb::Status status = db_->Get(read, checkpoint_, kCheckpointHeadKey, &head);
+  rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), checkpoint_, kCheckpointHeadKey, &head);
   if (status.IsNotFound()) return Status::Ok();
   if (!status.ok()) return FromRocks(status, "reading the checkpoint head");
   if (head.size() != 8 + 32 + 8 + 8) return Status::Corruption("checkpoint head is malformed");
@@ -578,7 +577,7 @@ Status EventLog::ReadCheckpoint(uint64_t* sequence, Sha256Digest* link, std::str
   state->reserve(size);
   for (uint32_t i = 0; i < chunks; ++i) {
     std::string chunk;
-    status = db_->Get(read, checkpoint_, ChunkKey(i), &chunk);
+    status = db_->Get(rocksdb::ReadOptions(), checkpoint_, ChunkKey(i), &chunk);
     if (!status.ok()) return FromRocks(status, "reading checkpoint chunk " + std::to_string(i));
     *state += chunk;
   }

@@ -913,7 +913,6 @@ std::string SerializeState(const State& state, const SnapshotOptions& options) {
 void SerializeState(const State& state, const SnapshotOptions& options, std::string* out) {
   PURSER_ASSERT(!options.canonical || options.finished_records);
   out->clear();
-  if (options.expected_bytes > 0) out->reserve(options.expected_bytes + options.expected_bytes / 8);
   BinaryWriter writer(out, options.canonical);
   Status status = WriteState(writer, state, options, nullptr);
   PURSER_ASSERT(status.ok());  // no cold store, no I/O

@@ -40,10 +40,6 @@ struct SnapshotOptions {
   // Include finished reservations and usage records. The live checkpoint
   // leaves them out: they are in the cold store. Default: true.
   bool finished_records = true;
-  // Bytes to reserve for the output (the last checkpoint's size): growing
-  // an 18 MB string by doubling touched ~36 MB of fresh pages, most of a
-  // checkpoint's time on this machine. Default: 0.
-  size_t expected_bytes = 0;
 };
 
 // The cold store as a digest reads it (ledger/cold_record.h).
@@ -59,7 +55,8 @@ class ColdStore {
 
 std::string SerializeState(const State& state, const SnapshotOptions& options);
 // The same into `out`, cleared first: a buffer kept between checkpoints
-// keeps its pages.
+// keeps its pages (growing an 18 MB string touches ~36 MB of fresh pages,
+// most of a checkpoint's time on this machine).
 void SerializeState(const State& state, const SnapshotOptions& options, std::string* out);
 
 // The state digest. With a cold store, records in memory and in the store
