@@ -61,6 +61,9 @@ class LogWriter {
   // Committer: the buffer of a checkpoint written (empty, with its
   // capacity), for the next one to serialize into; an empty string at first.
   std::string TakeCheckpointBuffer();
+  // Keeps a buffer for TakeCheckpointBuffer, cleared, if it is larger than
+  // the one kept: a written checkpoint's, or the one recovery read into.
+  void RecycleCheckpointBuffer(std::string buffer);
 
   uint64_t AddObserver(EventObserver observer);
   void RemoveObserver(uint64_t token);
@@ -86,8 +89,6 @@ class LogWriter {
   // Writes the checkpoint EncodeBatch set aside, once its batch is durable
   // and acknowledged (EventLog::WriteUnloggedCheckpoint).
   void WriteSetAsideCheckpoint();
-  // Keeps a written checkpoint's buffer for TakeCheckpointBuffer.
-  void RecycleCheckpointBuffer(std::string buffer);
   // Rewrites the head mark once a second (or now, at the end).
   void MaybeWriteHeadMark(bool force);
   // Signs and stores a checkpoint of the durable tree when one is due.

@@ -53,9 +53,10 @@ Status CheckHeadMark(EventLog* log, const RecoverOptions& options) {
 
 }  // namespace
 
-Status RecoverState(EventLog* log, const RecoverOptions& options, State* state, uint64_t* tail_events) {
+Status RecoverState(EventLog* log, const RecoverOptions& options, State* state, uint64_t* tail_events,
+                    std::string* checkpoint_buffer) {
   Sha256Digest link;
-  if (Status status = LoadCheckpoint(log, state, &link); !status.ok()) return status;
+  if (Status status = LoadCheckpoint(log, state, &link, checkpoint_buffer); !status.ok()) return status;
   uint64_t checkpoint_sequence = state->last_sequence;
   ReplayOptions replay;
   replay.before_apply = [log, state](const Event& event) {

@@ -21,7 +21,9 @@ struct RecoverOptions {
 };
 
 // Fills the empty *state from `log`; *tail_events receives how many events
-// were re-applied after the checkpoint.
-Status RecoverState(EventLog* log, const RecoverOptions& options, State* state, uint64_t* tail_events);
+// were re-applied after the checkpoint. *checkpoint_buffer receives the memory
+// the checkpoint was read into (LoadCheckpoint).
+Status RecoverState(EventLog* log, const RecoverOptions& options, State* state, uint64_t* tail_events,
+                    std::string* checkpoint_buffer);
 
 }  // namespace purser

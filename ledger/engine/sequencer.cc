@@ -41,7 +41,12 @@ Result<std::unique_ptr<Sequencer>> Sequencer::Open(SequencerOptions options) {
   if (!log.ok()) return log.status();
   s->log_ = std::move(*log);
   RecoverOptions recover{s->options_.data_dir, s->options_.accept_truncated_log};
-  if (Status status = RecoverState(s->log_.get(), recover, &s->state_, &s->recovered_tail_events_);
+  // The memory the checkpoint was read into, its pages already touched:
+  // the first checkpoint after the start serializes into it instead of
+  // fresh pages (~3 ms per MB here; bench/RESULTS.md, "The checkpoint pause").
+  std::string checkpoint_buffer;
+  if (Status status = RecoverState(s->log_.get(), recover, &s->state_, &s->recovered_tail_events_,
+                                   &checkpoint_buffer);
       !status.ok()) {
     return status;
   }
@@ -56,6 +61,7 @@ Result<std::unique_ptr<Sequencer>> Sequencer::Open(SequencerOptions options) {
   s->writer_ = std::make_unique<LogWriter>(s->log_.get(), s->options_.data_dir,
                                            s->options_.pipeline_depth, &s->failed_,
                                            [p = s.get()](const Status& status) { p->FailAll(status); });
+  s->writer_->RecycleCheckpointBuffer(std::move(checkpoint_buffer));
   if (s->options_.merkle_tree) {
     if (Status status = s->EnableSigning(); !status.ok()) return status;
   }

@@ -586,7 +586,10 @@ Status EventLog::ReadCheckpoint(uint64_t* sequence, Sha256Digest* link, std::str
   uint64_t size = SequenceFromKey(head.substr(40, 8));
   uint64_t chunks = SequenceFromKey(head.substr(48, 8));
   state->clear();
-  state->reserve(size);
+  // Room to grow: the engine serializes its next checkpoint into this
+  // memory (LoadCheckpoint's buffer), and a string that outgrows its
+  // capacity moves to twice as many fresh pages.
+  state->reserve(size + size / 8);
   for (uint32_t i = 0; i < chunks; ++i) {
     std::string chunk;
     status = db_->Get(rocksdb::ReadOptions(), checkpoint_, ChunkKey(i), &chunk);

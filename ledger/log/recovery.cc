@@ -170,11 +170,20 @@ Status ReplayLog(EventLog* log, State* state, Sha256Digest* link, const ReplayOp
   return result;
 }
 
-Status LoadCheckpoint(EventLog* log, State* state, Sha256Digest* link) {
+Status LoadCheckpoint(EventLog* log, State* state, Sha256Digest* link, std::string* buffer) {
   *link = Sha256Digest{};
   uint64_t sequence = 0;
   Sha256Digest checkpoint_link;
   std::string bytes;
+  struct HandBack {
+    std::string* bytes;
+    std::string* buffer;
+    ~HandBack() {
+      if (buffer == nullptr) return;
+      bytes->clear();
+      *buffer = std::move(*bytes);
+    }
+  } hand_back{&bytes, buffer};
   Status status = log->ReadCheckpoint(&sequence, &checkpoint_link, &bytes);
   if (status.ok() && sequence == 0) return Status::Ok();
   // The projection checkpoint is derived data: when it cannot be used, the

@@ -40,6 +40,9 @@ Status ReplayLog(EventLog* log, State* state, Sha256Digest* link, const ReplayOp
 // Loads the projection checkpoint (if any) into an empty *state and checks
 // that its link matches the log's record at its sequence. *link receives the
 // link of the checkpoint's last event (zeros when there is no checkpoint).
-Status LoadCheckpoint(EventLog* log, State* state, Sha256Digest* link);
+// With `buffer`, the memory the checkpoint was read into is handed back
+// there (empty, its capacity kept) for the next checkpoint to serialize into.
+Status LoadCheckpoint(EventLog* log, State* state, Sha256Digest* link,
+                      std::string* buffer = nullptr);
 
 }  // namespace purser
