@@ -1,19 +1,24 @@
 // The projection checkpoint's store (ledger/log/event_log.h): a head and
-// chunks of 4 MiB in the `checkpoint` column family, replaced as a whole,
-// either in a synced write or written outside the write-ahead log and
-// flushed in the background (docs/FORMAT.md). These tests write checkpoints
-// of several chunks straight to the log, which the service reaches only with
-// megabytes of state.
+// chunks of 1 MiB under a generation of their own in the `checkpoint`
+// column family, replaced as a whole, either in a synced write or written
+// outside the write-ahead log a chunk at a time and flushed in the
+// background (docs/FORMAT.md). These tests write checkpoints of several
+// chunks straight to the log, which the service reaches only with megabytes
+// of state.
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <memory>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <rocksdb/db.h>
 
 #include "ledger/base/crypto.h"
+#include "ledger/log/event_codec.h"
 #include "ledger/log/event_log.h"
 #include "sim/fault_fs.h"
 #include "tests/test_util.h"
@@ -21,7 +26,7 @@
 namespace purser::testing {
 namespace {
 
-constexpr size_t kChunk = 4 << 20;  // the store's chunk size (event_log.cc)
+constexpr size_t kChunk = EventLog::kCheckpointChunkBytes;
 
 // Bytes that differ at every offset and between checkpoints: a chunk read
 // from the wrong checkpoint, or at the wrong place, changes the result.
@@ -69,45 +74,59 @@ class CheckpointStore : public ::testing::Test {
     return stored;
   }
 
-  // The chunk keys in the column family, read with RocksDB alone (the log
-  // closed): what a later checkpoint left behind, stale chunks included.
-  std::vector<std::string> ChunkKeys() {
+  // Opens the database with RocksDB alone (the log closed) and calls `use`
+  // with its `checkpoint` column family.
+  void WithCheckpointFamily(const std::function<void(rocksdb::DB*, rocksdb::ColumnFamilyHandle*)>& use,
+                            bool read_only = false) {
     std::vector<std::string> names;
-    EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir_.path(), &names).ok());
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir_.path(), &names).ok());
     std::vector<rocksdb::ColumnFamilyDescriptor> families;
     size_t checkpoint = names.size();
     for (size_t i = 0; i < names.size(); ++i) {
       if (names[i] == "checkpoint") checkpoint = i;
       families.emplace_back(names[i], rocksdb::ColumnFamilyOptions());
     }
-    EXPECT_LT(checkpoint, names.size());
+    ASSERT_LT(checkpoint, names.size());
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* raw = nullptr;
     rocksdb::Status status =
-        rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), dir_.path(), families, &handles, &raw);
-    EXPECT_TRUE(status.ok()) << status.ToString();
-    std::vector<std::string> keys;
-    if (!status.ok() || checkpoint == names.size()) return keys;
+        read_only ? rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), dir_.path(), families, &handles, &raw)
+                  : rocksdb::DB::Open(rocksdb::DBOptions(), dir_.path(), families, &handles, &raw);
+    ASSERT_TRUE(status.ok()) << status.ToString();
     std::unique_ptr<rocksdb::DB> db(raw);
-    {
-      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[checkpoint]));
-      for (it->Seek("chunk"); it->Valid() && it->key().starts_with("chunk"); it->Next()) {
-        keys.push_back(it->key().ToString());
-      }
-    }
+    use(db.get(), handles[checkpoint]);
     for (rocksdb::ColumnFamilyHandle* handle : handles) db->DestroyColumnFamilyHandle(handle);
+  }
+
+  static std::vector<std::string> ChunkKeysIn(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family) {
+    std::vector<std::string> keys;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), family));
+    for (it->Seek("chunk"); it->Valid() && it->key().starts_with("chunk"); it->Next()) {
+      keys.push_back(it->key().ToString());
+    }
     return keys;
   }
 
-  static std::vector<std::string> FirstChunkKeys(uint32_t count) {
+  // The chunk keys stored: what a later checkpoint left behind, stale
+  // chunks included.
+  std::vector<std::string> ChunkKeys() {
     std::vector<std::string> keys;
-    for (uint32_t i = 0; i < count; ++i) {
-      std::string key = "chunk";
-      for (int shift = 24; shift >= 0; shift -= 8) key.push_back(static_cast<char>((i >> shift) & 0xff));
-      keys.push_back(key);
-    }
+    WithCheckpointFamily(
+        [&](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family) { keys = ChunkKeysIn(db, family); },
+        /*read_only=*/true);
     return keys;
   }
+
+  // How many chunks are stored, under how many generations.
+  static std::pair<size_t, size_t> Count(const std::vector<std::string>& keys) {
+    std::set<std::string> generations;
+    for (const std::string& key : keys) {
+      EXPECT_EQ(key.size(), 5u + 8 + 4) << "a chunk key of the current format";
+      generations.insert(key.substr(5, 8));
+    }
+    return {keys.size(), generations.size()};
+  }
+  static std::pair<size_t, size_t> Chunks(size_t count) { return {count, 1}; }
 
   static void ExpectSame(const Stored& got, const Stored& want, const char* what) {
     EXPECT_EQ(got.sequence, want.sequence) << what;
@@ -131,7 +150,7 @@ TEST_F(CheckpointStore, ASmallerCheckpointLeavesNoChunkOfTheLargerOneBefore) {
     WriteLogged(log.get(), three_chunks);
     ExpectSame(Read(log.get()), three_chunks, "three chunks, read back");
   }
-  EXPECT_EQ(ChunkKeys(), FirstChunkKeys(3));
+  EXPECT_EQ(Count(ChunkKeys()), Chunks(3)) << "the setup's checkpoint of one chunk is gone";
   {
     auto log = OpenLog();  // counts the three stored chunks
     ASSERT_NE(log, nullptr);
@@ -141,7 +160,7 @@ TEST_F(CheckpointStore, ASmallerCheckpointLeavesNoChunkOfTheLargerOneBefore) {
     ASSERT_TRUE(status.ok()) << status.message();
     ExpectSame(Read(log.get()), two_chunks, "two chunks, outside the log");
   }
-  EXPECT_EQ(ChunkKeys(), FirstChunkKeys(2)) << "the third chunk of the larger checkpoint is gone";
+  EXPECT_EQ(Count(ChunkKeys()), Chunks(2)) << "no chunk of the larger checkpoint is left";
   {
     auto log = OpenLog();
     ASSERT_NE(log, nullptr);
@@ -149,7 +168,7 @@ TEST_F(CheckpointStore, ASmallerCheckpointLeavesNoChunkOfTheLargerOneBefore) {
     one_chunk = Stored{log->last_sequence(), Sha256("one"), StateBytes(100, 'c')};
     WriteLogged(log.get(), one_chunk);
   }
-  EXPECT_EQ(ChunkKeys(), FirstChunkKeys(1));
+  EXPECT_EQ(Count(ChunkKeys()), Chunks(1));
   auto log = OpenLog();
   ASSERT_NE(log, nullptr);
   ExpectSame(Read(log.get()), one_chunk, "one chunk, after a reopen");
@@ -185,14 +204,80 @@ TEST_F(CheckpointStore, ACheckpointOutsideTheLogLostBeforeItsFlushLeavesTheSynce
     auto log = OpenLog(env.get());
     ASSERT_NE(log, nullptr);
     ExpectSame(Read(log.get()), synced, "after the power cut");
-    // The three chunks are counted again, so the next checkpoint still
-    // deletes the two it does not overwrite.
+    // The chunks of both are found again, so the next checkpoint deletes
+    // them all: the synced one's three and what the lost one left.
     Stored next{log->last_sequence(), Sha256("next"), StateBytes(50, 'n')};
     Status status = log->WriteUnloggedCheckpoint(next.sequence, next.link, next.state);
     ASSERT_TRUE(status.ok()) << status.message();
     ExpectSame(Read(log.get()), next, "the next checkpoint");
   }
-  EXPECT_EQ(ChunkKeys(), FirstChunkKeys(1));
+  EXPECT_EQ(Count(ChunkKeys()), Chunks(1));
+}
+
+// A checkpoint cut short after some of its chunks, before its head (a stop
+// or crash between the writes of the log thread): the stored checkpoint is
+// untouched, since a new checkpoint's chunks never reuse a stored one's keys,
+// and the next head deletes what the cut one left.
+TEST_F(CheckpointStore, ChunksWrittenWithoutTheirHeadLeaveTheStoredCheckpointAndGoWithTheNextHead) {
+  Stored stored;
+  {
+    auto log = OpenLog();
+    ASSERT_NE(log, nullptr);
+    stored = Stored{log->last_sequence(), Sha256("stored"), StateBytes(kChunk + 9, 's')};
+    WriteLogged(log.get(), stored);
+    const uint64_t generation = log->NewCheckpointGeneration();
+    const std::string cut = StateBytes(3 * kChunk, 'x');
+    for (uint32_t i = 0; i < 2; ++i) {
+      Status status = log->WriteUnloggedCheckpointChunk(generation, i, std::string_view(cut).substr(i * kChunk, kChunk));
+      ASSERT_TRUE(status.ok()) << status.message();
+    }
+  }  // closed: the two chunks are flushed, durable, without a head
+  EXPECT_EQ(Count(ChunkKeys()), std::make_pair(size_t{4}, size_t{2}));
+  {
+    auto log = OpenLog();
+    ASSERT_NE(log, nullptr);
+    ExpectSame(Read(log.get()), stored, "after the cut checkpoint");
+    Stored next{log->last_sequence(), Sha256("next"), StateBytes(10, 'n')};
+    Status status = log->WriteUnloggedCheckpoint(next.sequence, next.link, next.state);
+    ASSERT_TRUE(status.ok()) << status.message();
+  }
+  EXPECT_EQ(Count(ChunkKeys()), Chunks(1)) << "the cut checkpoint's chunks went with the next head";
+}
+
+// A database written before chunks had generations: a 56-byte head and
+// "chunk" + 4-byte index keys. It is read as it is; the next checkpoint
+// replaces it and deletes its chunks.
+TEST_F(CheckpointStore, AHeadOfTheFormerLayoutIsReadAndItsChunksReplaced) {
+  Stored legacy;
+  {
+    auto log = OpenLog();
+    ASSERT_NE(log, nullptr);
+    legacy = Stored{log->last_sequence(), log->last_link(), StateBytes(2 * kChunk + 3, 'o')};
+  }
+  WithCheckpointFamily([&](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family) {
+    rocksdb::WriteBatch batch;
+    for (const std::string& key : ChunkKeysIn(db, family)) batch.Delete(family, key);
+    std::string head = SequenceKey(legacy.sequence);
+    head.append(reinterpret_cast<const char*>(legacy.link.data()), legacy.link.size());
+    head += SequenceKey(legacy.state.size());
+    const size_t former_chunk = 4 << 20;  // the former layout's chunk size
+    head += SequenceKey(1);
+    batch.Put(family, "head", head);
+    std::string key = "chunk";
+    key.append(4, '\0');
+    ASSERT_LE(legacy.state.size(), former_chunk);
+    batch.Put(family, key, legacy.state);
+    ASSERT_TRUE(db->Write(rocksdb::WriteOptions(), &batch).ok());
+  });
+  {
+    auto log = OpenLog();
+    ASSERT_NE(log, nullptr);
+    ExpectSame(Read(log.get()), legacy, "the former layout");
+    Stored next{log->last_sequence(), Sha256("next"), StateBytes(10, 'n')};
+    WriteLogged(log.get(), next);
+    ExpectSame(Read(log.get()), next, "the next checkpoint");
+  }
+  EXPECT_EQ(Count(ChunkKeys()), Chunks(1)) << "the former layout's chunk is gone";
 }
 
 }  // namespace

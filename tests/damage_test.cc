@@ -180,7 +180,13 @@ TEST(Damage, ADamagedProjectionCheckpointFallsBackToReplayingTheLog) {
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* db = nullptr;
     ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir.Sub("data"), families, &handles, &db).ok());
-    std::string chunk("chunk\0\0\0\0", 9);
+    std::string chunk;  // the first chunk key (docs/FORMAT.md)
+    {
+      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, handles[3]));
+      it->Seek("chunk");
+      ASSERT_TRUE(it->Valid() && it->key().starts_with("chunk"));
+      chunk = it->key().ToString();
+    }
     std::string value;
     ASSERT_TRUE(db->Get({}, handles[3], chunk, &value).ok());
     value[value.size() / 2] ^= 0x20;

@@ -170,13 +170,15 @@ struct LoggedCheckpoints : rocksdb::WriteBatch::Handler {
   bool record_in_batch = false;
   rocksdb::Status PutCF(uint32_t, const rocksdb::Slice& key, const rocksdb::Slice& value) override {
     if (key == rocksdb::Slice(record_key)) record_in_batch = true;
-    if (key == "head" && value.size() == 56) {
+    if (key == "head" && value.size() >= 56) {
       uint64_t sequence = 0;
       for (size_t i = 0; i < 8; ++i) sequence = sequence << 8 | static_cast<unsigned char>(value[i]);
       heads.emplace_back(sequence, false);
     }
     return rocksdb::Status::OK();
   }
+  // A head deletes the chunks of the checkpoint it replaces.
+  rocksdb::Status DeleteCF(uint32_t, const rocksdb::Slice&) override { return rocksdb::Status::OK(); }
   // Writes outside the log leave gaps in its sequence numbers, where
   // RocksDB's iterator stops: it starts again after each.
   void Read(rocksdb::DB* db) {

@@ -71,14 +71,20 @@ void LogWriter::Loop() {
     {
       std::unique_lock lock(mutex_);
       // Idle for a second: the head mark catches up with the last write.
-      while (!changed_.wait_for(lock, std::chrono::seconds(1),
-                                [&] { return !pipeline_.empty() || closed_; })) {
+      // Never idle while a checkpoint is being written outside the log.
+      while (!set_aside_ && !changed_.wait_for(lock, std::chrono::seconds(1),
+                                               [&] { return !pipeline_.empty() || closed_; })) {
         lock.unlock();
         MaybeWriteHeadMark(/*force=*/false);
         MaybeSignCheckpoint(/*force=*/false);
         lock.lock();
       }
-      if (pipeline_.empty()) break;
+      if (pipeline_.empty()) {
+        if (closed_) break;
+        lock.unlock();
+        WriteSetAsideCheckpointPiece();
+        continue;
+      }
       // Every batch waiting goes into one write and one fsync: group commit
       // at the log, on top of the committer's.
       batches.swap(pipeline_);
@@ -120,10 +126,11 @@ void LogWriter::Loop() {
     }
     for (Batch& batch : batches) CompleteBatch(&batch);
     batches.clear();
-    WriteSetAsideCheckpoint();
+    WriteSetAsideCheckpointPiece();
     MaybeWriteHeadMark(/*force=*/false);
     MaybeSignCheckpoint(/*force=*/false);
   }
+  while (set_aside_) WriteSetAsideCheckpointPiece();  // at stop: all of it
   MaybeWriteHeadMark(/*force=*/true);  // at stop: the final head
   MaybeSignCheckpoint(/*force=*/true);
 }
@@ -166,29 +173,51 @@ void LogWriter::EncodeBatch(Batch* batch, LogBatch* log_batch) {
   } else {
     // Set aside, so that the group's acknowledgements never wait for
     // megabytes of derived data (bench/RESULTS.md, "The checkpoint pause").
-    set_aside_ = SetAsideCheckpoint{log_->last_sequence(), log_->last_link(),
-                                    std::move(*batch->checkpoint)};
+    set_aside_ = SetAsideCheckpoint{log_->NewCheckpointGeneration(), log_->last_sequence(),
+                                    log_->last_link(), std::move(*batch->checkpoint), 0, SteadyMicros()};
   }
   batch->checkpoint.reset();
 }
 
-void LogWriter::WriteSetAsideCheckpoint() {
+void LogWriter::WriteSetAsideCheckpointPiece() {
   if (!set_aside_) return;
-  SetAsideCheckpoint checkpoint = std::move(*set_aside_);
-  set_aside_.reset();
   // Only after the synced write of the batch it follows: it never runs
   // ahead of the durable log, and the cold store now holds every record it
-  // leaves out.
-  if (failed_->load()) return;
-  auto start = std::chrono::steady_clock::now();
-  Status status = log_->WriteUnloggedCheckpoint(checkpoint.sequence, checkpoint.link, checkpoint.state);
+  // leaves out. One chunk per call, then the head: between them the loop
+  // writes and acknowledges groups, which never wait for the whole state.
+  if (failed_->load()) {
+    set_aside_.reset();
+    return;
+  }
+  SetAsideCheckpoint& checkpoint = *set_aside_;
+  const std::string_view state = checkpoint.state;
+  const size_t chunk_bytes = EventLog::kCheckpointChunkBytes;
+  const auto chunks = static_cast<uint32_t>((state.size() + chunk_bytes - 1) / chunk_bytes);
+  const int64_t start_us = SteadyMicros();
+  const bool head = checkpoint.next_chunk == chunks;
+  Status status =
+      head ? log_->WriteUnloggedCheckpointHead(checkpoint.generation, checkpoint.sequence, checkpoint.link,
+                                               state.size(), chunks)
+           : log_->WriteUnloggedCheckpointChunk(checkpoint.generation, checkpoint.next_chunk,
+                                                state.substr(checkpoint.next_chunk * chunk_bytes, chunk_bytes));
+  const int64_t end_us = SteadyMicros();
+  checkpoint.writing_us += end_us - start_us;
+  checkpoint.longest_us = std::max(checkpoint.longest_us, end_us - start_us);
+  ++checkpoint.next_chunk;
   if (!status.ok()) {
+    set_aside_.reset();
     fail_(status);
     return;
   }
-  std::fprintf(stderr, "purser: checkpoint written: %zu bytes in %llu ms (outside the WAL)\n",
-               checkpoint.state.size(), static_cast<unsigned long long>(MicrosSince(start) / 1000));
+  if (!head) return;
+  std::fprintf(stderr,
+               "purser: checkpoint written: %zu bytes in %u writes outside the WAL, %lld ms in all, "
+               "longest %lld ms, over %lld ms\n",
+               state.size(), chunks + 1, static_cast<long long>(checkpoint.writing_us / 1000),
+               static_cast<long long>(checkpoint.longest_us / 1000),
+               static_cast<long long>((end_us - checkpoint.set_aside_us) / 1000));
   RecycleCheckpointBuffer(std::move(checkpoint.state));
+  set_aside_.reset();
 }
 
 void LogWriter::RecycleCheckpointBuffer(std::string buffer) {

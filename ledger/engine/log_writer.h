@@ -86,9 +86,10 @@ class LogWriter {
   void Loop();
   void EncodeBatch(Batch* batch, LogBatch* log_batch);
   void CompleteBatch(Batch* batch);
-  // Writes the checkpoint EncodeBatch set aside, once its batch is durable
-  // and acknowledged (EventLog::WriteUnloggedCheckpoint).
-  void WriteSetAsideCheckpoint();
+  // Writes the next piece (a chunk, or at last the head) of the checkpoint
+  // EncodeBatch set aside, once its batch is durable and acknowledged
+  // (EventLog::WriteUnloggedCheckpointChunk and ...Head).
+  void WriteSetAsideCheckpointPiece();
   // Rewrites the head mark once a second (or now, at the end).
   void MaybeWriteHeadMark(bool force);
   // Signs and stores a checkpoint of the durable tree when one is due.
@@ -113,9 +114,14 @@ class LogWriter {
   EventEncoder encoder_;
   std::string payload_;
   struct SetAsideCheckpoint {
+    uint64_t generation = 0;  // its chunks' (EventLog::NewCheckpointGeneration)
     uint64_t sequence = 0;
     Sha256Digest link{};
     std::string state;
+    uint32_t next_chunk = 0;  // the chunks before it are written
+    int64_t set_aside_us = 0;
+    int64_t writing_us = 0;   // in the writes so far
+    int64_t longest_us = 0;   // the longest of them
   };
   std::optional<SetAsideCheckpoint> set_aside_;
   uint64_t head_mark_sequence_ = 0;

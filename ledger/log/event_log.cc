@@ -23,7 +23,11 @@ constexpr char kFormatKey[] = "format";
 constexpr char kReplicaPositionKey[] = "replica_position";
 constexpr char kFormatValue[] = "purser-log-2";
 constexpr char kCheckpointHeadKey[] = "head";
-constexpr size_t kCheckpointChunkBytes = 4 << 20;
+// A head of this size names chunks by index alone (builds before 2026-12-03);
+// kChunksByGeneration and an 8-byte generation more, by generation and index.
+constexpr size_t kLegacyHeadBytes = 8 + 32 + 8 + 8;
+constexpr char kChunksByGeneration = 1;
+constexpr size_t kHeadBytes = kLegacyHeadBytes + 1 + 8;
 constexpr char kMerkleSizeKey[] = "size";
 // A segment is cut once it holds this much (the events' block size).
 constexpr size_t kSegmentBytes = 16 << 10;
@@ -120,15 +124,31 @@ rocksdb::ColumnFamilyOptions ListingOptions() {
   return cf;
 }
 
-std::string ChunkKey(uint32_t index) {
-  std::string key = "chunk";
-  for (int i = 3; i >= 0; --i) key.push_back(static_cast<char>(index >> (8 * i)));
+constexpr char kChunkPrefix[] = "chunk";
+constexpr size_t kLegacyChunkKeyBytes = 5 + 4;
+constexpr size_t kChunkKeyBytes = 5 + 8 + 4;
+
+void AppendIndex(uint32_t index, std::string* key) {
+  for (int i = 3; i >= 0; --i) key->push_back(static_cast<char>(index >> (8 * i)));
+}
+
+// "chunk" + index: the chunks of a legacy head.
+std::string LegacyChunkKey(uint32_t index) {
+  std::string key = kChunkPrefix;
+  AppendIndex(index, &key);
   return key;
 }
 
-uint32_t ChunkIndex(std::string_view key) {
+// "chunk" + the checkpoint's generation + index.
+std::string ChunkKey(uint64_t generation, uint32_t index) {
+  std::string key = kChunkPrefix + SequenceKey(generation);
+  AppendIndex(index, &key);
+  return key;
+}
+
+uint32_t IndexOfChunkKey(std::string_view key) {
   uint32_t index = 0;
-  for (size_t i = 5; i < 9; ++i) index = index << 8 | static_cast<unsigned char>(key[i]);
+  for (size_t i = key.size() - 4; i < key.size(); ++i) index = index << 8 | static_cast<unsigned char>(key[i]);
   return index;
 }
 
@@ -276,13 +296,26 @@ Status EventLog::Recover() {
 }
 
 Status EventLog::RecoverCheckpointChunks() {
-  // The highest chunk key stored + 1: the next checkpoint deletes those past
-  // its own count. (Builds before this one replaced chunks with a range
-  // delete, so no stale chunk of theirs is left.)
+  // Every set of chunks stored, the head's and any left by a checkpoint a
+  // crash cut short: the next head written deletes all but its own. New
+  // generations start above all of them and the head's.
+  std::string head;
+  if (db_->Get(rocksdb::ReadOptions(), checkpoint_, kCheckpointHeadKey, &head).ok() &&
+      head.size() == kHeadBytes) {
+    next_generation_ = SequenceFromKey(std::string_view(head).substr(kLegacyHeadBytes + 1, 8)) + 1;
+  }
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), checkpoint_));
-  it->SeekForPrev(ChunkKey(UINT32_MAX));
-  if (it->Valid() && it->key().starts_with("chunk") && it->key().size() == ChunkKey(0).size()) {
-    checkpoint_chunks_ = ChunkIndex(std::string_view(it->key().data(), it->key().size())) + 1;
+  for (it->Seek(kChunkPrefix); it->Valid() && it->key().starts_with(kChunkPrefix); it->Next()) {
+    std::string_view key(it->key().data(), it->key().size());
+    const uint32_t count = IndexOfChunkKey(key) + 1;
+    if (key.size() == kLegacyChunkKeyBytes) {
+      legacy_chunks_ = std::max(legacy_chunks_, count);
+    } else if (key.size() == kChunkKeyBytes) {
+      const uint64_t generation = SequenceFromKey(key.substr(5, 8));
+      uint32_t& stored = chunk_sets_[generation];
+      stored = std::max(stored, count);
+      next_generation_ = std::max(next_generation_, generation + 1);
+    }
   }
   // The checkpoint is derived data: a damaged one must not stop the open
   // (recovery replays the log instead). Chunks this could not count stay
@@ -477,42 +510,78 @@ Status EventLog::Write(LogBatch* batch, bool sync) {
 
 void EventLog::AddCheckpoint(uint64_t sequence, const Sha256Digest& link, std::string_view state,
                              LogBatch* batch) {
-  rocksdb::WriteBatch* b = batch->batch_.get();
-  // Replace every chunk of the previous checkpoint atomically: overwrite
-  // them, delete those past the new count. Point deletes, not a range: a
-  // memtable with a range tombstone trips an assertion of Debian's RocksDB
-  // 7.8 when a flush fails on a dead disk (purser-sim found it).
+  const uint64_t generation = NewCheckpointGeneration();
   uint32_t chunks = 0;
   for (size_t offset = 0; offset < state.size(); offset += kCheckpointChunkBytes) {
-    b->Put(checkpoint_, ChunkKey(chunks++), Slice(state.substr(offset, kCheckpointChunkBytes)))
+    batch->batch_->Put(checkpoint_, ChunkKey(generation, chunks++),
+                       Slice(state.substr(offset, kCheckpointChunkBytes)))
         .PermitUncheckedError();
   }
-  for (uint32_t stale = chunks; stale < checkpoint_chunks_; ++stale) {
-    b->Delete(checkpoint_, ChunkKey(stale)).PermitUncheckedError();
+  chunk_sets_[generation] = chunks;
+  AddCheckpointHead(generation, sequence, link, state.size(), chunks, batch);
+}
+
+void EventLog::AddCheckpointHead(uint64_t generation, uint64_t sequence, const Sha256Digest& link,
+                                 uint64_t size, uint32_t chunks, LogBatch* batch) {
+  rocksdb::WriteBatch* b = batch->batch_.get();
+  // Every other set of chunks goes with the head that replaces them, in its
+  // batch. Point deletes, not a range: a memtable with a range tombstone
+  // trips an assertion of Debian's RocksDB 7.8 when a flush fails on a dead
+  // disk (purser-sim found it).
+  for (uint32_t i = 0; i < legacy_chunks_; ++i) b->Delete(checkpoint_, LegacyChunkKey(i)).PermitUncheckedError();
+  legacy_chunks_ = 0;
+  for (auto set = chunk_sets_.begin(); set != chunk_sets_.end();) {
+    if (set->first == generation) {
+      ++set;
+      continue;
+    }
+    for (uint32_t i = 0; i < set->second; ++i) b->Delete(checkpoint_, ChunkKey(set->first, i)).PermitUncheckedError();
+    set = chunk_sets_.erase(set);
   }
-  checkpoint_chunks_ = chunks;
   std::string head = SequenceKey(sequence);
   head.append(reinterpret_cast<const char*>(link.data()), link.size());
-  head += SequenceKey(state.size());
+  head += SequenceKey(size);
   head += SequenceKey(chunks);
+  head.push_back(kChunksByGeneration);
+  head += SequenceKey(generation);
   b->Put(checkpoint_, kCheckpointHeadKey, head).PermitUncheckedError();
   ++batch->extra_;
 }
 
-Status EventLog::WriteUnloggedCheckpoint(uint64_t sequence, const Sha256Digest& link,
-                                         std::string_view state) {
-  if (!unlogged_checkpoint_) unlogged_checkpoint_ = std::make_unique<LogBatch>(state.size() + 4096);
-  LogBatch& batch = *unlogged_checkpoint_;
-  batch.batch_->Clear();  // keeps its buffer
-  batch.extra_ = 0;
-  AddCheckpoint(sequence, link, state, &batch);
+uint64_t EventLog::NewCheckpointGeneration() { return next_generation_++; }
+
+Status EventLog::WriteUnloggedCheckpointChunk(uint64_t generation, uint32_t index, std::string_view bytes) {
+  PURSER_ASSERT(bytes.size() <= kCheckpointChunkBytes);
   rocksdb::WriteOptions options;
   options.disableWAL = true;
-  Status status = FromRocks(db_->Write(options, batch.batch_.get()), "writing the checkpoint");
+  uint32_t& stored = chunk_sets_[generation];  // before the write: a failed one may have stored it
+  stored = std::max(stored, index + 1);
+  return FromRocks(db_->Put(options, checkpoint_, ChunkKey(generation, index), Slice(bytes)),
+                   "writing a checkpoint chunk");
+}
+
+Status EventLog::WriteUnloggedCheckpointHead(uint64_t generation, uint64_t sequence, const Sha256Digest& link,
+                                             uint64_t size, uint32_t chunks) {
+  LogBatch batch;
+  AddCheckpointHead(generation, sequence, link, size, chunks, &batch);
+  rocksdb::WriteOptions options;
+  options.disableWAL = true;
+  Status status = FromRocks(db_->Write(options, batch.batch_.get()), "writing the checkpoint head");
   if (!status.ok()) return status;
   rocksdb::FlushOptions flush;
   flush.wait = false;  // durable within a flush's time, off this thread
   return FromRocks(db_->Flush(flush, checkpoint_), "flushing the checkpoint");
+}
+
+Status EventLog::WriteUnloggedCheckpoint(uint64_t sequence, const Sha256Digest& link,
+                                         std::string_view state) {
+  const uint64_t generation = NewCheckpointGeneration();
+  uint32_t chunks = 0;
+  for (size_t offset = 0; offset < state.size(); offset += kCheckpointChunkBytes) {
+    Status status = WriteUnloggedCheckpointChunk(generation, chunks++, state.substr(offset, kCheckpointChunkBytes));
+    if (!status.ok()) return status;
+  }
+  return WriteUnloggedCheckpointHead(generation, sequence, link, state.size(), chunks);
 }
 
 void EventLog::AddColdRecord(std::string_view key, std::string_view record, LogBatch* batch) {
@@ -580,7 +649,9 @@ Status EventLog::ReadCheckpoint(uint64_t* sequence, Sha256Digest* link, std::str
   rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), checkpoint_, kCheckpointHeadKey, &head);
   if (status.IsNotFound()) return Status::Ok();
   if (!status.ok()) return FromRocks(status, "reading the checkpoint head");
-  if (head.size() != 8 + 32 + 8 + 8) return Status::Corruption("checkpoint head is malformed");
+  const bool by_generation = head.size() == kHeadBytes && head[kLegacyHeadBytes] == kChunksByGeneration;
+  if (head.size() != kLegacyHeadBytes && !by_generation) return Status::Corruption("checkpoint head is malformed");
+  const uint64_t generation = by_generation ? SequenceFromKey(head.substr(kLegacyHeadBytes + 1, 8)) : 0;
   uint64_t checkpoint_sequence = SequenceFromKey(head.substr(0, 8));
   std::memcpy(link->data(), head.data() + 8, 32);
   uint64_t size = SequenceFromKey(head.substr(40, 8));
@@ -592,7 +663,8 @@ Status EventLog::ReadCheckpoint(uint64_t* sequence, Sha256Digest* link, std::str
   state->reserve(size + size / 8);
   for (uint32_t i = 0; i < chunks; ++i) {
     std::string chunk;
-    status = db_->Get(rocksdb::ReadOptions(), checkpoint_, ChunkKey(i), &chunk);
+    status = db_->Get(rocksdb::ReadOptions(), checkpoint_,
+                      by_generation ? ChunkKey(generation, i) : LegacyChunkKey(i), &chunk);
     if (!status.ok()) return FromRocks(status, "reading checkpoint chunk " + std::to_string(i));
     *state += chunk;
   }

@@ -11,8 +11,10 @@
 //               link, so damage is still named event by event.
 //   ids         kind byte + client id -> 8-byte big-endian sequence of the
 //               event that established the id (the idempotency index)
-//   checkpoint  "head" -> projection checkpoint header; "chunk" + 4-byte
-//               big-endian index -> serialized state (ledger/snapshot.h)
+//   checkpoint  "head" -> projection checkpoint header; "chunk" + 8-byte
+//               big-endian generation + 4-byte big-endian index -> serialized
+//               state (ledger/snapshot.h); "chunk" + 4-byte index alone
+//               under a head of an older build (docs/FORMAT.md)
 //   records     the cold store: 'r' + reservation id / 'u' + usage id ->
 //               a finished record as of the last projection checkpoint
 //               (ledger/cold_record.h), written in the checkpoint's batch
@@ -33,6 +35,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -136,14 +139,28 @@ class EventLog {
   // Writes a batch. `sync` = fsync the WAL before returning.
   Status Write(LogBatch* batch, bool sync);
 
+  // A projection checkpoint is stored as chunks of at most this many bytes
+  // under a generation of its own, and a head that names it.
+  static constexpr size_t kCheckpointChunkBytes = 1 << 20;
   // Projection checkpoint: replaces the stored one in one atomic batch.
   void AddCheckpoint(uint64_t sequence, const Sha256Digest& link, std::string_view state,
                      LogBatch* batch);
-  // The same in a write of its own that skips the write-ahead log, then
-  // asks for a background flush of the checkpoint column family. A crash
-  // before that flush loses it whole (one batch, one memtable) and recovery
-  // starts from the one before; the caller makes sure that is safe (no cold
-  // record was rewritten for it) and that `sequence` is durable.
+  // The same in writes that skip the write-ahead log, one chunk at a time
+  // (each a short write, so the caller can interleave its own), then the
+  // head, which deletes every other checkpoint's chunks and asks for a
+  // background flush of the column family. Memtables flush in order, so a
+  // crash keeps a prefix of these writes: with the head, every chunk before
+  // it; without, the checkpoint before, whole (its chunks are deleted only
+  // with the new head). Recovery then starts from that one; the caller makes
+  // sure that is safe (no cold record was rewritten for this one) and that
+  // `sequence` is durable.
+  // `generation` from NewCheckpointGeneration(), one per checkpoint: never
+  // that of a stored head, whose chunks stay as they are until replaced.
+  uint64_t NewCheckpointGeneration();
+  Status WriteUnloggedCheckpointChunk(uint64_t generation, uint32_t index, std::string_view bytes);
+  Status WriteUnloggedCheckpointHead(uint64_t generation, uint64_t sequence, const Sha256Digest& link,
+                                     uint64_t size, uint32_t chunks);
+  // Every chunk, then the head.
   Status WriteUnloggedCheckpoint(uint64_t sequence, const Sha256Digest& link, std::string_view state);
   // A cold-store record (key from ColdKey()), written with the batch.
   void AddColdRecord(std::string_view key, std::string_view record, LogBatch* batch);
@@ -247,6 +264,10 @@ class EventLog {
   // over events it does not cover yet (a database of an older build).
   Status RecoverMerkle();
   Status RecoverCheckpointChunks();
+  // The head of the checkpoint at `sequence` whose `chunks` are written
+  // under `generation`, and the deletes of every other set of chunks.
+  void AddCheckpointHead(uint64_t generation, uint64_t sequence, const Sha256Digest& link, uint64_t size,
+                         uint32_t chunks, LogBatch* batch);
   // Before a record of `event` is appended to the batch's segment: its
   // length prefix reserved, at the returned offset.
   size_t BeginRecord(const Event& event, LogBatch* batch);
@@ -260,10 +281,11 @@ class EventLog {
   rocksdb::ColumnFamilyHandle* events_ = nullptr;
   rocksdb::ColumnFamilyHandle* ids_ = nullptr;
   rocksdb::ColumnFamilyHandle* checkpoint_ = nullptr;
-  // WriteUnloggedCheckpoint's batch, kept with its capacity: fresh pages
-  // cost ~3 ms per MB on this machine (bench/RESULTS.md).
-  std::unique_ptr<LogBatch> unlogged_checkpoint_;
-  uint32_t checkpoint_chunks_ = 0;  // chunk keys stored: the last one + 1
+  // The sets of checkpoint chunks written or found stored: generation ->
+  // the highest index + 1; legacy_chunks_ for "chunk" + index keys.
+  std::map<uint64_t, uint32_t> chunk_sets_;
+  uint32_t legacy_chunks_ = 0;
+  uint64_t next_generation_ = 1;  // above every stored one
   rocksdb::ColumnFamilyHandle* listing_ = nullptr;
   rocksdb::ColumnFamilyHandle* records_ = nullptr;
   rocksdb::ColumnFamilyHandle* notify_ = nullptr;
