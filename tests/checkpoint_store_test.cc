@@ -11,6 +11,9 @@
 #include <functional>
 #include <memory>
 #include <set>
+#include <thread>
+#include <atomic>
+#include <chrono>
 #include <string>
 #include <utility>
 #include <vector>
@@ -189,14 +192,21 @@ TEST_F(CheckpointStore, ACheckpointOutsideTheLogLostBeforeItsFlushLeavesTheSynce
     synced = Stored{log->last_sequence(), Sha256("synced"), StateBytes(2 * kChunk + 5, 's')};
     WriteLogged(log.get(), synced);
     // Holds the background flush WriteUnloggedCheckpoint asks for: the
-    // newer checkpoint stays in the memtable alone.
+    // newer checkpoint stays in the memtable alone. (Resumed on every way
+    // out of this block, after the power cut: the close waits for flushes.)
     ASSERT_TRUE(log->db()->PauseBackgroundWork().ok());
-    lost = Stored{log->last_sequence(), Sha256("lost"), StateBytes(100, 'l')};
+    struct Resume {
+      sim::FaultFs* fs;
+      rocksdb::DB* db;
+      ~Resume() {
+        fs->Die();  // the power cut: nothing more reaches the disk
+        db->ContinueBackgroundWork().PermitUncheckedError();
+      }
+    } resume{fs.get(), log->db()};
+    lost = Stored{log->last_sequence(), Sha256("lost"), StateBytes(2 * kChunk + 1, 'l')};
     Status status = log->WriteUnloggedCheckpoint(lost.sequence, lost.link, lost.state);
     ASSERT_TRUE(status.ok()) << status.message();
     ExpectSame(Read(log.get()), lost, "the newer checkpoint, before the power cut");
-    fs->Die();  // the power cut: nothing more reaches the disk
-    ASSERT_TRUE(log->db()->ContinueBackgroundWork().ok());
   }
   fs->DropUnsynced(/*seed=*/7, /*torn=*/true);
   fs->Revive();
@@ -204,8 +214,8 @@ TEST_F(CheckpointStore, ACheckpointOutsideTheLogLostBeforeItsFlushLeavesTheSynce
     auto log = OpenLog(env.get());
     ASSERT_NE(log, nullptr);
     ExpectSame(Read(log.get()), synced, "after the power cut");
-    // The chunks of both are found again, so the next checkpoint deletes
-    // them all: the synced one's three and what the lost one left.
+    // The synced one's three chunks are found again, so the next
+    // checkpoint deletes them.
     Stored next{log->last_sequence(), Sha256("next"), StateBytes(50, 'n')};
     Status status = log->WriteUnloggedCheckpoint(next.sequence, next.link, next.state);
     ASSERT_TRUE(status.ok()) << status.message();
@@ -278,6 +288,61 @@ TEST_F(CheckpointStore, AHeadOfTheFormerLayoutIsReadAndItsChunksReplaced) {
     ExpectSame(Read(log.get()), next, "the next checkpoint");
   }
   EXPECT_EQ(Count(ChunkKeys()), Chunks(1)) << "the former layout's chunk is gone";
+}
+
+// Through the engine, with a state of several chunks: the log thread writes
+// each checkpoint a chunk per turn between group commits, a newer one
+// replaces one still being written, and the stop finishes the last. The
+// service comes back from that checkpoint, whole, with the live state.
+TEST_F(CheckpointStore, TheEngineWritesACheckpointOfSeveralChunksBetweenGroupsAndRecoversIt) {
+  constexpr int kAgents = 4000;
+  Sha256Digest live;
+  size_t state_bytes = 0;
+  {
+    auto sequencer = OpenSequencer(dir_.path(), nullptr, /*checkpoint_every_events=*/300);
+    ASSERT_NE(sequencer, nullptr);
+    ASSERT_TRUE(Call(*sequencer, cmd::Deposit{"fund-2", "org", 1'000'000'000, ""}).ok());
+    std::vector<Request> accounts;
+    for (int a = 0; a < kAgents; ++a) {
+      accounts.push_back(Request{Credentials::System(), cmd::OpenAccount{"bulk-" + std::to_string(a), "team",
+                                                                         AccountKind::kAgent, "", false, {}}});
+    }
+    for (const Reply& reply : sequencer->CallBatch(std::move(accounts))) ASSERT_TRUE(reply.ok()) << reply.message;
+    // Batches submitted without waiting: the log thread always has groups to
+    // write between the pieces of a checkpoint, and checkpoints come faster
+    // than it writes them.
+    std::atomic<int> pending{0};
+    std::atomic<int> failed{0};
+    for (int round = 0; round < 20; ++round) {
+      std::vector<Request> requests;
+      for (int i = 0; i < 200; ++i) {
+        const int n = round * 200 + i;
+        requests.push_back(Request{Credentials::System(),
+                                   ReserveCommand("bulk-r" + std::to_string(n), "bulk-" + std::to_string(n % kAgents), 1'000)});
+      }
+      ++pending;
+      ASSERT_TRUE(sequencer->Submit(std::move(requests), [&](std::vector<Reply>&& replies) {
+        for (const Reply& reply : replies) failed += reply.ok() ? 0 : 1;
+        --pending;
+      }));
+    }
+    while (pending.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    EXPECT_EQ(failed.load(), 0);
+    live = LiveDigest(*sequencer);
+    uint64_t sequence = 0;
+    Sha256Digest link;
+    std::string bytes;
+    ASSERT_TRUE(sequencer->log()->ReadCheckpoint(&sequence, &link, &bytes).ok());
+    state_bytes = bytes.size();
+  }  // the stop writes the last checkpoint, all of it
+  EXPECT_GT(state_bytes, 2 * kChunk) << "a checkpoint of three chunks or more";
+  const auto [chunks, generations] = Count(ChunkKeys());
+  EXPECT_EQ(generations, 1u) << "only the stop's checkpoint is left";
+  EXPECT_GE(chunks, 3u);
+  auto reopened = OpenSequencer(dir_.path(), nullptr, 300);
+  ASSERT_NE(reopened, nullptr);
+  EXPECT_EQ(reopened->recovered_tail_events(), 0u) << "recovered from the stop's checkpoint";
+  EXPECT_EQ(LiveDigest(*reopened), live);
 }
 
 }  // namespace

@@ -264,6 +264,9 @@ class EventLog {
   // over events it does not cover yet (a database of an older build).
   Status RecoverMerkle();
   Status RecoverCheckpointChunks();
+  // One read of the head and its chunks; *replaced when a chunk was missing
+  // because the head changed meanwhile.
+  Status ReadCheckpointOnce(uint64_t* sequence, Sha256Digest* link, std::string* state, bool* replaced);
   // The head of the checkpoint at `sequence` whose `chunks` are written
   // under `generation`, and the deletes of every other set of chunks.
   void AddCheckpointHead(uint64_t generation, uint64_t sequence, const Sha256Digest& link, uint64_t size,
@@ -282,7 +285,8 @@ class EventLog {
   rocksdb::ColumnFamilyHandle* ids_ = nullptr;
   rocksdb::ColumnFamilyHandle* checkpoint_ = nullptr;
   // The sets of checkpoint chunks written or found stored: generation ->
-  // the highest index + 1; legacy_chunks_ for "chunk" + index keys.
+  // the highest index + 1; legacy_chunks_ for "chunk" + index keys. These
+  // three: at Open, then on the log thread alone (the engine's writes).
   std::map<uint64_t, uint32_t> chunk_sets_;
   uint32_t legacy_chunks_ = 0;
   uint64_t next_generation_ = 1;  // above every stored one
