@@ -14,6 +14,8 @@
 #include <thread>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -222,6 +224,58 @@ TEST_F(CheckpointStore, ACheckpointOutsideTheLogLostBeforeItsFlushLeavesTheSynce
     ExpectSame(Read(log.get()), next, "the next checkpoint");
   }
   EXPECT_EQ(Count(ChunkKeys()), Chunks(1));
+}
+
+// A close right after a checkpoint written outside the log keeps it: RocksDB's
+// close skips a flush that is queued but not started, so the log waits for
+// it first. Made certain here by holding every flush thread of RocksDB's
+// (shared) environment until the close has begun.
+TEST_F(CheckpointStore, ACloseRightAfterACheckpointOutsideTheLogKeepsIt) {
+  struct Hold {
+    std::mutex mutex;
+    std::condition_variable changed;
+    int started = 0;
+    bool released = false;
+    static void Run(void* arg) {
+      auto* hold = static_cast<Hold*>(arg);
+      std::unique_lock lock(hold->mutex);
+      ++hold->started;
+      hold->changed.notify_all();
+      hold->changed.wait(lock, [&] { return hold->released; });
+    }
+    void Release() {
+      std::lock_guard lock(mutex);
+      released = true;
+      changed.notify_all();
+    }
+  } hold;
+  Stored kept;
+  auto log = OpenLog();
+  ASSERT_NE(log, nullptr);
+  rocksdb::Env* env = rocksdb::Env::Default();
+  const int threads = env->GetBackgroundThreads(rocksdb::Env::Priority::HIGH);
+  ASSERT_GT(threads, 0) << "flushes run in the HIGH pool";
+  for (int i = 0; i < threads; ++i) env->Schedule(&Hold::Run, &hold, rocksdb::Env::Priority::HIGH);
+  struct ReleaseAtExit {  // declared after the log: released before it closes
+    Hold* hold;
+    ~ReleaseAtExit() { hold->Release(); }
+  } release_at_exit{&hold};
+  {
+    std::unique_lock lock(hold.mutex);
+    hold.changed.wait(lock, [&] { return hold.started == threads; });
+  }
+  kept = Stored{log->last_sequence(), Sha256("kept"), StateBytes(kChunk + 3, 'k')};
+  Status status = log->WriteUnloggedCheckpoint(kept.sequence, kept.link, kept.state);
+  ASSERT_TRUE(status.ok()) << status.message();  // its flush is queued behind the holds
+  std::thread release([&hold] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the close has begun
+    hold.Release();
+  });
+  log.reset();
+  release.join();
+  log = OpenLog();
+  ASSERT_NE(log, nullptr);
+  ExpectSame(Read(log.get()), kept, "after the close");
 }
 
 // A checkpoint cut short after some of its chunks, before its head (a stop
