@@ -191,15 +191,13 @@ void LogWriter::WriteSetAsideCheckpointPiece() {
   }
   SetAsideCheckpoint& checkpoint = *set_aside_;
   const std::string_view state = checkpoint.state;
-  const size_t chunk_bytes = EventLog::kCheckpointChunkBytes;
-  const auto chunks = static_cast<uint32_t>((state.size() + chunk_bytes - 1) / chunk_bytes);
+  const uint32_t chunks = EventLog::CheckpointChunks(state.size());
   const int64_t start_us = SteadyMicros();
   const bool head = checkpoint.next_chunk == chunks;
   Status status =
       head ? log_->WriteUnloggedCheckpointHead(checkpoint.generation, checkpoint.sequence, checkpoint.link,
                                                state.size(), chunks)
-           : log_->WriteUnloggedCheckpointChunk(checkpoint.generation, checkpoint.next_chunk,
-                                                state.substr(checkpoint.next_chunk * chunk_bytes, chunk_bytes));
+           : log_->WriteUnloggedCheckpointChunk(checkpoint.generation, state, checkpoint.next_chunk);
   const int64_t end_us = SteadyMicros();
   checkpoint.writing_us += end_us - start_us;
   checkpoint.longest_us = std::max(checkpoint.longest_us, end_us - start_us);

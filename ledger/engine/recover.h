@@ -21,8 +21,8 @@ struct RecoverOptions {
 };
 
 // Fills the empty *state from `log`; *tail_events receives how many events
-// were re-applied after the checkpoint. *checkpoint_buffer receives the memory
-// the checkpoint was read into (LoadCheckpoint).
+// were re-applied after the checkpoint. The checkpoint is read into
+// *checkpoint_buffer (LoadCheckpoint).
 Status RecoverState(EventLog* log, const RecoverOptions& options, State* state, uint64_t* tail_events,
                     std::string* checkpoint_buffer);
 

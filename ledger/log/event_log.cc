@@ -147,6 +147,11 @@ std::string ChunkKey(uint64_t generation, uint32_t index) {
   return key;
 }
 
+// Chunk `index` of a checkpoint's `state`.
+std::string_view ChunkOf(std::string_view state, uint32_t index) {
+  return state.substr(index * EventLog::kCheckpointChunkBytes, EventLog::kCheckpointChunkBytes);
+}
+
 uint32_t IndexOfChunkKey(std::string_view key) {
   uint32_t index = 0;
   for (size_t i = key.size() - 4; i < key.size(); ++i) index = index << 8 | static_cast<unsigned char>(key[i]);
@@ -512,11 +517,9 @@ Status EventLog::Write(LogBatch* batch, bool sync) {
 void EventLog::AddCheckpoint(uint64_t sequence, const Sha256Digest& link, std::string_view state,
                              LogBatch* batch) {
   const uint64_t generation = NewCheckpointGeneration();
-  uint32_t chunks = 0;
-  for (size_t offset = 0; offset < state.size(); offset += kCheckpointChunkBytes) {
-    batch->batch_->Put(checkpoint_, ChunkKey(generation, chunks++),
-                       Slice(state.substr(offset, kCheckpointChunkBytes)))
-        .PermitUncheckedError();
+  const uint32_t chunks = CheckpointChunks(state.size());
+  for (uint32_t i = 0; i < chunks; ++i) {
+    batch->batch_->Put(checkpoint_, ChunkKey(generation, i), Slice(ChunkOf(state, i))).PermitUncheckedError();
   }
   chunk_sets_[generation] = chunks;
   AddCheckpointHead(generation, sequence, link, state.size(), chunks, batch);
@@ -549,15 +552,19 @@ void EventLog::AddCheckpointHead(uint64_t generation, uint64_t sequence, const S
   ++batch->extra_;
 }
 
+uint32_t EventLog::CheckpointChunks(size_t bytes) {
+  return static_cast<uint32_t>((bytes + kCheckpointChunkBytes - 1) / kCheckpointChunkBytes);
+}
+
 uint64_t EventLog::NewCheckpointGeneration() { return next_generation_++; }
 
-Status EventLog::WriteUnloggedCheckpointChunk(uint64_t generation, uint32_t index, std::string_view bytes) {
-  PURSER_ASSERT(bytes.size() <= kCheckpointChunkBytes);
+Status EventLog::WriteUnloggedCheckpointChunk(uint64_t generation, std::string_view state, uint32_t index) {
+  PURSER_ASSERT(index < CheckpointChunks(state.size()));
   rocksdb::WriteOptions options;
   options.disableWAL = true;
   uint32_t& stored = chunk_sets_[generation];  // before the write: a failed one may have stored it
   stored = std::max(stored, index + 1);
-  return FromRocks(db_->Put(options, checkpoint_, ChunkKey(generation, index), Slice(bytes)),
+  return FromRocks(db_->Put(options, checkpoint_, ChunkKey(generation, index), Slice(ChunkOf(state, index))),
                    "writing a checkpoint chunk");
 }
 
@@ -583,10 +590,9 @@ Status EventLog::WriteUnloggedCheckpointHead(uint64_t generation, uint64_t seque
 Status EventLog::WriteUnloggedCheckpoint(uint64_t sequence, const Sha256Digest& link,
                                          std::string_view state) {
   const uint64_t generation = NewCheckpointGeneration();
-  uint32_t chunks = 0;
-  for (size_t offset = 0; offset < state.size(); offset += kCheckpointChunkBytes) {
-    Status status = WriteUnloggedCheckpointChunk(generation, chunks++, state.substr(offset, kCheckpointChunkBytes));
-    if (!status.ok()) return status;
+  const uint32_t chunks = CheckpointChunks(state.size());
+  for (uint32_t i = 0; i < chunks; ++i) {
+    if (Status status = WriteUnloggedCheckpointChunk(generation, state, i); !status.ok()) return status;
   }
   return WriteUnloggedCheckpointHead(generation, sequence, link, state.size(), chunks);
 }

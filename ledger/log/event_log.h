@@ -142,6 +142,8 @@ class EventLog {
   // A projection checkpoint is stored as chunks of at most this many bytes
   // under a generation of its own, and a head that names it.
   static constexpr size_t kCheckpointChunkBytes = 1 << 20;
+  // The number of chunks of a state of `bytes`.
+  static uint32_t CheckpointChunks(size_t bytes);
   // Projection checkpoint: replaces the stored one in one atomic batch.
   void AddCheckpoint(uint64_t sequence, const Sha256Digest& link, std::string_view state,
                      LogBatch* batch);
@@ -157,7 +159,8 @@ class EventLog {
   // `generation` from NewCheckpointGeneration(), one per checkpoint: never
   // that of a stored head, whose chunks stay as they are until replaced.
   uint64_t NewCheckpointGeneration();
-  Status WriteUnloggedCheckpointChunk(uint64_t generation, uint32_t index, std::string_view bytes);
+  // Chunk `index` of `state`.
+  Status WriteUnloggedCheckpointChunk(uint64_t generation, std::string_view state, uint32_t index);
   Status WriteUnloggedCheckpointHead(uint64_t generation, uint64_t sequence, const Sha256Digest& link,
                                      uint64_t size, uint32_t chunks);
   // Every chunk, then the head.

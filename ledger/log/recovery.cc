@@ -174,16 +174,8 @@ Status LoadCheckpoint(EventLog* log, State* state, Sha256Digest* link, std::stri
   *link = Sha256Digest{};
   uint64_t sequence = 0;
   Sha256Digest checkpoint_link;
-  std::string bytes;
-  struct HandBack {
-    std::string* bytes;
-    std::string* buffer;
-    ~HandBack() {
-      if (buffer == nullptr) return;
-      bytes->clear();
-      *buffer = std::move(*bytes);
-    }
-  } hand_back{&bytes, buffer};
+  std::string read_into;
+  std::string& bytes = buffer != nullptr ? *buffer : read_into;
   Status status = log->ReadCheckpoint(&sequence, &checkpoint_link, &bytes);
   if (status.ok() && sequence == 0) return Status::Ok();
   // The projection checkpoint is derived data: when it cannot be used, the

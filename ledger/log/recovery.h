@@ -40,8 +40,8 @@ Status ReplayLog(EventLog* log, State* state, Sha256Digest* link, const ReplayOp
 // Loads the projection checkpoint (if any) into an empty *state and checks
 // that its link matches the log's record at its sequence. *link receives the
 // link of the checkpoint's last event (zeros when there is no checkpoint).
-// With `buffer`, the memory the checkpoint was read into is handed back
-// there (empty, its capacity kept) for the next checkpoint to serialize into.
+// With `buffer`, the checkpoint is read into it: its memory can then take
+// the next checkpoint's serialization.
 Status LoadCheckpoint(EventLog* log, State* state, Sha256Digest* link,
                       std::string* buffer = nullptr);
 
