@@ -349,19 +349,21 @@ TEST_F(CheckpointStore, AHeadOfTheFormerLayoutIsReadAndItsChunksReplaced) {
 // replaces one still being written, and the stop finishes the last. The
 // service comes back from that checkpoint, whole, with the live state.
 TEST_F(CheckpointStore, TheEngineWritesACheckpointOfSeveralChunksBetweenGroupsAndRecoversIt) {
-  constexpr int kAgents = 4000;
+  constexpr int kAgents = 16000;
   Sha256Digest live;
   size_t state_bytes = 0;
   {
     auto sequencer = OpenSequencer(dir_.path(), nullptr, /*checkpoint_every_events=*/300);
     ASSERT_NE(sequencer, nullptr);
     ASSERT_TRUE(Call(*sequencer, cmd::Deposit{"fund-2", "org", 1'000'000'000, ""}).ok());
-    std::vector<Request> accounts;
-    for (int a = 0; a < kAgents; ++a) {
-      accounts.push_back(Request{Credentials::System(), cmd::OpenAccount{"bulk-" + std::to_string(a), "team",
-                                                                         AccountKind::kAgent, "", false, {}}});
+    for (int first = 0; first < kAgents; first += 2000) {  // batches the queue takes
+      std::vector<Request> accounts;
+      for (int a = first; a < first + 2000; ++a) {
+        accounts.push_back(Request{Credentials::System(), cmd::OpenAccount{"bulk-" + std::to_string(a), "team",
+                                                                           AccountKind::kAgent, "", false, {}}});
+      }
+      for (const Reply& reply : sequencer->CallBatch(std::move(accounts))) ASSERT_TRUE(reply.ok()) << reply.message;
     }
-    for (const Reply& reply : sequencer->CallBatch(std::move(accounts))) ASSERT_TRUE(reply.ok()) << reply.message;
     // Batches submitted without waiting: the log thread always has groups to
     // write between the pieces of a checkpoint, and checkpoints come faster
     // than it writes them.
@@ -369,8 +371,8 @@ TEST_F(CheckpointStore, TheEngineWritesACheckpointOfSeveralChunksBetweenGroupsAn
     std::atomic<int> failed{0};
     for (int round = 0; round < 20; ++round) {
       std::vector<Request> requests;
-      for (int i = 0; i < 200; ++i) {
-        const int n = round * 200 + i;
+      for (int i = 0; i < 500; ++i) {
+        const int n = round * 500 + i;
         requests.push_back(Request{Credentials::System(),
                                    ReserveCommand("bulk-r" + std::to_string(n), "bulk-" + std::to_string(n % kAgents), 1'000)});
       }

@@ -31,8 +31,25 @@ class BinaryWriter {
     }
   }
   void Flush() { MaybeFlush(0); }
-  void U64(uint64_t value) { out_->append(reinterpret_cast<const char*>(&value), 8); }
-  void I64(int64_t value) { U64(static_cast<uint64_t>(value)); }
+  // Compact output writes U64 and I64 (and so string lengths and counts) as
+  // varints, the projection checkpoint's form since version 3; the digest
+  // stays fixed-width.
+  void SetCompact(bool compact) { compact_ = compact; }
+  bool compact() const { return compact_; }
+  void U64(uint64_t value) {
+    if (compact_) {
+      Var(value);
+    } else {
+      out_->append(reinterpret_cast<const char*>(&value), 8);
+    }
+  }
+  void I64(int64_t value) {
+    if (compact_) {
+      ZigZag(value);
+    } else {
+      U64(static_cast<uint64_t>(value));
+    }
+  }
   void U8(uint8_t value) { out_->push_back(static_cast<char>(value)); }
   void Bool(bool value) { U8(value ? 1 : 0); }
   void Str(std::string_view text) {
@@ -42,11 +59,14 @@ class BinaryWriter {
   // Compact forms for stored records (not the digest): LEB128 varints,
   // zig-zag for signed values.
   void Var(uint64_t value) {
+    char bytes[10];  // one append: a push_back per byte was a third of a checkpoint
+    size_t size = 0;
     while (value >= 0x80) {
-      out_->push_back(static_cast<char>(value | 0x80));
+      bytes[size++] = static_cast<char>(value | 0x80);
       value >>= 7;
     }
-    out_->push_back(static_cast<char>(value));
+    bytes[size++] = static_cast<char>(value);
+    out_->append(bytes, size);
   }
   void ZigZag(int64_t value) {
     Var((static_cast<uint64_t>(value) << 1) ^ static_cast<uint64_t>(value >> 63));
@@ -62,6 +82,7 @@ class BinaryWriter {
  private:
   std::string* out_;
   bool canonical_;
+  bool compact_ = false;
   std::function<void(std::string_view)> sink_;
 };
 
@@ -72,14 +93,18 @@ class BinaryReader {
   bool done() const { return ok_ && pos_ == in_.size(); }
   // The bytes read are not what they must be: every later read fails too.
   void Fail() { ok_ = false; }
+  // Reads what a compact BinaryWriter wrote (see there).
+  void SetCompact(bool compact) { compact_ = compact; }
+  bool compact() const { return compact_; }
   uint64_t U64() {
+    if (compact_) return Var();
     if (!Need(8)) return 0;
     uint64_t value;
     std::memcpy(&value, in_.data() + pos_, 8);
     pos_ += 8;
     return value;
   }
-  int64_t I64() { return static_cast<int64_t>(U64()); }
+  int64_t I64() { return compact_ ? ZigZag() : static_cast<int64_t>(U64()); }
   uint8_t U8() { return Need(1) ? static_cast<uint8_t>(in_[pos_++]) : 0; }
   bool Bool() { return U8() != 0; }
   std::string Str() {
@@ -136,6 +161,7 @@ class BinaryReader {
   std::string_view in_;
   size_t pos_ = 0;
   bool ok_ = true;
+  bool compact_ = false;
 };
 
 }  // namespace purser

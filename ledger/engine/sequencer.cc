@@ -250,15 +250,16 @@ void Sequencer::Checkpoint(Batch* batch) {
   SnapshotOptions options;
   options.finished_records = false;  // they are in the cold store, or in this batch
   batch->checkpoint = writer_->TakeCheckpointBuffer();
+  const auto serializing = std::chrono::steady_clock::now();
   SerializeState(state_, options, &*batch->checkpoint);
   const size_t rewritten = batch->cold.records.size() - retired;
   batch->checkpoint_rewrote_records = rewritten > 0;
   std::fprintf(stderr,
                "purser: checkpoint at event %llu: %zu bytes of state, %zu changed records "
-               "rewritten, %llu ms\n",
+               "rewritten, %llu ms (serializing %llu ms)\n",
                static_cast<unsigned long long>(state_.last_sequence), batch->checkpoint->size(),
-               rewritten,
-               static_cast<unsigned long long>(MicrosSince(started) / 1000));
+               rewritten, static_cast<unsigned long long>(MicrosSince(started) / 1000),
+               static_cast<unsigned long long>(MicrosSince(serializing) / 1000));
   events_since_checkpoint_ = 0;
 }
 

@@ -1,6 +1,7 @@
 #include "ledger/log/snapshot.h"
 
 #include <algorithm>
+#include <bitset>
 #include <cstring>
 #include <string_view>
 #include <system_error>
@@ -19,6 +20,9 @@ bool IsStringDimension(Dimension dimension) {
          dimension == Dimension::kWaste || dimension == Dimension::kRun ||
          static_cast<uint8_t>(dimension) >= static_cast<uint8_t>(Dimension::kTagBase);
 }
+
+// The low 64 of a threshold arm's 128 bits.
+const std::bitset<128> kLowWord(~uint64_t{0});
 
 // ---- shared value types ------------------------------------------------------
 
@@ -252,7 +256,12 @@ void WriteAccount(BinaryWriter& w, const State& state, const Account& a) {
   w.U64(a.overrun_alert_index);
   for (const ThresholdArm& arm : a.arms) {
     w.I64(arm.instance);
-    w.Str(arm.fired.to_string());
+    if (w.compact()) {
+      w.U64((arm.fired >> 64).to_ullong());
+      w.U64((arm.fired & kLowWord).to_ullong());
+    } else {
+      w.Str(arm.fired.to_string());
+    }
   }
   w.U64(a.request_hash);
   w.U64(a.indexed_tag_keys.size());
@@ -267,6 +276,14 @@ void WriteAccount(BinaryWriter& w, const State& state, const Account& a) {
   w.U64(a.days.size());
   for (const auto& [day, book] : a.days) {
     w.I64(day);
+    if (!w.canonical()) {
+      w.U64(book.size());
+      for (const auto& [key, totals] : book) {
+        WriteRowKey(w, state, key);
+        Write(w, totals);
+      }
+      continue;
+    }
     std::vector<std::pair<std::pair<uint8_t, std::string>, const DayBook::value_type*>> rows;
     rows.reserve(book.size());
     for (const auto& row : book) {
@@ -314,6 +331,11 @@ void ReadAccount(BinaryReader& r, State* state, Account* a, std::string* parent)
   a->overrun_alert_index = r.U64();
   for (ThresholdArm& arm : a->arms) {
     arm.instance = r.I64();
+    if (r.compact()) {
+      const uint64_t high = r.U64();
+      arm.fired = (std::bitset<128>(high) << 64) | std::bitset<128>(r.U64());
+      continue;
+    }
     std::string bits = r.Str();
     // Exactly the bitset's width, in '0' and '1' (std::bitset throws on
     // anything else: a damaged checkpoint is refused, never a crash; found by
@@ -686,8 +708,18 @@ void WriteUsage(BinaryWriter& w, const State& state, const std::string& id, cons
 Status WriteReservations(BinaryWriter& w, const State& state, const SnapshotOptions& options,
                          ColdStore* cold) {
   std::vector<const Reservation*> hot;
-  for (const auto& [id, r] : state.reservations) {
-    if (options.finished_records || r.status == ReservationStatus::kPending) hot.push_back(&r);
+  if (options.finished_records) {
+    hot.reserve(state.reservations.size());
+    for (const auto& [id, r] : state.reservations) hot.push_back(&r);
+  } else {
+    // The pending ones are the expiry queue's: visiting the whole map, with
+    // the finished records of a million events not yet evicted, was most of
+    // a checkpoint's pause (a cache miss per record).
+    hot.reserve(state.expiry_queue.size());
+    for (const auto& [expires, r] : state.expiry_queue) {
+      PURSER_ASSERT(r->status == ReservationStatus::kPending);
+      hot.push_back(r);
+    }
   }
   if (w.canonical()) SortByKey(&hot, [](const Reservation& r) { return std::string_view(r.id); });
   auto write = [&](const Reservation& r) {
@@ -742,7 +774,15 @@ Status WriteUsages(BinaryWriter& w, const State& state, const SnapshotOptions& o
 
 Status WriteState(BinaryWriter& w, const State& state, const SnapshotOptions& options,
                   ColdStore* cold) {
-  w.Str(kSnapshotMagic);
+  if (w.canonical()) {
+    w.Str(kCanonicalMagic);
+  } else if (options.version == 2) {
+    w.Str(kSnapshotMagicV2);
+  } else {
+    PURSER_ASSERT(options.version == 3);
+    w.Str(kSnapshotMagic);
+    w.SetCompact(true);
+  }
   w.U64(state.last_sequence);
   w.I64(state.last_timestamp_us);
   w.U64(state.price_version);
@@ -837,7 +877,12 @@ Status ReadAccounts(BinaryReader& r, State* state) {
 }
 
 Status ReadState(BinaryReader& r, State* state) {
-  if (r.Str() != kSnapshotMagic) return Status::Corruption("not a Purser state checkpoint");
+  const std::string magic = r.Str();
+  if (magic == kSnapshotMagic) {
+    r.SetCompact(true);
+  } else if (magic != kSnapshotMagicV2) {
+    return Status::Corruption("not a Purser state checkpoint");
+  }
   state->last_sequence = r.U64();
   state->events_applied = state->last_sequence;
   state->last_timestamp_us = r.I64();
@@ -931,7 +976,8 @@ Result<Sha256Digest> StateDigest(const State& state, ColdStore* cold) {
 
 bool IsCurrentSnapshot(std::string_view bytes) {
   BinaryReader reader(bytes);
-  return reader.Str() == kSnapshotMagic && reader.ok();
+  const std::string magic = reader.Str();
+  return reader.ok() && (magic == kSnapshotMagic || magic == kSnapshotMagicV2);
 }
 
 Status DeserializeState(std::string_view bytes, State* state) {

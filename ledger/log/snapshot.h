@@ -24,12 +24,18 @@
 namespace purser {
 
 // Version 2 added the reaction state (burn minutes, rate counters, streaks,
-// runaway and anomaly flags, runs), transfers and reply receipts. A
-// checkpoint of an older version is not loaded: recovery replays the whole
-// log instead (projections are derived; the log is the truth).
-inline constexpr char kSnapshotMagic[] = "purser-state-2";
+// runaway and anomaly flags, runs), transfers and reply receipts. Version 3
+// is version 2 with varint integers and threshold bits as two words: a third
+// of the bytes, and a third of the committer's pause to write them. Both
+// load. A checkpoint of an older version is not loaded: recovery replays the
+// whole log instead (projections are derived; the log is the truth).
+inline constexpr char kSnapshotMagic[] = "purser-state-3";
+inline constexpr char kSnapshotMagicV2[] = "purser-state-2";
+// The digest's bytes keep version 2's form, magic included: digests are
+// compared across builds (a rebuild by a later purser-replay).
+inline constexpr char kCanonicalMagic[] = "purser-state-2";
 
-// True when `bytes` is a checkpoint this build writes and reads.
+// True when `bytes` is a checkpoint this build reads (version 2 or 3).
 bool IsCurrentSnapshot(std::string_view bytes);
 
 struct SnapshotOptions {
@@ -40,6 +46,9 @@ struct SnapshotOptions {
   // Include finished reservations and usage records. The live checkpoint
   // leaves them out: they are in the cold store. Default: true.
   bool finished_records = true;
+  // The checkpoint version written when not canonical: 3, or 2 (the former
+  // fixed-width form, kept for the test that it still loads).
+  int version = 3;
 };
 
 // The cold store as a digest reads it (ledger/cold_record.h).
