@@ -25,8 +25,8 @@ namespace purser {
 
 // Version 2 added the reaction state (burn minutes, rate counters, streaks,
 // runaway and anomaly flags, runs), transfers and reply receipts. Version 3
-// is version 2 with varint integers and threshold bits as two words: a third
-// of the bytes, and a third of the committer's pause to write them. Both
+// is version 2 with varint integers and threshold bits as two words: a fifth
+// of the bytes, and under half of the committer's pause to write them. Both
 // load. A checkpoint of an older version is not loaded: recovery replays the
 // whole log instead (projections are derived; the log is the truth).
 inline constexpr char kSnapshotMagic[] = "purser-state-3";
