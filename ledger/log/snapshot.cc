@@ -276,26 +276,19 @@ void WriteAccount(BinaryWriter& w, const State& state, const Account& a) {
   w.U64(a.days.size());
   for (const auto& [day, book] : a.days) {
     w.I64(day);
+    w.U64(book.size());
     if (!w.canonical()) {
-      w.U64(book.size());
       for (const auto& [key, totals] : book) {
         WriteRowKey(w, state, key);
         Write(w, totals);
       }
       continue;
     }
+    // Canonical: rows in (dimension, value string or number) order.
     std::vector<std::pair<std::pair<uint8_t, std::string>, const DayBook::value_type*>> rows;
     rows.reserve(book.size());
-    for (const auto& row : book) {
-      rows.push_back({w.canonical() ? RowSortKey(state, row.first)
-                                    : std::pair<uint8_t, std::string>{},
-                      &row});
-    }
-    if (w.canonical()) {
-      std::sort(rows.begin(), rows.end(),
-                [](const auto& x, const auto& y) { return x.first < y.first; });
-    }
-    w.U64(rows.size());
+    for (const auto& row : book) rows.push_back({RowSortKey(state, row.first), &row});
+    std::sort(rows.begin(), rows.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
     for (const auto& [sort_key, row] : rows) {
       WriteRowKey(w, state, row->first);
       Write(w, row->second);
@@ -876,13 +869,17 @@ Status ReadAccounts(BinaryReader& r, State* state) {
   return Status::Ok();
 }
 
-Status ReadState(BinaryReader& r, State* state) {
+// Reads the magic and sets the reader to its version's form; false when it
+// is no checkpoint this build reads.
+bool ReadMagic(BinaryReader& r) {
   const std::string magic = r.Str();
-  if (magic == kSnapshotMagic) {
-    r.SetCompact(true);
-  } else if (magic != kSnapshotMagicV2) {
-    return Status::Corruption("not a Purser state checkpoint");
-  }
+  if (!r.ok()) return false;
+  if (magic == kSnapshotMagic) r.SetCompact(true);
+  return magic == kSnapshotMagic || magic == kSnapshotMagicV2;
+}
+
+Status ReadState(BinaryReader& r, State* state) {
+  if (!ReadMagic(r)) return Status::Corruption("not a Purser state checkpoint");
   state->last_sequence = r.U64();
   state->events_applied = state->last_sequence;
   state->last_timestamp_us = r.I64();
@@ -976,8 +973,7 @@ Result<Sha256Digest> StateDigest(const State& state, ColdStore* cold) {
 
 bool IsCurrentSnapshot(std::string_view bytes) {
   BinaryReader reader(bytes);
-  const std::string magic = reader.Str();
-  return reader.ok() && (magic == kSnapshotMagic || magic == kSnapshotMagicV2);
+  return ReadMagic(reader);
 }
 
 Status DeserializeState(std::string_view bytes, State* state) {
