@@ -143,14 +143,14 @@ AccountIndex Machine::Handler::Resolve(std::string_view id, Access access, Reply
 }
 
 void Machine::Handler::Emit(EventBody body, uint64_t price_version) {
-  Event event;
+  // Built where it stays: the event is applied from the caller's list.
+  Event& event = events_->emplace_back();
   event.sequence = state_.last_sequence + 1;
   event.timestamp_us = now_us_;
   event.actor = principal_.key_id;
   event.price_version = price_version;
   event.body = std::move(body);
   state_.Apply(event);
-  events_->push_back(std::move(event));
 }
 
 std::optional<Refusal> Machine::Handler::CheckAdmission(AccountIndex account, int64_t amount,

@@ -30,8 +30,13 @@ namespace {
     if (auto reply_ = (optional_reply)) return *reply_; \
   } while (false)
 
+// Both lists are sorted by key with unique keys (CheckAndSortTags).
 Tags MergeTags(const Tags& base, const Tags& overrides) {
-  Tags merged = overrides;
+  if (overrides.empty()) return base;  // the usual settle: the reserve's tags
+  if (base.empty()) return overrides;
+  Tags merged;
+  merged.reserve(base.size() + overrides.size());
+  merged.assign(overrides.begin(), overrides.end());
   for (const Tag& tag : base) {
     bool overridden = std::any_of(overrides.begin(), overrides.end(),
                                   [&](const Tag& o) { return o.key == tag.key; });
@@ -415,7 +420,8 @@ Reply Machine::Handler::Do(const cmd::Settle& c) {
   Emit(std::move(e), price_version);
   RaiseSpendAlerts(account, overrun);
   React(account);
-  return SettleReply(*state_.FindReservation(c.reservation_id), true);
+  // The map's nodes are stable and nothing above removes a reservation.
+  return SettleReply(r, true);
 }
 
 Reply Machine::Handler::Do(const cmd::Void& c) {

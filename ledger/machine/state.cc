@@ -380,6 +380,11 @@ ChargeRecord State::RecordSpend(AccountIndex account_index, const SpendFacts& fa
   charge.account = account_index;
   charge.charged_micros = cost_micros;
   charge.day = day;
+  // One allocation, and none for a charge without dimensions.
+  const size_t rows_max = !dimensions.model.empty() + !dimensions.action.empty() +
+                          !dimensions.waste.empty() + (dimensions.outcome != Outcome::kNone) +
+                          !dimensions.run_id.empty() + dimensions.tags.size();
+  if (rows_max > 0) charge.row_keys.reserve(rows_max);
   auto add_row = [&](uint64_t key) { charge.row_keys.push_back(key); };
   if (!dimensions.model.empty()) add_row(RowKey(Dimension::kModel, strings.Intern(dimensions.model)));
   if (!dimensions.action.empty()) {
