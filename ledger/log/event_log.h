@@ -85,7 +85,7 @@ class LogBatch {
  public:
   LogBatch();
   // With room for `reserved_bytes` (a batch carrying a checkpoint): a
-  // write batch grown by doubling to 18 MB touches twice that in fresh pages.
+  // write batch grown by doubling touches twice its size in fresh pages.
   explicit LogBatch(size_t reserved_bytes);
   ~LogBatch();
   LogBatch(LogBatch&&) noexcept;
