@@ -59,7 +59,7 @@ constexpr char kUsage[] = R"(usage: purser [--connect HOST:PORT] [--key KEY | --
   burn ACCOUNT [--window S]                burn --active [--parent P] [--window S] [--limit N]
   anomalies [--parent P]                   leaderboard [--metric spend|efficiency|waste]
   stats                                                [--period 7d|30d] [--parent P]
-  alerts [--account A] [--since RFC3339] [--type budget_threshold|overrun|anomaly|runaway]
+  alerts [--account A] [--since RFC3339] [--type budget_threshold|overrun|anomaly|runaway] [--order oldest|newest]
   prices list               prices set MODEL --input USD --output USD [--cached-input USD]
                             [--cache-write USD] [--reasoning USD]   (per million tokens)
   prices import FILE [--dry-run]   a gateway price map (per-model input_cost_per_token,
@@ -472,6 +472,9 @@ RequestBody AdminCommand(const std::string& command, const Args& args) {
       }
       if (!q.type) throw UsageError{"--type must be budget_threshold, overrun, anomaly or runaway"};
     }
+    const std::string order = args.Has("order") ? args.Get("order") : "oldest";
+    if (order != "oldest" && order != "newest") throw UsageError{"--order must be oldest or newest"};
+    q.newest_first = order == "newest";
     return q;
   }
   if (command == "balance") return query::GetBalance{args.Positional(1, "account")};
@@ -733,7 +736,7 @@ const std::vector<std::string>* FlagsOf(const std::vector<std::string>& position
       {"anomalies", {"parent"}},
       {"leaderboard", {"metric", "period", "parent", "limit"}},
       {"stats", {}},
-      {"alerts", {"account", "since", "type"}},
+      {"alerts", {"account", "since", "type", "order"}},
       {"prices list", {}},
       {"prices set", {"input", "output", "cached-input", "cache-write", "reasoning"}},
       {"prices import", {"dry-run"}},

@@ -693,6 +693,9 @@ std::vector<Route> OperationRoutes() {
            }
            if (!known) return Invalid400("type must be budget_threshold, overrun, anomaly or runaway");
          }
+         const std::string order = c.Param("order", "oldest");
+         if (order != "oldest" && order != "newest") return Invalid400("order must be oldest or newest");
+         q.newest_first = order == "newest";
          return Plan::Read(std::move(q));
        }},
       {"GET", {"v1", "chargeback"}, ChargebackRoute},

@@ -119,7 +119,10 @@ struct BodyWriter {
       w.Field("seq", a.id);
       w.EndObject();
     }
-    w.EndArray().EndObject();
+    w.EndArray();
+    // Only when the bound cut the list, so the usual answer keeps API.md's shape.
+    if (v.truncated) w.Field("truncated", true);
+    w.EndObject();
   }
   void operator()(const PriceList& v) {
     w.BeginObject().Field("version", v.version).Key("prices").BeginArray();

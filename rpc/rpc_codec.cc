@@ -525,6 +525,7 @@ struct ReplyEncoder {
       list[i].setMessage(Text(a.message));
       list[i].setCreatedAtUs(a.created_at_us);
     }
+    r.setTruncated(v.truncated);
   }
   void operator()(const PriceList& v) {
     auto b = r.getBody().initPrices();
@@ -760,6 +761,7 @@ std::string DecodeQuery(rpc::Query::Reader query, RequestBody* body) {
         if (!EnumIn(static_cast<uint16_t>(r.getType()), 4, &type)) return "unknown alert type";
         q.type = type;
       }
+      q.newest_first = r.getNewestFirst();
       *body = std::move(q);
       return {};
     }
@@ -876,6 +878,7 @@ struct QueryEncoder {
       b.setHasType(true);
       b.setType(static_cast<e::AlertType>(*x.type));
     }
+    b.setNewestFirst(x.newest_first);
     return true;
   }
   bool operator()(const query::GetBurnRate& x) {
@@ -1359,6 +1362,7 @@ Reply DecodeReply(rpc::Result::Reader r) {
                                         a.getLimitMicros(), a.getValueMicros(), a.getCount(),
                                         Str(a.getMessage()), a.getCreatedAtUs()});
       }
+      list.truncated = r.getTruncated();
       reply.body = std::move(list);
       break;
     }

@@ -472,6 +472,7 @@ struct ListAlerts {
   sinceUs @1 :Int64;
   type @2 :E.AlertType;           # when hasType
   hasType @3 :Bool;
+  newestFirst @4 :Bool;           # past the bound the newest are kept
 }
 
 struct DateRange {
@@ -528,6 +529,7 @@ struct Result {
     stats @41 :StatsView;
   }
   retryAfterS @31 :Int64;         # rateLimited: seconds to the next minute
+  truncated @42 :Bool;            # alerts: more matched than the bound
 }
 
 struct TransferResult {

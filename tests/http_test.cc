@@ -54,6 +54,30 @@ class Http : public ::testing::Test {
   std::unique_ptr<HttpClient> client_;
 };
 
+// The dashboard's order: the newest first (the list's bound then keeps the
+// newest; tests/machine_test.cc crosses it). `truncated` only when cut.
+TEST_F(Http, AlertsComeOldestFirstOrNewestFirstOnRequest) {
+  Tree();
+  ASSERT_EQ(Call("PUT", "/v1/accounts/agent/caps", R"({"daily_limit_micros":1000000})").status, 200);
+  ASSERT_EQ(Call("POST", "/v1/usage", R"({"usage_id":"u1","account":"agent","amount_micros":600000})").status,
+            201);  // 50%
+  ASSERT_EQ(Call("POST", "/v1/usage", R"({"usage_id":"u2","account":"agent","amount_micros":350000})").status,
+            201);  // 95%: 75 and 90
+  Response oldest = Call("GET", "/v1/alerts?account=agent");
+  Response newest = Call("GET", "/v1/alerts?account=agent&order=newest");
+  ASSERT_EQ(oldest.status, 200) << oldest.body;
+  ASSERT_EQ(newest.status, 200) << newest.body;
+  EXPECT_EQ(IntField(oldest, "/alerts/0/threshold_pct"), 50) << oldest.body;
+  EXPECT_EQ(IntField(oldest, "/alerts/2/threshold_pct"), 90) << oldest.body;
+  EXPECT_EQ(IntField(newest, "/alerts/0/threshold_pct"), 90) << newest.body;
+  EXPECT_EQ(IntField(newest, "/alerts/2/threshold_pct"), 50) << newest.body;
+  EXPECT_EQ(oldest.body.size(), newest.body.size()) << "the same three alerts";
+  EXPECT_EQ(newest.body.find("truncated"), std::string::npos) << "said only when cut";
+  Response refused = Call("GET", "/v1/alerts?order=sideways");
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_EQ(ErrorCode(refused), "invalid_argument");
+}
+
 TEST_F(Http, HealthNeedsNoKeyAndEverythingElseDoes) {
   EXPECT_EQ(client_->Call("GET", "/healthz").body, R"({"status":"ok"})");
   Response missing = client_->Call("GET", "/v1/prices");

@@ -579,6 +579,57 @@ TEST_F(Alerts, ThresholdFiresOncePerWindowAndACapChangeReArmsIt) {
   EXPECT_EQ(state_.alerts.size(), 5u) << "a new day is a new window instance";
 }
 
+// A dashboard asks for the newest: past the list's bound, oldest-first keeps
+// the oldest (for paging forward by `since`) and newest-first the newest, and
+// both say the list was cut.
+TEST_F(Alerts, PastTheBoundNewestFirstKeepsTheNewestAndBothSayTruncated) {
+  Tree(100'000'000);
+  ASSERT_TRUE(Usage("u1", "agent", 5'000'000).ok());
+  // Each cap change below the spend re-arms the thresholds and raises them at once.
+  for (int64_t limit = 1'000; state_.alerts.size() <= kListLimitMax + 10 && limit < 20'000;
+       ++limit) {
+    ASSERT_TRUE(Caps("team", PatchOf(&CapsPatch::daily_limit_micros, limit)).ok());
+    Advance(1);
+  }
+  const size_t total = state_.alerts.size();
+  ASSERT_GT(total, kListLimitMax);
+  auto list = [&](bool newest_first, int64_t since_us) {
+    query::ListAlerts q;
+    q.since_us = since_us;
+    q.newest_first = newest_first;
+    Reply reply = Run(q);
+    EXPECT_TRUE(reply.ok()) << reply.message;
+    return reply.ok() ? std::get<AlertList>(reply.body) : AlertList{};
+  };
+  AlertList oldest = list(false, 0);
+  AlertList newest = list(true, 0);
+  ASSERT_EQ(oldest.alerts.size(), kListLimitMax);
+  ASSERT_EQ(newest.alerts.size(), kListLimitMax);
+  EXPECT_TRUE(oldest.truncated);
+  EXPECT_TRUE(newest.truncated);
+  EXPECT_EQ(oldest.alerts.front().id, state_.alerts.front().id);
+  EXPECT_EQ(oldest.alerts.back().id, state_.alerts[kListLimitMax - 1].id);
+  EXPECT_EQ(newest.alerts.front().id, state_.alerts.back().id);
+  EXPECT_EQ(newest.alerts.back().id, state_.alerts[total - kListLimitMax].id);
+  bool descending = true;
+  for (size_t i = 1; i < newest.alerts.size(); ++i) {
+    descending = descending && newest.alerts[i - 1].id > newest.alerts[i].id;
+  }
+  EXPECT_TRUE(descending);
+
+  // Under the bound: the same alerts, one order the other's reverse.
+  const int64_t last_change_us = state_.alerts.back().created_us;
+  AlertList recent = list(false, last_change_us);
+  AlertList recent_newest = list(true, last_change_us);
+  ASSERT_GE(recent.alerts.size(), 2u);
+  EXPECT_FALSE(recent.truncated);
+  EXPECT_FALSE(recent_newest.truncated);
+  ASSERT_EQ(recent_newest.alerts.size(), recent.alerts.size());
+  for (size_t i = 0; i < recent.alerts.size(); ++i) {
+    EXPECT_EQ(recent_newest.alerts[i].id, recent.alerts[recent.alerts.size() - 1 - i].id);
+  }
+}
+
 TEST_F(Keys, RolesAndScopesAreEnforced) {
   Tree(10'000'000);
   Sha256Digest reader_hash = Credentials::FromApiKey("reader-secret").key_sha256;

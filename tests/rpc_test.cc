@@ -1,6 +1,7 @@
 // The real purserd over real Cap'n Proto RPC: commands and their result
 // codes, keys and scopes, batches, subscriptions, shutdown and kill -9.
 
+#include <capnp/message.h>
 #include <capnp/rpc-twoparty.h>
 #include <gtest/gtest.h>
 #include <kj/async-io.h>
@@ -19,6 +20,7 @@
 #include "ledger/base/crypto.h"
 #include "ledger/ledger.h"
 #include "purser.capnp.h"
+#include "rpc/rpc_codec.h"
 #include "rpc/rpc_server.h"
 #include "replay/replay.h"
 #include "tests/daemon_util.h"
@@ -614,6 +616,56 @@ TEST(RpcSecurity, TlsConnectionsWorkWithTheServersCertificate) {
   EXPECT_FALSE(Client::Connect(options).ok());
 }
 
+
+// The codec carries both: a list cut at its bound, a query for the newest.
+TEST(RpcCodec, AnAlertListSaysItWasCutAndAQueryAsksForTheNewest) {
+  Reply reply;
+  AlertList list;
+  list.alerts.push_back(AlertView{});
+  list.truncated = true;
+  reply.body = list;
+  capnp::MallocMessageBuilder result;
+  EncodeReply(reply, result.initRoot<rpc::Result>());
+  Reply decoded = DecodeReply(result.getRoot<rpc::Result>().asReader());
+  ASSERT_TRUE(std::holds_alternative<AlertList>(decoded.body));
+  EXPECT_TRUE(std::get<AlertList>(decoded.body).truncated);
+
+  query::ListAlerts newest;
+  for (bool newest_first : {true, false}) {
+    newest.newest_first = newest_first;
+    capnp::MallocMessageBuilder message;
+    ASSERT_TRUE(EncodeQuery(newest, message.initRoot<rpc::Query>()));
+    RequestBody body;
+    ASSERT_EQ(DecodeQuery(message.getRoot<rpc::Query>().asReader(), &body), "");
+    EXPECT_EQ(std::get<query::ListAlerts>(body).newest_first, newest_first);
+  }
+}
+
+// Newest first crosses the wire.
+TEST_F(RpcService, AlertsComeNewestFirstOnRequest) {
+  Tree(*admin_);
+  ASSERT_TRUE(
+      admin_->Call(cmd::OpenAccount{"agent-3", "team", AccountKind::kAgent, "", false, {}}).ok());
+  cmd::SetCaps daily;
+  daily.account = "agent-3";
+  daily.patch.daily_limit_micros = Patch<int64_t>::Set(100'000);
+  ASSERT_TRUE(admin_->Call(daily).ok());
+  cmd::RecordUsage usage;
+  usage.usage_id = "u-half";
+  usage.account = "agent-3";
+  usage.amount_micros = 60'000;  // 50%, then 95%: 75 and 90
+  ASSERT_TRUE(admin_->Call(usage).ok());
+  usage.usage_id = "u-most";
+  usage.amount_micros = 35'000;
+  ASSERT_TRUE(admin_->Call(usage).ok());
+  Reply newest = admin_->Call(query::ListAlerts{"agent-3", 0, std::nullopt, true});
+  ASSERT_TRUE(newest.ok()) << newest.message;
+  const AlertList& listed = std::get<AlertList>(newest.body);
+  ASSERT_EQ(listed.alerts.size(), 3u);
+  EXPECT_EQ(listed.alerts.front().threshold_pct, 90);
+  EXPECT_EQ(listed.alerts.back().threshold_pct, 50);
+  EXPECT_FALSE(listed.truncated);
+}
 
 TEST_F(RpcService, ALoopingAgentIsFrozenAndRateCapsSayWhenToRetry) {
   Tree(*admin_);

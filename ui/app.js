@@ -173,7 +173,7 @@
         api(`/v1/accounts/${root}/overview?depth=1&minutes=180`),
         api(`/v1/accounts/${root}/trends?days=30`),
         api(`/v1/leaderboard?metric=spend&period=7d&parent=${root}`),
-        api(`/v1/alerts?account=${root}&since=${enc(since)}`),
+        api(`/v1/alerts?account=${root}&since=${enc(since)}&order=newest`),
         api(`/v1/anomalies/active?parent=${root}`),
         api(`/v1/chargeback?parent=${root}&month=${enc(month)}`),
         Promise.all([...state.expanded].map((team) =>
@@ -210,7 +210,7 @@
     const today = trends.data[trends.data.length - 1];
     $('[data-testid=calls-today]').textContent = count(today ? today.calls : 0);
     $('[data-testid=pending]').textContent = count(top.inflight);
-    $('[data-testid=alerts-active]').textContent = count(alerts.alerts.length);
+    $('[data-testid=alerts-active]').textContent = count(alerts.alerts.length) + (alerts.truncated ? '+' : '');
     $('[data-testid=frozen-count]').textContent = count(overview.frozen.length);
   }
 
@@ -344,7 +344,7 @@
     $('#anomalies').replaceChildren(...anomalies.anomalies.map((a) => el('li', { 'data-account': a.account },
       el('span', { class: 'badge anomaly' }, 'anomaly'), el('strong', {}, a.account),
       el('span', {}, `${usd(a.micros_per_hour)}/h, ${a.ratio_pct}% of baseline`), el('span', { class: 'when' }, `since ${ago(a.since)}`))));
-    const recent = alerts.alerts.slice(-20).reverse();
+    const recent = alerts.alerts.slice(0, 20);  // the newest first
     $('#alerts').replaceChildren(...(recent.length ? recent.map((a) => el('li', { 'data-type': a.type, 'data-account': a.account },
       el('span', { class: `badge ${a.type === 'runaway' ? 'runaway' : a.severity}` }, a.type.replace('_', ' ')),
       el('span', {}, a.message), el('span', { class: 'when' }, ago(a.created_at)))) : [emptyItem('No alerts in the last 24 hours.')]));

@@ -260,6 +260,9 @@ struct ListAlerts {
   std::string account;  // empty = everything the key sees
   int64_t since_us = 0;
   std::optional<AlertType> type;  // only alerts of this type
+  // The newest first: past the bound (kListLimitMax) the newest are kept,
+  // where oldest-first keeps the oldest (for paging forward by `since`).
+  bool newest_first = false;
 };
 struct ListPrices {};
 struct EstimateCost {
@@ -649,6 +652,7 @@ struct AlertView {
 
 struct AlertList {
   std::vector<AlertView> alerts;
+  bool truncated = false;  // more alerts matched than the bound
 };
 
 struct PriceView {

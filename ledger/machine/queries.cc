@@ -343,23 +343,37 @@ Reply Machine::Handler::Do(const query::ListAlerts& q) {
   auto begin = std::lower_bound(state_.alerts.begin(), state_.alerts.end(), q.since_us,
                                 [](const Alert& a, int64_t since) { return a.created_us < since; });
   AlertList list;
-  for (auto it = begin; it != state_.alerts.end(); ++it) {
-    if (scope != kNoAccount && !state_.IsInSubtree(it->account, scope)) continue;
-    if (q.type && it->type != *q.type) continue;
+  // True when the list is full, after marking it truncated if `alert` matches.
+  auto add = [&](const Alert& alert) {
+    if (scope != kNoAccount && !state_.IsInSubtree(alert.account, scope)) return false;
+    if (q.type && alert.type != *q.type) return false;
+    if (list.alerts.size() >= kListLimitMax) {
+      list.truncated = true;
+      return true;
+    }
     AlertView view;
-    view.id = it->id;
-    view.account = state_.account(it->account).id;
-    view.type = it->type;
-    view.severity = it->severity;
-    view.threshold_pct = it->threshold_pct;
-    view.window = it->window;
-    view.limit_micros = it->limit_micros;
-    view.value_micros = it->value_micros;
-    view.count = it->count;
-    view.message = it->message;
-    view.created_at_us = it->created_us;
+    view.id = alert.id;
+    view.account = state_.account(alert.account).id;
+    view.type = alert.type;
+    view.severity = alert.severity;
+    view.threshold_pct = alert.threshold_pct;
+    view.window = alert.window;
+    view.limit_micros = alert.limit_micros;
+    view.value_micros = alert.value_micros;
+    view.count = alert.count;
+    view.message = alert.message;
+    view.created_at_us = alert.created_us;
     list.alerts.push_back(std::move(view));
-    if (list.alerts.size() >= kListLimitMax) break;
+    return false;
+  };
+  if (q.newest_first) {
+    for (auto it = state_.alerts.end(); it != begin;) {
+      if (add(*--it)) break;
+    }
+  } else {
+    for (auto it = begin; it != state_.alerts.end(); ++it) {
+      if (add(*it)) break;
+    }
   }
   return Ok(std::move(list), false);
 }
