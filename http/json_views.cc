@@ -322,7 +322,7 @@ struct BodyWriter {
     for (const OverviewAccount& a : v.accounts) account(a);
     w.EndArray().Field("truncated", v.truncated).Key("frozen").BeginArray();
     for (const OverviewAccount& a : v.frozen) account(a);
-    w.EndArray().Key("burn").BeginObject();
+    w.EndArray().Field("frozen_count", v.frozen_count).Key("burn").BeginObject();
     w.Field("first_minute", FormatTimestamp(v.first_minute_us)).Key("micros_per_minute").BeginArray();
     for (int64_t micros : v.burn_per_minute) w.Int(micros);
     w.EndArray();

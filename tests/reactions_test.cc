@@ -407,6 +407,26 @@ TEST_F(History, OccurredAtCountsInItsOwnDayAndLeavesTodayAlone) {
   EXPECT_EQ(std::get<UsageResult>(late.body).seq, std::get<UsageResult>(imported.body).seq);
 }
 
+// The overview lists the first 1,000 frozen accounts and counts them all,
+// so the dashboard's tile is the true count and its list says how many more.
+TEST_F(Analytics, TheOverviewCountsEveryFrozenAccountPastTheOnesItLists) {
+  Tree(1'000'000);
+  for (int i = 0; i < 1'003; ++i) {
+    const std::string id = "frozen-" + std::to_string(i);
+    ASSERT_TRUE(Open(id, "team").ok());
+    ASSERT_TRUE(Run(cmd::Freeze{id, "incident"}).ok());
+  }
+  query::GetOverview q;
+  q.account = "org";
+  OverviewView view = Answer<OverviewView>(q);
+  EXPECT_EQ(view.frozen.size(), 1'000u);
+  EXPECT_EQ(view.frozen_count, 1'003);
+  ASSERT_TRUE(Run(cmd::Unfreeze{"frozen-0"}).ok());
+  EXPECT_EQ(Answer<OverviewView>(q).frozen_count, 1'002);
+  q.account = "agent";
+  EXPECT_EQ(Answer<OverviewView>(q).frozen_count, 0) << "only the subtree";
+}
+
 TEST_F(Analytics, TrendsEfficiencyLeaderboardAndStats) {
   Tree(100'000'000);
   ASSERT_TRUE(Open("bot2", "team").ok());

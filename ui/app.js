@@ -211,7 +211,7 @@
     $('[data-testid=calls-today]').textContent = count(today ? today.calls : 0);
     $('[data-testid=pending]').textContent = count(top.inflight);
     $('[data-testid=alerts-active]').textContent = count(alerts.alerts.length) + (alerts.truncated ? '+' : '');
-    $('[data-testid=frozen-count]').textContent = count(overview.frozen.length);
+    $('[data-testid=frozen-count]').textContent = count(overview.frozen_count);  // the list stops at 1,000
   }
 
   function meter(spent, limit) {
@@ -370,6 +370,8 @@
       }
       return item;
     }) : [emptyItem('Nothing is frozen.')]));
+    const unlisted = overview.frozen_count - overview.frozen.length;
+    if (unlisted > 0) $('#frozen').append(emptyItem(`and ${count(unlisted)} more`));
   }
 
   function drawLeaders(leaders) {

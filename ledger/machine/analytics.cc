@@ -651,7 +651,10 @@ Reply Machine::Handler::Do(const query::GetOverview& q) {
         view.truncated = true;
       }
     }
-    if (node.frozen && view.frozen.size() < kFrozenMax) view.frozen.push_back(describe(index, depth));
+    if (node.frozen) {
+      ++view.frozen_count;
+      if (view.frozen.size() < kFrozenMax) view.frozen.push_back(describe(index, depth));
+    }
     for (auto child = node.children.rbegin(); child != node.children.rend(); ++child) stack.push_back(*child);
   }
   const int64_t now_minute = MinuteOf(now_us_);

@@ -741,7 +741,8 @@ struct OverviewView {
   std::string account;
   std::vector<OverviewAccount> accounts;  // depth first, the account first
   bool truncated = false;                 // accounts_max was reached
-  std::vector<OverviewAccount> frozen;    // anywhere in the subtree
+  std::vector<OverviewAccount> frozen;    // anywhere in the subtree, the first 1,000
+  int64_t frozen_count = 0;               // all of them
   int64_t first_minute_us = 0;            // the start of burn_per_minute[0]
   std::vector<int64_t> burn_per_minute;   // micro-USD spent in each minute
   int64_t baseline_micros_per_hour = 0;   // 0 = none
