@@ -466,15 +466,15 @@ RequestBody AdminCommand(const std::string& command, const Args& args) {
     }
     query::ListAlerts q{args.Get("account"), since, std::nullopt};
     if (args.Has("type")) {
-      for (AlertType t : {AlertType::kBudgetThreshold, AlertType::kOverrun, AlertType::kAnomaly,
-                          AlertType::kRunaway}) {
-        if (AlertTypeName(t) == args.Get("type")) q.type = t;
+      AlertType type;
+      if (!ParseAlertType(args.Get("type"), &type)) {
+        throw UsageError{"--type must be budget_threshold, overrun, anomaly or runaway"};
       }
-      if (!q.type) throw UsageError{"--type must be budget_threshold, overrun, anomaly or runaway"};
+      q.type = type;
     }
-    const std::string order = args.Has("order") ? args.Get("order") : "oldest";
-    if (order != "oldest" && order != "newest") throw UsageError{"--order must be oldest or newest"};
-    q.newest_first = order == "newest";
+    if (!ParseNewestFirst(args.Has("order") ? args.Get("order") : "oldest", &q.newest_first)) {
+      throw UsageError{"--order must be oldest or newest"};
+    }
     return q;
   }
   if (command == "balance") return query::GetBalance{args.Positional(1, "account")};

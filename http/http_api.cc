@@ -682,20 +682,15 @@ std::vector<Route> OperationRoutes() {
          }
          query::ListAlerts q{c.Param("account"), since, std::nullopt};
          if (c.Has("type")) {
-           std::string type = c.Param("type");
-           bool known = false;
-           for (AlertType t : {AlertType::kBudgetThreshold, AlertType::kOverrun,
-                               AlertType::kAnomaly, AlertType::kRunaway}) {
-             if (AlertTypeName(t) == type) {
-               q.type = t;
-               known = true;
-             }
+           AlertType type;
+           if (!ParseAlertType(c.Param("type"), &type)) {
+             return Invalid400("type must be budget_threshold, overrun, anomaly or runaway");
            }
-           if (!known) return Invalid400("type must be budget_threshold, overrun, anomaly or runaway");
+           q.type = type;
          }
-         const std::string order = c.Param("order", "oldest");
-         if (order != "oldest" && order != "newest") return Invalid400("order must be oldest or newest");
-         q.newest_first = order == "newest";
+         if (!ParseNewestFirst(c.Param("order", "oldest"), &q.newest_first)) {
+           return Invalid400("order must be oldest or newest");
+         }
          return Plan::Read(std::move(q));
        }},
       {"GET", {"v1", "chargeback"}, ChargebackRoute},

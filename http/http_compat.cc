@@ -67,7 +67,10 @@ Plan Reads(const std::string& account, int days, bool full,
   plan.bodies.push_back(query::DailyReports{account, first, last});
   plan.bodies.push_back(query::DailyReports{account, FirstDayOfMonth(MonthOfDay(last)), last});
   if (full) {
-    plan.bodies.push_back(query::ListAlerts{account, 0, std::nullopt});
+    // The newest (the list's bound keeps them), written oldest first as before.
+    query::ListAlerts alerts{account, 0, std::nullopt};
+    alerts.newest_first = true;
+    plan.bodies.push_back(std::move(alerts));
     plan.bodies.push_back(query::GetEfficiency{account, first, last});
     plan.bodies.push_back(query::ListPrices{});
   }
@@ -122,7 +125,8 @@ void WriteReportBudgetAlerts(JsonWriter& w, const CompatData& d) {
 void WriteCompatAlerts(JsonWriter& w, const AlertList& alerts, const CompatData& data) {
   w.Key("alerts").BeginArray();
   WriteReportBudgetAlerts(w, data);
-  for (const AlertView& a : alerts.alerts) {
+  for (auto it = alerts.alerts.rbegin(); it != alerts.alerts.rend(); ++it) {
+    const AlertView& a = *it;
     w.BeginObject().Field("id", std::to_string(a.id)).Field("alert_type", AlertTypeName(a.type));
     w.Field("severity", a.severity);
     std::string title = a.type == AlertType::kBudgetThreshold

@@ -10,8 +10,11 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <algorithm>
 #include <atomic>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "ledger/base/clock.h"
 #include "tests/daemon_util.h"
@@ -76,6 +79,60 @@ TEST_F(Http, AlertsComeOldestFirstOrNewestFirstOnRequest) {
   Response refused = Call("GET", "/v1/alerts?order=sideways");
   EXPECT_EQ(refused.status, 400);
   EXPECT_EQ(ErrorCode(refused), "invalid_argument");
+}
+
+// Alert ids of a list's answer ("alerts", API.md or compatible), in order.
+std::vector<uint64_t> AlertIds(const Response& response) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  std::vector<uint64_t> ids;
+  if (parser.parse(response.body).get(root)) return ids;
+  simdjson::dom::array alerts;
+  if (root["alerts"].get(alerts)) return ids;
+  for (simdjson::dom::element alert : alerts) {
+    std::string_view id;
+    if (!alert["id"].get(id) && !id.empty() && id.find_first_not_of("0123456789") == std::string_view::npos) {
+      ids.push_back(std::stoull(std::string(id)));
+    }
+  }
+  return ids;
+}
+
+// Past the 10,000 a list holds: the native list says it was cut and keeps the
+// newest on request; the compatible list keeps the newest, oldest first.
+TEST_F(Http, PastTheBoundTheAlertListsSayTruncatedAndTheCompatListKeepsTheNewest) {
+  Tree();
+  ASSERT_EQ(Call("POST", "/v1/usage", R"({"usage_id":"u1","account":"agent","amount_micros":5000000})").status,
+            201);
+  ASSERT_EQ(Call("PUT", "/v1/accounts/agent/caps", R"({"alert_thresholds_pct":[10,20,30,40,50,60,70,80]})").status,
+            200);
+  // Each change re-arms the three windows, all below the spend: 24 alerts.
+  for (int limit = 1'000; limit < 1'000 + 10'000 / 24 + 2; ++limit) {
+    const std::string value = std::to_string(limit);
+    Response changed = Call("PUT", "/v1/accounts/agent/caps",
+                            R"({"daily_limit_micros":)" + value + R"(,"monthly_limit_micros":)" + value +
+                                R"(,"hard_limit_micros":)" + value + "}");
+    ASSERT_EQ(changed.status, 200) << changed.body;
+  }
+  Response newest = Call("GET", "/v1/alerts?account=agent&order=newest");
+  Response oldest = Call("GET", "/v1/alerts?account=agent");
+  ASSERT_EQ(newest.status, 200);
+  ASSERT_EQ(oldest.status, 200);
+  EXPECT_NE(newest.body.find(R"("truncated":true)"), std::string::npos);
+  EXPECT_NE(oldest.body.find(R"("truncated":true)"), std::string::npos);
+  std::vector<uint64_t> newest_ids = AlertIds(newest);
+  std::vector<uint64_t> oldest_ids = AlertIds(oldest);
+  ASSERT_EQ(newest_ids.size(), 10'000u);
+  ASSERT_EQ(oldest_ids.size(), 10'000u);
+  EXPECT_GT(newest_ids.front(), oldest_ids.back()) << "the newest alert is past the oldest-first bound";
+
+  Response compat = Call("GET", "/api/finops/alerts?account=agent");
+  ASSERT_EQ(compat.status, 200);
+  std::vector<uint64_t> compat_ids = AlertIds(compat);
+  ASSERT_EQ(compat_ids.size(), 10'000u) << "the report's budget alerts have non-numeric ids";
+  EXPECT_EQ(compat_ids.back(), newest_ids.front()) << "the newest alert, last";
+  EXPECT_EQ(compat_ids.front(), newest_ids.back());
+  EXPECT_TRUE(std::is_sorted(compat_ids.begin(), compat_ids.end())) << "oldest first";
 }
 
 TEST_F(Http, HealthNeedsNoKeyAndEverythingElseDoes) {

@@ -36,6 +36,7 @@ from purser_client import (  # noqa: E402  (after the path is set)
     DailyCapExceeded,
     IdempotencyConflict,
     InsufficientFunds,
+    InvalidArgument,
     NotFound,
     PurserClient,
     RateLimited,
@@ -515,6 +516,14 @@ class PurserClientTest(unittest.TestCase):
         alerts = self.client.alerts(account=self.AGENT,
                                     alert_type="budget_threshold")
         self.assertEqual(sorted(a["threshold_pct"] for a in alerts), [50])
+        self.client.set_caps(self.AGENT, daily_limit_micros=250_000)
+        oldest = self.client.alerts(account=self.AGENT, order="oldest")
+        newest = self.client.alert_page(account=self.AGENT, order="newest")
+        self.assertEqual([a["threshold_pct"] for a in oldest], [50, 50, 75, 90, 100])
+        self.assertEqual(newest["alerts"], oldest[::-1])
+        self.assertNotIn("truncated", newest)
+        with self.assertRaises(InvalidArgument):
+            self.client.alerts(order="sideways")
 
 
 def main() -> None:

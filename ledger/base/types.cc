@@ -90,6 +90,23 @@ std::string_view AlertTypeName(AlertType type) {
   return "budget_threshold";
 }
 
+bool ParseAlertType(std::string_view text, AlertType* type) {
+  for (AlertType t : {AlertType::kBudgetThreshold, AlertType::kOverrun, AlertType::kAnomaly,
+                      AlertType::kRunaway}) {
+    if (AlertTypeName(t) == text) {
+      *type = t;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool ParseNewestFirst(std::string_view order, bool* newest_first) {
+  if (order != "oldest" && order != "newest") return false;
+  *newest_first = order == "newest";
+  return true;
+}
+
 std::string_view CapWindowName(CapWindow window) {
   switch (window) {
     case CapWindow::kNone: return "";

@@ -29,6 +29,9 @@ bool ParseOutcome(std::string_view text, Outcome* outcome);
 std::string_view RoleName(Role role);
 bool ParseRole(std::string_view text, Role* role);
 std::string_view AlertTypeName(AlertType type);
+bool ParseAlertType(std::string_view text, AlertType* type);
+// A list's order by its request's `order`: "oldest" (first) or "newest".
+bool ParseNewestFirst(std::string_view order, bool* newest_first);
 std::string_view CapWindowName(CapWindow window);
 std::string_view ReservationStatusName(ReservationStatus status);
 

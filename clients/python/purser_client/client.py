@@ -440,11 +440,28 @@ class PurserClient:
         account: str | None = None,
         since: str | None = None,
         alert_type: str | None = None,
+        order: str | None = None,
     ) -> list[Json]:
         """GET /v1/alerts; `alert_type` is budget_threshold, overrun, anomaly
-        or runaway."""
-        query = {"account": account, "since": since, "type": alert_type}
-        return self._request("GET", "/v1/alerts", query=query)["alerts"]
+        or runaway; `order` oldest (the default) or newest. A list holds at
+        most 10,000: past them, oldest keeps the oldest and newest the newest
+        (`alert_page` says whether it was cut)."""
+        return self.alert_page(account=account, since=since,
+                               alert_type=alert_type, order=order)["alerts"]
+
+    def alert_page(
+        self,
+        *,
+        account: str | None = None,
+        since: str | None = None,
+        alert_type: str | None = None,
+        order: str | None = None,
+    ) -> Json:
+        """GET /v1/alerts whole: `{"alerts": [...]}`, with `"truncated": true`
+        when more alerts matched than it lists."""
+        query = {"account": account, "since": since, "type": alert_type,
+                 "order": order}
+        return self._request("GET", "/v1/alerts", query=query)
 
     def leaderboard(
         self,
