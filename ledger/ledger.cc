@@ -232,20 +232,67 @@ Status Ledger::LatestSignedCheckpoint(std::string* note) {
   return Status::Ok();
 }
 
+namespace {
+
+Status ParseCheckpointNote(std::string_view note, LogCheckpoint* checkpoint) {
+  size_t blank = note.rfind("\n\n");
+  Status status =
+      ParseCheckpointText(note.substr(0, blank == std::string_view::npos ? 0 : blank + 1), checkpoint);
+  return status.ok() ? status : status.WithContext("a stored checkpoint: ");
+}
+
+// The time of the first stored checkpoint of tree size `from` or more, and
+// its size (0 when there is none).
+Status FirstCheckpointFrom(EventLog* log, uint64_t from, uint64_t* size, int64_t* time_us) {
+  *size = 0;
+  Status parse_status;
+  Status status = log->ForEachSignedCheckpoint(from, [&](uint64_t tree_size, std::string_view note) {
+    LogCheckpoint checkpoint;
+    parse_status = ParseCheckpointNote(note, &checkpoint);
+    *size = tree_size;
+    *time_us = checkpoint.time_us;
+    return false;
+  });
+  return status.ok() ? parse_status : status;
+}
+
+}  // namespace
+
 Status Ledger::SignedCheckpoints(int64_t since_us, size_t limit, std::vector<std::string>* notes) {
   notes->clear();
+  EventLog* log = engine_->log();
+  uint64_t latest = 0;
+  std::string latest_note;
+  if (Status status = log->LatestSignedCheckpoint(&latest, &latest_note); !status.ok()) return status;
+  // A checkpoint is never dated before the one it follows (LogWriter), so
+  // the first at or after `since_us` is found by bisecting tree sizes, not
+  // by reading the year of checkpoints before it. `from` ends at the
+  // smallest size whose next checkpoint is that recent.
+  uint64_t from = 0;
+  uint64_t to = latest;
+  while (from < to) {
+    const uint64_t mid = from + (to - from) / 2;
+    uint64_t size = 0;
+    int64_t time_us = 0;
+    if (Status status = FirstCheckpointFrom(log, mid, &size, &time_us); !status.ok()) return status;
+    if (size == 0) return Status::Corruption("a signed checkpoint before the newest is missing");
+    if (time_us >= since_us) {
+      to = mid;
+    } else {
+      from = size + 1;  // every size in [mid, size] leads to this one
+    }
+  }
   Status parse_status;
-  Status status = engine_->log()->ForEachSignedCheckpoint(0, [&](uint64_t, std::string_view note) {
+  Status status = log->ForEachSignedCheckpoint(from, [&](uint64_t, std::string_view note) {
     LogCheckpoint checkpoint;
-    size_t blank = note.rfind("\n\n");
-    parse_status = ParseCheckpointText(note.substr(0, blank == std::string_view::npos ? 0 : blank + 1),
-                                       &checkpoint);
+    parse_status = ParseCheckpointNote(note, &checkpoint);
     if (!parse_status.ok()) return false;
+    // On a log signed before checkpoints were kept in time order, one dated
+    // before `since_us` may still come later: the check stays.
     if (checkpoint.time_us >= since_us) notes->emplace_back(note);
     return notes->size() < limit;
   });
-  if (!status.ok()) return status;
-  return parse_status.ok() ? Status::Ok() : parse_status.WithContext("a stored checkpoint: ");
+  return status.ok() ? parse_status : status;
 }
 
 Status Ledger::ProveInclusion(uint64_t sequence, uint64_t tree_size, InclusionProof* proof) {

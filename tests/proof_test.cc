@@ -6,6 +6,8 @@
 #include <simdjson.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <thread>
@@ -13,6 +15,7 @@
 #include "http/proof_json.h"
 #include "ledger/base/merkle.h"
 #include "ledger/base/signed_note.h"
+#include "ledger/ledger.h"
 #include "ledger/log/event_codec.h"
 #include "ledger/log/event_log.h"
 #include "ledger/log/merkle_store.h"
@@ -246,6 +249,73 @@ int Replay(std::vector<std::string> words, std::string* out = nullptr) {
 
 void WriteFile(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
+}
+
+// A clock that steps back neither pauses signing nor dates a checkpoint
+// before the previous one; the list from a time starts exactly at the first
+// checkpoint at or after it (found by bisection), at every boundary.
+TEST(SignedCheckpoints, TimesNeverGoBackAndTheListFromATimeIsExact) {
+  TempDir dir;
+  std::atomic<int64_t> now{1'800'000'000'000'000};
+  LedgerOptions options;
+  options.data_dir = dir.Sub("data");
+  options.clock = [&now] { return now.load(); };
+  options.sign_every_us = 1;  // every write that moves the clock is signed
+  std::vector<int64_t> stepped_times;
+  {
+    Result<std::unique_ptr<Ledger>> opened = Ledger::Open(options);
+    ASSERT_TRUE(opened.ok()) << opened.status().message();
+    Ledger& ledger = **opened;
+    ASSERT_TRUE(ledger.Call(Request{Credentials::System(),
+                                    cmd::OpenAccount{"org", "", AccountKind::kOrg, "", true, {}}})
+                    .ok());
+    auto latest_size = [&ledger] {
+      std::string note;
+      LogCheckpoint checkpoint;
+      if (!ledger.LatestSignedCheckpoint(&note).ok()) return uint64_t{0};  // none signed yet
+      if (!ParseCheckpointText(note.substr(0, note.rfind("\n\n") + 1), &checkpoint).ok()) return uint64_t{0};
+      return checkpoint.tree_size;
+    };
+    for (int i = 0; i < 30; ++i) {
+      const uint64_t before = latest_size();
+      now += i == 20 ? -10 * kMicrosPerSecond : kMicrosPerSecond;
+      Reply reply = ledger.Call(
+          Request{Credentials::System(), cmd::Deposit{"d" + std::to_string(i), "org", 1, ""}});
+      ASSERT_TRUE(reply.ok()) << reply.message;
+      // The log thread signs after the write that answered: wait for it.
+      for (int wait = 0; wait < 500 && latest_size() <= before; ++wait) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    }
+  }
+  Result<std::unique_ptr<Ledger>> reopened = Ledger::Open(options);
+  ASSERT_TRUE(reopened.ok()) << reopened.status().message();
+  std::vector<std::string> all;
+  ASSERT_TRUE((*reopened)->SignedCheckpoints(0, 1000, &all).ok());
+  std::vector<int64_t> times;
+  for (const std::string& note : all) {
+    LogCheckpoint checkpoint;
+    ASSERT_TRUE(ParseCheckpointText(note.substr(0, note.rfind("\n\n") + 1), &checkpoint).ok());
+    times.push_back(checkpoint.time_us);
+  }
+  ASSERT_GE(times.size(), 30u) << "one checkpoint per write, the ten after the step back too";
+  EXPECT_TRUE(std::is_sorted(times.begin(), times.end())) << "never dated before the previous one";
+  for (size_t i = 0; i < times.size(); ++i) {
+    for (int64_t since : {times[i] - 1, times[i], times[i] + 1}) {
+      for (size_t limit : {size_t{1}, size_t{3}, size_t{1000}}) {
+        std::vector<std::string> expected;
+        for (size_t j = 0; j < all.size() && expected.size() < limit; ++j) {
+          if (times[j] >= since) expected.push_back(all[j]);
+        }
+        std::vector<std::string> listed;
+        ASSERT_TRUE((*reopened)->SignedCheckpoints(since, limit, &listed).ok());
+        EXPECT_EQ(listed, expected) << "since " << since << ", limit " << limit;
+      }
+    }
+  }
+  std::vector<std::string> none;
+  ASSERT_TRUE((*reopened)->SignedCheckpoints(times.back() + 1, 10, &none).ok());
+  EXPECT_TRUE(none.empty());
 }
 
 TEST(ProofsOverHttp, AKeyProvesItsOwnEventsAndTheAdminProvesTheLogOnlyGrew) {

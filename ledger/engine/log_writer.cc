@@ -23,11 +23,12 @@ LogWriter::LogWriter(EventLog* log, std::string data_dir, size_t pipeline_depth,
 LogWriter::~LogWriter() { Finish(); }
 
 void LogWriter::EnableSigning(NoteSigner signer, int64_t every_us, std::function<int64_t()> clock,
-                              uint64_t last_size) {
+                              uint64_t last_size, int64_t last_time_us) {
   signer_ = std::move(signer);
   sign_every_us_ = every_us;
   clock_ = std::move(clock);
   signed_size_ = last_size;
+  signed_time_us_ = last_time_us;
 }
 
 void LogWriter::Start() {
@@ -276,10 +277,14 @@ void LogWriter::MaybeSignCheckpoint(bool force) {
   const uint64_t size = log_->merkle_durable_size();
   if (size == signed_size_) return;
   const int64_t now_us = clock_();
-  if (!force && signed_at_us_ != 0 && now_us - signed_at_us_ < sign_every_us_) return;
+  // A clock that stepped back signs at once: waiting for it to catch up
+  // would leave the log unsigned for as long as the step.
+  if (!force && signed_at_us_ != 0 && now_us >= signed_at_us_ && now_us - signed_at_us_ < sign_every_us_) {
+    return;
+  }
   // On this thread, after a write: every appended event is durable.
   PURSER_ASSERT(log_->merkle_size() == size);
-  LogCheckpoint checkpoint{signer_->name(), size, log_->merkle_root(), now_us};
+  LogCheckpoint checkpoint{signer_->name(), size, log_->merkle_root(), std::max(now_us, signed_time_us_)};
   Status status = log_->AddSignedCheckpoint(size, signer_->Sign(CheckpointText(checkpoint)));
   if (!status.ok()) {
     fail_(status);
@@ -287,6 +292,7 @@ void LogWriter::MaybeSignCheckpoint(bool force) {
   }
   signed_size_ = size;
   signed_at_us_ = now_us;
+  signed_time_us_ = checkpoint.time_us;
 }
 
 }  // namespace purser

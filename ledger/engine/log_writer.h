@@ -46,9 +46,12 @@ class LogWriter {
   // Before Start: sign a checkpoint of the tree after the first write, then
   // whenever `every_us` of service time passed since the last one and the
   // tree grew (checked after each write and once a second when idle), and
-  // at the end. `last_size` is the newest stored checkpoint's tree size.
+  // at the end. `last_size` and `last_time_us` are the newest stored
+  // checkpoint's tree size and time: a checkpoint's time is never before
+  // the previous one's, even when the clock steps back, so that the list
+  // of checkpoints is in time order too (Ledger::SignedCheckpoints).
   void EnableSigning(NoteSigner signer, int64_t every_us, std::function<int64_t()> clock,
-                     uint64_t last_size);
+                     uint64_t last_size, int64_t last_time_us);
   // Before Start: every write is published through `replicator` first.
   void EnableReplication(Replicator replicator) { replicator_ = std::move(replicator); }
 
@@ -132,6 +135,7 @@ class LogWriter {
   std::function<int64_t()> clock_;
   uint64_t signed_size_ = 0;
   int64_t signed_at_us_ = 0;  // 0: none signed since the start
+  int64_t signed_time_us_ = 0;  // the newest checkpoint's time, stored or signed here
   std::chrono::steady_clock::time_point head_mark_written_{};
 
   std::mutex spare_mutex_;

@@ -125,6 +125,7 @@ Status Sequencer::EnableSigning() {
   uint64_t size = 0;
   std::string note;
   if (Status status = log_->LatestSignedCheckpoint(&size, &note); !status.ok()) return status;
+  LogCheckpoint latest;
   if (size > 0) {
     // The stored checkpoints and the key must belong together: a replaced
     // log.key would sign checkpoints that no earlier log.pub verifies.
@@ -136,8 +137,11 @@ Status Sequencer::EnableSigning() {
                                 kLogPrivateKeyFile + "'s key (" + text.status().message() +
                                 "): the signing key was replaced");
     }
+    if (Status status = ParseCheckpointText(*text, &latest); !status.ok()) {
+      return status.WithContext("the newest signed checkpoint: ");
+    }
   }
-  writer_->EnableSigning(std::move(*signer), options_.sign_every_us, options_.clock, size);
+  writer_->EnableSigning(std::move(*signer), options_.sign_every_us, options_.clock, size, latest.time_us);
   return Status::Ok();
 }
 
