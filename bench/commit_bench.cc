@@ -132,7 +132,10 @@ BENCHMARK(BM_CommitPairWithRequests)->Iterations(500'000);
 // pairs, each group's finished reservations encoded into cold records
 // (ColdStoreManager::Retire) and dropped from memory once the group before
 // last is durable (Release). What it leaves out: the prefetch's reads, the
-// log writer's encoding and the sync. Unlike the pair above, state stays the
+// log writer's encoding and the sync. Roughly the engine: a reserve and its
+// settle share a group here, where the service's settle usually comes in a
+// later one, and the engine's release lag follows the log writer's progress
+// instead of one group. Unlike the pair above, state stays the
 // size of the records in flight, as in the service, so memory is reused
 // instead of first touched.
 void BM_CommitPairAsTheEngineDoes(benchmark::State& bench) {

@@ -287,8 +287,10 @@ Status Ledger::SignedCheckpoints(int64_t since_us, size_t limit, std::vector<std
     LogCheckpoint checkpoint;
     parse_status = ParseCheckpointNote(note, &checkpoint);
     if (!parse_status.ok()) return false;
-    // On a log signed before checkpoints were kept in time order, one dated
-    // before `since_us` may still come later: the check stays.
+    // A log signed before checkpoint times were held in order (which
+    // `purser-replay verify-checkpoints` reports as corrupt) may date one
+    // before `since_us` after the start found: the check stays. On such a
+    // log the bisection may also start past a checkpoint that qualifies.
     if (checkpoint.time_us >= since_us) notes->emplace_back(note);
     return notes->size() < limit;
   });

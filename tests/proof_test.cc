@@ -316,6 +316,13 @@ TEST(SignedCheckpoints, TimesNeverGoBackAndTheListFromATimeIsExact) {
   std::vector<std::string> none;
   ASSERT_TRUE((*reopened)->SignedCheckpoints(times.back() + 1, 10, &none).ok());
   EXPECT_TRUE(none.empty());
+  reopened->reset();
+  // The auditor's check refuses checkpoints dated before the one they follow.
+  std::string printed;
+  EXPECT_EQ(Replay({"verify-checkpoints", "--data-dir", options.data_dir, "--pub", options.data_dir + "/log.pub"},
+                   &printed),
+            0)
+      << printed;
 }
 
 TEST(ProofsOverHttp, AKeyProvesItsOwnEventsAndTheAdminProvesTheLogOnlyGrew) {
