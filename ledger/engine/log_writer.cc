@@ -285,6 +285,13 @@ void LogWriter::MaybeSignCheckpoint(bool force) {
   // On this thread, after a write: every appended event is durable.
   PURSER_ASSERT(log_->merkle_size() == size);
   LogCheckpoint checkpoint{signer_->name(), size, log_->merkle_root(), std::max(now_us, signed_time_us_)};
+  if (now_us < signed_time_us_ && !warned_clock_behind_) {
+    warned_clock_behind_ = true;  // once a run: it holds until the clock catches up
+    std::fprintf(stderr,
+                 "purser: the clock reads %s, before the newest signed checkpoint's time %s: "
+                 "checkpoints keep that time until the clock passes it\n",
+                 FormatTimestamp(now_us).c_str(), FormatTimestamp(signed_time_us_).c_str());
+  }
   Status status = log_->AddSignedCheckpoint(size, signer_->Sign(CheckpointText(checkpoint)));
   if (!status.ok()) {
     fail_(status);

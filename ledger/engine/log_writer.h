@@ -136,6 +136,7 @@ class LogWriter {
   uint64_t signed_size_ = 0;
   int64_t signed_at_us_ = 0;  // 0: none signed since the start
   int64_t signed_time_us_ = 0;  // the newest checkpoint's time, stored or signed here
+  bool warned_clock_behind_ = false;
   std::chrono::steady_clock::time_point head_mark_written_{};
 
   std::mutex spare_mutex_;
