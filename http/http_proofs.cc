@@ -86,8 +86,7 @@ Plan CheckpointListRoute(const RouteContext& c) {
     w.BeginObject().Key("checkpoints").BeginArray();
     for (const std::string& note : notes) {
       LogCheckpoint checkpoint;
-      size_t blank = note.rfind("\n\n");
-      if (!ParseCheckpointText(std::string_view(note).substr(0, blank + 1), &checkpoint).ok()) continue;
+      if (!ParseSignedCheckpoint(note, &checkpoint).ok()) continue;
       w.BeginObject().Field("tree_size", checkpoint.tree_size);
       w.Field("time", FormatTimestamp(checkpoint.time_us)).Field("root", HexEncode(checkpoint.root));
       w.Field("note", note).EndObject();

@@ -235,9 +235,7 @@ Status Ledger::LatestSignedCheckpoint(std::string* note) {
 namespace {
 
 Status ParseCheckpointNote(std::string_view note, LogCheckpoint* checkpoint) {
-  size_t blank = note.rfind("\n\n");
-  Status status =
-      ParseCheckpointText(note.substr(0, blank == std::string_view::npos ? 0 : blank + 1), checkpoint);
+  Status status = ParseSignedCheckpoint(note, checkpoint);
   return status.ok() ? status : status.WithContext("a stored checkpoint: ");
 }
 

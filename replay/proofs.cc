@@ -71,10 +71,7 @@ Status MerkleCheck::LoadSignedRoots(EventLog* log, const NoteVerifier* verifier)
     if (verifier != nullptr) {
       problem = OpenCheckpoint(*verifier, note, &checkpoint);
     } else {
-      size_t blank = note.rfind("\n\n");
-      problem = blank == std::string_view::npos
-                    ? Status::Corruption("a stored checkpoint is not a signed note")
-                    : ParseCheckpointText(note.substr(0, blank + 1), &checkpoint);
+      problem = ParseSignedCheckpoint(note, &checkpoint);
     }
     if (!problem.ok()) {
       problem = problem.WithContext("the signed checkpoint of " + std::to_string(size) + " events: ");

@@ -273,7 +273,7 @@ TEST(SignedCheckpoints, TimesNeverGoBackAndTheListFromATimeIsExact) {
       std::string note;
       LogCheckpoint checkpoint;
       if (!ledger.LatestSignedCheckpoint(&note).ok()) return uint64_t{0};  // none signed yet
-      if (!ParseCheckpointText(note.substr(0, note.rfind("\n\n") + 1), &checkpoint).ok()) return uint64_t{0};
+      if (!ParseSignedCheckpoint(note, &checkpoint).ok()) return uint64_t{0};
       return checkpoint.tree_size;
     };
     for (int i = 0; i < 30; ++i) {
@@ -295,7 +295,7 @@ TEST(SignedCheckpoints, TimesNeverGoBackAndTheListFromATimeIsExact) {
   std::vector<int64_t> times;
   for (const std::string& note : all) {
     LogCheckpoint checkpoint;
-    ASSERT_TRUE(ParseCheckpointText(note.substr(0, note.rfind("\n\n") + 1), &checkpoint).ok());
+    ASSERT_TRUE(ParseSignedCheckpoint(note, &checkpoint).ok());
     times.push_back(checkpoint.time_us);
   }
   ASSERT_GE(times.size(), 30u) << "one checkpoint per write, the ten after the step back too";
@@ -355,8 +355,7 @@ TEST(ProofsOverHttp, AKeyProvesItsOwnEventsAndTheAdminProvesTheLogOnlyGrew) {
       Response answer = call("GET", "/v1/admin/checkpoints/latest");
       if (answer.status == 200) {
         LogCheckpoint checkpoint;
-        size_t blank = answer.body.rfind("\n\n");
-        EXPECT_TRUE(ParseCheckpointText(answer.body.substr(0, blank + 1), &checkpoint).ok()) << answer.body;
+        EXPECT_TRUE(ParseSignedCheckpoint(answer.body, &checkpoint).ok()) << answer.body;
         EXPECT_EQ(answer.content_type.rfind("text/plain", 0), 0u);
         if (checkpoint.tree_size >= at_least) {
           *note = answer.body;

@@ -259,6 +259,12 @@ Result<NoteVerifier> NoteVerifier::FromVerifierKey(std::string_view text) {
   return verifier;
 }
 
+Status ParseSignedCheckpoint(std::string_view note, LogCheckpoint* checkpoint) {
+  size_t blank = note.rfind("\n\n");
+  if (blank == std::string_view::npos) return Status::Corruption("a stored checkpoint is not a signed note");
+  return ParseCheckpointText(note.substr(0, blank + 1), checkpoint);
+}
+
 Result<std::string> NoteVerifier::Open(std::string_view note) const {
   size_t blank = note.rfind("\n\n");
   if (blank == std::string_view::npos) return Status::InvalidArgument("not a signed note (no blank line)");

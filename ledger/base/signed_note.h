@@ -29,6 +29,9 @@ struct LogCheckpoint {
 
 std::string CheckpointText(const LogCheckpoint& checkpoint);
 Status ParseCheckpointText(std::string_view text, LogCheckpoint* checkpoint);
+// The checkpoint of a stored signed note, its signature not checked: the
+// service reading back what it signed (an auditor uses NoteVerifier::Open).
+Status ParseSignedCheckpoint(std::string_view note, LogCheckpoint* checkpoint);
 
 class NoteSigner {
  public:
